@@ -1,0 +1,1 @@
+"""Vigil notify service."""

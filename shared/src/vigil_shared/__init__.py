@@ -1,0 +1,1 @@
+Vigil's shared contracts and plumbing.
