@@ -1,0 +1,182 @@
+"""HTML and text normalisation: what every alert text goes through before it is published.
+
+HTML is sanitised with :mod:`nh3` (scripts, styles, images/tracking pixels, event handlers and
+unsafe URLs dropped) and then rendered to text with :mod:`inscriptis`, which knows block layout
+(paragraphs, lists, tables). Links survive as ``label (url)``, or just ``url`` when the label is
+the URL. Text is then normalised: Unicode NFC, control and zero-width characters removed, runs of
+blanks collapsed, at most one empty line between paragraphs.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import nh3
+from inscriptis import get_text
+from inscriptis.model.config import ParserConfig
+from inscriptis.model.html_document_state import HtmlDocumentState
+from inscriptis.model.tag import CustomHtmlTagHandlerMapping
+
+# Tags kept by the sanitiser: structure only. No img (tracking pixels), no media, no forms.
+_ALLOWED_TAGS: frozenset[str] = frozenset(
+    {
+        "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "div", "dl", "dt",
+        "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "q", "s",
+        "small", "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead",
+        "tr", "u", "ul",
+    }
+)  # fmt: skip
+# Tags removed together with their content.
+_DROP_WITH_CONTENT: frozenset[str] = frozenset(
+    {"script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "math", "head", "title"}
+)
+_ALLOWED_ATTRIBUTES: dict[str, set[str]] = {"a": {"href"}, "td": {"colspan"}, "th": {"colspan"}}
+_URL_SCHEMES: frozenset[str] = frozenset({"http", "https", "mailto"})
+
+_TRACKING_PARAM = re.compile(r"^(utm_[a-z_]*|fbclid|gclid|mc_cid|mc_eid|_hsenc|_hsmi)$", re.IGNORECASE)
+
+_HTML_HINT = re.compile(
+    r"<\s*(p|br|div|span|a\s|a>|ul|ol|li|strong|em|b|i|h[1-6]|table|script|style|img|blockquote)\b[^>]*>"
+    r"|&(#\d+|#x[0-9a-f]+|[a-z]+);",
+    re.IGNORECASE,
+)
+# C0/C1 controls except tab and newline, plus zero-width and bidi formatting characters.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\ufeff\ufffe]"
+)
+_BLANKS = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+_LINK_SELF = re.compile(r"(?P<url>(?:https?|mailto):[^\s()]+) \((?P=url)\)")
+
+
+def strip_tracking_params(url: str) -> str:
+    """``url`` without ``utm_*``/click-id query parameters (unchanged if it does not parse)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.query:
+        return url
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAM.match(k)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+    if tag == "a" and attribute == "href":
+        return strip_tracking_params(value.strip())
+    return value
+
+
+def sanitize_html(markup: str) -> str:
+    """Sanitised HTML: only structural tags and safe links survive."""
+    return nh3.clean(
+        markup,
+        tags=set(_ALLOWED_TAGS),
+        clean_content_tags=set(_DROP_WITH_CONTENT),
+        attributes={k: set(v) for k, v in _ALLOWED_ATTRIBUTES.items()},
+        url_schemes=set(_URL_SCHEMES),
+        link_rel=None,
+        strip_comments=True,
+        attribute_filter=_attribute_filter,
+    )
+
+
+def _a_start(state: HtmlDocumentState, attrs: dict[str, Any]) -> None:
+    state.link_target = str(attrs.get("href", "") or "")
+
+
+def _a_end(state: HtmlDocumentState) -> None:
+    if state.link_target:
+        state.tags[-1].write(f" ({state.link_target})")
+    state.link_target = ""
+
+
+@lru_cache(maxsize=1)
+def _parser_config() -> ParserConfig:
+    mapping = CustomHtmlTagHandlerMapping(
+        start_tag_mapping={"a": _a_start}, end_tag_mapping={"a": _a_end}
+    )
+    return ParserConfig(custom_html_tag_handler_mapping=mapping)
+
+
+def normalize_text(text: str) -> str:
+    """Plain text normalised: NFC, no control characters, collapsed blanks, tidy line breaks."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub("", text)
+    lines = [_BLANKS.sub(" ", line).strip() for line in text.split("\n")]
+    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def normalize_inline(text: str) -> str:
+    """Single-line text (titles, names): normalised and with every line break folded to a space."""
+    return " ".join(normalize_text(text).split())
+
+
+def looks_like_html(text: str) -> bool:
+    """Whether ``text`` contains HTML markup or character references worth rendering."""
+    return _HTML_HINT.search(text) is not None
+
+
+def html_to_text(markup: str) -> str:
+    """Clean, normalised text from an HTML fragment or document."""
+    safe = sanitize_html(markup)
+    if not safe.strip():
+        return ""
+    try:
+        rendered = get_text(safe, _parser_config())
+    except Exception:  # inscriptis/lxml choking on odd markup: fall back to tag stripping
+        rendered = html.unescape(nh3.clean(safe, tags=set()))
+    rendered = _LINK_SELF.sub(r"\g<url>", rendered)
+    return normalize_text(rendered)
+
+
+def to_text(value: str, content_type: str | None = None) -> str:
+    """Clean text from a value that may be HTML (``content_type`` ``text/html`` forces it)."""
+    is_html = bool(content_type) and "html" in (content_type or "").lower()
+    if is_html or looks_like_html(value):
+        return html_to_text(value)
+    return normalize_text(value)
+
+
+# ---------------------------------------------------------------- language
+
+
+_MIN_DETECT_CHARS = 20
+_MIN_CONFIDENCE = 0.5
+
+
+@lru_cache(maxsize=1)
+def _identifier() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def normalize_language(tag: str | None) -> str | None:
+    """A BCP 47 tag reduced to its lowercase primary subtag (``en-US`` -> ``en``), or None."""
+    if not tag:
+        return None
+    primary = re.split(r"[-_]", tag.strip(), maxsplit=1)[0].lower()
+    return primary if re.fullmatch(r"[a-z]{2,3}", primary) else None
+
+
+def detect_language(text: str, hint: str | None = None) -> str | None:
+    """The language of ``text``: the source's own ``hint`` if valid, else py3langid's guess.
+
+    Returns None for text too short or too ambiguous to tell.
+    """
+    given = normalize_language(hint)
+    if given:
+        return given
+    sample = text.strip()[:5000]
+    if len(sample) < _MIN_DETECT_CHARS:
+        return None
+    lang, prob = _identifier().classify(sample)
+    if lang == "und" or float(prob) < _MIN_CONFIDENCE:
+        return None
+    return str(lang)
