@@ -1,1 +1,1 @@
-Vigil's shared contracts and plumbing.
+"""Vigil's shared event contracts and plumbing (settings, logging, streams, workers, runtime)."""

@@ -1,0 +1,156 @@
+"""The ``vigil`` command. Core commands live here; each service adds its own through the
+``vigil.commands`` entry-point group (a ``register(app: typer.Typer)`` function)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from importlib.metadata import entry_points
+from typing import Annotated, Any
+
+import typer
+
+from vigil_shared import streams
+from vigil_shared.settings import VigilSettings
+
+app = typer.Typer(
+    name="vigil",
+    help="Vigil: security warnings in, targeted notifications out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+dlq_app = typer.Typer(help="Inspect, replay and purge dead-lettered entries.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+@app.command()
+def run(
+    services: Annotated[list[str], typer.Argument(help="ingest, classify, notify, ... or all")],
+) -> None:
+    """Run one or more services in this process until SIGTERM/SIGINT."""
+    from vigil_shared.runtime import run as run_services
+
+    run_services(services)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    stuck_after: Annotated[float, typer.Option(help="Pending older than this (s) counts as stuck.")] = 300.0,
+) -> None:
+    """Streams, consumer groups, lag, pending and dead letters; exit 1 when something is stuck."""
+    from vigil_shared.runtime import redis_client
+    from vigil_shared.status import as_dict, pipeline_status, problems
+
+    async def go() -> tuple[list[Any], list[str], dict[str, Any]]:
+        redis = redis_client(VigilSettings().redis_url)
+        try:
+            sts = await pipeline_status(redis)
+            extra: dict[str, Any] = {}
+            for name, fn in _status_extensions().items():
+                try:
+                    extra[name] = await fn(redis)
+                except Exception as exc:
+                    extra[name] = {"error": str(exc)}
+            return sts, problems(sts, stuck_after_s=stuck_after), extra
+        finally:
+            await redis.aclose()
+
+    try:
+        sts, found, extra = asyncio.run(go())
+    except Exception as exc:
+        typer.echo(f"cannot read Redis at REDIS_URL: {exc} (is Redis running? set REDIS_URL)", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps({"streams": as_dict(sts), "problems": found, **extra}, indent=2, default=str))
+    else:
+        typer.echo(f"{'stream':28} {'length':>8}  {'group':10} {'lag':>6} {'pending':>8} {'oldest':>8} consumers")
+        for st in sts:
+            if not st.groups:
+                typer.echo(f"{st.stream:28} {st.length:>8}  {'-':10}")
+            for g in st.groups:
+                oldest = f"{g.oldest_pending_age_s:.0f}s" if g.oldest_pending_age_s is not None else "-"
+                typer.echo(
+                    f"{st.stream:28} {st.length:>8}  {g.name:10} {g.lag if g.lag is not None else '?':>6} "
+                    f"{g.pending:>8} {oldest:>8} {g.consumers}"
+                )
+        dead = next((s.length for s in sts if s.stream == streams.DEADLETTER), 0)
+        typer.echo(f"dead letters: {dead}")
+        for name, data in extra.items():
+            typer.echo(f"{name}: {json.dumps(data, default=str)}")
+        for p in found:
+            typer.echo(f"PROBLEM: {p}", err=True)
+    raise typer.Exit(1 if found else 0)
+
+
+def _status_extensions() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for ep in entry_points(group="vigil.status"):
+        out[ep.name] = ep.load()
+    return out
+
+
+@dlq_app.command("list")
+def dlq_list(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
+    """List dead-lettered entries with their cause."""
+    from vigil_shared import deadletters
+
+    for rec in asyncio.run(deadletters.list_entries(VigilSettings().redis_url, limit)):
+        typer.echo(f"{rec['id']}  {rec['service']:8} {rec['stream']:26} attempts={rec['attempts']}  {rec['error'][:120]}")
+
+
+@dlq_app.command("show")
+def dlq_show(entry_id: str) -> None:
+    """Show one dead-letter record in full."""
+    from vigil_shared import deadletters
+
+    rec = asyncio.run(deadletters.get_entry(VigilSettings().redis_url, entry_id))
+    if rec is None:
+        typer.echo(f"no dead letter {entry_id}; `vigil dlq list` shows the ids", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(rec, indent=2, default=str))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    entry_ids: Annotated[list[str] | None, typer.Argument(help="Dead-letter ids; none = all.")] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the dead-letter records after replaying.")] = False,
+) -> None:
+    """Re-inject dead-lettered entries into their original stream (after fixing the cause)."""
+    from vigil_shared import deadletters
+
+    n = asyncio.run(deadletters.replay(VigilSettings().redis_url, entry_ids or None, keep=keep))
+    typer.echo(f"replayed {n} entr{'y' if n == 1 else 'ies'}")
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    entry_ids: Annotated[list[str] | None, typer.Argument(help="Dead-letter ids; none = all.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> None:
+    """Delete dead-letter records."""
+    from vigil_shared import deadletters
+
+    if not entry_ids and not yes and sys.stdin.isatty():
+        typer.confirm("Delete ALL dead letters?", abort=True)
+    n = asyncio.run(deadletters.purge(VigilSettings().redis_url, entry_ids or None))
+    typer.echo(f"purged {n}")
+
+
+def _load_service_commands() -> None:
+    for ep in entry_points(group="vigil.commands"):
+        try:
+            ep.load()(app)
+        except Exception as exc:  # one broken plugin must not take the whole CLI down
+            typer.echo(f"warning: commands of {ep.name} not loaded: {exc}", err=True)
+
+
+def main() -> None:
+    _load_service_commands()
+    app()
+
+
+if __name__ == "__main__":
+    main()

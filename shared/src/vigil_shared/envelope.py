@@ -1,0 +1,64 @@
+"""Stream entries in FastStream's own envelope, so FastStream subscribers and Vigil's tools agree.
+
+An entry is ``{"__data__": <FastStream binary message v1>}`` whose body is the event's JSON and whose
+headers carry ``correlation_id``, ``content-type`` and ``event_type``.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from faststream.redis.parser.binary import BinaryMessageFormatV1
+
+from vigil_shared.events import Event
+
+DATA_FIELD = b"__data__"
+
+
+class MalformedEntry(ValueError):
+    """A stream entry that is not a FastStream-enveloped message."""
+
+
+async def encode_event(event: Event) -> dict[bytes, bytes]:
+    payload = await BinaryMessageFormatV1.encode(
+        message=event.model_dump_json().encode(),
+        reply_to=None,
+        headers={"content-type": "application/json", "event_type": event.event_type},
+        correlation_id=event.correlation_id,
+    )
+    return {DATA_FIELD: payload}
+
+
+def decode_entry(fields: dict[bytes, bytes]) -> tuple[bytes, dict[str, Any]]:
+    """The body bytes and headers of an entry; :class:`MalformedEntry` with a reason otherwise."""
+    data = fields.get(DATA_FIELD)
+    if data is None:
+        names = ", ".join(sorted(k.decode("utf-8", "replace") for k in fields)) or "none"
+        raise MalformedEntry(f"entry has no __data__ field (fields: {names}); it was not written by Vigil")
+    try:
+        return BinaryMessageFormatV1.parse(data)
+    except Exception as exc:  # the format raises assorted errors on garbage
+        raise MalformedEntry(f"entry's __data__ is not a FastStream message: {exc!r}") from exc
+
+
+def fields_to_text(fields: dict[bytes, bytes]) -> dict[str, str]:
+    """Entry fields as text for a dead-letter record; binary values become ``base64:...``."""
+    out: dict[str, str] = {}
+    for k, v in fields.items():
+        key = k.decode("utf-8", "replace")
+        try:
+            out[key] = v.decode("utf-8")
+            if "\x00" in out[key] or out[key].startswith("base64:"):
+                raise UnicodeDecodeError("utf-8", v, 0, 1, "binary")
+        except UnicodeDecodeError:
+            out[key] = "base64:" + base64.b64encode(v).decode("ascii")
+    return out
+
+
+def text_to_fields(fields: dict[str, str]) -> dict[bytes, bytes]:
+    """Inverse of :func:`fields_to_text` (used by ``vigil dlq replay``)."""
+    out: dict[bytes, bytes] = {}
+    for k, v in fields.items():
+        out[k.encode()] = base64.b64decode(v[7:]) if v.startswith("base64:") else v.encode()
+    return out

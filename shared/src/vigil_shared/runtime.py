@@ -1,0 +1,185 @@
+"""Running services: the plugin interface a service implements and the process that hosts it.
+
+A service package exposes a :class:`Service` under the ``vigil.services`` entry-point group. The
+runtime builds one FastStream broker, one Redis client and one HTTP app per process, asks each
+service for its :class:`ServiceParts` (stream workers, HTTP routers, background loops), and runs them
+until SIGTERM/SIGINT. ``vigil run all`` hosts every installed service in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+import structlog
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from faststream.redis import RedisBroker
+from redis.asyncio import Redis
+
+from vigil_shared.health import build_http_app
+from vigil_shared.logging import configure_logging
+from vigil_shared.settings import VigilSettings
+from vigil_shared.worker import StreamWorker
+
+log = structlog.get_logger("vigil.runtime")
+
+Background = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceContext:
+    settings: VigilSettings
+    redis: Redis
+    broker: RedisBroker
+
+
+@dataclass
+class ServiceParts:
+    workers: Sequence[StreamWorker[Any]] = ()
+    routers: Sequence[APIRouter] = ()
+    background: Sequence[Background] = ()
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
+
+
+@dataclass(frozen=True)
+class Service:
+    """What a service package registers under the ``vigil.services`` entry-point group."""
+
+    name: str
+    build: Callable[[ServiceContext], Awaitable[ServiceParts]]
+    description: str = ""
+
+
+def installed_services() -> dict[str, Service]:
+    found: dict[str, Service] = {}
+    for ep in entry_points(group="vigil.services"):
+        service = ep.load()
+        if not isinstance(service, Service):
+            raise TypeError(f"entry point {ep.name} ({ep.value}) is not a vigil_shared.runtime.Service")
+        found[ep.name] = service
+    return dict(sorted(found.items()))
+
+
+def redis_client(url: str) -> Redis:
+    return Redis.from_url(url, decode_responses=False, health_check_interval=30, socket_keepalive=True)
+
+
+class Host:
+    """One process hosting one or more services."""
+
+    def __init__(self, services: Sequence[Service], settings: VigilSettings) -> None:
+        self.services = services
+        self.settings = settings
+        self.redis = redis_client(settings.redis_url)
+        self.broker = RedisBroker(settings.redis_url, logger=None)
+        self.parts: list[ServiceParts] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.app: FastAPI | None = None
+        self._server: uvicorn.Server | None = None
+        self._stop = asyncio.Event()
+
+    @property
+    def workers(self) -> list[StreamWorker[Any]]:
+        return [w for p in self.parts for w in p.workers]
+
+    async def start(self) -> None:
+        ctx = ServiceContext(self.settings, self.redis, self.broker)
+        for service in self.services:
+            parts = await service.build(ctx)
+            self.parts.append(parts)
+            for worker in parts.workers:
+                worker.attach(self.broker)
+        await self.broker.start()
+        for worker in self.workers:
+            await worker.start_background(self.redis)
+        for parts in self.parts:
+            for bg in parts.background:
+                self.tasks.append(asyncio.create_task(self._supervise(bg), name=getattr(bg, "__name__", "bg")))
+        self.app = build_http_app(
+            title="Vigil " + "+".join(s.name for s in self.services),
+            routers=[r for p in self.parts for r in p.routers],
+            redis=self.redis,
+            workers=self.workers,
+            background=self.tasks,
+        )
+        if self.settings.http_port:
+            config = uvicorn.Config(
+                self.app, host=self.settings.http_host, port=self.settings.http_port,
+                log_level="warning", access_log=False, lifespan="off",
+            )
+            self._server = uvicorn.Server(config)
+            self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            self.tasks.append(asyncio.create_task(self._server.serve(), name="http"))
+        log.info(
+            "service started",
+            services=[s.name for s in self.services], consumer=self.settings.consumer_name,
+            http_port=self.settings.http_port or None,
+        )
+
+    async def _supervise(self, bg: Background) -> None:
+        """Restart a background loop that crashed, with back-off; a clean return ends it."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                await bg()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background loop crashed; restarting", loop=getattr(bg, "__name__", "bg"), in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def stop(self) -> None:
+        """Stop reading first, let in-flight batches finish, then close everything."""
+        self._stop.set()
+        log.info("stopping: no new entries are read; in-flight work finishes")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.broker.stop(), timeout=self.settings.shutdown_timeout_s)
+        for worker in self.workers:
+            await worker.stop()
+        if self._server is not None:
+            self._server.should_exit = True
+        for parts in self.parts:
+            for cb in parts.on_stop:
+                with contextlib.suppress(Exception):
+                    await cb()
+        for t in self.tasks:
+            if t.get_name() != "http":
+                t.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), timeout=5)
+        await self.redis.aclose()
+        log.info("stopped")
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        await self.stop()
+
+
+def run(names: Sequence[str]) -> None:
+    """Entry for ``vigil run``: host the named services (``all`` = every installed one)."""
+    available = installed_services()
+    if not names or list(names) == ["all"]:
+        chosen = list(available.values())
+    else:
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise SystemExit(
+                f"unknown service(s): {', '.join(unknown)}; installed: {', '.join(available) or 'none'}"
+            )
+        chosen = [available[n] for n in names]
+    settings = VigilSettings()
+    configure_logging(settings.log_level, settings.log_format, "+".join(s.name for s in chosen))
+    asyncio.run(Host(chosen, settings).run_until_signalled())

@@ -1,0 +1,64 @@
+"""Vigil's settings: one typed place, read from the environment (and an optional ``.env``).
+
+Every variable is prefixed ``VIGIL_`` except ``REDIS_URL``, the one setting every deployment sets.
+Service-specific settings extend :class:`VigilSettings` in the service's own ``settings`` module.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_consumer_name() -> str:
+    """Unique per replica: host name + pid (two replicas never share a consumer name)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class VigilSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIL_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "VIGIL_REDIS_URL"),
+        description="Redis server (redis://, rediss:// for TLS, unix://).",
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto = console on a terminal, JSON otherwise (containers)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    consumer_name: str = Field(default_factory=default_consumer_name)
+
+    # consuming
+    batch_size: int = Field(default=200, ge=1, le=10_000, description="Entries read per XREADGROUP.")
+    block_ms: int = Field(default=500, ge=1, description="XREADGROUP BLOCK time.")
+    claim_idle_ms: int = Field(
+        default=30_000, ge=100, description="Pending entries idle this long are claimed from dead replicas."
+    )
+    claim_interval_s: float = Field(default=5.0, gt=0, description="How often the claim loop runs.")
+    max_deliveries: int = Field(
+        default=5, ge=1, description="An entry delivered this often without success is dead-lettered."
+    )
+    consumer_idle_remove_s: float = Field(
+        default=3600.0, gt=0, description="Consumers without pending entries idle this long are removed."
+    )
+    # retention
+    stream_maxlen: int = Field(
+        default=100_000, ge=1000, description="Approximate retention per stream (entries), see README."
+    )
+    # http
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    shutdown_timeout_s: float = Field(default=8.0, gt=0)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> VigilSettings:
+    return VigilSettings()
