@@ -146,7 +146,9 @@ def _area(element: Element, extra_areas: list[dict[str, Any]]) -> CapArea:
 
 
 def is_cap_root(root: Element) -> bool:
-    return isinstance(root.tag, str) and _local(root.tag) == "alert" and _namespace(root.tag) in CAP_NAMESPACES
+    if not isinstance(root.tag, str):
+        return False
+    return _local(root.tag) == "alert" and _namespace(root.tag) in CAP_NAMESPACES
 
 
 def cap_from_element(root: Element, *, source_name: str = "cap") -> AlertDraft:

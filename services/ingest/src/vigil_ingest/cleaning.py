@@ -62,7 +62,8 @@ def strip_tracking_params(url: str) -> str:
         return url
     if not parts.query:
         return url
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAM.match(k)]
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = [(k, v) for k, v in pairs if not _TRACKING_PARAM.match(k)]
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -98,9 +99,7 @@ def _a_end(state: HtmlDocumentState) -> None:
 
 @lru_cache(maxsize=1)
 def _parser_config() -> ParserConfig:
-    mapping = CustomHtmlTagHandlerMapping(
-        start_tag_mapping={"a": _a_start}, end_tag_mapping={"a": _a_end}
-    )
+    mapping = CustomHtmlTagHandlerMapping(start_tag_mapping={"a": _a_start}, end_tag_mapping={"a": _a_end})
     return ParserConfig(custom_html_tag_handler_mapping=mapping)
 
 

@@ -58,13 +58,14 @@ def parse_xml(data: bytes) -> Element:
     """
     data = _blank_legacy_doctype(data)
     try:
-        return DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root: Element = DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except defusedxml.DefusedXmlException as exc:
         raise _hostile(exc) from None
     except ParseError as exc:
         raise InvalidInput(f"not well-formed XML: {exc}") from None
     except (ValueError, LookupError, RecursionError, MemoryError) as exc:  # odd encodings, depth bombs
         raise InvalidInput(f"unreadable XML: {type(exc).__name__}: {exc}") from None
+    return root
 
 
 def ensure_safe_feed(data: bytes) -> bytes:
@@ -79,7 +80,6 @@ def ensure_safe_feed(data: bytes) -> bytes:
         # (NULs dropped so UTF-16/32 text is scanned too) for any markup declaration.
         if _DECLARATION.search(data.replace(b"\x00", b"")):
             raise HostileXMLError(
-                "refused XML: it contains a DOCTYPE or ENTITY declaration; DTDs and entities are "
-                "not accepted"
+                "refused XML: it contains a DOCTYPE or ENTITY declaration; DTDs and entities are not accepted"
             ) from None
     return data
