@@ -1,0 +1,330 @@
+"""Alert x subscriptions -> matches, each with the reason in words. Pure functions, no I/O.
+
+Semantics of a :class:`~vigil_notify.subscriptions.SubscriptionFilter` (empty means "any"):
+
+* location — when the filter names ``countries``, ``places`` or ``near``, at least one must hold:
+  a country of the alert (``classification.countries`` or a location's ``country_code``) is listed;
+  a location has a listed geonameid, or a listed name (accent/case/"St."-insensitive; ``Name, CC``
+  also checks the country); a ``Name, CC`` place also matches a country-wide location of that
+  country (a nationwide alert covers the city); a city/region location with coordinates lies within
+  ``near.radius_km`` (haversine) — country-level centroids are never used for ``near``;
+* ``threat_types`` / ``target_types`` — the alert has at least one of them;
+* ``min_severity`` / ``min_urgency`` — by :data:`SEVERITY_RANK` / :data:`URGENCY_RANK`;
+* non-threat messages (``is_threat`` false) only with ``include_non_threats``;
+* ``active`` — today (UTC date of ``now``) within the trip window; disabled subscriptions never match.
+
+:class:`SubscriptionIndex` is built once per subscription-set version. It files each subscription
+under the keys that can make it match — country, place name, geonameid, a 1°x1° geo cell of its
+``near`` circle, or (without any location) its threat types or a catch-all list — so one alert looks
+up a few buckets instead of scanning every subscription; the full predicate then runs on the
+candidates only. The index is a superset filter by construction; tests check it equals a brute
+force scan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from vigil_shared.events import SEVERITY_RANK, URGENCY_RANK, AlertClassified
+
+from vigil_notify.subscriptions import Subscription, normalise_place
+
+EARTH_RADIUS_KM = 6371.0088
+CELL_DEG = 1.0
+MAX_CELLS = 400
+"""A ``near`` circle spanning more cells than this goes to the wide-circle list (checked always)."""
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    subscription: Subscription
+    reasons: tuple[str, ...]
+
+    @property
+    def explanation(self) -> str:
+        return "matched: " + "; ".join(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loc:
+    name: str
+    norm: str
+    country: str
+    geonameid: int | None
+    lat: float | None
+    lon: float | None
+    is_country: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFeatures:
+    """What matching needs from an alert, computed once per alert."""
+
+    countries: frozenset[str]
+    locations: tuple[_Loc, ...]
+    threats: tuple[str, ...]
+    threat_set: frozenset[str]
+    targets: frozenset[str]
+    severity: str
+    urgency: str
+    severity_rank: int
+    urgency_rank: int
+    is_threat: bool
+
+    @classmethod
+    def of(cls, alert: AlertClassified) -> AlertFeatures:
+        c = alert.classification
+        locs = tuple(
+            _Loc(
+                name=loc.name,
+                norm=normalise_place(loc.name),
+                country=loc.country_code.upper(),
+                geonameid=loc.geonameid,
+                lat=loc.latitude,
+                lon=loc.longitude,
+                is_country=loc.kind == "country",
+            )
+            for loc in c.locations
+        )
+        countries = frozenset({cc.upper() for cc in c.countries} | {loc.country for loc in locs})
+        threats = tuple(t.type for t in c.threat_types)
+        return cls(
+            countries=countries,
+            locations=locs,
+            threats=threats,
+            threat_set=frozenset(threats),
+            targets=frozenset(t.type for t in c.targets),
+            severity=c.severity,
+            urgency=c.urgency,
+            severity_rank=SEVERITY_RANK.get(c.severity, 0),
+            urgency_rank=URGENCY_RANK.get(c.urgency, 0),
+            is_threat=c.is_threat,
+        )
+
+
+class _Compiled:
+    """A subscription's filter in the shape the hot loop wants."""
+
+    __slots__ = (
+        "countries", "from_", "has_location", "ids", "include_non_threats", "min_sev", "min_urg",
+        "names", "near", "places", "sub", "targets", "threats", "until",
+    )  # fmt: skip
+
+    def __init__(self, sub: Subscription) -> None:
+        f = sub.filter
+        self.sub = sub
+        self.countries = frozenset(f.countries)
+        self.places = f.places
+        self.ids = frozenset(p.geonameid for p in f.places if p.geonameid is not None)
+        self.names = frozenset(p.norm for p in f.places if p.name)
+        self.near = (f.near.lat, f.near.lon, f.near.radius_km) if f.near else None
+        self.has_location = f.has_location
+        self.threats = frozenset(f.threat_types)
+        self.targets = frozenset(f.target_types)
+        self.min_sev = SEVERITY_RANK[f.min_severity]
+        self.min_urg = URGENCY_RANK[f.min_urgency]
+        self.include_non_threats = f.include_non_threats
+        self.from_ = f.active.from_ if f.active else None
+        self.until = f.active.until if f.active else None
+
+    def evaluate(self, a: AlertFeatures, today: date) -> Match | None:
+        sub = self.sub
+        if not sub.enabled:
+            return None
+        if (self.from_ is not None and today < self.from_) or (self.until is not None and today > self.until):
+            return None
+        if not a.is_threat and not self.include_non_threats:
+            return None
+        if a.severity_rank < self.min_sev or a.urgency_rank < self.min_urg:
+            return None
+        if self.threats and not (self.threats & a.threat_set):
+            return None
+        if self.targets and not (self.targets & a.targets):
+            return None
+        reasons: list[str] = []
+        if self.has_location:
+            where = self._where(a)
+            if where is None:
+                return None
+            reasons.append(where)
+        else:
+            reasons.append("any location")
+        if self.threats:
+            reasons.append("threat " + ", ".join(t for t in a.threats if t in self.threats))
+        elif a.threats:
+            reasons.append("threat " + ", ".join(a.threats) + " (any threat)")
+        elif not a.is_threat:
+            reasons.append("non-threat message (included)")
+        if self.targets:
+            reasons.append("target " + ", ".join(sorted(self.targets & a.targets)))
+        f = sub.filter
+        reasons.append(f"severity {a.severity} >= {f.min_severity}")
+        if self.min_urg:
+            reasons.append(f"urgency {a.urgency} >= {f.min_urgency}")
+        if f.active:
+            reasons.append(f"active {f.active.from_ or '…'}..{f.active.until or '…'}")
+        return Match(sub, tuple(reasons))
+
+    def _where(self, a: AlertFeatures) -> str | None:
+        if self.ids or self.names:
+            for loc in a.locations:
+                if loc.geonameid is not None and loc.geonameid in self.ids:
+                    return f"place {loc.name}, {loc.country} (geonameid {loc.geonameid})"
+                if loc.norm in self.names:
+                    for p in self.places:
+                        if p.name and p.norm == loc.norm and (p.country_code in (None, loc.country)):
+                            return f"place {loc.name}, {loc.country}"
+            for loc in a.locations:
+                if loc.is_country:
+                    for p in self.places:
+                        if p.country_code == loc.country:
+                            return f"country-wide alert for {loc.country} covers {p.label}"
+        if self.near is not None:
+            lat0, lon0, radius = self.near
+            best: tuple[float, _Loc] | None = None
+            for loc in a.locations:
+                if loc.is_country or loc.lat is None or loc.lon is None:
+                    continue
+                d = haversine_km(lat0, lon0, loc.lat, loc.lon)
+                if d <= radius and (best is None or d < best[0]):
+                    best = (d, loc)
+            if best is not None:
+                d, loc = best
+                return f"place {loc.name}, {loc.country} within {radius:g} km ({d:.0f} km away)"
+        if self.countries:
+            hit = sorted(self.countries & a.countries)
+            if hit:
+                return "country " + ", ".join(hit)
+        return None
+
+
+def _cell(lat: float, lon: float) -> tuple[int, int]:
+    return (math.floor(lat / CELL_DEG), math.floor(((lon + 180.0) % 360.0 - 180.0) / CELL_DEG))
+
+
+def _circle_cells(lat: float, lon: float, radius_km: float) -> list[tuple[int, int]] | None:
+    """Every 1° cell a circle's bounding box touches, or None when that is too many."""
+    dlat = radius_km / 111.0 + 1e-6
+    lat_lo, lat_hi = lat - dlat, lat + dlat
+    if lat_lo <= -89.0 or lat_hi >= 89.0:
+        return None  # near a pole: longitudes converge, do not index
+    coslat = min(math.cos(math.radians(lat_lo)), math.cos(math.radians(lat_hi)))
+    dlon = radius_km / (111.0 * coslat) + 1e-6
+    if dlon >= 180.0:
+        return None
+    rows = range(math.floor(lat_lo / CELL_DEG), math.floor(lat_hi / CELL_DEG) + 1)
+    lon_lo, lon_hi = lon - dlon, lon + dlon
+    ncols = math.floor(lon_hi / CELL_DEG) - math.floor(lon_lo / CELL_DEG) + 1
+    if len(rows) * ncols > MAX_CELLS:
+        return None
+    cols = {_cell(0.0, lon_lo + i * CELL_DEG)[1] for i in range(ncols)} | {_cell(0.0, lon_hi)[1]}
+    return [(r, c) for r in rows for c in cols]
+
+
+class SubscriptionIndex:
+    """Subscriptions filed by what can make them match; immutable, one per set version."""
+
+    def __init__(self, subscriptions: Iterable[Subscription], *, version: int = 0) -> None:
+        self.version = version
+        self.by_country: dict[str, list[_Compiled]] = {}
+        self.by_name: dict[str, list[_Compiled]] = {}
+        self.by_geonameid: dict[int, list[_Compiled]] = {}
+        self.by_place_country: dict[str, list[_Compiled]] = {}
+        self.by_cell: dict[tuple[int, int], list[_Compiled]] = {}
+        self.wide_near: list[_Compiled] = []
+        self.by_threat: dict[str, list[_Compiled]] = {}
+        self.catch_all: list[_Compiled] = []
+        self.size = 0
+        for sub in subscriptions:
+            if sub.enabled:
+                self._add(_Compiled(sub))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _add(self, c: _Compiled) -> None:
+        self.size += 1
+        if not c.has_location:
+            if c.threats:
+                for t in c.threats:
+                    self.by_threat.setdefault(t, []).append(c)
+            else:
+                self.catch_all.append(c)
+            return
+        for cc in c.countries:
+            self.by_country.setdefault(cc, []).append(c)
+        for p in c.places:
+            if p.geonameid is not None:
+                self.by_geonameid.setdefault(p.geonameid, []).append(c)
+            if p.name:
+                self.by_name.setdefault(p.norm, []).append(c)
+            if p.country_code:
+                self.by_place_country.setdefault(p.country_code, []).append(c)
+        if c.near is not None:
+            cells = _circle_cells(*c.near)
+            if cells is None:
+                self.wide_near.append(c)
+            else:
+                for cell in cells:
+                    self.by_cell.setdefault(cell, []).append(c)
+
+    def candidates(self, a: AlertFeatures) -> dict[int, _Compiled]:
+        found: dict[int, _Compiled] = {}
+        for bucket in (self.catch_all, self.wide_near):
+            for c in bucket:
+                found[id(c)] = c
+        for t in a.threat_set:
+            for c in self.by_threat.get(t, ()):
+                found[id(c)] = c
+        for cc in a.countries:
+            for c in self.by_country.get(cc, ()):
+                found[id(c)] = c
+        for loc in a.locations:
+            for c in self.by_name.get(loc.norm, ()):
+                found[id(c)] = c
+            if loc.geonameid is not None:
+                for c in self.by_geonameid.get(loc.geonameid, ()):
+                    found[id(c)] = c
+            if loc.is_country:
+                for c in self.by_place_country.get(loc.country, ()):
+                    found[id(c)] = c
+            elif loc.lat is not None and loc.lon is not None:
+                for c in self.by_cell.get(_cell(loc.lat, loc.lon), ()):
+                    found[id(c)] = c
+        return found
+
+
+def match(alert: AlertClassified, subscriptions: SubscriptionIndex, now: datetime) -> list[Match]:
+    """The subscriptions ``alert`` should reach at ``now``, sorted by subscription id."""
+    features = AlertFeatures.of(alert)
+    today = now.date()
+    out = []
+    for c in subscriptions.candidates(features).values():
+        m = c.evaluate(features, today)
+        if m is not None:
+            out.append(m)
+    out.sort(key=lambda m: m.subscription.id)
+    return out
+
+
+def match_one(alert: AlertClassified, subscription: Subscription, now: datetime) -> Match | None:
+    """Evaluate one subscription without an index (the brute-force reference)."""
+    return _Compiled(subscription).evaluate(AlertFeatures.of(alert), now.date())
+
+
+def match_scan(alert: AlertClassified, subscriptions: Iterable[Subscription], now: datetime) -> list[Match]:
+    """Brute-force :func:`match` over every subscription (reference for tests and tiny sets)."""
+    features = AlertFeatures.of(alert)
+    out = [m for s in subscriptions if (m := _Compiled(s).evaluate(features, now.date())) is not None]
+    out.sort(key=lambda m: m.subscription.id)
+    return out

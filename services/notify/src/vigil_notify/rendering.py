@@ -1,0 +1,268 @@
+# ruff: noqa: E501  (templates are easier to read unwrapped)
+"""Messages from templates: a title, plain text, Markdown and HTML, plus a structured payload.
+
+Templates are Jinja2 (``*.html`` templates autoescaped; Markdown gets its own escaping filter).
+They show severity/urgency, places, threat types and targets, the advice (CAP ``instruction`` when
+present), the evidence snippets the classifier quoted, a link, and "why you got this" — the match
+explanation. Updates and cancellations are marked in the title and the first line.
+Override any template by passing ``templates={"title.txt": "...", ...}`` to :class:`Renderer`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jinja2 import DictLoader, Environment, StrictUndefined
+from vigil_shared.events import AlertClassified, DeliveryKind
+
+from vigil_notify.channels.base import Message
+
+KIND_LABEL = {"new": "", "update": "UPDATE", "cancel": "CANCELLED", "digest": "DIGEST"}
+
+TITLE = """{% if kind_label %}[{{ kind_label }}] {% endif %}[{{ severity }}] {{ title }}"""
+
+TEXT = """\
+{% if kind == "cancel" %}CANCELLED: the alert below has been withdrawn by its issuer.
+{% elif kind == "update" %}UPDATE to an alert you received earlier (revision {{ revision }}).
+{% endif %}{{ title }}
+Severity: {{ severity }} | Urgency: {{ urgency }}{% if issuer %} | Issuer: {{ issuer }}{% endif %}
+{% if places %}Places: {{ places | join(", ") }}
+{% endif %}{% if threats %}Threats: {{ threats | join(", ") }}
+{% endif %}{% if targets %}Targets: {{ targets | join(", ") }}
+{% endif %}
+{{ text }}
+{% if advice %}
+Advice: {{ advice }}
+{% endif %}{% if evidence %}
+Evidence:
+{% for e in evidence %}  - "{{ e }}"
+{% endfor %}{% endif %}{% if url %}
+Link: {{ url }}
+{% endif %}
+Why you got this: {{ reason }} (subscription "{{ subscription_name }}")
+"""
+
+MARKDOWN = """\
+{% if kind == "cancel" %}**CANCELLED**: the alert below has been withdrawn by its issuer.
+
+{% elif kind == "update" %}**UPDATE** to an alert you received earlier (revision {{ revision }}).
+
+{% endif %}**{{ title | md }}**
+
+*Severity:* {{ severity }} · *Urgency:* {{ urgency }}{% if issuer %} · *Issuer:* {{ issuer | md }}{% endif %}
+{% if places %}
+*Places:* {{ places | join(", ") | md }}{% endif %}{% if threats %}
+*Threats:* {{ threats | join(", ") | md }}{% endif %}{% if targets %}
+*Targets:* {{ targets | join(", ") | md }}{% endif %}
+
+{{ text | md }}
+{% if advice %}
+**Advice:** {{ advice | md }}
+{% endif %}{% if evidence %}
+**Evidence:**
+{% for e in evidence %}> {{ e | md }}
+{% endfor %}{% endif %}{% if url %}
+[Read the full alert]({{ url }})
+{% endif %}
+_Why you got this: {{ reason | md }}_
+"""
+
+HTML = """\
+<div class="vigil-alert vigil-{{ kind }}">
+{% if kind == "cancel" %}<p><strong>CANCELLED</strong>: the alert below has been withdrawn by its issuer.</p>
+{% elif kind == "update" %}<p><strong>UPDATE</strong> to an alert you received earlier (revision {{ revision }}).</p>
+{% endif %}<h2>{{ title }}</h2>
+<p><strong>Severity:</strong> {{ severity }} &middot; <strong>Urgency:</strong> {{ urgency }}{% if issuer %} &middot; <strong>Issuer:</strong> {{ issuer }}{% endif %}</p>
+<ul>
+{% if places %}<li><strong>Places:</strong> {{ places | join(", ") }}</li>{% endif %}
+{% if threats %}<li><strong>Threats:</strong> {{ threats | join(", ") }}</li>{% endif %}
+{% if targets %}<li><strong>Targets:</strong> {{ targets | join(", ") }}</li>{% endif %}
+</ul>
+<p>{{ text }}</p>
+{% if advice %}<p><strong>Advice:</strong> {{ advice }}</p>{% endif %}
+{% if evidence %}<p><strong>Evidence:</strong></p><ul>{% for e in evidence %}<li><q>{{ e }}</q></li>{% endfor %}</ul>{% endif %}
+{% if url %}<p><a href="{{ url }}">Read the full alert</a></p>{% endif %}
+<p><em>Why you got this: {{ reason }}</em></p>
+</div>
+"""
+
+DIGEST_TITLE = """[DIGEST] {{ items | length }} more alert{{ "s" if items | length != 1 else "" }} for "{{ subscription_name }}\""""
+
+DIGEST_TEXT = """\
+You reached the notification limit for this channel; these alerts were folded into one digest:
+{% for i in items %}
+- [{{ i.severity }}] {{ i.title }}{% if i.places %} ({{ i.places | join(", ") }}){% endif %}{% if i.url %}
+  {{ i.url }}{% endif %}
+  why: {{ i.reason }}
+{% endfor %}"""
+
+DIGEST_MARKDOWN = """\
+You reached the notification limit for this channel; these alerts were folded into one digest:
+{% for i in items %}
+- **[{{ i.severity }}] {{ i.title | md }}**{% if i.places %} ({{ i.places | join(", ") | md }}){% endif %}{% if i.url %} — [link]({{ i.url }}){% endif %}
+  _why: {{ i.reason | md }}_
+{% endfor %}"""
+
+DIGEST_HTML = """\
+<div class="vigil-digest"><p>You reached the notification limit for this channel; these alerts were folded into one digest:</p>
+<ul>{% for i in items %}<li><strong>[{{ i.severity }}] {{ i.title }}</strong>{% if i.places %} ({{ i.places | join(", ") }}){% endif %}{% if i.url %} &mdash; <a href="{{ i.url }}">link</a>{% endif %}<br><em>why: {{ i.reason }}</em></li>{% endfor %}</ul></div>
+"""
+
+DEFAULT_TEMPLATES = {
+    "title.txt": TITLE,
+    "body.txt": TEXT,
+    "body.md": MARKDOWN,
+    "body.html": HTML,
+    "digest_title.txt": DIGEST_TITLE,
+    "digest.txt": DIGEST_TEXT,
+    "digest.md": DIGEST_MARKDOWN,
+    "digest.html": DIGEST_HTML,
+}
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+def md_escape(value: Any) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", str(value))
+
+
+def _safe_url(url: str | None) -> str | None:
+    return url if url and re.match(r"^https?://", url, re.I) else None
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    alert_id: str
+    revision: int
+    title: str
+    severity: str
+    places: tuple[str, ...]
+    url: str | None
+    reason: str
+    threat_types: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "revision": self.revision,
+            "title": self.title,
+            "severity": self.severity,
+            "places": list(self.places),
+            "url": self.url,
+            "reason": self.reason,
+            "threat_types": list(self.threat_types),
+        }
+
+
+@dataclass
+class Renderer:
+    templates: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        env = Environment(
+            loader=DictLoader({**DEFAULT_TEMPLATES, **self.templates}),
+            autoescape=lambda name: bool(name and name.endswith(".html")),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        env.filters["md"] = md_escape
+        self.env = env
+
+    def context(
+        self, alert: AlertClassified, *, kind: DeliveryKind, reason: str, subscription_name: str
+    ) -> dict[str, Any]:
+        a, c = alert.alert, alert.classification
+        cap = a.cap
+        evidence: list[str] = []
+        for label in (*c.threat_types, *c.targets):
+            for ev in label.evidence:
+                if ev.text and ev.text not in evidence:
+                    evidence.append(ev.text)
+        return {
+            "kind": kind,
+            "kind_label": KIND_LABEL[kind],
+            "title": a.title or (cap.headline if cap and cap.headline else "") or a.text[:80],
+            "text": a.text,
+            "issuer": a.issuer or a.source_name,
+            "severity": c.severity,
+            "urgency": c.urgency,
+            "places": [f"{loc.name}, {loc.country_code}" for loc in c.locations] or list(c.countries),
+            "threats": [t.type for t in c.threat_types],
+            "targets": [t.type for t in c.targets],
+            "advice": cap.instruction if cap and cap.instruction else None,
+            "evidence": evidence[:5],
+            "url": _safe_url(a.url),
+            "reason": reason,
+            "revision": a.revision,
+            "subscription_name": subscription_name,
+        }
+
+    def render(
+        self,
+        alert: AlertClassified,
+        *,
+        kind: DeliveryKind,
+        reason: str,
+        subscription_id: str,
+        subscription_name: str,
+        idempotency_key: str = "",
+    ) -> Message:
+        ctx = self.context(alert, kind=kind, reason=reason, subscription_name=subscription_name)
+        a, c = alert.alert, alert.classification
+        payload = {
+            "alert_id": a.alert_id,
+            "revision": a.revision,
+            "revision_of": a.revision_of,
+            "subscription_id": subscription_id,
+            "kind": kind,
+            "title": ctx["title"],
+            "severity": c.severity,
+            "urgency": c.urgency,
+            "places": ctx["places"],
+            "countries": list(c.countries),
+            "threat_types": ctx["threats"],
+            "targets": ctx["targets"],
+            "advice": ctx["advice"],
+            "url": ctx["url"],
+            "reason": reason,
+            "correlation_id": alert.correlation_id,
+            "idempotency_key": idempotency_key,
+            "sent_at": datetime.now().astimezone().isoformat(),
+        }
+        return self._message(ctx, "title.txt", "body", payload, idempotency_key)
+
+    def render_digest(
+        self,
+        items: list[DigestItem],
+        *,
+        subscription_id: str,
+        subscription_name: str,
+        idempotency_key: str = "",
+    ) -> Message:
+        ctx = {"items": items, "subscription_name": subscription_name}
+        payload = {
+            "kind": "digest",
+            "subscription_id": subscription_id,
+            "alerts": [i.as_dict() for i in items],
+            "idempotency_key": idempotency_key,
+            "sent_at": datetime.now().astimezone().isoformat(),
+        }
+        msg = self._message(ctx, "digest_title.txt", "digest", payload, idempotency_key)
+        payload["title"] = msg.title
+        return msg
+
+    def _message(
+        self, ctx: dict[str, Any], title_tpl: str, body: str, payload: dict[str, Any], key: str
+    ) -> Message:
+        title = " ".join(self.env.get_template(title_tpl).render(ctx).split())
+        return Message(
+            title=title,
+            text=self.env.get_template(f"{body}.txt").render(ctx),
+            markdown=self.env.get_template(f"{body}.md").render(ctx),
+            html=self.env.get_template(f"{body}.html").render(ctx),
+            payload=payload,
+            idempotency_key=key,
+        )
