@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,13 @@ def installed_services() -> dict[str, Service]:
     return dict(sorted(found.items()))
 
 
+def make_broker(url: str) -> RedisBroker:
+    """FastStream's broker; its own per-message logs go to DEBUG, its errors still show."""
+    fs_logger = logging.getLogger("vigil.faststream")
+    fs_logger.setLevel(logging.WARNING)
+    return RedisBroker(url, logger=fs_logger, log_level=logging.DEBUG)
+
+
 def redis_client(url: str) -> Redis:
     return Redis.from_url(url, decode_responses=False, health_check_interval=30, socket_keepalive=True)
 
@@ -77,7 +85,7 @@ class Host:
         self.services = services
         self.settings = settings
         self.redis = redis_client(settings.redis_url)
-        self.broker = RedisBroker(settings.redis_url, logger=None)
+        self.broker = make_broker(settings.redis_url)
         self.parts: list[ServiceParts] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.app: FastAPI | None = None
@@ -95,6 +103,7 @@ class Host:
             self.parts.append(parts)
             for worker in parts.workers:
                 worker.attach(self.broker)
+                await worker.prepare(self.redis)
         await self.broker.start()
         for worker in self.workers:
             await worker.start_background(self.redis)

@@ -31,7 +31,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import structlog
 from faststream import Context
 from faststream.middlewares import AckPolicy
-from faststream.params import NoCast
+from faststream.params.no_cast import NoCastField
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import RedisBatchStreamMessage
 from redis.asyncio import Redis
@@ -129,19 +129,27 @@ class StreamWorker(Generic[E]):
 
         async def _raw_batch_parser(raw: Any, _original: Any) -> RedisBatchStreamMessage:
             # Keep the raw entries: each is validated on its own, so one bad entry cannot fail the batch.
-            return RedisBatchStreamMessage(raw_message=raw, body=b"", content_type="application/json")
+            return RedisBatchStreamMessage(
+                raw_message=raw, body=b"", content_type="application/json", consumer=self.redis, group=self.group
+            )
 
         async def _no_decode(_msg: Any, _original: Any) -> list[Any]:
             return []
 
         async def on_batch(
-            body: Annotated[list[model], NoCast()],  # type: ignore[valid-type]
+            body: Annotated[list[model], NoCastField()],  # type: ignore[valid-type]
             message: Annotated[RedisBatchStreamMessage, Context("message")],
         ) -> None:
             raw = message.raw_message
             entries = list(zip(raw["message_ids"], raw["data"], strict=True))
             await self.process(entries)
 
+        # real objects, not strings: FastStream resolves them at registration (and documents the model)
+        on_batch.__annotations__ = {
+            "body": Annotated[list[model], NoCastField()],  # type: ignore[valid-type]
+            "message": Annotated[RedisBatchStreamMessage, Context("message")],
+            "return": None,
+        }
         on_batch.__doc__ = self.description or f"{self.service} consumes {model.__name__} events."
         self._subscriber = broker.subscriber(
             stream=StreamSub(
@@ -151,13 +159,19 @@ class StreamWorker(Generic[E]):
                 batch=True,
                 max_records=self.settings.batch_size,
                 polling_interval=self.settings.block_ms,
-                last_id="0",
             ),
             parser=_raw_batch_parser,
             decoder=_no_decode,
             ack_policy=AckPolicy.MANUAL,
             title=f"{self.stream}:{self.group}",
-        )(on_batch)
+        )
+        self._subscriber(on_batch)
+
+    async def prepare(self, redis: Redis) -> None:
+        """Before the broker starts: create the group at the start of the stream (FastStream would
+        create it at ``$`` and miss entries written before the first replica started)."""
+        self.redis = redis
+        await self.ensure_group()
 
     async def start_background(self, redis: Redis) -> None:
         self.redis = redis

@@ -1,0 +1,153 @@
+"""StreamWorker against a real Redis: flow, poison entries, retries, claiming, NOGROUP recovery."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import pytest
+from faststream.redis import RedisBroker
+from redis.asyncio import Redis
+from vigil_shared import streams
+from vigil_shared.envelope import decode_entry
+from vigil_shared.events import AlertReceived, DeadLetter, parse_event
+from vigil_shared.runtime import make_broker
+from vigil_shared.settings import VigilSettings
+from vigil_shared.worker import Publication, StreamWorker, publish_events
+
+IN, OUT, GROUP = "test.in", "test.out", "testers"
+
+
+def alert(n: int, text: str = "ok") -> AlertReceived:
+    return AlertReceived(correlation_id=f"c{n}", producer="test", alert_id=f"al_{n}", source_kind="api",
+                         source_name="t", title=f"t{n}", text=text)
+
+
+async def wait_for(cond: Callable[[], Any], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if await cond():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def out_ids(redis: Redis) -> list[str]:
+    rows = await redis.xrange(OUT)
+    return [parse_event(AlertReceived, decode_entry(f)[0]).alert_id for _, f in rows]
+
+
+async def dead_letters(redis: Redis) -> list[DeadLetter]:
+    return [parse_event(DeadLetter, decode_entry(f)[0]) for _, f in await redis.xrange(streams.DEADLETTER)]
+
+
+@pytest.fixture
+async def workers(redis_url: str) -> AsyncIterator[Callable[..., Any]]:
+    started: list[tuple[RedisBroker, StreamWorker[AlertReceived], Redis]] = []
+
+    async def make(handler: Any, consumer: str = "c1", **overrides: Any) -> StreamWorker[AlertReceived]:
+        settings = VigilSettings(redis_url=redis_url, consumer_name=consumer, block_ms=50,
+                                 claim_interval_s=0.2, claim_idle_ms=300, max_deliveries=3, **overrides)
+        broker = make_broker(redis_url)
+        client = Redis.from_url(redis_url)
+        worker = StreamWorker(service="tester", stream=IN, group=GROUP, model=AlertReceived,
+                              handler=handler, settings=settings)
+        worker.attach(broker)
+        await worker.prepare(client)
+        await broker.start()
+        await worker.start_background(client)
+        started.append((broker, worker, client))
+        return worker
+
+    yield make
+    for broker, worker, client in started:
+        await worker.stop()
+        await broker.stop()
+        await client.aclose()
+
+
+async def relay(event: AlertReceived) -> Sequence[Publication]:
+    return [Publication(OUT, event)]
+
+
+async def test_valid_events_are_relayed_and_acknowledged(redis: Redis, workers: Any) -> None:
+    await workers(relay)
+    await publish_events(redis, [Publication(IN, alert(i)) for i in range(50)], 10_000)
+    await wait_for(lambda: _len(redis, OUT, 50))
+    assert sorted(await out_ids(redis)) == sorted(f"al_{i}" for i in range(50))
+    assert (await redis.xpending(IN, GROUP))["pending"] == 0
+
+
+async def _len(redis: Redis, stream: str, n: int) -> bool:
+    return int(await redis.xlen(stream)) >= n if await redis.exists(stream) else False
+
+
+async def test_poison_entries_are_dead_lettered_and_the_batch_flows(redis: Redis, workers: Any) -> None:
+    await workers(relay)
+    await publish_events(redis, [Publication(IN, alert(1))], 10_000)
+    await redis.xadd(IN, {"garbage": "yes"})
+    await redis.xadd(IN, {"__data__": b"\x89BIN\r\n\x1a\nbroken"})
+    await publish_events(redis, [Publication(IN, alert(2))], 10_000)
+    await wait_for(lambda: _len(redis, streams.DEADLETTER, 2))
+    await wait_for(lambda: _len(redis, OUT, 2))
+    dls = await dead_letters(redis)
+    assert {d.service for d in dls} == {"tester"}
+    assert any("no __data__ field" in d.error for d in dls)
+    assert any("not a FastStream message" in d.error or "not a valid" in d.error for d in dls)
+    assert sorted(await out_ids(redis)) == ["al_1", "al_2"]
+    assert (await redis.xpending(IN, GROUP))["pending"] == 0
+
+
+async def test_a_failing_handler_is_retried_then_dead_lettered(redis: Redis, workers: Any) -> None:
+    calls: dict[str, int] = {}
+
+    async def flaky(event: AlertReceived) -> Sequence[Publication]:
+        calls[event.alert_id] = calls.get(event.alert_id, 0) + 1
+        if event.text == "poison":
+            raise RuntimeError("cannot handle this one")
+        if event.text == "twice" and calls[event.alert_id] < 3:
+            raise ConnectionError("temporary")
+        return [Publication(OUT, event)]
+
+    await workers(flaky)
+    await publish_events(
+        redis, [Publication(IN, alert(1)), Publication(IN, alert(2, "poison")), Publication(IN, alert(3, "twice"))],
+        10_000,
+    )
+    await wait_for(lambda: _len(redis, streams.DEADLETTER, 1), timeout=15)
+    await wait_for(lambda: _len(redis, OUT, 2), timeout=15)
+    dls = await dead_letters(redis)
+    assert len(dls) == 1
+    assert dls[0].attempts == 3 and "cannot handle this one" in dls[0].error
+    assert sorted(await out_ids(redis)) == ["al_1", "al_3"]
+    assert calls["al_2"] == 3 and calls["al_3"] == 3
+    await wait_for(lambda: _no_pending(redis))
+
+
+async def _no_pending(redis: Redis) -> bool:
+    return (await redis.xpending(IN, GROUP))["pending"] == 0
+
+
+async def test_entries_of_a_dead_consumer_are_claimed(redis: Redis, workers: Any) -> None:
+    await publish_events(redis, [Publication(IN, alert(i)) for i in range(5)], 10_000)
+    # a "replica" that read the entries and died before acknowledging
+    await redis.xgroup_create(IN, GROUP, id="0", mkstream=True)
+    await redis.xreadgroup(GROUP, "dead-replica", {IN: ">"}, count=10)
+    assert (await redis.xpending(IN, GROUP))["pending"] == 5
+    await workers(relay, consumer="survivor")
+    await wait_for(lambda: _len(redis, OUT, 5), timeout=10)
+    assert sorted(await out_ids(redis)) == [f"al_{i}" for i in range(5)]
+    await wait_for(lambda: _no_pending(redis))
+
+
+async def test_group_is_recreated_after_the_stream_disappears(redis: Redis, workers: Any) -> None:
+    await workers(relay)
+    await publish_events(redis, [Publication(IN, alert(1))], 10_000)
+    await wait_for(lambda: _len(redis, OUT, 1))
+    await redis.delete(IN)  # as after a Redis restart without persistence: NOGROUP
+    await asyncio.sleep(0.5)
+    await publish_events(redis, [Publication(IN, alert(2))], 10_000)
+    await wait_for(lambda: _len(redis, OUT, 2), timeout=15)
+    assert sorted(await out_ids(redis)) == ["al_1", "al_2"]
