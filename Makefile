@@ -1,0 +1,38 @@
+# Vigil — the two commands a new user needs: `make demo` and `make test`.
+# Both install what is missing (uv, then the locked dependencies) before they run.
+
+PYTHON ?= python3
+UV_VERSION ?= 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+
+.PHONY: help install demo test test-fast lint typecheck bench docs clean
+
+help:
+	@echo "make demo   - run the whole pipeline locally on sample alerts (no Redis or Docker needed)"
+	@echo "make test   - run the test suite against a real (private) Redis"
+	@echo "make bench  - measure throughput and latency beside a plain-Redis ceiling"
+	@echo "make lint   - ruff + mypy"
+
+install:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+		{ echo "installing uv $(UV_VERSION) with pip"; $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"; }
+	@$(UV) sync --frozen --all-packages --quiet
+
+demo: install
+	$(UV) run vigil demo
+
+test: install
+	$(UV) run pytest
+
+test-fast: install
+	$(UV) run pytest -m "not e2e and not slow"
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run mypy shared/src
+
+bench: install
+	$(UV) run vigil bench
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
