@@ -113,7 +113,8 @@ def detect_kind(data: bytes, content_type: str | None = None) -> InputKind:
     media = _media_type(content_type)
     if media in _KIND_BY_TYPE and media not in ("text/plain", "text/html"):
         return _KIND_BY_TYPE[media]
-    if media and media not in _XML_TYPES and media != "text/plain" and not media.endswith(("+json", "+xml")):
+    known = media in _KIND_BY_TYPE or media in _XML_TYPES or media.endswith(("+json", "+xml"))
+    if media and not known:
         raise UnsupportedContent(
             f"unsupported content type {media!r}: send JSON, RSS/Atom, CAP XML, HTML or plain text"
         )

@@ -43,6 +43,7 @@ DEFAULT_BACKOFF_CAP_S = 3600.0
 MIN_RETRY_DELAY_S = 1.0
 MAX_REMEMBERED_CAP_LINKS = 1000
 USER_AGENT = "vigil-ingest/0.1 (+security alert aggregator)"
+_TRUSTED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/cap+xml"})
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/cap+xml, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -334,7 +335,10 @@ async def poll_once(
     if not 200 <= response.status < 300:
         return failed(f"HTTP {response.status} from {feed.url}", response.status)
 
+    # Servers label feeds carelessly (text/html, text/plain...): trust only specific feed types.
     content_type = response.headers.get("content-type")
+    if content_type and content_type.split(";")[0].strip().lower() not in _TRUSTED_TYPES:
+        content_type = None
     try:
         if feed.kind == "cap":
             drafts: tuple[AlertDraft, ...] = (parse_cap(response.body, source_name=feed.name),)
