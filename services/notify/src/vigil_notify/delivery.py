@@ -1,0 +1,501 @@
+"""Delivery with guarantees: exactly once to the user on top of at-least-once streams.
+
+Idempotency
+    Every (alert_id, revision, subscription, channel) has an idempotency key (:func:`idempotency_key`,
+    a hash: no secret is stored in it). Before sending, :class:`IdempotencyLedger` claims
+    ``vigil:notify:idem:<key>`` atomically (a Lua script: absent -> ``sending:<owner>`` with a TTL).
+    A key already ``sent`` is skipped; a key ``sending`` by another replica is waited for (polling up
+    to ``in_flight_wait_s``): when it turns ``sent`` we skip, when the claim disappears (the other
+    replica gave up or its claim expired) we claim it ourselves. After the peer accepted the message
+    the key is set to ``sent`` (kept ``sent_ttl_s``). A final failure releases the claim so a replay
+    from the dead-letter stream can try again.
+
+    The one duplicate window: a replica that crashes (or loses Redis) *after* the channel accepted
+    the message and *before* ``sent`` is recorded. Its claim expires after ``claim_ttl_s`` and a
+    redelivered stream entry sends again. No channel protocol lets us close that window (SMTP and
+    HTTP have no two-phase commit); webhook receivers can close it themselves with the
+    ``X-Vigil-Idempotency-Key`` header, which is the same on every attempt.
+
+Retries
+    Each job runs in its own task (bounded by ``max_concurrency``), so a slow or failing channel
+    never holds up the others. Every attempt runs under ``send_timeout_s``. Temporary failures
+    (:class:`TemporaryFailure`, timeouts, unexpected exceptions) are retried after
+    ``min(backoff_max_s, backoff_base_s * 2**(attempt-1))`` scaled by a random factor in [0.5, 1)
+    ("equal jitter"), up to ``max_attempts``. Every attempt yields an event; the last failure of a
+    job is ``NotificationFailed(permanent=True)`` with a :class:`DeadLetter` for the caller to publish.
+
+Routing state (also in this module, all in Redis so replicas share it)
+    :class:`RecipientLog` (who got an alert, for updates/cancels), :class:`Throttle` (sliding window
+    per subscription and channel), :class:`DigestStore`, :class:`DeferredQueue` (quiet hours) and
+    :class:`Deduplicator` (same content from several sources).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vigil_shared.events import (
+    DeadLetter,
+    DeliveryKind,
+    NotificationDelivered,
+    NotificationFailed,
+)
+from vigil_shared.streams import ALERTS_CLASSIFIED, GROUP_NOTIFY, key
+
+from vigil_notify.channels.base import Channel, Message, PermanentFailure, TemporaryFailure
+from vigil_notify.channels.registry import ChannelRegistry
+from vigil_notify.settings import NotifySettings
+from vigil_notify.subscriptions import mask_url
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+Notification = NotificationDelivered | NotificationFailed
+
+
+def idempotency_key(alert_id: str, revision: int, subscription_id: str, channel_url: str) -> str:
+    raw = "\x1f".join((alert_id, str(revision), subscription_id, channel_url))
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def channel_hash(channel_url: str) -> str:
+    """A stable, secret-free handle for a channel URL (stored in Redis instead of the URL)."""
+    return hashlib.sha256(channel_url.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- idempotency ledger
+
+_CLAIM = """
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 'claimed'
+end
+return v
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+SENT = "sent"
+
+
+class IdempotencyLedger:
+    def __init__(self, redis: Redis, settings: NotifySettings, owner: str | None = None) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.token = f"sending:{owner or uuid.uuid4().hex}"
+        self._claim = redis.register_script(_CLAIM)
+        self._release = redis.register_script(_RELEASE)
+        self._extend = redis.register_script(_EXTEND)
+
+    @staticmethod
+    def redis_key(idem_key: str) -> str:
+        return key("notify", "idem", idem_key)
+
+    async def claim(self, idem_key: str) -> str:
+        """``claimed`` (ours now), ``sent``, or ``sending:<other owner>``."""
+        res = await self._claim(keys=[self.redis_key(idem_key)], args=[self.token, self.settings.claim_ttl_s])
+        return res.decode() if isinstance(res, bytes) else str(res)
+
+    async def extend(self, idem_key: str) -> None:
+        await self._extend(keys=[self.redis_key(idem_key)], args=[self.token, self.settings.claim_ttl_s])
+
+    async def mark_sent(self, idem_key: str) -> None:
+        await self.redis.set(self.redis_key(idem_key), SENT, ex=self.settings.sent_ttl_s)
+
+    async def release(self, idem_key: str) -> None:
+        await self._release(keys=[self.redis_key(idem_key)], args=[self.token])
+
+    async def state(self, idem_key: str) -> str | None:
+        raw = await self.redis.get(self.redis_key(idem_key))
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+
+# ----------------------------------------------------------------------------- jobs and outcomes
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """One message to one channel of one subscription."""
+
+    alert_id: str
+    revision: int
+    correlation_id: str
+    subscription_id: str
+    channel_url: str
+    kind: DeliveryKind
+    reason: str
+    idempotency_key: str
+    message: Message
+    record_under: tuple[str, ...] = ()
+    """Recipient-log keys (original alert ids) to record this (subscription, channel) under once sent."""
+    dead_letter_fields: dict[str, str] = field(default_factory=dict)
+    entry_id: str = ""
+
+
+@dataclass
+class DeliveryOutcome:
+    job: DeliveryJob
+    status: str  # "delivered" | "failed" | "skipped_sent" | "skipped_in_flight"
+    events: list[Notification] = field(default_factory=list)
+    dead_letter: DeadLetter | None = None
+
+
+# ----------------------------------------------------------------------------- recipients
+
+
+class RecipientLog:
+    """Who received an alert: ``vigil:notify:recipients:<original key>`` hash of
+    ``<subscription_id>|<channel hash>`` -> the match reason."""
+
+    def __init__(self, redis: Redis, settings: NotifySettings) -> None:
+        self.redis = redis
+        self.settings = settings
+
+    @staticmethod
+    def redis_key(original: str) -> str:
+        return key("notify", "recipients", original)
+
+    async def record(
+        self, originals: Sequence[str], subscription_id: str, channel_url: str, reason: str
+    ) -> None:
+        if not originals:
+            return
+        member = f"{subscription_id}|{channel_hash(channel_url)}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for original in originals:
+                pipe.hset(self.redis_key(original), member, reason)
+                pipe.expire(self.redis_key(original), self.settings.recipients_ttl_s)
+            await pipe.execute()
+
+    async def recipients(self, originals: Sequence[str]) -> dict[tuple[str, str], str]:
+        """{(subscription_id, channel hash): reason} over all ``originals``."""
+        out: dict[tuple[str, str], str] = {}
+        for original in originals:
+            raw = await self.redis.hgetall(self.redis_key(original))
+            for member, reason in raw.items():
+                m = member.decode() if isinstance(member, bytes) else member
+                sub_id, _, chash = m.partition("|")
+                out.setdefault((sub_id, chash), reason.decode() if isinstance(reason, bytes) else reason)
+        return out
+
+
+# ----------------------------------------------------------------------------- dedup across sources
+
+_WS = re.compile(r"\s+")
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def content_fingerprint(title: str, text: str) -> str:
+    """Hash of the normalised title and text: the same warning re-posted by another source."""
+    norm = _WS.sub(" ", _PUNCT.sub(" ", f"{title}\n{text}".casefold())).strip()
+    return hashlib.sha256(norm.encode()).hexdigest()[:24]
+
+
+class Deduplicator:
+    def __init__(self, redis: Redis, settings: NotifySettings) -> None:
+        self.redis = redis
+        self.settings = settings
+
+    async def first_for(self, subscription_id: str, fingerprint: str, alert_id: str) -> str | None:
+        """None when ``alert_id`` is the first with this content for the subscriber (or is the
+        same alert again); else the alert_id that already carried it."""
+        k = key("notify", "fp", subscription_id, fingerprint)
+        if await self.redis.set(k, alert_id, nx=True, ex=self.settings.fingerprint_ttl_s):
+            return None
+        seen = await self.redis.get(k)
+        seen_id = seen.decode() if isinstance(seen, bytes) else seen
+        return None if seen_id in (None, alert_id) else seen_id
+
+
+# ----------------------------------------------------------------------------- throttle and digests
+
+_THROTTLE = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+redis.call('ZADD', KEYS[1], 'NX', now, ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return redis.call('ZRANK', KEYS[1], ARGV[2])
+"""
+
+
+class Throttle:
+    """Sliding window per (subscription, channel): the first ``throttle_max`` alerts in
+    ``throttle_window_s`` pass. Idempotent per alert revision: handling the same alert twice
+    keeps its original place in the window."""
+
+    def __init__(self, redis: Redis, settings: NotifySettings) -> None:
+        self.settings = settings
+        self._script = redis.register_script(_THROTTLE)
+
+    async def allow(self, subscription_id: str, channel_url: str, member: str, now_ts: float) -> bool:
+        k = key("notify", "throttle", subscription_id, channel_hash(channel_url))
+        rank = await self._script(keys=[k], args=[now_ts, member, self.settings.throttle_window_s])
+        return int(rank) < self.settings.throttle_max
+
+
+class DigestStore:
+    """Alerts folded away by the throttle, per (subscription, channel), flushed as one message."""
+
+    DUE = key("notify", "digest_due")
+
+    def __init__(self, redis: Redis, settings: NotifySettings) -> None:
+        self.redis = redis
+        self.settings = settings
+
+    @staticmethod
+    def items_key(subscription_id: str, chash: str) -> str:
+        return key("notify", "digest", subscription_id, chash)
+
+    async def add(
+        self, subscription_id: str, channel_url: str, item_id: str, item: dict[str, Any], now_ts: float
+    ) -> None:
+        chash = channel_hash(channel_url)
+        k = self.items_key(subscription_id, chash)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(k, item_id, json.dumps(item))
+            pipe.expire(k, self.settings.deferred_ttl_s)
+            pipe.zadd(
+                self.DUE, {f"{subscription_id}|{chash}": now_ts + self.settings.digest_delay_s}, nx=True
+            )
+            await pipe.execute()
+
+    async def due(self, now_ts: float) -> list[tuple[str, str]]:
+        raw = await self.redis.zrangebyscore(self.DUE, "-inf", now_ts)
+        out = []
+        for m in raw:
+            sub_id, _, chash = (m.decode() if isinstance(m, bytes) else m).partition("|")
+            out.append((sub_id, chash))
+        return out
+
+    async def items(self, subscription_id: str, chash: str) -> dict[str, dict[str, Any]]:
+        raw = await self.redis.hgetall(self.items_key(subscription_id, chash))
+        return {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in sorted(raw.items())}
+
+    async def done(self, subscription_id: str, chash: str, item_ids: Sequence[str], now_ts: float) -> None:
+        k = self.items_key(subscription_id, chash)
+        if item_ids:
+            await self.redis.hdel(k, *item_ids)
+        member = f"{subscription_id}|{chash}"
+        if await self.redis.hlen(k):
+            await self.redis.zadd(self.DUE, {member: now_ts + self.settings.digest_delay_s}, xx=True)
+        else:
+            await self.redis.zrem(self.DUE, member)
+
+
+class DeferredQueue:
+    """Deliveries held back by quiet hours: a hash of job documents and a due-time sorted set."""
+
+    DOCS = key("notify", "deferred")
+    DUE = key("notify", "deferred_due")
+
+    def __init__(self, redis: Redis, settings: NotifySettings) -> None:
+        self.redis = redis
+        self.settings = settings
+
+    async def add(self, idem_key: str, doc: dict[str, Any], due_ts: float) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.DOCS, idem_key, json.dumps(doc))
+            pipe.zadd(self.DUE, {idem_key: due_ts}, nx=True)
+            await pipe.execute()
+
+    async def due(self, now_ts: float) -> list[tuple[str, dict[str, Any]]]:
+        ids = await self.redis.zrangebyscore(self.DUE, "-inf", now_ts)
+        out = []
+        for raw_id in ids:
+            idem = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+            doc = await self.redis.hget(self.DOCS, idem)
+            if doc is None:
+                await self.redis.zrem(self.DUE, idem)
+                continue
+            out.append((idem, json.loads(doc)))
+        return out
+
+    async def done(self, idem_key: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.DUE, idem_key)
+            pipe.hdel(self.DOCS, idem_key)
+            await pipe.execute()
+
+    async def pending(self) -> int:
+        return int(await self.redis.zcard(self.DUE))
+
+
+# ----------------------------------------------------------------------------- the deliverer
+
+
+class Deliverer:
+    """Runs delivery jobs concurrently with idempotency, timeouts, retries and dead letters."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        registry: ChannelRegistry,
+        settings: NotifySettings,
+        *,
+        recipients: RecipientLog | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+        owner: str | None = None,
+    ) -> None:
+        self.redis = redis
+        self.registry = registry
+        self.settings = settings
+        self.ledger = IdempotencyLedger(redis, settings, owner)
+        self.recipients = recipients or RecipientLog(redis, settings)
+        self._sleep = sleep
+        self._rng = rng
+        self._channels: dict[str, Channel] = {}
+        self._semaphore = asyncio.Semaphore(settings.max_concurrency)
+
+    def backoff(self, attempt: int) -> float:
+        s = self.settings
+        return min(s.backoff_max_s, s.backoff_base_s * 2 ** (attempt - 1)) * (0.5 + self._rng() / 2)
+
+    def channel(self, url: str) -> Channel:
+        ch = self._channels.get(url)
+        if ch is None:
+            ch = self.registry.create(url, timeout_s=self.settings.send_timeout_s)
+            self._channels[url] = ch
+        return ch
+
+    async def aclose(self) -> None:
+        for ch in self._channels.values():
+            try:
+                await ch.aclose()
+            except Exception:  # closing is best effort
+                log.debug("closing a channel failed", exc_info=True)
+        self._channels.clear()
+
+    async def run(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryOutcome]:
+        if not jobs:
+            return []
+        return list(await asyncio.gather(*(self._guarded(job) for job in jobs)))
+
+    async def _guarded(self, job: DeliveryJob) -> DeliveryOutcome:
+        async with self._semaphore:
+            return await self.deliver(job)
+
+    async def _await_other(self, job: DeliveryJob) -> str:
+        """Claim the key, waiting out another replica's in-flight send; returns the final state."""
+        state = await self.ledger.claim(job.idempotency_key)
+        waited = 0.0
+        while state.startswith("sending:") and waited < self.settings.in_flight_wait_s:
+            await asyncio.sleep(self.settings.in_flight_poll_s)
+            waited += self.settings.in_flight_poll_s
+            state = await self.ledger.claim(job.idempotency_key)
+        return state
+
+    async def deliver(self, job: DeliveryJob) -> DeliveryOutcome:
+        masked = mask_url(job.channel_url)
+        state = await self._await_other(job)
+        if state == SENT:
+            log.info("skip %s -> %s: already sent", job.subscription_id, masked)
+            return DeliveryOutcome(job, "skipped_sent")
+        if state != "claimed":
+            log.warning("skip %s -> %s: still in flight elsewhere", job.subscription_id, masked)
+            return DeliveryOutcome(job, "skipped_in_flight")
+        outcome = DeliveryOutcome(job, "failed")
+        common = {
+            "correlation_id": job.correlation_id,
+            "producer": self.settings.producer,
+            "alert_id": job.alert_id,
+            "revision": job.revision,
+            "subscription_id": job.subscription_id,
+            "channel": masked,
+            "kind": job.kind,
+            "idempotency_key": job.idempotency_key,
+        }
+        try:
+            channel = self.channel(job.channel_url)
+        except Exception as exc:
+            reason = f"invalid channel: {exc}" if isinstance(exc, ValueError) else type(exc).__name__
+            return self._final_failure(outcome, common, 1, reason, await self._release(job))
+        max_attempts = self.settings.max_attempts
+        for attempt in range(1, max_attempts + 1):
+            try:
+                await asyncio.wait_for(channel.send(job.message), self.settings.send_timeout_s)
+            except PermanentFailure as exc:
+                return self._final_failure(outcome, common, attempt, exc.reason, await self._release(job))
+            except (TemporaryFailure, TimeoutError, Exception) as exc:
+                if isinstance(exc, TemporaryFailure):
+                    reason = exc.reason
+                elif isinstance(exc, TimeoutError):
+                    reason = f"timed out after {self.settings.send_timeout_s:g}s"
+                else:
+                    reason = f"unexpected {type(exc).__name__}"
+                    log.warning("channel %s raised %s", masked, type(exc).__name__)
+                if attempt == max_attempts:
+                    reason = f"{reason} (gave up after {attempt} attempts)"
+                    return self._final_failure(outcome, common, attempt, reason, await self._release(job))
+                outcome.events.append(
+                    NotificationFailed(**common, attempt=attempt, error=reason, permanent=False)
+                )
+                log.info("attempt %d to %s failed (%s); retrying", attempt, masked, reason)
+                await self.ledger.extend(job.idempotency_key)
+                await self._sleep(self.backoff(attempt))
+            else:
+                await self.ledger.mark_sent(job.idempotency_key)
+                if job.record_under:
+                    await self.recipients.record(
+                        job.record_under, job.subscription_id, job.channel_url, job.reason
+                    )
+                outcome.status = "delivered"
+                outcome.events.append(NotificationDelivered(**common, attempt=attempt, reason=job.reason))
+                log.info(
+                    "delivered %s rev %d to %s via %s",
+                    job.alert_id,
+                    job.revision,
+                    job.subscription_id,
+                    masked,
+                )
+                return outcome
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _release(self, job: DeliveryJob) -> None:
+        await self.ledger.release(job.idempotency_key)
+
+    def _final_failure(
+        self, outcome: DeliveryOutcome, common: dict[str, Any], attempt: int, reason: str, _: None
+    ) -> DeliveryOutcome:
+        job = outcome.job
+        outcome.events.append(NotificationFailed(**common, attempt=attempt, error=reason, permanent=True))
+        fields = {
+            "alert_id": job.alert_id,
+            "revision": str(job.revision),
+            "subscription_id": job.subscription_id,
+            "channel": common["channel"],
+            "kind": job.kind,
+            "idempotency_key": job.idempotency_key,
+            **job.dead_letter_fields,
+        }
+        outcome.dead_letter = DeadLetter(
+            correlation_id=job.correlation_id,
+            producer=self.settings.producer,
+            stream=ALERTS_CLASSIFIED,
+            group=GROUP_NOTIFY,
+            service="notify",
+            entry_id=job.entry_id,
+            fields=fields,
+            error=reason,
+            attempts=attempt,
+        )
+        log.warning("giving up on %s -> %s: %s", job.subscription_id, common["channel"], reason)
+        return outcome

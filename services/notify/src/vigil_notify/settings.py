@@ -1,0 +1,36 @@
+"""Notify settings (environment ``VIGIL_NOTIFY_*``, or pass values directly)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class NotifySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_NOTIFY_", extra="ignore")
+
+    # delivery
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_base_s: float = Field(default=1.0, ge=0)
+    backoff_max_s: float = Field(default=60.0, ge=0)
+    send_timeout_s: float = Field(default=15.0, gt=0)
+    """Per attempt, per channel."""
+    max_concurrency: int = Field(default=64, ge=1)
+    claim_ttl_s: int = Field(default=900, ge=1)
+    """How long a "sending" claim holds; renewed on every attempt. Must exceed one attempt + backoff."""
+    sent_ttl_s: int = Field(default=30 * 86400, ge=60)
+    in_flight_wait_s: float = Field(default=30.0, ge=0)
+    """How long a second replica waits for another replica's in-flight send of the same key."""
+    in_flight_poll_s: float = Field(default=0.1, gt=0)
+    # routing state
+    recipients_ttl_s: int = Field(default=90 * 86400, ge=60)
+    fingerprint_ttl_s: int = Field(default=7 * 86400, ge=60)
+    throttle_max: int = Field(default=10, ge=1)
+    """Messages per (subscription, channel) per ``throttle_window_s``; the rest go to a digest."""
+    throttle_window_s: int = Field(default=3600, ge=1)
+    digest_delay_s: int = Field(default=900, ge=0)
+    """A digest is flushed this long after its first folded alert (by :meth:`Notifier.flush_digests`)."""
+    deferred_ttl_s: int = Field(default=7 * 86400, ge=60)
+    # subscriptions
+    subscriptions_refresh_s: float = Field(default=1.0, ge=0)
+    producer: str = "notify"
