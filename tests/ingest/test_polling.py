@@ -295,3 +295,15 @@ async def test_feed_state_round_trips_through_redis(dedup_redis: Redis) -> None:
     assert (await load_state(dedup_redis, moved)).etag is None  # URL changed: start fresh
     assert state.is_due(NOW)
     assert not state.is_due(NOW - timedelta(seconds=1))
+
+
+async def test_cap_kind_accepts_a_single_cap_document(
+    feed_server: Any, client: httpx.AsyncClient, feed_bytes: ReadFeed
+) -> None:
+    feed_server.set("/alert.xml", feed_bytes("cap-earthquake.xml"), "text/xml")
+    feed = _feed(feed_server.url("/alert.xml"), kind="cap")
+    result = await poll_once(client, feed, FeedState.initial(feed), now=NOW)
+    assert result.ok
+    (draft,) = result.drafts
+    assert draft.cap is not None
+    assert draft.source_name == "test-feed"

@@ -340,20 +340,17 @@ async def poll_once(
     if content_type and content_type.split(";")[0].strip().lower() not in _TRUSTED_TYPES:
         content_type = None
     try:
-        if feed.kind == "cap":
-            drafts: tuple[AlertDraft, ...] = (parse_cap(response.body, source_name=feed.name),)
-            cap_links: tuple[str, ...] = ()
-        else:
-            hint = {"rss": "application/rss+xml", "atom": "application/atom+xml"}.get(feed.kind)
-            parsed = parse_input(
-                response.body,
-                content_type=hint or content_type,
-                source_name=feed.name,
-                max_bytes=feed.max_bytes,
-            )
-            if parsed.kind not in ("rss", "atom", "cap"):
-                raise InvalidInput(f"expected an RSS, Atom or CAP document, got {parsed.kind}")
-            drafts, cap_links = parsed.drafts, parsed.cap_links
+        # kind "cap" accepts a single CAP document or an RSS/Atom index of them: sniff it
+        hint = {"rss": "application/rss+xml", "atom": "application/atom+xml"}.get(feed.kind)
+        parsed = parse_input(
+            response.body,
+            content_type=hint or content_type,
+            source_name=feed.name,
+            max_bytes=feed.max_bytes,
+        )
+        if parsed.kind not in ("rss", "atom", "cap"):
+            raise InvalidInput(f"expected an RSS, Atom or CAP document, got {parsed.kind}")
+        drafts, cap_links = parsed.drafts, parsed.cap_links
     except InvalidInput as exc:
         return failed(f"invalid feed content: {exc}", response.status)
 
