@@ -36,6 +36,23 @@ def run(
 
 
 @app.command()
+def demo(
+    examples: Annotated[str, typer.Option(help="Folder with alerts/*.json and subscriptions.yaml.")] = "examples",
+) -> None:
+    """Run the whole pipeline locally on the sample alerts and print who was notified and why."""
+    from pathlib import Path
+
+    from vigil_shared.demo import DemoError, run_demo
+
+    try:
+        code = run_demo(Path(examples))
+    except DemoError as exc:
+        typer.echo(f"demo failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    raise typer.Exit(code)
+
+
+@app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     stuck_after: Annotated[float, typer.Option(help="Pending older than this (s) counts as stuck.")] = 300.0,
