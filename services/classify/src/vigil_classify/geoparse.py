@@ -1,0 +1,268 @@
+"""Geoparsing: find the places an alert is about and resolve each to one gazetteer entry.
+
+Rules (in the order they apply):
+
+1. *Match*: one Aho-Corasick pass over the normalised text; hits are word-bounded by construction.
+   Overlaps keep the longest hit ("New Delhi" beats "Delhi").
+2. *Shape*: a hit must start with a capital letter in the original text. Names that are ordinary
+   words ("Nice", "Reading", "Police", "Most", see ``data/common_words.txt``) also need context: a
+   locative word right before ("in Nice", "near Reading") or their country named in the text.
+3. *Not a threat location*: the issuer's own seat inside the issuer's name ("U.S. Embassy Moscow"),
+   the far side of a border ("the border with Ukraine"), the origin of fire ("rockets fired from
+   Gaza"), a named natural feature ("the Villarrica volcano", "Mount X", "Lake X") and street names
+   ("Kenyatta Avenue").
+4. *Resolve*: each candidate scores log10(population) + 1.5 for a primary name, +4 when its country is
+   named (or implied by an unambiguous place) in the text, +3 for a region when a region word
+   follows ("Hatay, Gaziantep and Kahramanmaras provinces"). The best candidate wins.
+5. *Countries*: a country is listed as a location only when no city or region of it was found (the
+   labels list the most specific places); it always appears in ``countries``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from vigil_shared.events import Evidence, Location
+
+from vigil_classify.gazetteer import Candidate, Gazetteer, Place, common_words, prior
+
+_REGION_CUE = re.compile(
+    r"(?:\s*(?:,|and|&)\s*(?:the\s+)?[A-Z][\w'’.-]*(?:[ -][A-Z][\w'’.-]*){0,2})*\s+"
+    r"(?:regions?|provinces?|states?|oblasts?|governorates?|departments?|prefectures?|counties|county|"
+    r"krais?|territor(?:y|ies)|districts?)\b",
+    re.IGNORECASE,
+)
+_LOCATIVE_BEFORE = re.compile(
+    r"\b(?:in|at|near|from|to|around|outside|across|throughout|into|toward|towards|via)\s+$",
+    re.IGNORECASE,
+)
+_BORDER_BEFORE = re.compile(
+    r"\b(?:border(?:s|ing)?(?:\s+(?:with|of))?|frontier\s+with)\s+(?:the\s+)?$", re.IGNORECASE
+)
+_ORIGIN_BEFORE = re.compile(
+    r"\b(?:fired|fire|launched|launches|rockets?|missiles?|drones?|shelling|projectiles?)\b"
+    r"[^.;]{0,40}\bfrom\s+(?:the\s+)?$",
+    re.IGNORECASE,
+)
+_FEATURE_BEFORE = re.compile(r"\b(?:Mount|Mt\.?|Lake|Lac|Rio|River|Cape|Gulf of|Sea of)\s+$")
+_FEATURE_AFTER = re.compile(
+    r"^\s+(?:volcano|volcanic|eruption|river|lake|glacier|mountain|range|strait|avenue|street|road|boulevard|"
+    r"square|st\.?|ave\.?|rd\.?|highway|bridge|park|university|stadium|hotel|mall)\b",
+    re.IGNORECASE,
+)
+_NATURAL_AFTER = re.compile(r"^\s+(?:volcano|volcanic|eruption|river|lake|glacier)\b", re.IGNORECASE)
+_US_GOV_AFTER = re.compile(
+    r"^\s+(?:government|embassy|embassies|citizens?|consulates?|department|mission|nationals|"
+    r"passport|military|forces|authorities|officials?|personnel|persons)\b",
+    re.IGNORECASE,
+)
+_ISSUER_SEAT = re.compile(
+    r"(?:Embassy|Consulate(?:\s+General)?|Mission|Office|Post|Delegation)\s+(?:in\s+)?(.+?)\s*$"
+)
+
+
+@dataclass(slots=True)
+class _Mention:
+    start: int
+    end: int
+    candidates: tuple[Candidate, ...]
+    region_cue: bool = False
+    chosen: int = -1
+    score: float = 0.0
+    margin: float = 0.0
+
+
+@dataclass(slots=True)
+class _Found:
+    place: int
+    name: str
+    kind: str
+    confidence: float
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+def _issuer_spans(text: str, issuer: str | None) -> list[tuple[int, int]]:
+    if not issuer:
+        return []
+    spans: list[tuple[int, int]] = []
+    needle = issuer.strip()
+    if len(needle) >= 4:
+        for m in re.finditer(re.escape(needle), text):
+            spans.append((m.start(), m.end()))
+    seat = _ISSUER_SEAT.search(needle)
+    if seat:
+        # "Embassy Moscow" (no "in") names the issuer, not a place of the alert.
+        for m in re.finditer(
+            r"(?:Embassy|Consulate(?:\s+General)?)\s+" + re.escape(seat.group(1)) + r"\b", text
+        ):
+            spans.append((m.start(), m.end()))
+    return spans
+
+
+def find_locations(
+    gaz: Gazetteer, text: str, norm_padded: str, issuer: str | None = None
+) -> tuple[list[Location], list[str]]:
+    """Locations (most specific places first found) and the sorted country codes they imply."""
+    places = gaz.places
+    common = common_words()
+    raw: list[tuple[int, int, tuple[Candidate, ...]]] = []
+    for end_idx, (length, cands) in gaz.automaton.iter(norm_padded):
+        # padded coordinates: key spans [end_idx-length+1, end_idx]; core word = +1 .. -1; minus pad.
+        start = end_idx - length + 1
+        raw.append((start, start + length - 2, cands))
+    if not raw:
+        return [], []
+    raw.sort(key=lambda r: (r[0], r[0] - r[1]))
+    mentions: list[_Mention] = []
+    features: set[str] = set()
+    last_end = -1
+    for start, end, cands in raw:
+        if start < last_end:
+            continue
+        first = text[start]
+        if not first.isupper():
+            continue
+        before = text[max(0, start - 60) : start]
+        after = text[end : end + 40]
+        if _FEATURE_BEFORE.search(before):
+            features.add(text[start:end])
+            last_end = end
+            continue
+        if _BORDER_BEFORE.search(before) or _ORIGIN_BEFORE.search(before):
+            last_end = end
+            continue
+        if _FEATURE_AFTER.match(after):
+            if _NATURAL_AFTER.match(after) or _FEATURE_BEFORE.search(before):
+                features.add(text[start:end])
+            last_end = end
+            continue
+        mentions.append(_Mention(start, end, cands))
+        last_end = end
+    if features:
+        # A name used for a volcano / lake / river in this alert is that feature everywhere in it.
+        mentions = [m for m in mentions if text[m.start : m.end] not in features]
+    if not mentions:
+        return [], []
+
+    excluded = _issuer_spans(text, issuer)
+
+    # Country context: countries named in the text and countries of unambiguous places.
+    context: set[str] = set()
+    for m in mentions:
+        codes = {places[c.place].country_code for c in m.candidates}
+        if len(codes) == 1 or any(places[c.place].kind == "country" for c in m.candidates):
+            low = text[m.start : m.end].lower()
+            if low not in common:
+                for c in m.candidates:
+                    if places[c.place].kind == "country" or len(codes) == 1:
+                        context.add(places[c.place].country_code)
+
+    found: dict[tuple[str, str], _Found] = {}
+    order: list[tuple[str, str]] = []
+    for m in mentions:
+        surface = text[m.start : m.end]
+        if any(s <= m.start and m.end <= e for s, e in excluded):
+            continue
+        is_common = surface.lower() in common
+        m.region_cue = bool(_REGION_CUE.match(text, m.end))
+        best = -1
+        best_score = -1e9
+        second = -1e9
+        for c in m.candidates:
+            p = places[c.place]
+            score = prior(p, c.primary)
+            if p.country_code in context:
+                score += 4.0
+            if p.kind == "region" and m.region_cue:
+                score += 3.0
+            if p.kind == "country":
+                score += 3.0
+            if score > best_score:
+                second, best_score, best = best_score, score, c.place
+            elif score > second:
+                second = score
+        p = places[best]
+        if is_common and not (
+            (p.country_code in context and p.kind != "country")
+            or _LOCATIVE_BEFORE.search(text[max(0, m.start - 12) : m.start])
+        ):
+            continue
+        if p.kind == "country" and p.country_code == "US" and _US_GOV_AFTER.match(text, m.end):
+            continue
+        margin = best_score - second if second > -1e9 else 5.0
+        conf = 0.6 + min(margin, 4.0) * 0.08
+        if is_common:
+            conf -= 0.2
+        kind = p.kind
+        if kind == "city" and m.region_cue:
+            kind = "region"
+        name = p.name
+        if kind != "country" and p.name.lower().startswith(surface.lower() + " "):
+            name = surface
+        k = (_fold(name), p.country_code)
+        ev = Evidence(text=surface, start=m.start, end=m.end)
+        if k in found:
+            found[k].evidence.append(ev)
+            found[k].confidence = max(found[k].confidence, conf)
+        else:
+            found[k] = _Found(best, name, kind, conf, [ev])
+            order.append(k)
+
+    _merge_neighbourhoods(places, found, order)
+    specific = {k[1] for k in order if found[k].kind != "country"}
+    locations: list[Location] = []
+    countries: set[str] = set()
+    for k in order:
+        f = found[k]
+        p = places[f.place]
+        countries.add(p.country_code)
+        if f.kind == "country" and p.country_code in specific:
+            continue
+        locations.append(_location(p, f))
+    return locations, sorted(countries)
+
+
+def _merge_neighbourhoods(places: list[Place], found: dict[tuple[str, str], _Found], order: list[Any]) -> None:
+    """Drop a small "city" lying inside a much larger found city (a district such as a landmark quarter)."""
+    cities = [k for k in order if found[k].kind == "city" and places[found[k].place].latitude is not None]
+    for k in list(cities):
+        small = places[found[k].place]
+        for other in cities:
+            if other == k or other not in found:
+                continue
+            big = places[found[other].place]
+            if big.country_code != small.country_code or big.population < 5 * max(small.population, 1):
+                continue
+            assert small.latitude is not None and small.longitude is not None
+            assert big.latitude is not None and big.longitude is not None
+            dlat = (small.latitude - big.latitude) * 111.0
+            dlon = (small.longitude - big.longitude) * 111.0 * math.cos(math.radians(big.latitude))
+            if dlat * dlat + dlon * dlon < 64.0:
+                found[other].evidence.extend(found[k].evidence)
+                del found[k]
+                order.remove(k)
+                break
+
+
+def _location(p: Place, f: _Found) -> Location:
+    kind = "country" if f.kind == "country" else ("region" if f.kind == "region" else "city")
+    return Location(
+        name=f.name,
+        country_code=p.country_code,
+        geonameid=p.geonameid,
+        latitude=p.latitude,
+        longitude=p.longitude,
+        kind=kind,
+        confidence=round(min(0.99, max(0.05, f.confidence)), 3),
+        evidence=tuple(f.evidence[:5]),
+        admin1=p.admin1,
+    )
+
+
+def _fold(name: str) -> str:
+    from vigil_classify.textnorm import normalise
+
+    return " ".join(normalise(name).split())

@@ -1,0 +1,169 @@
+"""CAP urgency, severity and certainty from cue words, with documented rules.
+
+Source-supplied CAP values always win: :func:`assess` only fills what the source did not say.
+
+Urgency (first rule that applies):
+
+1. not a threat -> ``Unknown``;
+2. *Past* cues ("no longer", "has ended", "lifted", "foiled", "reopened", "all clear") at least as
+   many as *Immediate* cues -> ``Past``;
+3. any *Immediate* cue ("imminent", "immediately", "this morning", "overnight", "struck", "have been
+   fired", "shelter in place", "ordered departure", "casualties", "has reached") -> ``Immediate``;
+4. any *Future* cue ("next week", "within days or weeks", "in the coming months") and no *Expected*
+   horizon cue ("within 36 hours", "tomorrow", "coming days") -> ``Future``;
+5. a threat whose only types are ``cyber`` (ongoing, timeless scams) -> ``Unknown``;
+6. otherwise ``Expected``.
+
+Severity:
+
+1. not a threat -> ``Unknown``;
+2. base = the highest base of the threat types: terrorism, armed conflict, kidnapping -> Severe;
+   natural disaster -> Severe; civil unrest, health, non-petty crime -> Moderate; petty crime only
+   (pickpocketing, theft, scams), transport disruption, cyber -> Minor;
+3. deaths ("killed", "dead", "fatalities") raise to at least Severe;
+4. *Extreme* cues ("ordered departure", "should depart", "large-scale", "super typhoon", "destructive",
+   "collapsed", "mass casualties", "widespread", "shelter in place") raise to Extreme;
+5. an earthquake magnitude sets natural-disaster severity: <5 Minor, <6 Moderate, <7 Severe, else
+   Extreme;
+6. ``Past`` or ``Future`` urgency lowers by one level (never below Minor).
+
+Certainty: not a threat -> ``Unknown``; ``Past``/``Immediate`` with no hedge -> ``Observed``;
+"possible"/"may"/"could" outnumbering "likely"/"specific"/"credible"/"expected" -> ``Possible``;
+"unlikely" -> ``Unlikely``; otherwise ``Likely``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+
+from vigil_shared.events import SEVERITY_RANK, Certainty, Severity, Urgency
+
+CUES: dict[str, tuple[str, ...]] = {
+    "urg:Past": ("no longer", "has ended", "have ended", "had ended", "lifted", "has been lifted",
+                 "foiled", "foil", "reopened", "have reopened", "has reopened", "all clear",
+                 "returned to normal", "has subsided", "have subsided", "has passed", "is over"),
+    "urg:Immediate": ("imminent", "immediately", "at any time", "this morning", "early this morning",
+                      "this afternoon", "this evening", "tonight", "overnight", "right now", "currently",
+                      "ongoing", "under way", "underway", "shelter in place", "take cover", "ordered departure",
+                      "ordered the departure", "struck", "have been fired", "has been reported",
+                      "have been reported", "has reached", "have reached", "casualties", "are taking place",
+                      "is taking place", "erupted", "in progress", "evacuate now", "heavy gunfire",
+                      "have been launched", "is under attack"),
+    "urg:Future": ("next week", "next month", "next year", "within days or weeks", "in the coming weeks",
+                   "coming weeks", "coming months", "later this month", "later this year", "scheduled for",
+                   "planned for"),
+    "urg:Expected": ("prepare to shelter in place", "within 24 hours", "within 36 hours", "within 48 hours",
+                     "within 72 hours", "tomorrow", "coming days", "this weekend", "expected", "forecast",
+                     "upcoming"),
+    "sev:Extreme": ("ordered departure", "ordered the departure", "should depart", "depart immediately",
+                    "leave the country", "large scale", "super typhoon", "catastrophic", "destructive",
+                    "collapsed", "mass casualties", "widespread", "shelter in place", "category 5",
+                    "category 4", "major earthquake", "state of war"),
+    "sev:Severe": ("killed", "dead", "deaths", "fatalities", "fatal", "people died"),
+    "sev:petty": ("pickpocketing", "pickpocket", "pickpockets", "theft", "thefts", "thief", "thieves",
+                  "bag snatching", "snatched", "scam", "scams", "scammer", "scammers", "fraud", "fraudulent",
+                  "petty crime", "stolen", "steal"),
+    "cert:Possible": ("possible", "possibly", "may", "could", "might", "potential", "potentially"),
+    "cert:Likely": ("likely", "specific threats", "specific threat", "credible", "expected", "forecast",
+                    "will"),
+    "cert:Unlikely": ("unlikely",),
+    "sev:magnitude": ("magnitude",),
+}
+"""Cue phrases (matched by the taxonomy automaton, category ``urg``/``sev``/``cert``)."""
+
+_BASE: dict[str, str] = {
+    "terrorism": "Severe",
+    "armed_conflict": "Severe",
+    "kidnapping": "Severe",
+    "natural_disaster": "Severe",
+    "civil_unrest": "Moderate",
+    "health": "Moderate",
+    "crime": "Moderate",
+    "transport_disruption": "Minor",
+    "cyber": "Minor",
+}
+_BY_RANK = {v: k for k, v in SEVERITY_RANK.items() if k != "Unknown"}
+_MAGNITUDE = re.compile(r"magnitude[\s-]+(?:of\s+)?(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def _cap(rank: int) -> Severity:
+    return _BY_RANK[max(1, min(4, rank))]  # type: ignore[return-value]
+
+
+def urgency(threats: Collection[str], cues: Mapping[str, int]) -> Urgency:
+    """CAP urgency from the threat types and the counts of ``urg:*`` cues (see module docstring)."""
+    if not threats:
+        return "Unknown"
+    past = cues.get("urg:Past", 0)
+    now = cues.get("urg:Immediate", 0)
+    if past and past >= now:
+        return "Past"
+    if now:
+        return "Immediate"
+    if cues.get("urg:Future", 0) and not cues.get("urg:Expected", 0):
+        return "Future"
+    if set(threats) <= {"cyber"} or (set(threats) <= {"cyber", "crime"} and "cyber" in threats):
+        return "Unknown"
+    return "Expected"
+
+
+def severity(
+    threats: Collection[str], cues: Mapping[str, int], text: str, urgency_value: Urgency
+) -> Severity:
+    """CAP severity from the threat types, cue counts and magnitudes (see module docstring)."""
+    if not threats:
+        return "Unknown"
+    ranks = []
+    for t in threats:
+        base = _BASE.get(t, "Moderate")
+        if t == "crime" and cues.get("sev:petty", 0) and not {"kidnapping", "terrorism"} & set(threats):
+            base = "Minor"
+        ranks.append(SEVERITY_RANK[base])
+    rank = max(ranks)
+    if cues.get("sev:Severe", 0):
+        rank = max(rank, 3)
+    if cues.get("sev:Extreme", 0):
+        rank = 4
+    if "natural_disaster" in threats and cues.get("sev:magnitude", 0):
+        m = _MAGNITUDE.search(text)
+        if m:
+            mag = float(m.group(1))
+            quake = 1 if mag < 5 else 2 if mag < 6 else 3 if mag < 7 else 4
+            rank = max(quake, rank if len(threats) > 1 and "natural_disaster" not in threats else quake)
+            if cues.get("sev:Extreme", 0):
+                rank = 4
+    if urgency_value in ("Past", "Future"):
+        rank -= 1
+    return _cap(rank)
+
+
+def certainty(threats: Collection[str], cues: Mapping[str, int], urgency_value: Urgency) -> Certainty:
+    """CAP certainty (see module docstring)."""
+    if not threats:
+        return "Unknown"
+    possible = cues.get("cert:Possible", 0)
+    likely = cues.get("cert:Likely", 0)
+    if cues.get("cert:Unlikely", 0) and urgency_value != "Past":
+        return "Unlikely"
+    if urgency_value in ("Past", "Immediate") and not cues.get("urg:Expected", 0) and possible <= likely + 1:
+        return "Observed"
+    if possible > likely:
+        return "Possible"
+    return "Likely"
+
+
+def assess(
+    threats: Collection[str],
+    cues: Mapping[str, int],
+    text: str,
+    *,
+    cap_urgency: Urgency | None = None,
+    cap_severity: Severity | None = None,
+    cap_certainty: Certainty | None = None,
+) -> tuple[Urgency, Severity, Certainty]:
+    """Urgency, severity and certainty; a source-supplied CAP value wins over the text's."""
+    urg = cap_urgency or urgency(threats, cues)
+    sev = cap_severity or severity(threats, cues, text, urg)
+    cert = cap_certainty or certainty(threats, cues, urg)
+    return urg, sev, cert

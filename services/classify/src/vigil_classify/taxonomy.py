@@ -1,0 +1,257 @@
+"""Threat-type and target detection from the curated taxonomy (:mod:`vigil_classify.taxonomy_data`).
+
+One Aho-Corasick automaton holds every cue phrase (threats, targets, transport sub-rules, negators,
+routine business, severity cues). Rules on top of the raw hits:
+
+* *Longest match*: overlapping hits keep the longest ("bomb shelter" absorbs "bomb").
+* *Negation*: a threat cue preceded in its clause by a negator ("no knowledge of any plot", "no
+  reports of protests") does not count; imperative "do not" is not a negator.
+* *Weak terrorism cues* ("attacks against", "explosion", "could be targeted") count as terrorism
+  only when a target is named in the same sentence and the sentence has no military or crime cue.
+* *Transport disruption* also comes from a transport subject and an effect in the same sentence
+  ("Flights ... may be cancelled", "roads and the airport are closed") unless the sentence says it
+  "remains open".
+* *Singular institutions* ("Embassy", "Parliament") are targets only after a locative word.
+* *Westerners' venues*: "frequented by / popular with" + Westerners / foreigners / Western visitors.
+* A label needs a total weight of 1.0; targets are only reported for threats.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import ahocorasick
+
+from vigil_classify import severity as sev
+from vigil_classify import taxonomy_data as data
+from vigil_classify.textnorm import key as norm_key
+
+Entry = tuple[str, str, float]
+"""(category, label, weight)."""
+
+
+def _plural(word: str) -> str:
+    if word.endswith("y") and len(word) > 2 and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    if word.endswith(("s", "sh", "ch", "x", "z")):
+        return word + "es"
+    return word + "s"
+
+
+def expand(phrase: str) -> list[str]:
+    """``"shopping mall+"`` -> ``["shopping mall", "shopping malls"]``; ``"facilit+y"`` -> y/ies."""
+    if phrase.endswith("+y"):
+        stem = phrase[:-2]
+        return [stem + "y", stem + "ies"]
+    if phrase.endswith("+"):
+        base = phrase[:-1]
+        words = base.split(" ")
+        return [base, " ".join([*words[:-1], _plural(words[-1])])]
+    return [phrase]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    start: int
+    end: int
+    entries: tuple[Entry, ...]
+
+
+class Taxonomy:
+    """The compiled cue automaton."""
+
+    def __init__(self) -> None:
+        table: dict[str, list[Entry]] = {}
+
+        def add(phrase: str, entry: Entry) -> None:
+            for form in expand(phrase):
+                k = norm_key(form)
+                slot = table.setdefault(k, [])
+                if entry not in slot:
+                    slot.append(entry)
+
+        for label, phrases in data.THREATS.items():
+            for phrase, weight in phrases:
+                add(phrase, ("threat", label, weight))
+        for label, phrases in data.TARGETS.items():
+            for phrase, weight in phrases:
+                add(phrase, ("target", label, weight))
+        for label, names in data.SINGULAR_INSTITUTIONS.items():
+            for name in names:
+                add(name, ("singular", label, 1.0))
+        for phrase in data.WESTERN_WORDS:
+            add(phrase, ("western", "westerners_venues", 1.0))
+        for phrase in data.WEAK_TERROR:
+            add(phrase, ("weak_terror", "terrorism", 1.0))
+        for phrase in data.TRANSPORT_SUBJECTS:
+            add(phrase, ("tr_subject", "transport_disruption", 1.0))
+        for phrase in data.TRANSPORT_EFFECTS:
+            add(phrase, ("tr_effect", "transport_disruption", 1.0))
+        for phrase in data.TRANSPORT_SUPPRESS:
+            add(phrase, ("tr_suppress", "transport_disruption", 1.0))
+        for phrase in data.NEUTRAL:
+            add(phrase, ("neutral", "", 0.0))
+        for phrase in data.ROUTINE:
+            add(phrase, ("routine", "", 0.0))
+        cue_table: dict[str, list[Entry]] = {}
+        for cat, phrases in sev.CUES.items():
+            for phrase in phrases:
+                for form in expand(phrase):
+                    cue_table.setdefault(norm_key(form), []).append(("cue", cat, 1.0))
+        self.automaton = _compile(table)
+        self.cue_automaton = _compile(cue_table)
+
+    def hits(self, norm_padded: str) -> list[Hit]:
+        """Non-overlapping hits (longest first) of the label cues, then of the severity cues."""
+        return _greedy(self.automaton, norm_padded) + _greedy(self.cue_automaton, norm_padded)
+
+
+def _compile(table: dict[str, list[Entry]]) -> ahocorasick.Automaton:
+    auto = ahocorasick.Automaton()
+    for k, entries in table.items():
+        auto.add_word(k, (len(k), tuple(entries)))
+    auto.make_automaton()
+    return auto
+
+
+def _greedy(auto: ahocorasick.Automaton, norm_padded: str) -> list[Hit]:
+    raw = []
+    for end_idx, (length, entries) in auto.iter(norm_padded):
+        start = end_idx - length + 1
+        raw.append((start, start + length - 2, entries))
+    raw.sort(key=lambda r: (r[0], r[0] - r[1]))
+    out: list[Hit] = []
+    last_end = -1
+    for start, end, entries in raw:
+        if start >= last_end:
+            out.append(Hit(start, end, entries))
+            last_end = end
+    return out
+
+
+_SENTENCE_END = re.compile(r"[.!?;]+[\s\"”’)]+|\n+")
+_ABBREV = re.compile(r"(?:\b[A-Z]|\b[A-Z]\.[A-Z]|\bSt|\bMr|\bMrs|\bDr|\bNo|\bMt|\bGen|\bvs)$")
+_NEGATOR = re.compile(
+    r"\b(?:no longer|no reports? of|no knowledge of|not aware of|no indication|no evidence|no specific|"
+    r"no credible|no known|there (?:is|are|was|were) no|not expected|unlikely|without|ruled out|denied|"
+    r"no threat|nor|no|(?<!do )(?<!does )(?<!did )(?<!should )(?<!must )(?<!will )not|n't)\b[^,;:.]*$",
+    re.IGNORECASE,
+)
+_CLAUSE_BREAK = re.compile(r"[,;:.!?]|\bbut\b|\bhowever\b|\band\b", re.IGNORECASE)
+_LOCATIVE = re.compile(
+    r"\b(?:at|near|outside|around|against|on|toward|towards|in front of|targeting|attack on|"
+    r"area around|vicinity of|surrounding)\s+(?:the\s+)?(?:[A-Z][\w.]*\s+){0,3}$",
+    re.IGNORECASE,
+)
+_WESTERN_VERB = re.compile(
+    r"\b(?:" + "|".join(re.escape(v) for v in data.WESTERN_VERBS) + r")\s+(?:\w+\s+){0,2}$",
+    re.IGNORECASE,
+)
+
+
+def sentence_starts(text: str) -> list[int]:
+    """Start offsets of sentences (abbreviations such as "U.S." and "St." do not end one)."""
+    starts = [0]
+    for m in _SENTENCE_END.finditer(text):
+        head = text[max(0, m.start() - 4) : m.start()]
+        if m.group().startswith(".") and _ABBREV.search(head):
+            continue
+        starts.append(m.end())
+    return starts
+
+
+def _negated(text: str, start: int) -> bool:
+    window = text[max(0, start - 60) : start]
+    cut = 0
+    for m in _CLAUSE_BREAK.finditer(window):
+        cut = m.end()
+    clause = window[cut:]
+    return bool(clause) and _NEGATOR.search(clause) is not None
+
+
+@dataclass(slots=True)
+class LabelEvidence:
+    score: float = 0.0
+    spans: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Reading:
+    threats: dict[str, LabelEvidence]
+    targets: dict[str, LabelEvidence]
+    cues: Counter[str]
+    routine: int
+
+
+def read(text: str, hits: list[Hit]) -> Reading:
+    """Apply the rules in the module docstring to the cue hits of ``text``."""
+    starts = sentence_starts(text)
+    threats: dict[str, LabelEvidence] = {}
+    targets: dict[str, LabelEvidence] = {}
+    cues: Counter[str] = Counter()
+    routine = 0
+    target_sent: set[int] = set()
+    military_sent: set[int] = set()
+    crime_sent: set[int] = set()
+    weak: list[tuple[int, Hit]] = []
+    tr_subject: dict[int, list[Hit]] = {}
+    tr_effect: dict[int, list[Hit]] = {}
+    tr_suppress: set[int] = set()
+
+    def credit(table: dict[str, LabelEvidence], label: str, weight: float, hit: Hit) -> None:
+        ev = table.get(label)
+        if ev is None:
+            ev = table[label] = LabelEvidence()
+        ev.score += weight
+        if len(ev.spans) < 6:
+            ev.spans.append((hit.start, hit.end))
+
+    for hit in hits:
+        sent = bisect.bisect_right(starts, hit.start) - 1
+        for cat, label, weight in hit.entries:
+            if cat == "threat":
+                if _negated(text, hit.start):
+                    continue
+                credit(threats, label, weight, hit)
+                if label == "armed_conflict" and weight >= 1.0:
+                    military_sent.add(sent)
+                elif label in ("crime", "kidnapping") and weight >= 1.0:
+                    crime_sent.add(sent)
+            elif cat == "target":
+                credit(targets, label, weight, hit)
+                target_sent.add(sent)
+            elif cat == "singular":
+                if _LOCATIVE.search(text[max(0, hit.start - 40) : hit.start]):
+                    credit(targets, label, weight, hit)
+                    target_sent.add(sent)
+            elif cat == "western":
+                if _WESTERN_VERB.search(text[max(0, hit.start - 40) : hit.start]):
+                    credit(targets, label, weight, hit)
+                    target_sent.add(sent)
+            elif cat == "weak_terror":
+                if not _negated(text, hit.start):
+                    weak.append((sent, hit))
+            elif cat == "tr_subject":
+                tr_subject.setdefault(sent, []).append(hit)
+            elif cat == "tr_effect":
+                if not _negated(text, hit.start):
+                    tr_effect.setdefault(sent, []).append(hit)
+            elif cat == "tr_suppress":
+                tr_suppress.add(sent)
+            elif cat == "routine":
+                routine += 1
+            elif cat == "cue":
+                if label == "urg:Past" or not _negated(text, hit.start):
+                    cues[label] += 1
+    for sent, hit in weak:
+        if sent in target_sent and sent not in military_sent and sent not in crime_sent:
+            credit(threats, "terrorism", 1.0, hit)
+    for sent, subjects in tr_subject.items():
+        effects = tr_effect.get(sent)
+        if effects and sent not in tr_suppress:
+            credit(threats, "transport_disruption", 1.0, subjects[0])
+            credit(threats, "transport_disruption", 0.0, effects[0])
+    return Reading(threats, targets, cues, routine)
