@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from vigil_notify.channels import PermanentFailure, TemporaryFailure, default_registry
+from vigil_notify.channels.apprise_channel import AppriseChannel, classify_apprise_failure
+from vigil_notify.channels.base import Message
+from vigil_notify.channels.jsonl import JsonlChannel
+from vigil_notify.channels.webhook import (
+    InvalidSignature,
+    WebhookChannel,
+    sign,
+    split_webhook_url,
+    verify_signature,
+)
+from vigil_notify.subscriptions import mask_url
+
+MSG = Message(
+    title="[Severe] Threats in Moscow",
+    text="plain body",
+    markdown="**md body**",
+    html="<p>html body</p>",
+    payload={"alert_id": "a1", "revision": 1, "subscription_id": "s1", "kind": "new", "reason": "matched: x"},
+    idempotency_key="k1",
+)
+
+
+def test_signature_roundtrip_tamper_and_replay_window() -> None:
+    body = b'{"a": 1}'
+    header = sign(body, "topsecret", timestamp=1_000_000)
+    assert verify_signature(body, header, "topsecret", now=1_000_100) == 1_000_000
+    with pytest.raises(InvalidSignature, match="mismatch"):
+        verify_signature(b'{"a": 2}', header, "topsecret", now=1_000_100)
+    with pytest.raises(InvalidSignature, match="mismatch"):
+        verify_signature(body, header, "wrong", now=1_000_100)
+    with pytest.raises(InvalidSignature, match="replay window"):
+        verify_signature(body, header, "topsecret", tolerance_s=300, now=1_000_301)
+    with pytest.raises(InvalidSignature, match="missing"):
+        verify_signature(body, None, "topsecret")
+    # rotation: any v1 may match
+    rotated = header + ",v1=" + "0" * 64
+    assert verify_signature(body, rotated, "topsecret", now=1_000_000)
+
+
+def test_webhook_url_secret_from_query_or_userinfo() -> None:
+    assert split_webhook_url("webhook+https://h.example/p?secret=abc&x=1") == (
+        "https://h.example/p?x=1",
+        "abc",
+    )
+    assert split_webhook_url("webhook+http://:k3y@h.example:8080/p") == ("http://h.example:8080/p", "k3y")
+    with pytest.raises(ValueError, match="secret"):
+        split_webhook_url("webhook+https://h.example/p")
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("webhook+https://hooks.example/p?secret=abc123XYZ", "abc123XYZ"),
+        ("mailtos://alerts:Pa55w0rd@mail.example.com?to=ops@example.com", "Pa55w0rd"),
+        ("slack://T1234ABCD/B5678EFGH/xoxbTOKENvalue123/#alerts", "xoxbTOKENvalue123"),
+        (
+            "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/987654321",
+            "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+        ),
+        ("discord://112233445566/ZYXwvuTSRqpoNMLkjiHGFedcBA", "ZYXwvuTSRqpoNMLkjiHGFedcBA"),
+        ("ntfy://user:hunter2@ntfy.example/topic", "hunter2"),
+        ("webhook+https://:s3cr3tUserinfo@hooks.example/p", "s3cr3tUserinfo"),
+    ],
+)
+def test_mask_url_hides_secrets(url: str, secret: str) -> None:
+    masked = mask_url(url)
+    assert secret not in masked
+    assert masked.split("://")[0] == url.split("://")[0]
+
+
+def test_registry_picks_by_scheme(tmp_path) -> None:
+    reg = default_registry()
+    assert isinstance(reg.create(f"jsonl://{tmp_path}/x.jsonl"), JsonlChannel)
+    assert isinstance(reg.create("webhook+https://h.example/p?secret=x"), WebhookChannel)
+    assert isinstance(reg.create("mailto://u:p@example.com?to=a@example.com"), AppriseChannel)
+    assert reg.check("nosuch://what") is not None
+    assert reg.check("webhook+https://h.example/p") is not None  # no secret
+
+
+async def test_jsonl_appends_one_object_per_send(tmp_path) -> None:
+    path = tmp_path / "out" / "d.jsonl"
+    ch = JsonlChannel(f"jsonl://{path}")
+    await ch.send(MSG)
+    await ch.send(MSG)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2
+    row = json.loads(lines[0])
+    assert row["alert_id"] == "a1"
+    assert row["reason"] == "matched: x"
+    assert row["rendered_text"] == "plain body"
+
+
+async def test_webhook_signed_and_verified_by_receiver(receiver_factory) -> None:
+    rx = receiver_factory()
+    ch = WebhookChannel(rx.webhook_url(), timeout_s=5)
+    await ch.send(MSG)
+    await ch.aclose()
+    assert rx.bad_signatures == 0
+    assert rx.received[0]["alert_id"] == "a1"
+    assert rx.headers[0]["X-Vigil-Idempotency-Key"] == "k1"
+
+
+async def test_webhook_wrong_secret_is_permanent(receiver_factory) -> None:
+    rx = receiver_factory()
+    ch = WebhookChannel(f"webhook+{rx.url}/hook?secret=not-the-right-one", timeout_s=5)
+    with pytest.raises(PermanentFailure, match="401"):
+        await ch.send(MSG)
+    await ch.aclose()
+    assert rx.bad_signatures == 1
+
+
+@pytest.mark.parametrize(("status", "exc"), [(503, TemporaryFailure), (429, TemporaryFailure),
+                                             (408, TemporaryFailure), (404, PermanentFailure)])  # fmt: skip
+async def test_webhook_status_mapping(receiver_factory, status, exc) -> None:
+    rx = receiver_factory(plan=lambda n: status)
+    ch = WebhookChannel(rx.webhook_url(), timeout_s=5)
+    with pytest.raises(exc, match=str(status)):
+        await ch.send(MSG)
+    await ch.aclose()
+
+
+async def test_webhook_connection_refused_is_temporary() -> None:
+    from .helpers import free_port
+
+    ch = WebhookChannel(f"webhook+http://127.0.0.1:{free_port()}/x?secret=s", timeout_s=2)
+    with pytest.raises(TemporaryFailure):
+        await ch.send(MSG)
+    await ch.aclose()
+
+
+async def test_email_through_local_smtp(smtp_server) -> None:
+    url = f"mailto://127.0.0.1:{smtp_server.port}?to=traveller@example.com&from=vigil@example.com"
+    ch = AppriseChannel(url, timeout_s=10)
+    await ch.send(MSG)
+    (mail,) = smtp_server.messages
+    assert mail["Subject"] == MSG.title
+    assert mail["To"] == "traveller@example.com"
+    body = mail.get_body(("html", "plain")).get_content()
+    assert "html body" in body
+
+
+@pytest.mark.parametrize(("reply", "exc"), [("451 4.3.0 try later", TemporaryFailure),
+                                            ("550 5.1.1 no such user", PermanentFailure)])  # fmt: skip
+async def test_smtp_error_mapping(smtp_server, reply, exc) -> None:
+    smtp_server.reject_with = reply
+    url = f"mailto://127.0.0.1:{smtp_server.port}?to=traveller@example.com&from=vigil@example.com"
+    with pytest.raises(exc, match=reply[:3]):
+        await AppriseChannel(url, timeout_s=10).send(MSG)
+    assert smtp_server.messages == []
+
+
+def test_apprise_failure_classification() -> None:
+    assert classify_apprise_failure(["Failed to send Slack notification: Bad Request - 400"])[0] is True
+    assert classify_apprise_failure(["Failed to send: Service Unavailable - error=503"])[0] is False
+    assert classify_apprise_failure(["Authentication failed"])[0] is True
+    assert classify_apprise_failure([]) == (False, "send failed (no cause reported)")
+
+
+async def test_hanging_webhook_times_out(receiver_factory) -> None:
+    rx = receiver_factory(hang=True)
+    ch = WebhookChannel(rx.webhook_url(), timeout_s=0.5)
+    with pytest.raises(TemporaryFailure, match="timed out"):
+        await ch.send(MSG)
+    await ch.aclose()
