@@ -57,12 +57,19 @@ class Service:
     description: str = ""
 
 
-def installed_services() -> dict[str, Service]:
+def installed_services(names: Sequence[str] | None = None) -> dict[str, Service]:
+    """The services registered under ``vigil.services`` (only ``names`` are imported, if given)."""
     found: dict[str, Service] = {}
     for ep in entry_points(group="vigil.services"):
-        service = ep.load()
+        if names is not None and ep.name not in names:
+            found.setdefault(ep.name, None)  # type: ignore[arg-type]  # known, not loaded
+            continue
+        try:
+            service = ep.load()
+        except Exception as exc:
+            raise SystemExit(f"service {ep.name} ({ep.value}) cannot be loaded: {exc}") from exc
         if not isinstance(service, Service):
-            raise TypeError(f"entry point {ep.name} ({ep.value}) is not a vigil_shared.runtime.Service")
+            raise SystemExit(f"entry point {ep.name} ({ep.value}) is not a vigil_shared.runtime.Service")
         found[ep.name] = service
     return dict(sorted(found.items()))
 
@@ -179,8 +186,9 @@ class Host:
 
 def run(names: Sequence[str]) -> None:
     """Entry for ``vigil run``: host the named services (``all`` = every installed one)."""
-    available = installed_services()
-    if not names or list(names) == ["all"]:
+    everything = not names or list(names) == ["all"]
+    available = installed_services(None if everything else names)
+    if everything:
         chosen = list(available.values())
     else:
         unknown = [n for n in names if n not in available]
