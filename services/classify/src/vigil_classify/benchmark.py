@@ -13,21 +13,44 @@ import time
 from dataclasses import dataclass
 
 _PLACES = [
-    ("Moscow", "Russia"), ("Istanbul", "Turkey"), ("Nairobi", "Kenya"), ("Lagos", "Nigeria"),
-    ("Karachi", "Pakistan"), ("Bogota", "Colombia"), ("Lima", "Peru"), ("Manila", "Philippines"),
-    ("Jakarta", "Indonesia"), ("Cairo", "Egypt"), ("Beirut", "Lebanon"), ("Kyiv", "Ukraine"),
-    ("Paris", "France"), ("London", "United Kingdom"), ("Bangkok", "Thailand"), ("Dhaka", "Bangladesh"),
-    ("Mexico City", "Mexico"), ("Port-au-Prince", "Haiti"), ("Addis Ababa", "Ethiopia"), ("Kampala", "Uganda"),
-    ("Tbilisi", "Georgia"), ("Athens", "Greece"), ("Seoul", "South Korea"), ("Caracas", "Venezuela"),
-    ("Bamako", "Mali"), ("Kinshasa", "Democratic Republic of the Congo"), ("Quito", "Ecuador"),
-    ("Islamabad", "Pakistan"), ("Tunis", "Tunisia"), ("Amman", "Jordan"),
+    ("Moscow", "Russia"),
+    ("Istanbul", "Turkey"),
+    ("Nairobi", "Kenya"),
+    ("Lagos", "Nigeria"),
+    ("Karachi", "Pakistan"),
+    ("Bogota", "Colombia"),
+    ("Lima", "Peru"),
+    ("Manila", "Philippines"),
+    ("Jakarta", "Indonesia"),
+    ("Cairo", "Egypt"),
+    ("Beirut", "Lebanon"),
+    ("Kyiv", "Ukraine"),
+    ("Paris", "France"),
+    ("London", "United Kingdom"),
+    ("Bangkok", "Thailand"),
+    ("Dhaka", "Bangladesh"),
+    ("Mexico City", "Mexico"),
+    ("Port-au-Prince", "Haiti"),
+    ("Addis Ababa", "Ethiopia"),
+    ("Kampala", "Uganda"),
+    ("Tbilisi", "Georgia"),
+    ("Athens", "Greece"),
+    ("Seoul", "South Korea"),
+    ("Caracas", "Venezuela"),
+    ("Bamako", "Mali"),
+    ("Kinshasa", "Democratic Republic of the Congo"),
+    ("Quito", "Ecuador"),
+    ("Islamabad", "Pakistan"),
+    ("Tunis", "Tunisia"),
+    ("Amman", "Jordan"),
 ]
 _EVENTS = [
     "Extremist groups continue to plan attacks against {t1} and {t2}, and the Embassy has received reports "
     "of specific threats.",
     "Opposition groups have announced demonstrations near {t1}; previous protests turned violent and police "
     "used tear gas.",
-    "A magnitude {mag} earthquake struck the region early this morning, damaging buildings and closing roads.",
+    "A magnitude {mag} earthquake struck the region early this morning, damaging buildings "
+    "and closing roads.",
     "Health authorities report a sharp rise in dengue and cholera cases in several districts.",
     "Armed criminal groups have carried out express kidnappings of travellers leaving {t1}.",
     "Rail unions have announced a strike next week; flights may be cancelled and {t1} will be crowded.",
@@ -36,9 +59,20 @@ _EVENTS = [
     "The Embassy will be closed on Monday for a federal holiday; routine passport services resume Tuesday.",
     "A typhoon is forecast to make landfall within 36 hours with destructive winds and storm surge.",
 ]
-_TARGETS = ["shopping malls", "railway and metro stations", "churches and synagogues", "hotels",
-            "government buildings", "schools", "places frequented by Westerners", "markets", "concert venues",
-            "the international airport", "tourist sites", "embassies"]
+_TARGETS = [
+    "shopping malls",
+    "railway and metro stations",
+    "churches and synagogues",
+    "hotels",
+    "government buildings",
+    "schools",
+    "places frequented by Westerners",
+    "markets",
+    "concert venues",
+    "the international airport",
+    "tourist sites",
+    "embassies",
+]
 _ADVICE = [
     "Actions to take: Avoid crowds. Monitor local media for updates. Review your personal security plans.",
     "Actions to take: Keep a low profile. Be aware of your surroundings. Carry identification.",

@@ -34,7 +34,9 @@ def _classify_one(clf: Any, data: dict[str, Any]) -> dict[str, Any]:
 
 def classify_command(
     source: Annotated[str, typer.Argument(help="A text/JSON file, or - for stdin.")] = "-",
-    jsonl: Annotated[bool, typer.Option("--jsonl", help='Read {"id","title","text"} lines on stdin.')] = False,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help='Read {"id","title","text"} lines on stdin.')
+    ] = False,
     title: Annotated[str, typer.Option(help="Title of a plain-text alert.")] = "",
     issuer: Annotated[str | None, typer.Option(help="Issuer of a plain-text alert.")] = None,
 ) -> None:
@@ -43,9 +45,9 @@ def classify_command(
 
     clf = Classifier()
     if jsonl:
-        stream = sys.stdin if source == "-" else Path(source).open(encoding="utf-8")
+        lines = sys.stdin if source == "-" else Path(source).read_text(encoding="utf-8").splitlines()
         out = sys.stdout
-        for line in stream:
+        for line in lines:
             if not line.strip():
                 continue
             try:

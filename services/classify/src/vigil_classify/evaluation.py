@@ -49,8 +49,14 @@ class PRF:
         return 2 * p * r / (p + r) if p + r else 0.0
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"precision": round(self.precision, 4), "recall": round(self.recall, 4),
-                "f1": round(self.f1, 4), "tp": self.tp, "fp": self.fp, "fn": self.fn}
+        return {
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+        }
 
 
 @dataclass(slots=True)
@@ -121,9 +127,7 @@ def _labels(values: Iterable[str]) -> set[str]:
     return {v for v in values if v and v != "none"}
 
 
-def score_item(
-    report: Report, gaz: Gazetteer | None, item: dict[str, Any], result: Classification
-) -> None:
+def score_item(report: Report, gaz: Gazetteer | None, item: dict[str, Any], result: Classification) -> None:
     """Add one labelled item and its classification to ``report``."""
     labels = item["labels"]
     report.n += 1
@@ -141,8 +145,12 @@ def score_item(
             miss, extra = sorted(gold - pred), sorted(pred - gold)
             problems.append(f"{kind}: missed {miss} extra {extra}")
 
-    compare("threat", report.threat_types, _labels(labels.get("threat_types", ())),
-            {t.type for t in result.threat_types})
+    compare(
+        "threat",
+        report.threat_types,
+        _labels(labels.get("threat_types", ())),
+        {t.type for t in result.threat_types},
+    )
     compare("target", report.targets, _labels(labels.get("targets", ())), {t.type for t in result.targets})
     gold_locs = [(str(g["name"]), str(g["country_code"]).upper()) for g in labels.get("locations", ())]
     compare("country", report.countries, {cc for _, cc in gold_locs}, set(result.countries))
@@ -208,18 +216,29 @@ def evaluate(items: Iterable[dict[str, Any]], classifier: Classifier | None = No
 def format_report(report: Report, worst: int = 8) -> str:
     """A plain-text table of the scores, the per-label figures and the worst items."""
     d = report.as_dict(worst)
-    lines = [f"items: {d['n']}", "", f"{'metric':14} {'P':>6} {'R':>6} {'F1':>6} {'tp':>4} {'fp':>4} {'fn':>4}"]
+    lines = [
+        f"items: {d['n']}",
+        "",
+        f"{'metric':14} {'P':>6} {'R':>6} {'F1':>6} {'tp':>4} {'fp':>4} {'fn':>4}",
+    ]
     for key in ("threat_types", "targets", "countries", "places"):
         m = d[key]
-        lines.append(f"{key:14} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
-                     f"{m['tp']:4d} {m['fp']:4d} {m['fn']:4d}")
-    lines += ["", f"is_threat accuracy: {d['is_threat_accuracy']:.3f}",
-              f"urgency accuracy:   {d['urgency_accuracy']:.3f}",
-              f"severity accuracy:  {d['severity_accuracy']:.3f}", "",
-              f"{'label':36} {'P':>6} {'R':>6} {'F1':>6} {'support':>7}"]
+        lines.append(
+            f"{key:14} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
+            f"{m['tp']:4d} {m['fp']:4d} {m['fn']:4d}"
+        )
+    lines += [
+        "",
+        f"is_threat accuracy: {d['is_threat_accuracy']:.3f}",
+        f"urgency accuracy:   {d['urgency_accuracy']:.3f}",
+        f"severity accuracy:  {d['severity_accuracy']:.3f}",
+        "",
+        f"{'label':36} {'P':>6} {'R':>6} {'F1':>6} {'support':>7}",
+    ]
     for label, m in d["per_label"].items():
-        lines.append(f"{label:36} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
-                     f"{m['tp'] + m['fn']:7d}")
+        lines.append(
+            f"{label:36} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} {m['tp'] + m['fn']:7d}"
+        )
     if d["worst"]:
         lines += ["", "worst items:"]
         for w in d["worst"]:

@@ -63,8 +63,16 @@ class Candidate:
 COUNTRY_ALIASES: dict[str, tuple[str, ...]] = {
     "RU": ("Russia", "Russian Federation"),
     "TR": ("Turkey", "Türkiye", "Turkiye"),
-    "GB": ("United Kingdom", "UK", "Great Britain", "Britain", "England", "Scotland", "Wales",
-           "Northern Ireland"),
+    "GB": (
+        "United Kingdom",
+        "UK",
+        "Great Britain",
+        "Britain",
+        "England",
+        "Scotland",
+        "Wales",
+        "Northern Ireland",
+    ),
     "US": ("United States", "United States of America", "USA"),
     "KR": ("South Korea", "Republic of Korea"),
     "KP": ("North Korea", "DPRK"),
@@ -101,17 +109,101 @@ COUNTRY_ALIASES: dict[str, tuple[str, ...]] = {
 
 _REGION_TYPES = frozenset(
     {
-        "Province", "Region", "State", "Department", "County", "Governorate", "Prefecture",
-        "Administrative region", "Autonomous region", "Autonomous community", "Republic", "Land",
-        "Voivodship", "Oblast", "Territory", "Regional state", "Union territory", "Emirate", "Canton",
-        "Administrative territory", "Autonomous province", "Federal entity", "Geographical region",
-        "Metropolitan region", "Capital city", "Autonomous district", "Federal district",
-        "Autonomous city", "Metropolitan department", "Special administrative region",
+        "Province",
+        "Region",
+        "State",
+        "Department",
+        "County",
+        "Governorate",
+        "Prefecture",
+        "Administrative region",
+        "Autonomous region",
+        "Autonomous community",
+        "Republic",
+        "Land",
+        "Voivodship",
+        "Oblast",
+        "Territory",
+        "Regional state",
+        "Union territory",
+        "Emirate",
+        "Canton",
+        "Administrative territory",
+        "Autonomous province",
+        "Federal entity",
+        "Geographical region",
+        "Metropolitan region",
+        "Capital city",
+        "Autonomous district",
+        "Federal district",
+        "Autonomous city",
+        "Metropolitan department",
+        "Special administrative region",
     }
 )
 
 _GENERIC_REGION_WORDS = frozenset(
-    ["north", "south", "east", "west", "central", "centre", "center", "northern", "southern", "eastern", "western", "capital", "coast", "coastal", "upper", "lower", "region", "province", "district", "islands", "island", "lakes", "lake", "national", "city", "greater", "middle", "territory", "new", "federal", "valley", "highlands", "littoral", "mountain", "mountains", "plateau", "interior", "sud", "nord", "est", "ouest", "centro", "norte", "sur", "oeste", "the", "of", "and", "la", "le", "el", "de", "del", "al", "great", "rift", "river", "delta", "borno"]
+    [
+        "north",
+        "south",
+        "east",
+        "west",
+        "central",
+        "centre",
+        "center",
+        "northern",
+        "southern",
+        "eastern",
+        "western",
+        "capital",
+        "coast",
+        "coastal",
+        "upper",
+        "lower",
+        "region",
+        "province",
+        "district",
+        "islands",
+        "island",
+        "lakes",
+        "lake",
+        "national",
+        "city",
+        "greater",
+        "middle",
+        "territory",
+        "new",
+        "federal",
+        "valley",
+        "highlands",
+        "littoral",
+        "mountain",
+        "mountains",
+        "plateau",
+        "interior",
+        "sud",
+        "nord",
+        "est",
+        "ouest",
+        "centro",
+        "norte",
+        "sur",
+        "oeste",
+        "the",
+        "of",
+        "and",
+        "la",
+        "le",
+        "el",
+        "de",
+        "del",
+        "al",
+        "great",
+        "rift",
+        "river",
+        "delta",
+        "borno",
+    ]
 ) - {"borno"}
 
 _COUNTRY_POP_FLOOR = 50_000_000
@@ -124,9 +216,7 @@ _DATA = resources.files("vigil_classify") / "data"
 def common_words() -> frozenset[str]:
     """Ordinary English words that are also place names (they need context to count as places)."""
     text = (_DATA / "common_words.txt").read_text(encoding="utf-8")
-    return frozenset(
-        w.strip().lower() for w in text.split() if w.strip() and not w.startswith("#")
-    )
+    return frozenset(w.strip().lower() for w in text.split() if w.strip() and not w.startswith("#"))
 
 
 _LATIN_NAME = re.compile(r"[A-Za-zÀ-ɏ][A-Za-zÀ-ɏ'’. -]*[A-Za-zÀ-ɏ.]")
@@ -201,7 +291,7 @@ def _saint_variants(name: str) -> list[str]:
     out = [name]
     for a, b in (("Saint ", "St. "), ("Saint ", "St "), ("St. ", "Saint "), ("St ", "Saint ")):
         if name.startswith(a):
-            out.append(b + name[len(a):])
+            out.append(b + name[len(a) :])
     return out
 
 
@@ -281,12 +371,11 @@ def build() -> Gazetteer:
         variants = {raw, base}
         for prefix in ("La ", "El ", "Le ", "Al "):
             if base.startswith(prefix):
-                variants.add(base[len(prefix):])
+                variants.add(base[len(prefix) :])
         usable = [
             v
             for v in variants
-            if len(v) >= 4
-            and not set(v.lower().replace("-", " ").split()) <= _GENERIC_REGION_WORDS
+            if len(v) >= 4 and not set(v.lower().replace("-", " ").split()) <= _GENERIC_REGION_WORDS
         ]
         if not usable:
             continue

@@ -35,6 +35,19 @@ _REGION_CUE = re.compile(
     r"krais?|territor(?:y|ies)|districts?)\b",
     re.IGNORECASE,
 )
+_REGION_HINTS = (
+    " region",
+    " province",
+    " state",
+    " oblast",
+    " governorate",
+    " department",
+    " prefecture",
+    " count",
+    " krai",
+    " territor",
+    " district",
+)
 _LOCATIVE_BEFORE = re.compile(
     r"\b(?:in|at|near|from|to|around|outside|across|throughout|into|toward|towards|via)\s+$",
     re.IGNORECASE,
@@ -127,14 +140,16 @@ def find_locations(
             continue
         before = text[max(0, start - 60) : start]
         after = text[end : end + 40]
-        if _FEATURE_BEFORE.search(before):
+        if (" " in before[-5:] or "." in before[-5:]) and _FEATURE_BEFORE.search(before):
             features.add(text[start:end])
             last_end = end
             continue
-        if _BORDER_BEFORE.search(before) or _ORIGIN_BEFORE.search(before):
+        if ("order" in before and _BORDER_BEFORE.search(before)) or (
+            "from" in before and _ORIGIN_BEFORE.search(before)
+        ):
             last_end = end
             continue
-        if _FEATURE_AFTER.match(after):
+        if after[:1] == " " and _FEATURE_AFTER.match(after):
             if _NATURAL_AFTER.match(after) or _FEATURE_BEFORE.search(before):
                 features.add(text[start:end])
             last_end = end
@@ -162,12 +177,13 @@ def find_locations(
 
     found: dict[tuple[str, str], _Found] = {}
     order: list[tuple[str, str]] = []
+    region_words = any(w in norm_padded for w in _REGION_HINTS)
     for m in mentions:
         surface = text[m.start : m.end]
         if any(s <= m.start and m.end <= e for s, e in excluded):
             continue
         is_common = surface.lower() in common
-        m.region_cue = bool(_REGION_CUE.match(text, m.end))
+        m.region_cue = region_words and bool(_REGION_CUE.match(text, m.end))
         best = -1
         best_score = -1e9
         second = -1e9
@@ -225,7 +241,9 @@ def find_locations(
     return locations, sorted(countries)
 
 
-def _merge_neighbourhoods(places: list[Place], found: dict[tuple[str, str], _Found], order: list[Any]) -> None:
+def _merge_neighbourhoods(
+    places: list[Place], found: dict[tuple[str, str], _Found], order: list[Any]
+) -> None:
     """Drop a small "city" lying inside a much larger found city (a district such as a landmark quarter)."""
     cities = [k for k in order if found[k].kind == "city" and places[found[k].place].latitude is not None]
     for k in list(cities):
@@ -236,8 +254,10 @@ def _merge_neighbourhoods(places: list[Place], found: dict[tuple[str, str], _Fou
             big = places[found[other].place]
             if big.country_code != small.country_code or big.population < 5 * max(small.population, 1):
                 continue
-            assert small.latitude is not None and small.longitude is not None
-            assert big.latitude is not None and big.longitude is not None
+            assert small.latitude is not None
+            assert small.longitude is not None
+            assert big.latitude is not None
+            assert big.longitude is not None
             dlat = (small.latitude - big.latitude) * 111.0
             dlon = (small.longitude - big.longitude) * 111.0 * math.cos(math.radians(big.latitude))
             if dlat * dlat + dlon * dlon < 64.0:

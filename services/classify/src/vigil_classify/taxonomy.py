@@ -156,15 +156,28 @@ def sentence_starts(text: str) -> list[int]:
     """Start offsets of sentences (abbreviations such as "U.S." and "St." do not end one)."""
     starts = [0]
     for m in _SENTENCE_END.finditer(text):
-        head = text[max(0, m.start() - 4) : m.start()]
-        if m.group().startswith(".") and _ABBREV.search(head):
+        i = m.start()
+        if (
+            text[i] == "."
+            and i >= 1
+            and (
+                (text[i - 1].isupper() and (i < 2 or not text[i - 2].isalpha()))
+                or (i >= 2 and text[i - 1].isupper() and text[i - 2] == ".")
+                or text[max(0, i - 3) : i] in (" St", " Mr", " Dr", " No", " Mt", "Mrs")
+            )
+        ):
             continue
         starts.append(m.end())
     return starts
 
 
+_NEG_HINTS = ("no", "No", "not", "n't", "unlikely", "without", "ruled out", "denied", "nor")
+
+
 def _negated(text: str, start: int) -> bool:
     window = text[max(0, start - 60) : start]
+    if not any(h in window for h in _NEG_HINTS):
+        return False
     cut = 0
     for m in _CLAUSE_BREAK.finditer(window):
         cut = m.end()
@@ -206,7 +219,7 @@ def read(text: str, hits: list[Hit]) -> Reading:
         if ev is None:
             ev = table[label] = LabelEvidence()
         ev.score += weight
-        if len(ev.spans) < 6:
+        if len(ev.spans) < 3:
             ev.spans.append((hit.start, hit.end))
 
     for hit in hits:
@@ -243,9 +256,8 @@ def read(text: str, hits: list[Hit]) -> Reading:
                 tr_suppress.add(sent)
             elif cat == "routine":
                 routine += 1
-            elif cat == "cue":
-                if label == "urg:Past" or not _negated(text, hit.start):
-                    cues[label] += 1
+            elif cat == "cue" and (label == "urg:Past" or not _negated(text, hit.start)):
+                cues[label] += 1
     for sent, hit in weak:
         if sent in target_sent and sent not in military_sent and sent not in crime_sent:
             credit(threats, "terrorism", 1.0, hit)
