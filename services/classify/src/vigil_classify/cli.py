@@ -18,7 +18,8 @@ def _read_input(source: str) -> str:
 
 
 def _classify_one(clf: Any, data: dict[str, Any]) -> dict[str, Any]:
-    cap = data.get("cap") if isinstance(data.get("cap"), dict) else {}
+    raw_cap = data.get("cap")
+    cap: dict[str, Any] = raw_cap if isinstance(raw_cap, dict) else {}
     result = clf.classify(
         str(data.get("text") or ""),
         title=str(data.get("title") or ""),
@@ -51,10 +52,10 @@ def classify_command(
             if not line.strip():
                 continue
             try:
-                data = json.loads(line)
-                if not isinstance(data, dict):
+                item = json.loads(line)
+                if not isinstance(item, dict):
                     raise ValueError("not an object")
-                row = _classify_one(clf, data)
+                row = _classify_one(clf, item)
             except (ValueError, TypeError) as exc:
                 row = {"id": None, "error": f"invalid input line: {exc}"}
             out.write(json.dumps(row, ensure_ascii=False) + "\n")

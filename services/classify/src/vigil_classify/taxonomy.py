@@ -97,9 +97,9 @@ class Taxonomy:
         for phrase in data.ROUTINE:
             add(phrase, ("routine", "", 0.0))
         cue_table: dict[str, list[Entry]] = {}
-        for cat, phrases in sev.CUES.items():
-            for phrase in phrases:
-                for form in expand(phrase):
+        for cat, cue_phrases in sev.CUES.items():
+            for cue in cue_phrases:
+                for form in expand(cue):
                     cue_table.setdefault(norm_key(form), []).append(("cue", cat, 1.0))
         self.automaton = _compile(table)
         self.cue_automaton = _compile(cue_table)
@@ -171,12 +171,12 @@ def sentence_starts(text: str) -> list[int]:
     return starts
 
 
-_NEG_HINTS = ("no", "No", "not", "n't", "unlikely", "without", "ruled out", "denied", "nor")
+_NEG_HINT = re.compile(r"[Nn]o|n't|unlikely|without|ruled out|denied")
 
 
 def _negated(text: str, start: int) -> bool:
     window = text[max(0, start - 60) : start]
-    if not any(h in window for h in _NEG_HINTS):
+    if _NEG_HINT.search(window) is None:
         return False
     cut = 0
     for m in _CLAUSE_BREAK.finditer(window):
