@@ -1,160 +1,273 @@
-"""Ingest's HTTP API: ``POST /v1/alerts`` (JSON or text/plain) and ``POST /v1/alerts:batch``."""
+"""Ingest's HTTP API: ``POST /v1/alerts`` (one alert) and ``POST /v1/alerts:batch`` (any number).
+
+Both take the same bodies, told apart by ``Content-Type`` (and, for ``text/plain``, by content):
+
+* ``application/json`` (or ``*+json``): an alert object ``{"title", "text", "url", "issuer",
+  "published", "language", "source", "id"}`` — unknown fields are kept in the event's ``extra``;
+  the batch endpoint also takes an array of them or ``{"alerts": [...]}``;
+* ``text/plain`` (or ``text/html``): one alert, the first line is the title when more follow;
+* webhooks: ``application/cap+xml`` (a CAP 1.2 alert), ``application/rss+xml``,
+  ``application/atom+xml``, ``application/xml``/``text/xml`` (sniffed) — parsed by
+  :func:`vigil_ingest.detect.parse_input`, hostile XML (DTDs, entities) refused unparsed.
+
+``/v1/alerts`` answers one result and refuses bodies holding more than one alert (a feed with
+several items goes to the batch endpoint). Every result says the alert's stable ``alert_id`` and
+whether it was ``new``, a ``revision`` of a known alert or a ``duplicate`` (not published again).
+
+Bad input: malformed JSON 400, oversize body 413 (``VIGIL_INGEST_MAX_BODY_BYTES``), unsupported
+content type 415, anything else unusable 422 — each with ``{"detail": "<reason>"}`` and a log line
+naming the source. A batch is all or nothing: if any item is bad nothing is published.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-import orjson
-from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import structlog
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
 
-from vigil_ingest.cleaning import detect_language, to_text
+from vigil_ingest.detect import JsonAlert, parse_input
 from vigil_ingest.drafts import AlertDraft
+from vigil_ingest.errors import InvalidInput
 from vigil_ingest.intake import IntakeResult, accept
 from vigil_ingest.settings import IngestSettings
 
+log = structlog.get_logger("vigil.ingest.api")
 
-class AlertIn(BaseModel):
-    """An alert posted to the API. Unknown fields are kept in ``extra``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    title: str = Field(default="", max_length=1000)
-    text: str = Field(min_length=1)
-    url: str | None = Field(default=None, max_length=2000)
-    issuer: str | None = Field(default=None, max_length=300)
-    published: datetime | None = None
-    language: str | None = Field(default=None, max_length=20)
-    source: str | None = Field(default=None, max_length=200)
-    id: str | None = Field(default=None, max_length=300, description="The source's own id of the alert.")
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("text is empty: send the alert's text")
-        return v
+JSON_TYPES = frozenset({"application/json"})
+TEXT_TYPES = frozenset({"text/plain", "text/html", "application/xhtml+xml"})
+XML_TYPES = frozenset(
+    {
+        "application/cap+xml",
+        "application/rss+xml",
+        "application/rdf+xml",
+        "application/atom+xml",
+        "application/xml",
+        "text/xml",
+    }
+)
+ACCEPTED_TYPES = (
+    "application/json, text/plain, application/cap+xml, application/rss+xml, application/atom+xml"
+)
 
 
 class AlertAccepted(BaseModel):
-    alert_id: str
-    revision: int
-    status: str = Field(description="new, revision (a changed alert) or duplicate (already published)")
-    correlation_id: str | None
+    alert_id: str = Field(description="Stable id: re-posts and re-polls of the same item get the same id.")
+    revision: int = Field(description="1 for the first version of an alert, 2, 3... for changed versions.")
+    status: Literal["new", "revision", "duplicate"] = Field(
+        description="new, revision (a changed version, published, linked) or duplicate (not published again)"
+    )
+    correlation_id: str | None = Field(description="Follows the alert through classify and notify.")
+    revision_of: str | None = Field(
+        default=None, description="For revisions: the alert_id of the first version."
+    )
+    title: str = ""
 
 
 class BatchAccepted(BaseModel):
-    results: list[AlertAccepted]
+    results: list[AlertAccepted] = Field(description="One result per alert, in the order sent.")
+    new: int = 0
+    revisions: int = 0
+    duplicates: int = 0
 
 
-def draft_from_api(item: AlertIn, default_source: str) -> AlertDraft:
-    extra: dict[str, Any] = dict(item.model_extra or {})
-    text = to_text(item.text)
-    if not text.strip():
-        raise ValueError("text is empty after removing markup")
-    title = to_text(item.title) if item.title else ""
-    return AlertDraft(
-        source_kind="api",
-        source_name=item.source or default_source,
-        issuer=item.issuer,
-        title=title,
-        text=text,
-        url=item.url,
-        published=item.published,
-        language=detect_language(f"{title}\n{text}", item.language),
-        extra=extra,
-        source_key=item.id,
+class Problem(BaseModel):
+    detail: str
+
+
+def _accepted(r: IntakeResult) -> AlertAccepted:
+    return AlertAccepted(
+        alert_id=r.alert_id,
+        revision=r.revision,
+        status=r.status,
+        correlation_id=r.correlation_id,
+        revision_of=r.revision_of,
+        title=r.title,
     )
 
 
-def _result(r: IntakeResult) -> AlertAccepted:
-    return AlertAccepted(alert_id=r.alert_id, revision=r.revision, status=r.status, correlation_id=r.correlation_id)
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
 
 
-def _problem(status: int, detail: str) -> HTTPException:
-    return HTTPException(status_code=status, detail=detail)
+def _is_accepted_type(media: str) -> bool:
+    return (
+        media in JSON_TYPES or media in TEXT_TYPES or media in XML_TYPES or media.endswith(("+json", "+xml"))
+    )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _problem(413, f"body of {declared} bytes exceeds the limit of {limit} bytes (VIGIL_INGEST_MAX_BODY_BYTES)")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _problem(413, f"body exceeds the limit of {limit} bytes (VIGIL_INGEST_MAX_BODY_BYTES)")
-    return bytes(body)
+def _request_body_doc(batch: bool) -> dict[str, Any]:
+    alert = JsonAlert.model_json_schema()
+    alert.pop("title", None)
+    alert["additionalProperties"] = True
+    alert["description"] = "One alert. Fields Vigil has no slot for are kept in the event's `extra`."
+    json_schema: dict[str, Any] = alert
+    if batch:
+        json_schema = {
+            "oneOf": [
+                {"type": "array", "items": alert},
+                {
+                    "type": "object",
+                    "properties": {"alerts": {"type": "array", "items": alert}},
+                    "required": ["alerts"],
+                },
+                alert,
+            ]
+        }
+    xml = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": json_schema},
+                "text/plain": {
+                    "schema": {"type": "string"},
+                    "example": "Demonstration in the city centre\nAvoid the main square this afternoon.",
+                },
+                "application/cap+xml": xml,
+                "application/rss+xml": xml,
+                "application/atom+xml": xml,
+            },
+        }
+    }
 
 
-def _validation_detail(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "Malformed JSON"},
+    413: {"model": Problem, "description": "Body (or batch) larger than the configured limit"},
+    415: {"model": Problem, "description": "Unsupported or missing Content-Type"},
+    422: {"model": Problem, "description": "Not a usable alert (empty text, invalid field, hostile XML...)"},
+    503: {"model": Problem, "description": "Redis unavailable: nothing was published, retry"},
+}
 
 
 def build_router(redis: Redis, settings: IngestSettings) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["alerts"])
+    limit = settings.max_body_bytes
 
-    async def parse_items(request: Request, *, batch: bool) -> list[AlertIn]:
-        ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-        body = await _read_body(request, settings.max_body_bytes)
-        if ctype == "text/plain" and not batch:
-            text = body.decode("utf-8", errors="replace")
-            if not text.strip():
-                raise _problem(422, "text is empty: send the alert's text")
-            lines = text.strip().split("\n", 1)
-            title, rest = (lines[0].strip(), lines[1]) if len(lines) == 2 and len(lines[0]) < 200 else ("", text)
-            return [AlertIn(title=title, text=rest)]
-        if ctype not in ("application/json", "application/cap+json") and not ctype.endswith("+json"):
-            accepted = "application/json" + ("" if batch else " or text/plain")
-            raise _problem(415, f"content type {ctype or 'missing'} is not supported; send {accepted}")
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise _problem(400, f"malformed JSON: {exc}") from exc
-        raw_items: Any = data.get("alerts") if batch and isinstance(data, dict) else data
-        if batch:
-            if not isinstance(raw_items, list):
-                raise _problem(422, 'a batch is a JSON array of alerts (or {"alerts": [...]})')
-            if not raw_items:
-                raise _problem(422, "the batch is empty")
-            if len(raw_items) > settings.max_batch_items:
-                raise _problem(413, f"batch of {len(raw_items)} alerts exceeds {settings.max_batch_items}")
-        else:
-            if not isinstance(raw_items, dict):
-                raise _problem(422, "an alert is a JSON object with at least a 'text' field")
-            raw_items = [raw_items]
-        items: list[AlertIn] = []
-        for i, raw in enumerate(raw_items):
-            try:
-                items.append(AlertIn.model_validate(raw))
-            except ValidationError as exc:
-                where = f"alert {i}: " if batch else ""
-                raise _problem(422, where + _validation_detail(exc)) from exc
-        return items
+    def refuse(request: Request, status: int, detail: str, source: str | None) -> HTTPException:
+        log.warning(
+            "alert refused",
+            status=status,
+            reason=detail,
+            source=source or "unnamed",
+            client=request.client.host if request.client else None,
+            content_type=request.headers.get("content-type"),
+            path=request.url.path,
+        )
+        return HTTPException(status_code=status, detail=detail)
 
-    async def ingest(items: list[AlertIn]) -> list[AlertAccepted]:
+    async def read_body(request: Request, source: str | None) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise refuse(request, 413, f"body of {declared} bytes exceeds the limit of {limit} bytes", source)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise refuse(request, 413, f"body exceeds the limit of {limit} bytes", source)
+        return bytes(body)
+
+    async def drafts_from(request: Request, source: str | None, *, batch: bool) -> list[AlertDraft]:
+        media = media_type(request.headers.get("content-type"))
+        if not media:
+            raise refuse(request, 415, f"Content-Type is missing; send one of {ACCEPTED_TYPES}", source)
+        if not _is_accepted_type(media):
+            hint = (
+                " (curl -d sends a form; add -H 'Content-Type: text/plain' or application/json)"
+                if media == "application/x-www-form-urlencoded"
+                else ""
+            )
+            raise refuse(
+                request,
+                415,
+                f"content type {media} is not supported; send one of {ACCEPTED_TYPES}{hint}",
+                source,
+            )
+        body = await read_body(request, source)
+        plain = media in JSON_TYPES or media in TEXT_TYPES or media.endswith("+json")
+        name = source or (settings.source_name if plain else None)
         try:
-            drafts = [draft_from_api(i, settings.source_name) for i in items]
-        except ValueError as exc:
-            raise _problem(422, str(exc)) from exc
-        results = await accept(redis, drafts, ttl_s=settings.dedup_ttl_s, maxlen=settings.stream_maxlen)
-        return [_result(r) for r in results]
+            parsed = await run_in_threadpool(
+                parse_input, body, content_type=media, source_name=name, max_bytes=limit
+            )
+        except InvalidInput as exc:
+            raise refuse(request, exc.status_code, str(exc), source) from None
+        drafts = list(parsed.drafts)
+        if not drafts and parsed.cap_links:
+            raise refuse(
+                request,
+                422,
+                f"this is an index of {len(parsed.cap_links)} CAP documents; linked documents are not "
+                "fetched for posted bodies: post the CAP documents, or configure the index as a feed",
+                source,
+            )
+        if not drafts:
+            raise refuse(request, 422, f"the {parsed.kind} document holds no alert", source)
+        if not batch and len(drafts) != 1:
+            raise refuse(
+                request, 422, f"the body holds {len(drafts)} alerts; POST them to /v1/alerts:batch", source
+            )
+        if batch and len(drafts) > settings.max_batch_items:
+            raise refuse(
+                request,
+                413,
+                f"batch of {len(drafts)} alerts exceeds the limit of {settings.max_batch_items} "
+                "(VIGIL_INGEST_MAX_BATCH_ITEMS)",
+                source,
+            )
+        return drafts
+
+    async def ingest(request: Request, drafts: list[AlertDraft], source: str | None) -> list[IntakeResult]:
+        try:
+            return await accept(redis, drafts, ttl_s=settings.dedup_ttl_s, maxlen=settings.stream_maxlen)
+        except (RedisError, OSError) as exc:
+            log.error("could not record alerts", error=repr(exc), source=source or drafts[0].source_name)
+            raise HTTPException(
+                503, "alerts could not be recorded (Redis unavailable); nothing was published, retry"
+            ) from None
+        except ValueError as exc:  # a draft that cannot become a valid event (nothing published)
+            raise refuse(request, 422, f"invalid alert: {exc}"[:500], source) from None
+
+    source_param = Query(
+        default=None,
+        max_length=200,
+        pattern=r"^[\w.\-:/@ ]+$",
+        description="Source name for alerts that do not name one (JSON `source` wins).",
+    )
 
     @router.post(
-        "/alerts", response_model=AlertAccepted, status_code=202,
-        summary="Submit one alert (JSON or text/plain)",
-        responses={400: {"description": "malformed JSON"}, 413: {"description": "body too large"},
-                   415: {"description": "unsupported content type"}, 422: {"description": "invalid alert"}},
+        "/alerts",
+        response_model=AlertAccepted,
+        status_code=202,
+        responses=_ERRORS,
+        summary="Submit one alert (JSON, text/plain or a CAP/RSS/Atom webhook body)",
+        openapi_extra=_request_body_doc(batch=False),
     )
-    async def post_alert(request: Request) -> AlertAccepted:
-        items = await parse_items(request, batch=False)
-        return (await ingest(items))[0]
+    async def post_alert(request: Request, source: str | None = source_param) -> AlertAccepted:
+        drafts = await drafts_from(request, source, batch=False)
+        return _accepted((await ingest(request, drafts, source))[0])
 
-    @router.post("/alerts:batch", response_model=BatchAccepted, status_code=202, summary="Submit many alerts")
-    async def post_batch(request: Request) -> BatchAccepted:
-        items = await parse_items(request, batch=True)
-        return BatchAccepted(results=await ingest(items))
+    @router.post(
+        "/alerts:batch",
+        response_model=BatchAccepted,
+        status_code=202,
+        responses=_ERRORS,
+        summary='Submit many alerts (JSON array, {"alerts": [...]}, or an RSS/Atom feed); all or nothing',
+        openapi_extra=_request_body_doc(batch=True),
+    )
+    async def post_batch(request: Request, source: str | None = source_param) -> BatchAccepted:
+        drafts = await drafts_from(request, source, batch=True)
+        results = await ingest(request, drafts, source)
+        return BatchAccepted(
+            results=[_accepted(r) for r in results],
+            new=sum(r.status == "new" for r in results),
+            revisions=sum(r.status == "revision" for r in results),
+            duplicates=sum(r.status == "duplicate" for r in results),
+        )
 
     return router

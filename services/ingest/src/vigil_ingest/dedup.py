@@ -43,6 +43,27 @@ return {1, rev, redis.call('HGET', h, 'alert_id')}
 """
 
 
+_UNREGISTER_LUA: Final = """
+local h = KEYS[1]
+local fp_field = 'fp:' .. ARGV[1]
+local rev = tonumber(ARGV[2])
+local seen = redis.call('HGET', h, fp_field)
+if (not seen) or tonumber(seen) ~= rev then
+  return 0
+end
+redis.call('HDEL', h, fp_field)
+local current = tonumber(redis.call('HGET', h, 'revision') or '0')
+if current == rev then
+  if rev <= 1 then
+    redis.call('DEL', h)
+  else
+    redis.call('HSET', h, 'revision', rev - 1)
+  end
+end
+return 1
+"""
+
+
 @dataclass(frozen=True)
 class Registration:
     """What dedup decided for one sighting of an alert."""
@@ -57,6 +78,8 @@ class Registration:
     """This exact content was seen before: do not publish it again."""
     key: str = ""
     """The identity key the alert was registered under."""
+    fingerprint: str = ""
+    """The content fingerprint registered (used to undo a registration whose publish failed)."""
 
     @property
     def should_publish(self) -> bool:
@@ -90,7 +113,23 @@ async def register(redis: Any, key: str, fingerprint: str, *, ttl_s: int = DEFAU
         is_new=bool(created) and revision == 1,
         is_duplicate=not created,
         key=key,
+        fingerprint=fingerprint,
     )
+
+
+async def unregister(redis: Any, registration: Registration) -> bool:
+    """Undo a fresh registration whose event could not be published; atomic, best effort.
+
+    Forgets the registration's fingerprint (and gives back its revision number if no later
+    revision was registered meanwhile), so the next sighting of the item is new again instead of
+    a duplicate of an alert that never reached the stream. Returns whether anything was undone.
+    """
+    if registration.is_duplicate or not registration.fingerprint:
+        return False
+    undone = await redis.eval(
+        _UNREGISTER_LUA, 1, dedup_key(registration.alert_id), registration.fingerprint, registration.revision
+    )
+    return bool(int(undone))
 
 
 async def register_draft(redis: Any, draft: AlertDraft, *, ttl_s: int = DEFAULT_TTL_S) -> Registration:

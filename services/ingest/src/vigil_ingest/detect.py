@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from vigil_ingest.cap import is_cap_root, parse_cap
 from vigil_ingest.cleaning import detect_language, normalize_inline, to_text
 from vigil_ingest.drafts import AlertDraft
-from vigil_ingest.errors import EmptyInput, InputTooLarge, InvalidInput, UnsupportedContent
+from vigil_ingest.errors import EmptyInput, InputTooLarge, InvalidInput, MalformedInput, UnsupportedContent
 from vigil_ingest.feeds import parse_feed
 from vigil_ingest.xmlguard import parse_xml
 
@@ -67,6 +67,15 @@ class JsonAlert(BaseModel):
     published: datetime | None = None
     language: str | None = None
     source: str | None = None
+    id: str | None = None
+    """The source's own id of the alert: re-posts with the same ``id`` and ``source`` are one alert."""
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_text(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        return (value.strip() or None) if isinstance(value, str) else value
 
     @field_validator("published")
     @classmethod
@@ -176,9 +185,9 @@ def _json_drafts(data: bytes, source_name: str) -> tuple[AlertDraft, ...]:
     try:
         payload: Any = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+        raise MalformedInput(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except (RecursionError, ValueError) as exc:
-        raise InvalidInput(f"malformed JSON: {type(exc).__name__}: {exc}"[:300]) from None
+        raise MalformedInput(f"malformed JSON: {type(exc).__name__}: {exc}"[:300]) from None
     if isinstance(payload, dict) and isinstance(payload.get("alerts"), list):
         payload = payload["alerts"]
     items = payload if isinstance(payload, list) else [payload]
@@ -216,7 +225,7 @@ def json_alert_to_draft(alert: JsonAlert, *, source_name: str = "api", where: st
         published=alert.published,
         language=detect_language(text, alert.language),
         extra=json.loads(json.dumps(extra, default=str)),
-        source_key=None,
+        source_key=alert.id,
     )
 
 

@@ -19,6 +19,12 @@ class HostileXMLError(InvalidInput):
     """XML with a DTD, entity declarations or external references: refused unparsed."""
 
 
+class MalformedInput(InvalidInput):
+    """Input that does not even parse as the format it claims to be (malformed JSON)."""
+
+    status_code = 400
+
+
 class EmptyInput(InvalidInput):
     """Input with no usable text."""
 

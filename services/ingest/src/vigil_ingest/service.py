@@ -1,16 +1,40 @@
-"""The ingest service as the runtime hosts it: HTTP API (and, when configured, feed polling)."""
+"""The ingest service as the runtime hosts it: HTTP API, and the feed poller when feeds are configured."""
 
 from __future__ import annotations
 
-from vigil_shared.runtime import Service, ServiceContext, ServiceParts
+import structlog
+from vigil_shared.runtime import Background, Service, ServiceContext, ServiceParts
 
 from vigil_ingest.api import build_router
+from vigil_ingest.errors import InvalidInput
+from vigil_ingest.poller import FeedPoller, feeds_configured
 from vigil_ingest.settings import IngestSettings
+
+log = structlog.get_logger("vigil.ingest")
+
+
+class ConfigurationError(RuntimeError):
+    """The ingest configuration (feeds file) is invalid: the service refuses to start."""
 
 
 async def build(ctx: ServiceContext) -> ServiceParts:
     settings = IngestSettings()
-    return ServiceParts(routers=[build_router(ctx.redis, settings)])
+    router = build_router(ctx.redis, settings)
+    if not feeds_configured(settings):
+        log.info("no feeds configured (VIGIL_INGEST_FEEDS_FILE); HTTP API only")
+        return ServiceParts(routers=[router])
+    try:
+        poller = FeedPoller(ctx.redis, settings)
+    except InvalidInput as exc:
+        raise ConfigurationError(f"invalid feeds configuration: {exc}") from exc
+
+    async def feed_poller() -> None:
+        await poller.run()
+
+    background: list[Background] = [feed_poller]
+    return ServiceParts(routers=[router], background=background, on_stop=[poller.aclose])
 
 
-SERVICE = Service(name="ingest", build=build, description="Feeds, CAP, webhooks and text in; AlertReceived out")
+SERVICE = Service(
+    name="ingest", build=build, description="Feeds, CAP, webhooks and text in; AlertReceived out"
+)
