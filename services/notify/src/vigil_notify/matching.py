@@ -11,7 +11,8 @@ Semantics of a :class:`~vigil_notify.subscriptions.SubscriptionFilter` (empty me
 * ``threat_types`` / ``target_types`` — the alert has at least one of them;
 * ``min_severity`` / ``min_urgency`` — by :data:`SEVERITY_RANK` / :data:`URGENCY_RANK`;
 * non-threat messages (``is_threat`` false) only with ``include_non_threats``;
-* ``active`` — today (UTC date of ``now``) within the trip window; disabled subscriptions never match.
+* ``active`` — today (UTC date of ``now``) within the trip window;
+* disabled subscriptions never match (the index leaves them out).
 
 :class:`SubscriptionIndex` is built once per subscription-set version. It files each subscription
 under the keys that can make it match — country, place name, geonameid, a 1°x1° geo cell of its
@@ -45,14 +46,30 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
-@dataclass(frozen=True, slots=True)
 class Match:
-    subscription: Subscription
-    reasons: tuple[str, ...]
+    """A subscription an alert reaches, with the reasons (built lazily: the hot path skips them)."""
+
+    __slots__ = ("_alert", "_compiled", "_reasons", "_where", "subscription")
+
+    def __init__(self, compiled: _Compiled, alert: AlertFeatures, where: str) -> None:
+        self.subscription = compiled.sub
+        self._compiled = compiled
+        self._alert = alert
+        self._where = where
+        self._reasons: tuple[str, ...] | None = None
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        if self._reasons is None:
+            self._reasons = self._compiled.reasons(self._alert, self._where)
+        return self._reasons
 
     @property
     def explanation(self) -> str:
         return "matched: " + "; ".join(self.reasons)
+
+    def __repr__(self) -> str:
+        return f"Match({self.subscription.id!r}, {self.explanation!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +129,15 @@ class AlertFeatures:
         )
 
 
+_COUNTRY = "country"
+
+
 class _Compiled:
     """A subscription's filter in the shape the hot loop wants."""
 
     __slots__ = (
         "countries", "from_", "has_location", "ids", "include_non_threats", "min_sev", "min_urg",
-        "names", "near", "places", "sub", "targets", "threats", "until",
+        "names", "near", "places", "sub", "targets", "threats", "until", "windowed",
     )  # fmt: skip
 
     def __init__(self, sub: Subscription) -> None:
@@ -136,12 +156,12 @@ class _Compiled:
         self.include_non_threats = f.include_non_threats
         self.from_ = f.active.from_ if f.active else None
         self.until = f.active.until if f.active else None
+        self.windowed = f.active is not None
 
     def evaluate(self, a: AlertFeatures, today: date) -> Match | None:
-        sub = self.sub
-        if not sub.enabled:
-            return None
-        if (self.from_ is not None and today < self.from_) or (self.until is not None and today > self.until):
+        if self.windowed and (
+            (self.from_ is not None and today < self.from_) or (self.until is not None and today > self.until)
+        ):
             return None
         if not a.is_threat and not self.include_non_threats:
             return None
@@ -151,14 +171,18 @@ class _Compiled:
             return None
         if self.targets and not (self.targets & a.targets):
             return None
-        reasons: list[str] = []
         if self.has_location:
             where = self._where(a)
             if where is None:
                 return None
-            reasons.append(where)
         else:
-            reasons.append("any location")
+            where = "any location"
+        return Match(self, a, where)
+
+    def reasons(self, a: AlertFeatures, where: str) -> tuple[str, ...]:
+        if where is _COUNTRY:
+            where = "country " + ", ".join(sorted(self.countries & a.countries))
+        reasons = [where]
         if self.threats:
             reasons.append("threat " + ", ".join(t for t in a.threats if t in self.threats))
         elif a.threats:
@@ -167,13 +191,13 @@ class _Compiled:
             reasons.append("non-threat message (included)")
         if self.targets:
             reasons.append("target " + ", ".join(sorted(self.targets & a.targets)))
-        f = sub.filter
+        f = self.sub.filter
         reasons.append(f"severity {a.severity} >= {f.min_severity}")
         if self.min_urg:
             reasons.append(f"urgency {a.urgency} >= {f.min_urgency}")
         if f.active:
             reasons.append(f"active {f.active.from_ or '…'}..{f.active.until or '…'}")
-        return Match(sub, tuple(reasons))
+        return tuple(reasons)
 
     def _where(self, a: AlertFeatures) -> str | None:
         if self.ids or self.names:
@@ -201,10 +225,8 @@ class _Compiled:
             if best is not None:
                 d, loc = best
                 return f"place {loc.name}, {loc.country} within {radius:g} km ({d:.0f} km away)"
-        if self.countries:
-            hit = sorted(self.countries & a.countries)
-            if hit:
-                return "country " + ", ".join(hit)
+        if self.countries and not self.countries.isdisjoint(a.countries):
+            return _COUNTRY  # spelled out lazily in reasons()
         return None
 
 
@@ -278,29 +300,21 @@ class SubscriptionIndex:
                 for cell in cells:
                     self.by_cell.setdefault(cell, []).append(c)
 
-    def candidates(self, a: AlertFeatures) -> dict[int, _Compiled]:
-        found: dict[int, _Compiled] = {}
-        for bucket in (self.catch_all, self.wide_near):
-            for c in bucket:
-                found[id(c)] = c
+    def candidates(self, a: AlertFeatures) -> set[_Compiled]:
+        found: set[_Compiled] = set(self.catch_all)
+        found.update(self.wide_near)
         for t in a.threat_set:
-            for c in self.by_threat.get(t, ()):
-                found[id(c)] = c
+            found.update(self.by_threat.get(t, ()))
         for cc in a.countries:
-            for c in self.by_country.get(cc, ()):
-                found[id(c)] = c
+            found.update(self.by_country.get(cc, ()))
         for loc in a.locations:
-            for c in self.by_name.get(loc.norm, ()):
-                found[id(c)] = c
+            found.update(self.by_name.get(loc.norm, ()))
             if loc.geonameid is not None:
-                for c in self.by_geonameid.get(loc.geonameid, ()):
-                    found[id(c)] = c
+                found.update(self.by_geonameid.get(loc.geonameid, ()))
             if loc.is_country:
-                for c in self.by_place_country.get(loc.country, ()):
-                    found[id(c)] = c
+                found.update(self.by_place_country.get(loc.country, ()))
             elif loc.lat is not None and loc.lon is not None:
-                for c in self.by_cell.get(_cell(loc.lat, loc.lon), ()):
-                    found[id(c)] = c
+                found.update(self.by_cell.get(_cell(loc.lat, loc.lon), ()))
         return found
 
 
@@ -309,7 +323,7 @@ def match(alert: AlertClassified, subscriptions: SubscriptionIndex, now: datetim
     features = AlertFeatures.of(alert)
     today = now.date()
     out = []
-    for c in subscriptions.candidates(features).values():
+    for c in subscriptions.candidates(features):
         m = c.evaluate(features, today)
         if m is not None:
             out.append(m)
@@ -319,12 +333,17 @@ def match(alert: AlertClassified, subscriptions: SubscriptionIndex, now: datetim
 
 def match_one(alert: AlertClassified, subscription: Subscription, now: datetime) -> Match | None:
     """Evaluate one subscription without an index (the brute-force reference)."""
+    if not subscription.enabled:
+        return None
     return _Compiled(subscription).evaluate(AlertFeatures.of(alert), now.date())
 
 
 def match_scan(alert: AlertClassified, subscriptions: Iterable[Subscription], now: datetime) -> list[Match]:
     """Brute-force :func:`match` over every subscription (reference for tests and tiny sets)."""
     features = AlertFeatures.of(alert)
-    out = [m for s in subscriptions if (m := _Compiled(s).evaluate(features, now.date())) is not None]
+    today = now.date()
+    out = [
+        m for s in subscriptions if s.enabled and (m := _Compiled(s).evaluate(features, today)) is not None
+    ]
     out.sort(key=lambda m: m.subscription.id)
     return out
