@@ -14,8 +14,8 @@ from vigil_shared.events import (
     CapInfo,
     Classification,
     DeadLetter,
-    Evidence,
     Event,
+    Evidence,
     InvalidEvent,
     LabelScore,
     Location,
@@ -27,8 +27,13 @@ from vigil_shared.events import (
 
 def _alert(**kw: object) -> AlertReceived:
     base: dict[str, object] = dict(
-        correlation_id="c1", producer="test", alert_id="al_1", source_kind="api", source_name="t",
-        title="Security Alert", text="Threats to metro stations in Moscow.",
+        correlation_id="c1",
+        producer="test",
+        alert_id="al_1",
+        source_kind="api",
+        source_name="t",
+        title="Security Alert",
+        text="Threats to metro stations in Moscow.",
     )
     base.update(kw)
     return AlertReceived.model_validate(base)
@@ -36,26 +41,64 @@ def _alert(**kw: object) -> AlertReceived:
 
 def _examples() -> list[Event]:
     cap = CapInfo(
-        identifier="x", sender="s@example.org", sent="2026-11-25T10:00:00Z", msg_type="Update",
-        references=("s@example.org,x0,2026-11-25T09:00:00Z",), urgency="Immediate", severity="Severe",
-        certainty="Observed", areas=(CapArea(area_desc="Hatay", circles=("36.2,36.1 50",), geocodes={"FIPS": "1"}),),
+        identifier="x",
+        sender="s@example.org",
+        sent="2026-11-25T10:00:00Z",
+        msg_type="Update",
+        references=("s@example.org,x0,2026-11-25T09:00:00Z",),
+        urgency="Immediate",
+        severity="Severe",
+        certainty="Observed",
+        areas=(CapArea(area_desc="Hatay", circles=("36.2,36.1 50",), geocodes={"FIPS": "1"}),),
     )
     alert = _alert(cap=cap, extra={"foo": [1, 2]})
     cls = Classification(
-        id="al_1", is_threat=True,
-        threat_types=(LabelScore(type="terrorism", confidence=0.9, evidence=(Evidence(text="a", start=0, end=1),)),),
-        locations=(Location(name="Moscow", country_code="RU", geonameid=524901, latitude=55.75, longitude=37.62),),
-        countries=("RU",), urgency="Expected", severity="Severe", certainty="Likely", classifier_version="t",
+        id="al_1",
+        is_threat=True,
+        threat_types=(
+            LabelScore(type="terrorism", confidence=0.9, evidence=(Evidence(text="a", start=0, end=1),)),
+        ),
+        locations=(
+            Location(name="Moscow", country_code="RU", geonameid=524901, latitude=55.75, longitude=37.62),
+        ),
+        countries=("RU",),
+        urgency="Expected",
+        severity="Severe",
+        certainty="Likely",
+        classifier_version="t",
     )
     return [
         alert,
         AlertClassified(correlation_id="c1", producer="classify", alert=alert, classification=cls),
-        NotificationDelivered(correlation_id="c1", producer="notify", alert_id="al_1", subscription_id="s",
-                              channel="console://", idempotency_key="k"),
-        NotificationFailed(correlation_id="c1", producer="notify", alert_id="al_1", subscription_id="s",
-                           channel="console://", idempotency_key="k", error="boom", permanent=True),
-        DeadLetter(correlation_id="c1", producer="classify", stream="s", group="g", service="classify",
-                   entry_id="1-0", fields={"a": "b"}, error="bad", attempts=3),
+        NotificationDelivered(
+            correlation_id="c1",
+            producer="notify",
+            alert_id="al_1",
+            subscription_id="s",
+            channel="console://",
+            idempotency_key="k",
+        ),
+        NotificationFailed(
+            correlation_id="c1",
+            producer="notify",
+            alert_id="al_1",
+            subscription_id="s",
+            channel="console://",
+            idempotency_key="k",
+            error="boom",
+            permanent=True,
+        ),
+        DeadLetter(
+            correlation_id="c1",
+            producer="classify",
+            stream="s",
+            group="g",
+            service="classify",
+            entry_id="1-0",
+            fields={"a": "b"},
+            error="bad",
+            attempts=3,
+        ),
     ]
 
 

@@ -23,6 +23,10 @@ app = typer.Typer(
 )
 dlq_app = typer.Typer(help="Inspect, replay and purge dead-lettered entries.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
+groups_app = typer.Typer(
+    help="Add, list and remove consumer groups (downstream consumers).", no_args_is_help=True
+)
+app.add_typer(groups_app, name="groups")
 
 
 @app.command()
@@ -37,7 +41,9 @@ def run(
 
 @app.command()
 def demo(
-    examples: Annotated[str, typer.Option(help="Folder with alerts/*.json and subscriptions.yaml.")] = "examples",
+    examples: Annotated[
+        str, typer.Option(help="Folder with alerts/*.json and subscriptions.yaml.")
+    ] = "examples",
 ) -> None:
     """Run the whole pipeline locally on the sample alerts and print who was notified and why."""
     from pathlib import Path
@@ -56,6 +62,7 @@ def demo(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     stuck_after: Annotated[float, typer.Option(help="Pending older than this (s) counts as stuck.")] = 300.0,
+    max_lag: Annotated[int, typer.Option(help="A group this many entries behind counts as stuck.")] = 10_000,
 ) -> None:
     """Streams, consumer groups, lag, pending and dead letters; exit 1 when something is stuck."""
     from vigil_shared.runtime import redis_client
@@ -71,7 +78,7 @@ def status(
                     extra[name] = await fn(redis)
                 except Exception as exc:
                     extra[name] = {"error": str(exc)}
-            return sts, problems(sts, stuck_after_s=stuck_after), extra
+            return sts, problems(sts, stuck_after_s=stuck_after, max_lag=max_lag), extra
         finally:
             await redis.aclose()
 
@@ -83,15 +90,19 @@ def status(
     if as_json:
         typer.echo(json.dumps({"streams": as_dict(sts), "problems": found, **extra}, indent=2, default=str))
     else:
-        typer.echo(f"{'stream':28} {'length':>8}  {'group':10} {'lag':>6} {'pending':>8} {'oldest':>8} consumers")
+        typer.echo(
+            f"{'stream':28} {'length':>8}  {'group':12} {'lag':>6} {'pending':>8} {'oldest':>8} "
+            f"{'consumers':>9} {'dead':>6}"
+        )
         for st in sts:
             if not st.groups:
-                typer.echo(f"{st.stream:28} {st.length:>8}  {'-':10}")
+                typer.echo(f"{st.stream:28} {st.length:>8}  {'-':12}")
             for g in st.groups:
                 oldest = f"{g.oldest_pending_age_s:.0f}s" if g.oldest_pending_age_s is not None else "-"
+                lag = g.lag if g.lag is not None else "?"
                 typer.echo(
-                    f"{st.stream:28} {st.length:>8}  {g.name:10} {g.lag if g.lag is not None else '?':>6} "
-                    f"{g.pending:>8} {oldest:>8} {g.consumers}"
+                    f"{st.stream:28} {st.length:>8}  {g.name:12} {lag:>6} "
+                    f"{g.pending:>8} {oldest:>8} {g.consumers:>9} {g.dead_letters:>6}"
                 )
         dead = next((s.length for s in sts if s.stream == streams.DEADLETTER), 0)
         typer.echo(f"dead letters: {dead}")
@@ -110,12 +121,21 @@ def _status_extensions() -> dict[str, Any]:
 
 
 @dlq_app.command("list")
-def dlq_list(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
+def dlq_list(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
+) -> None:
     """List dead-lettered entries with their cause."""
     from vigil_shared import deadletters
 
     for rec in asyncio.run(deadletters.list_entries(VigilSettings().redis_url, limit)):
-        typer.echo(f"{rec['id']}  {rec['service']:8} {rec['stream']:26} attempts={rec['attempts']}  {rec['error'][:120]}")
+        if as_json:
+            typer.echo(json.dumps(rec, default=str))
+            continue
+        typer.echo(
+            f"{rec['id']}  {rec['service']:8} {rec['stream']:26} attempts={rec['attempts']}  "
+            f"{rec['error'][:120]}"
+        )
 
 
 @dlq_app.command("show")
@@ -154,6 +174,88 @@ def dlq_purge(
         typer.confirm("Delete ALL dead letters?", abort=True)
     n = asyncio.run(deadletters.purge(VigilSettings().redis_url, entry_ids or None))
     typer.echo(f"purged {n}")
+
+
+@groups_app.command("add")
+def groups_add(
+    name: Annotated[str, typer.Argument(help="Group name (the new consumer's name).")],
+    stream: Annotated[str, typer.Option(help="Stream to consume.")] = streams.ALERTS_CLASSIFIED,
+    start: Annotated[
+        str, typer.Option("--from", help="start = every retained entry; now = only new entries.")
+    ] = "now",
+) -> None:
+    """Add a consumer group; other groups (notify, ...) are not affected."""
+    from vigil_shared.groups import GroupExists, add_group
+    from vigil_shared.runtime import redis_client
+
+    if start not in ("start", "now"):
+        typer.echo("--from must be 'start' or 'now'", err=True)
+        raise typer.Exit(2)
+
+    async def go() -> str:
+        redis = redis_client(VigilSettings().redis_url)
+        try:
+            return await add_group(redis, stream, name, start)  # type: ignore[arg-type]
+        finally:
+            await redis.aclose()
+
+    try:
+        first = asyncio.run(go())
+    except GroupExists as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    where = "the beginning of the retained stream" if start == "start" else f"now (after {first})"
+    typer.echo(f"group {name} added to {stream}, reading from {where}")
+
+
+@groups_app.command("list")
+def groups_list(
+    stream: Annotated[str | None, typer.Option(help="One stream; default: every Vigil stream.")] = None,
+) -> None:
+    """Consumer groups per stream with consumers, pending, lag."""
+    from vigil_shared.groups import list_groups
+    from vigil_shared.runtime import redis_client
+
+    async def go() -> dict[str, list[dict[str, Any]]]:
+        redis = redis_client(VigilSettings().redis_url)
+        try:
+            return {s: await list_groups(redis, s) for s in ([stream] if stream else streams.ALL_STREAMS)}
+        finally:
+            await redis.aclose()
+
+    for s, groups in asyncio.run(go()).items():
+        for g in groups:
+            typer.echo(
+                f"{s:28} {g['name']:12} consumers={g['consumers']} pending={g['pending']} "
+                f"lag={g['lag'] if g['lag'] is not None else '?'} last={g['last_delivered_id']}"
+            )
+
+
+@groups_app.command("remove")
+def groups_remove(
+    name: str,
+    stream: Annotated[str, typer.Option(help="Stream of the group.")] = streams.ALERTS_CLASSIFIED,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> None:
+    """Remove a consumer group (its pending entries are forgotten; the stream is untouched)."""
+    from vigil_shared.groups import remove_group
+    from vigil_shared.runtime import redis_client
+
+    if name in (streams.GROUP_CLASSIFY, streams.GROUP_NOTIFY) and not yes:
+        typer.echo(f"{name} is a Vigil service's group; pass --yes if you really mean it", err=True)
+        raise typer.Exit(2)
+
+    async def go() -> bool:
+        redis = redis_client(VigilSettings().redis_url)
+        try:
+            return await remove_group(redis, stream, name)
+        finally:
+            await redis.aclose()
+
+    if not asyncio.run(go()):
+        typer.echo(f"no group {name} on {stream}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"group {name} removed from {stream}")
 
 
 def _load_service_commands() -> None:

@@ -17,8 +17,14 @@ def _record(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
         dl = DeadLetter.model_validate_json(body)
         return {"id": entry_id.decode(), **dl.model_dump(mode="json")}
     except Exception as exc:
-        return {"id": entry_id.decode(), "service": "?", "stream": "?", "attempts": 0,
-                "error": f"unreadable dead-letter record: {exc}", "fields": {}}
+        return {
+            "id": entry_id.decode(),
+            "service": "?",
+            "stream": "?",
+            "attempts": 0,
+            "error": f"unreadable dead-letter record: {exc}",
+            "fields": {},
+        }
 
 
 async def list_entries(url: str, limit: int = 20) -> list[dict[str, Any]]:

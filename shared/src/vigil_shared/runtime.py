@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -25,6 +26,7 @@ from redis.asyncio import Redis
 
 from vigil_shared.health import build_http_app
 from vigil_shared.logging import configure_logging
+from vigil_shared.retention import retention_loop
 from vigil_shared.settings import VigilSettings
 from vigil_shared.worker import StreamWorker
 
@@ -74,11 +76,16 @@ def installed_services(names: Sequence[str] | None = None) -> dict[str, Service]
     return dict(sorted(found.items()))
 
 
-def make_broker(url: str) -> RedisBroker:
-    """FastStream's broker; its own per-message logs go to DEBUG, its errors still show."""
+def make_broker(url: str, graceful_timeout: float | None = None) -> RedisBroker:
+    """FastStream's broker; its own per-message logs go to DEBUG, its errors still show.
+
+    ``graceful_timeout``: on stop, how long FastStream waits for in-flight batches to finish.
+    """
     fs_logger = logging.getLogger("vigil.faststream")
     fs_logger.setLevel(logging.WARNING)
-    return RedisBroker(url, logger=fs_logger, log_level=logging.DEBUG)
+    if graceful_timeout is None:
+        return RedisBroker(url, logger=fs_logger, log_level=logging.DEBUG)
+    return RedisBroker(url, logger=fs_logger, log_level=logging.DEBUG, graceful_timeout=graceful_timeout)
 
 
 def redis_client(url: str) -> Redis:
@@ -92,7 +99,7 @@ class Host:
         self.services = services
         self.settings = settings
         self.redis = redis_client(settings.redis_url)
-        self.broker = make_broker(settings.redis_url)
+        self.broker = make_broker(settings.redis_url, graceful_timeout=settings.shutdown_timeout_s)
         self.parts: list[ServiceParts] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.app: FastAPI | None = None
@@ -116,7 +123,15 @@ class Host:
             await worker.start_background(self.redis)
         for parts in self.parts:
             for bg in parts.background:
-                self.tasks.append(asyncio.create_task(self._supervise(bg), name=getattr(bg, "__name__", "bg")))
+                self.tasks.append(
+                    asyncio.create_task(self._supervise(bg), name=getattr(bg, "__name__", "bg"))
+                )
+        if self.settings.retention_interval_s > 0:
+
+            async def retention() -> None:
+                await retention_loop(self.redis, self.settings)
+
+            self.tasks.append(asyncio.create_task(self._supervise(retention), name="retention"))
         self.app = build_http_app(
             title="Vigil " + "+".join(s.name for s in self.services),
             routers=[r for p in self.parts for r in p.routers],
@@ -126,15 +141,20 @@ class Host:
         )
         if self.settings.http_port:
             config = uvicorn.Config(
-                self.app, host=self.settings.http_host, port=self.settings.http_port,
-                log_level="warning", access_log=False, lifespan="off",
+                self.app,
+                host=self.settings.http_host,
+                port=self.settings.http_port,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
             )
             self._server = uvicorn.Server(config)
             self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             self.tasks.append(asyncio.create_task(self._server.serve(), name="http"))
         log.info(
             "service started",
-            services=[s.name for s in self.services], consumer=self.settings.consumer_name,
+            services=[s.name for s in self.services],
+            consumer=self.settings.consumer_name,
             http_port=self.settings.http_port or None,
         )
 
@@ -148,31 +168,48 @@ class Host:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("background loop crashed; restarting", loop=getattr(bg, "__name__", "bg"), in_s=delay)
+                log.exception(
+                    "background loop crashed; restarting", loop=getattr(bg, "__name__", "bg"), in_s=delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
-        """Stop reading first, let in-flight batches finish, then close everything."""
+        """Graceful stop, within ``shutdown_timeout_s`` + a few seconds (compose waits 15 s):
+
+        1. stop reading: FastStream's subscribers stop fetching and wait (up to ``shutdown_timeout_s``)
+           for the batches in flight, which commit or stay pending as usual;
+        2. the workers' claim loops finish their current batch (bounded), then each worker hands its
+           remaining pending entries back so another replica claims them at once, and leaves its
+           group when it owns nothing;
+        3. HTTP, background loops and service resources are closed.
+        """
         self._stop.set()
+        started = time.monotonic()
+        budget = self.settings.shutdown_timeout_s
         log.info("stopping: no new entries are read; in-flight work finishes")
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.broker.stop(), timeout=self.settings.shutdown_timeout_s)
+        try:
+            await asyncio.wait_for(self.broker.stop(), timeout=budget + 1.0)
+        except Exception as exc:
+            log.warning("broker did not stop cleanly", error=repr(exc))
+        remaining = max(1.0, budget - (time.monotonic() - started))
         for worker in self.workers:
-            await worker.stop()
+            await worker.stop(grace_s=remaining)
         if self._server is not None:
             self._server.should_exit = True
         for parts in self.parts:
             for cb in parts.on_stop:
                 with contextlib.suppress(Exception):
-                    await cb()
+                    await asyncio.wait_for(cb(), timeout=2.0)
         for t in self.tasks:
             if t.get_name() != "http":
                 t.cancel()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), timeout=5)
-        await self.redis.aclose()
-        log.info("stopped")
+            await asyncio.wait_for(asyncio.gather(*self.tasks, return_exceptions=True), timeout=3)
+        with contextlib.suppress(Exception):
+            await self.redis.aclose()
+        handed = sum(w.stats.handed_back for w in self.workers)
+        log.info("stopped", seconds=round(time.monotonic() - started, 2), handed_back=handed)
 
     async def run_until_signalled(self) -> None:
         loop = asyncio.get_running_loop()

@@ -49,9 +49,28 @@ class VigilSettings(BaseSettings):
     consumer_idle_remove_s: float = Field(
         default=3600.0, gt=0, description="Consumers without pending entries idle this long are removed."
     )
-    # retention
+    # retention (docs/guarantees.md, "Retention")
     stream_maxlen: int = Field(
-        default=100_000, ge=1000, description="Approximate retention per stream (entries), see README."
+        default=1_000_000,
+        ge=1000,
+        description="Safety cap per stream applied on every XADD (MAXLEN ~). It trims without looking at "
+        "consumer groups, so keep it far above retention_max_len: it only bites when a group lags that far.",
+    )
+    retention_max_len: int = Field(
+        default=100_000, ge=0, description="Retention by length (entries per stream, 0 = none); lag-aware."
+    )
+    retention_max_age_s: float = Field(
+        default=7 * 86400.0, ge=0, description="Retention by age (seconds, 0 = none); lag-aware."
+    )
+    retention_interval_s: float = Field(
+        default=60.0, ge=0, description="How often each process runs the lag-aware trimmer (0 = never)."
+    )
+    # security (SECURITY.md)
+    outbound_allowlist: str = Field(
+        default="",
+        validation_alias=AliasChoices("VIGIL_OUTBOUND_ALLOWLIST"),
+        description="CIDRs, IPs or host names (*.suffix) outbound calls may reach although they are "
+        "private/loopback/link-local (vigil_shared.netguard); comma or space separated.",
     )
     # http
     http_host: str = "0.0.0.0"

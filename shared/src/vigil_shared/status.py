@@ -6,10 +6,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from vigil_shared import metrics, streams
+from vigil_shared.envelope import decode_entry
+
+DEADLETTER_SCAN = 10_000
 
 
 @dataclass
@@ -20,6 +24,9 @@ class GroupStatus:
     oldest_pending_age_s: float | None
     consumers: int
     last_delivered_id: str
+    dead_letters: int = 0
+    """Records in ``vigil.deadletter`` for this stream and group (of the newest ``DEADLETTER_SCAN``)."""
+    consumer_details: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -38,7 +45,24 @@ def _id_ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
-async def stream_status(redis: Redis, stream: str) -> StreamStatus:
+async def dead_letter_counts(redis: Redis, limit: int = DEADLETTER_SCAN) -> dict[tuple[str, str], int]:
+    """How many dead letters each (stream, group) produced, over the newest ``limit`` records."""
+    counts: dict[tuple[str, str], int] = {}
+    if not await redis.exists(streams.DEADLETTER):
+        return counts
+    for _, fields in await redis.xrevrange(streams.DEADLETTER, count=limit):
+        try:
+            doc = orjson.loads(decode_entry(fields)[0])
+            key = (str(doc.get("stream", "?")), str(doc.get("group", "?")))
+        except Exception:
+            key = ("?", "?")
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+async def stream_status(
+    redis: Redis, stream: str, dead: dict[tuple[str, str], int] | None = None
+) -> StreamStatus:
     if not await redis.exists(stream):
         return StreamStatus(stream, exists=False)
     length = int(await redis.xlen(stream))
@@ -56,6 +80,10 @@ async def stream_status(redis: Redis, stream: str) -> StreamStatus:
             summary = await redis.xpending(stream, name)
             if summary and summary.get("min"):
                 oldest = max(0.0, (now_ms - _id_ms(_s(summary["min"]))) / 1000)
+        details = [
+            {"name": _s(c["name"]), "pending": int(c["pending"]), "idle_s": round(int(c["idle"]) / 1000, 1)}
+            for c in await redis.xinfo_consumers(stream, name)
+        ]
         lag = g.get("lag")
         st.groups.append(
             GroupStatus(
@@ -65,6 +93,8 @@ async def stream_status(redis: Redis, stream: str) -> StreamStatus:
                 oldest_pending_age_s=oldest,
                 consumers=int(g["consumers"]),
                 last_delivered_id=_s(g["last-delivered-id"]),
+                dead_letters=(dead or {}).get((stream, name), 0),
+                consumer_details=details,
             )
         )
         metrics.GROUP_PENDING.labels(stream=stream, group=name).set(pending)
@@ -75,7 +105,8 @@ async def stream_status(redis: Redis, stream: str) -> StreamStatus:
 
 
 async def pipeline_status(redis: Redis, extra_streams: tuple[str, ...] = ()) -> list[StreamStatus]:
-    return [await stream_status(redis, s) for s in (*streams.ALL_STREAMS, *extra_streams)]
+    dead = await dead_letter_counts(redis)
+    return [await stream_status(redis, s, dead) for s in (*streams.ALL_STREAMS, *extra_streams)]
 
 
 def problems(statuses: list[StreamStatus], stuck_after_s: float = 300.0, max_lag: int = 10_000) -> list[str]:

@@ -1,12 +1,15 @@
 """Reliable stream consumption on top of FastStream: the part every consuming service shares.
 
-Guarantees (see README, "Delivery guarantees"):
+Guarantees (see ``docs/guarantees.md``):
 
-* **At-least-once with atomic hand-over.** FastStream reads a batch with ``XREADGROUP``; Vigil then
-  validates every entry on its own, runs the handler, and writes the handler's output events, any
-  dead letters and the ``XACK`` of the consumed entries in **one** ``MULTI``/``EXEC`` transaction.
+* **At-least-once with atomic, fenced hand-over.** FastStream reads a batch with ``XREADGROUP``;
+  Vigil then validates every entry on its own, runs the handler, and writes the handler's output
+  events, any dead letters and the ``XACK`` of the consumed entries in **one** server-side script
+  (atomic like ``MULTI``/``EXEC``). The script first checks, per entry, that this consumer still owns
+  it in the group's pending list: if another replica claimed it meanwhile (this one was too slow,
+  paused or partitioned), this replica's results for that entry are dropped and the claimer's count.
   Either the results are in the next stream and the input is acknowledged, or neither happened and
-  the entry is still pending.
+  the entry is still pending - so a stream-to-stream hop adds no duplicate.
 * **No poison pill.** An entry that is not a valid event goes to ``vigil.deadletter`` at once with the
   reason; an entry whose handler raises stays pending and is retried through the claim loop until it
   has been delivered ``max_deliveries`` times, then it is dead-lettered with the last error. One bad
@@ -14,6 +17,9 @@ Guarantees (see README, "Delivery guarantees"):
 * **Claiming.** FastStream 0.7 never re-delivers a pending entry, so each replica runs a claim loop
   (``XAUTOCLAIM``) that takes over entries idle longer than ``claim_idle_ms`` — those of a crashed
   replica, or its own failed ones — and removes consumers that are long idle and own nothing.
+* **Graceful stop.** :meth:`StreamWorker.stop` lets the current claim batch finish, then hands the
+  consumer's remaining pending entries back (their idle time is set past ``claim_idle_ms`` so another
+  replica claims them at its next pass) and removes the consumer from the group when it owns nothing.
 * **Self-healing.** When the group disappears (``NOGROUP``: Redis restarted without persistence, or
   the stream was deleted) FastStream stops the subscriber; a watchdog recreates the group and
   restarts it, with a back-off, without operator action.
@@ -71,23 +77,128 @@ class WorkerStats:
     deadlettered: int = 0
     claimed: int = 0
     restarts: int = 0
+    fenced: int = 0
+    handed_back: int = 0
     last_batch_at: float = field(default_factory=time.monotonic)
 
 
 async def publish_events(
-    redis: Redis, publications: Sequence[Publication], maxlen: int, *, ack: tuple[str, str, list[bytes]] | None = None
+    redis: Redis,
+    publications: Sequence[Publication],
+    maxlen: int | None = None,
+    *,
+    ack: tuple[str, str, list[bytes]] | None = None,
 ) -> list[bytes]:
-    """Write events (and optionally the XACK of their inputs) in one MULTI/EXEC transaction."""
+    """Write events (and optionally the XACK of their inputs) in one MULTI/EXEC transaction.
+
+    ``maxlen`` is a *safety cap* (``XADD ... MAXLEN ~ maxlen``), not the retention: it trims without
+    looking at consumer groups, so it must be far above what a lagging group can fall behind
+    (``VIGIL_STREAM_MAXLEN``). Retention proper is :mod:`vigil_shared.retention`, which never trims
+    what a group still needs. ``None`` or 0: no cap.
+    """
     encoded = [(p.stream, await encode_event(p.event)) for p in publications]
     async with redis.pipeline(transaction=True) as pipe:
         for stream, fields in encoded:
-            pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+            if maxlen:
+                pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+            else:
+                pipe.xadd(stream, fields)  # type: ignore[arg-type]
         if ack is not None and ack[2]:
             pipe.xack(ack[0], ack[1], *ack[2])
         results = await pipe.execute()
     for p in publications:
         metrics.EVENTS_PUBLISHED.labels(stream=p.stream).inc()
     return [r for r in results[: len(encoded)]]
+
+
+# The fenced commit. KEYS[1] = consumed stream, KEYS[2..] = output streams.
+# ARGV: group, consumer, maxlen (0 = no cap), entry count, then per entry:
+#   entry id, output count, then per output: key index, field count, field, value, ...
+# For each entry still pending *for this consumer*, XADD its outputs and XACK it; an entry that
+# another consumer claimed meanwhile (or that was already acknowledged) is skipped entirely.
+# Returns the ids that were committed.
+_COMMIT_LUA = """
+local group, consumer, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local i = 5
+local committed = {}
+for _ = 1, n do
+  local id = ARGV[i]
+  local nout = tonumber(ARGV[i + 1])
+  i = i + 2
+  local owned = #redis.call('XPENDING', KEYS[1], group, id, id, 1, consumer) == 1
+  for _ = 1, nout do
+    local key = KEYS[tonumber(ARGV[i])]
+    local nf = tonumber(ARGV[i + 1])
+    i = i + 2
+    if owned then
+      local args = {'XADD', key}
+      if maxlen > 0 then
+        table.insert(args, 'MAXLEN'); table.insert(args, '~'); table.insert(args, maxlen)
+      end
+      table.insert(args, '*')
+      for f = 0, 2 * nf - 1 do table.insert(args, ARGV[i + f]) end
+      redis.call(unpack(args))
+    end
+    i = i + 2 * nf
+  end
+  if owned then
+    redis.call('XACK', KEYS[1], group, id)
+    table.insert(committed, id)
+  end
+end
+return committed
+"""
+
+
+_REMOVE_IDLE_LUA = """
+local removed = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for j = 1, #c, 2 do info[c[j]] = c[j + 1] end
+  local idle = tonumber(info['idle']) > tonumber(ARGV[3])
+  if info['name'] ~= ARGV[2] and tonumber(info['pending']) == 0 and idle then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    table.insert(removed, info['name'])
+  end
+end
+return removed
+"""
+
+
+async def commit_batch(
+    redis: Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    results: Sequence[tuple[bytes, Sequence[Publication]]],
+    maxlen: int | None = None,
+) -> set[bytes]:
+    """Atomically publish each entry's outputs and acknowledge it, for the entries ``consumer`` still
+    owns; returns the ids committed (the others were claimed by another consumer meanwhile)."""
+    if not results:
+        return set()
+    keys: list[str] = [stream]
+    index: dict[str, int] = {}
+    argv: list[Any] = [group, consumer, int(maxlen or 0), len(results)]
+    for entry_id, pubs in results:
+        argv += [entry_id, len(pubs)]
+        for p in pubs:
+            if p.stream not in index:
+                keys.append(p.stream)
+                index[p.stream] = len(keys)  # Lua is 1-based
+            fields = await encode_event(p.event)
+            argv += [index[p.stream], len(fields)]
+            for k, v in fields.items():
+                argv += [k, v]
+    script = redis.register_script(_COMMIT_LUA)
+    committed = await script(keys=keys, args=argv)
+    done = {c if isinstance(c, bytes) else str(c).encode() for c in committed}
+    for entry_id, pubs in results:
+        if entry_id in done:
+            for p in pubs:
+                metrics.EVENTS_PUBLISHED.labels(stream=p.stream).inc()
+    return done
 
 
 class StreamWorker(Generic[E]):
@@ -119,6 +230,7 @@ class StreamWorker(Generic[E]):
         self._subscriber: Any = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(concurrency)
 
     # ------------------------------------------------------------------ wiring
@@ -130,7 +242,11 @@ class StreamWorker(Generic[E]):
         async def _raw_batch_parser(raw: Any, _original: Any) -> RedisBatchStreamMessage:
             # Keep the raw entries: each is validated on its own, so one bad entry cannot fail the batch.
             return RedisBatchStreamMessage(
-                raw_message=raw, body=b"", content_type="application/json", consumer=self.redis, group=self.group
+                raw_message=raw,
+                body=b"",
+                content_type="application/json",
+                consumer=self.redis,
+                group=self.group,
             )
 
         async def _no_decode(_msg: Any, _original: Any) -> list[Any]:
@@ -180,13 +296,55 @@ class StreamWorker(Generic[E]):
             asyncio.create_task(self._watchdog(), name=f"watchdog:{self.stream}:{self.group}"),
         ]
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop the helper loops (a claim batch in progress may finish within ``grace_s``), then hand
+        back what this consumer still holds. Call after the broker stopped reading."""
         self._stopping = True
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        self._wake.set()
+        if self._tasks:
+            _, still = await asyncio.wait(self._tasks, timeout=grace_s)
+            for t in still:
+                t.cancel()
+            for t in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+        if self.redis is not None:
+            try:
+                await self.hand_back()
+            except Exception as exc:  # Redis gone: the entries stay pending and are claimed later
+                log.warning("could not hand back pending entries", stream=self.stream, error=str(exc))
+
+    async def hand_back(self) -> int:
+        """Make this consumer's pending entries claimable at once by other replicas, and leave the
+        group if nothing is left. Returns how many entries were handed back."""
+        assert self.redis is not None
+        rows = await self.redis.xpending_range(
+            self.stream, self.group, min="-", max="+", count=100_000, consumername=self.consumer
+        )
+        ids = [r["message_id"] for r in rows]
+        if ids:
+            # XCLAIM to ourselves with IDLE: no new delivery is counted, the idle time jumps past
+            # claim_idle_ms, so the next XAUTOCLAIM of any replica takes them.
+            await self.redis.xclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                min_idle_time=0,
+                message_ids=ids,
+                idle=self.settings.claim_idle_ms + 1,
+                justid=True,
+            )
+            self.stats.handed_back += len(ids)
+            log.info("handed back pending entries", stream=self.stream, group=self.group, count=len(ids))
+        else:
+            # never delete a consumer that owns entries: XGROUP DELCONSUMER drops its pending list
+            await self.redis.xgroup_delconsumer(self.stream, self.group, self.consumer)
+        return len(ids)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake up at once when stopping."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
     def healthy(self) -> tuple[bool, str]:
         """Liveness: the consume loop and the helper loops are alive (a stopped loop is restarted)."""
@@ -201,31 +359,41 @@ class StreamWorker(Generic[E]):
 
     # ------------------------------------------------------------------ the core
 
-    async def process(self, entries: Sequence[Entry], delivery_counts: dict[bytes, int] | None = None) -> None:
+    async def process(
+        self, entries: Sequence[Entry], delivery_counts: dict[bytes, int] | None = None
+    ) -> None:
         """Validate, handle and hand over a batch of raw entries (see module docstring)."""
         assert self.redis is not None, "start_background() first"
         started = time.perf_counter()
-        to_ack: list[bytes] = []
-        outputs: list[Publication] = []
-        dead: list[Publication] = []
+        # entry id -> what to publish when it is acknowledged (outputs or its dead letter)
+        done: dict[bytes, list[Publication]] = {}
+        dead_ids: set[bytes] = set()
         jobs: list[tuple[bytes, dict[bytes, bytes], E]] = []
 
         for entry_id, fields in entries:
             if fields is None:  # deleted (trimmed) while pending
-                to_ack.append(entry_id)
+                done[entry_id] = []
                 continue
             try:
-                body, headers = decode_entry(fields)
+                body, _headers = decode_entry(fields)
                 event = parse_event(self.model, body)
             except (MalformedEntry, InvalidEvent) as exc:
-                dead.append(self._dead_letter(entry_id, fields, str(exc), 1, correlation_id=None))
-                to_ack.append(entry_id)
+                log.warning(
+                    "invalid entry dead-lettered",
+                    stream=self.stream,
+                    entry_id=entry_id.decode(),
+                    error=str(exc)[:300],
+                )
+                done[entry_id] = [self._dead_letter(entry_id, fields, str(exc), 1, correlation_id=None)]
+                dead_ids.add(entry_id)
                 continue
             jobs.append((entry_id, fields, event))
 
         async def run(entry_id: bytes, fields: dict[bytes, bytes], event: E) -> None:
             bound = {"correlation_id": event.correlation_id}
-            alert_id = getattr(event, "alert_id", None) or getattr(getattr(event, "alert", None), "alert_id", None)
+            alert_id = getattr(event, "alert_id", None) or getattr(
+                getattr(event, "alert", None), "alert_id", None
+            )
             if alert_id:
                 bound["alert_id"] = alert_id
             with structlog.contextvars.bound_contextvars(**bound):
@@ -233,9 +401,11 @@ class StreamWorker(Generic[E]):
                     async with self._semaphore:
                         produced = await self.handler(event)
                 except PermanentError as exc:
-                    log.warning("entry dead-lettered", stream=self.stream, entry_id=entry_id.decode(), error=str(exc))
-                    dead.append(self._dead_letter(entry_id, fields, str(exc), 1, event.correlation_id))
-                    to_ack.append(entry_id)
+                    log.warning(
+                        "entry dead-lettered", stream=self.stream, entry_id=entry_id.decode(), error=str(exc)
+                    )
+                    done[entry_id] = [self._dead_letter(entry_id, fields, str(exc), 1, event.correlation_id)]
+                    dead_ids.add(entry_id)
                     return
                 except Exception as exc:
                     self.stats.failed += 1
@@ -243,18 +413,23 @@ class StreamWorker(Generic[E]):
                     attempts = (delivery_counts or {}).get(entry_id, 1)
                     if attempts >= self.settings.max_deliveries:
                         error = f"handler failed {attempts} times, last: {type(exc).__name__}: {exc}"
-                        log.error("entry dead-lettered", stream=self.stream, entry_id=entry_id.decode(), error=error)
-                        dead.append(self._dead_letter(entry_id, fields, error, attempts, event.correlation_id))
-                        to_ack.append(entry_id)
+                        log.error(
+                            "entry dead-lettered", stream=self.stream, entry_id=entry_id.decode(), error=error
+                        )
+                        done[entry_id] = [
+                            self._dead_letter(entry_id, fields, error, attempts, event.correlation_id)
+                        ]
+                        dead_ids.add(entry_id)
                     else:
                         log.warning(
                             "handler failed; entry stays pending and will be retried",
-                            stream=self.stream, entry_id=entry_id.decode(), attempt=attempts,
+                            stream=self.stream,
+                            entry_id=entry_id.decode(),
+                            attempt=attempts,
                             error=f"{type(exc).__name__}: {exc}",
                         )
                     return
-            outputs.extend(produced)
-            to_ack.append(entry_id)
+            done[entry_id] = list(produced)
 
         if self.concurrency == 1:
             for job in jobs:
@@ -262,20 +437,39 @@ class StreamWorker(Generic[E]):
         else:
             await asyncio.gather(*(run(*job) for job in jobs))
 
-        await publish_events(
-            self.redis, [*outputs, *dead], self.settings.stream_maxlen, ack=(self.stream, self.group, to_ack)
+        ordered = [(eid, done[eid]) for eid, _ in entries if eid in done]
+        committed = await commit_batch(
+            self.redis, self.stream, self.group, self.consumer, ordered, self.settings.stream_maxlen
         )
+        fenced = [eid for eid, _ in ordered if eid not in committed]
+        if fenced:
+            self.stats.fenced += len(fenced)
+            log.warning(
+                "entries were claimed by another consumer while this one processed them; its results for "
+                "them are discarded (the claimer publishes them)",
+                stream=self.stream,
+                group=self.group,
+                count=len(fenced),
+            )
+        n_dead = sum(1 for eid in committed if eid in dead_ids)
         self.stats.consumed += len(entries)
-        self.stats.published += len(outputs)
-        self.stats.deadlettered += len(dead)
+        self.stats.published += sum(len(done[eid]) for eid in committed if eid not in dead_ids)
+        self.stats.deadlettered += n_dead
         self.stats.last_batch_at = time.monotonic()
         metrics.EVENTS_CONSUMED.labels(stream=self.stream, group=self.group).inc(len(entries))
-        if dead:
-            metrics.EVENTS_DEADLETTERED.labels(stream=self.stream, group=self.group).inc(len(dead))
-        metrics.BATCH_SECONDS.labels(stream=self.stream, group=self.group).observe(time.perf_counter() - started)
+        if n_dead:
+            metrics.EVENTS_DEADLETTERED.labels(stream=self.stream, group=self.group).inc(n_dead)
+        metrics.BATCH_SECONDS.labels(stream=self.stream, group=self.group).observe(
+            time.perf_counter() - started
+        )
 
     def _dead_letter(
-        self, entry_id: bytes, fields: dict[bytes, bytes], error: str, attempts: int, correlation_id: str | None
+        self,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        error: str,
+        attempts: int,
+        correlation_id: str | None,
     ) -> Publication:
         return Publication(
             streams.DEADLETTER,
@@ -299,15 +493,21 @@ class StreamWorker(Generic[E]):
         assert self.redis is not None
         start: bytes | str = "0-0"
         total = 0
-        while True:
+        while not self._stopping:
             reply = await self.redis.xautoclaim(
-                self.stream, self.group, self.consumer,
-                min_idle_time=self.settings.claim_idle_ms, start_id=start, count=self.settings.batch_size,
+                self.stream,
+                self.group,
+                self.consumer,
+                min_idle_time=self.settings.claim_idle_ms,
+                start_id=start,
+                count=self.settings.batch_size,
             )
             next_id, claimed = reply[0], reply[1]
             deleted = reply[2] if len(reply) > 2 else []
             if deleted:
-                log.warning("pending entries were trimmed before processing", stream=self.stream, count=len(deleted))
+                log.warning(
+                    "pending entries were trimmed before processing", stream=self.stream, count=len(deleted)
+                )
             claimed = [(eid, f) for eid, f in claimed if eid is not None]
             if claimed:
                 counts = await self._delivery_counts([eid for eid, _ in claimed])
@@ -319,24 +519,29 @@ class StreamWorker(Generic[E]):
             if next_id in (b"0-0", "0-0"):
                 return total
             start = next_id
+        return total
 
     async def _delivery_counts(self, ids: list[bytes]) -> dict[bytes, int]:
         assert self.redis is not None
         rows = await self.redis.xpending_range(
-            self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) * 4 + 10, consumername=self.consumer
+            self.stream,
+            self.group,
+            min=ids[0],
+            max=ids[-1],
+            count=len(ids) * 4 + 10,
+            consumername=self.consumer,
         )
         return {r["message_id"]: int(r["times_delivered"]) for r in rows}
 
     async def remove_idle_consumers(self) -> list[str]:
-        """Drop consumers of this group that own no pending entry and were idle for a long time."""
+        """Drop consumers of this group that own no pending entry and were idle for a long time
+        (replicas that died, once their entries were claimed). Checked and deleted atomically, so a
+        consumer that owns entries is never deleted (``XGROUP DELCONSUMER`` would drop them)."""
         assert self.redis is not None
-        removed: list[str] = []
-        limit_ms = self.settings.consumer_idle_remove_s * 1000
-        for c in await self.redis.xinfo_consumers(self.stream, self.group):
-            name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
-            if name != self.consumer and int(c["pending"]) == 0 and int(c["idle"]) > limit_ms:
-                await self.redis.xgroup_delconsumer(self.stream, self.group, name)
-                removed.append(name)
+        limit_ms = int(self.settings.consumer_idle_remove_s * 1000)
+        script = self.redis.register_script(_REMOVE_IDLE_LUA)
+        raw = await script(keys=[self.stream], args=[self.group, self.consumer, limit_ms])
+        removed = [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
         if removed:
             log.info("removed idle consumers", stream=self.stream, group=self.group, consumers=removed)
         return removed
@@ -344,7 +549,9 @@ class StreamWorker(Generic[E]):
     async def _claim_loop(self) -> None:
         backoff = self.settings.claim_interval_s
         while not self._stopping:
-            await asyncio.sleep(backoff)
+            await self._pause(backoff)
+            if self._stopping:
+                return
             try:
                 await self.claim_once()
                 await self.remove_idle_consumers()
@@ -374,7 +581,7 @@ class StreamWorker(Generic[E]):
     async def _watchdog(self) -> None:
         delay = 1.0
         while not self._stopping:
-            await asyncio.sleep(delay)
+            await self._pause(delay)
             if self._stopping or self.subscriber_running:
                 delay = 1.0
                 continue
@@ -386,4 +593,9 @@ class StreamWorker(Generic[E]):
                 delay = 1.0
             except Exception as exc:
                 delay = min(delay * 2, 30.0)
-                log.warning("consume loop restart failed; will retry", stream=self.stream, error=str(exc), retry_in_s=delay)
+                log.warning(
+                    "consume loop restart failed; will retry",
+                    stream=self.stream,
+                    error=str(exc),
+                    retry_in_s=delay,
+                )
