@@ -427,13 +427,15 @@ class Deliverer:
             channel = self.channel(job.channel_url)
         except Exception as exc:
             reason = f"invalid channel: {exc}" if isinstance(exc, ValueError) else type(exc).__name__
-            return self._final_failure(outcome, common, 1, reason, await self._release(job))
+            await self._release(job)
+            return self._final_failure(outcome, common, 1, reason)
         max_attempts = self.settings.max_attempts
         for attempt in range(1, max_attempts + 1):
             try:
                 await asyncio.wait_for(channel.send(job.message), self.settings.send_timeout_s)
             except PermanentFailure as exc:
-                return self._final_failure(outcome, common, attempt, exc.reason, await self._release(job))
+                await self._release(job)
+                return self._final_failure(outcome, common, attempt, exc.reason)
             except (TemporaryFailure, TimeoutError, Exception) as exc:
                 if isinstance(exc, TemporaryFailure):
                     reason = exc.reason
@@ -444,7 +446,8 @@ class Deliverer:
                     log.warning("channel %s raised %s", masked, type(exc).__name__)
                 if attempt == max_attempts:
                     reason = f"{reason} (gave up after {attempt} attempts)"
-                    return self._final_failure(outcome, common, attempt, reason, await self._release(job))
+                    await self._release(job)
+                    return self._final_failure(outcome, common, attempt, reason)
                 outcome.events.append(
                     NotificationFailed(**common, attempt=attempt, error=reason, permanent=False)
                 )
@@ -473,7 +476,7 @@ class Deliverer:
         await self.ledger.release(job.idempotency_key)
 
     def _final_failure(
-        self, outcome: DeliveryOutcome, common: dict[str, Any], attempt: int, reason: str, _: None
+        self, outcome: DeliveryOutcome, common: dict[str, Any], attempt: int, reason: str
     ) -> DeliveryOutcome:
         job = outcome.job
         outcome.events.append(NotificationFailed(**common, attempt=attempt, error=reason, permanent=True))
