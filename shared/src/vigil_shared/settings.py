@@ -72,6 +72,13 @@ class VigilSettings(BaseSettings):
         description="CIDRs, IPs or host names (*.suffix) outbound calls may reach although they are "
         "private/loopback/link-local (vigil_shared.netguard); comma or space separated.",
     )
+    # security (SECURITY.md)
+    outbound_allowlist: str = Field(
+        default="",
+        validation_alias=AliasChoices("VIGIL_OUTBOUND_ALLOWLIST"),
+        description="CIDRs, IPs or host names (*.suffix) outbound calls may reach although they are "
+        "private/loopback/link-local (vigil_shared.netguard); comma or space separated.",
+    )
     # http
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8000, ge=0, le=65535)
