@@ -18,6 +18,7 @@ from vigil_shared.events import AlertClassified
 from vigil_shared.runtime import Service, ServiceContext, ServiceParts
 from vigil_shared.worker import Publication, StreamWorker, publish_events
 
+from vigil_notify.api import build_router
 from vigil_notify.notifier import HandleResult, Notifier
 from vigil_notify.settings import NotifySettings
 
@@ -66,14 +67,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         concurrency=settings.max_concurrency,
         description="Matches each classified alert against subscriptions and delivers it.",
     )
-    routers = []
-    try:
-        from vigil_notify.api import build_router
-
-        routers.append(build_router(notifier))
-    except ImportError:
-        pass
-    return ServiceParts(workers=[worker], routers=routers, background=[housekeeping], on_stop=[notifier.aclose])
+    return ServiceParts(workers=[worker], routers=[build_router(notifier.store)], background=[housekeeping], on_stop=[notifier.aclose])
 
 
 SERVICE = Service(name="notify", build=build, description="AlertClassified in; notifications out")
