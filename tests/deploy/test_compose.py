@@ -39,7 +39,8 @@ def test_compose_has_redis_with_aof_and_the_three_services() -> None:
     assert services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1] == "yes"
     assert services["ingest"]["ports"], "ingest's HTTP port must be published"
     # scalable: no fixed name, no published port
-    assert "container_name" not in services["classify"] and "ports" not in services["classify"]
+    assert "container_name" not in services["classify"]
+    assert "ports" not in services["classify"]
     for name in APP_SERVICES:
         assert "healthcheck" in services[name], f"{name} has no health check"
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
