@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +23,9 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
+from vigil_shared import streams
+from vigil_shared.envelope import decode_entry
+from vigil_shared.events import AlertReceived, parse_event
 
 FEEDS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
 
@@ -187,3 +190,40 @@ def feed_server() -> Iterator[FeedServer]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------- what landed in the stream
+
+
+def _decode_alerts(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[AlertReceived]:
+    out = []
+    for _entry_id, fields in entries:
+        body, headers = decode_entry(fields)
+        event = parse_event(AlertReceived, body)
+        assert headers.get("correlation_id") == event.correlation_id
+        out.append(event)
+    return out
+
+
+@pytest.fixture
+def stream_alerts() -> Callable[[Redis], Awaitable[list[AlertReceived]]]:
+    """``await stream_alerts(redis)``: every AlertReceived in ``vigil.alerts.received``, oldest first."""
+
+    async def read(client: Redis) -> list[AlertReceived]:
+        return _decode_alerts(await client.xrange(streams.ALERTS_RECEIVED))
+
+    return read
+
+
+@pytest.fixture
+def stream_alerts_sync() -> Callable[[str], list[AlertReceived]]:
+    """``stream_alerts_sync(url)``: the same, with a synchronous client (for CLI tests)."""
+
+    def read(url: str) -> list[AlertReceived]:
+        client = redis_sync.Redis.from_url(url)
+        try:
+            return _decode_alerts(client.xrange(streams.ALERTS_RECEIVED))  # type: ignore[arg-type]
+        finally:
+            client.close()
+
+    return read

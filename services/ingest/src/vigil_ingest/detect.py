@@ -223,7 +223,7 @@ def json_alert_to_draft(alert: JsonAlert, *, source_name: str = "api", where: st
         text=text,
         url=alert.url.strip() if alert.url and alert.url.strip() else None,
         published=alert.published,
-        language=detect_language(text, alert.language),
+        language=detect_language(f"{title}\n{text}" if title else text, alert.language),
         extra=json.loads(json.dumps(extra, default=str)),
         source_key=alert.id,
     )

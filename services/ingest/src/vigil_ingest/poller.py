@@ -33,6 +33,7 @@ import httpx
 import structlog
 from redis.asyncio import Redis
 from vigil_shared import metrics
+from vigil_shared.netguard import guarded_client
 from vigil_shared.streams import key as redis_key
 
 from vigil_ingest.errors import InvalidInput
@@ -108,11 +109,14 @@ class FeedPoller:
         )
         self._mtime = self._feeds_mtime()
         self._own_client = client is None
-        self.client = client or httpx.AsyncClient(
+        # SSRF guard: every connection (redirect hops included) goes to checked public addresses only,
+        # unless allowlisted in VIGIL_OUTBOUND_ALLOWLIST (vigil_shared.netguard, SECURITY.md)
+        self.client = client or guarded_client(
             headers={"User-Agent": USER_AGENT},
             timeout=httpx.Timeout(30.0, connect=10.0),
             limits=httpx.Limits(max_connections=max(8, settings.poll_concurrency * 2)),
             follow_redirects=True,
+            max_redirects=5,
         )
         self._semaphore = asyncio.Semaphore(settings.poll_concurrency)
 
