@@ -258,6 +258,19 @@ def groups_remove(
     typer.echo(f"group {name} removed from {stream}")
 
 
+@app.command("docs")
+def docs_command(
+    out: Annotated[str, typer.Option(help="Directory to write into.")] = "docs",
+    check: Annotated[bool, typer.Option("--check", help="Only check; exit 1 when the files are stale.")] = False,
+) -> None:
+    """Write docs/asyncapi.json (every stream and event) and docs/openapi-<service>.json from the code."""
+    from pathlib import Path
+
+    from vigil_shared.docs import main as docs_main
+
+    raise typer.Exit(docs_main(Path(out), check=check))
+
+
 def _load_service_commands() -> None:
     for ep in entry_points(group="vigil.commands"):
         try:
