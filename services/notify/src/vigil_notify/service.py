@@ -8,7 +8,6 @@ classified alert to it and publishes the ``NotificationDelivered``/``Notificatio
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,7 +34,7 @@ def _publications(result: HandleResult) -> list[Publication]:
 async def build(ctx: ServiceContext) -> ServiceParts:
     settings = NotifySettings()
     notifier = Notifier(ctx.redis, settings=settings, owner=ctx.settings.consumer_name)
-    subs_file = os.environ.get("VIGIL_NOTIFY_SUBSCRIPTIONS_FILE")
+    subs_file = settings.subscriptions_file
     if subs_file:
         synced = await notifier.store.load_yaml(Path(subs_file), prune=True)
         log.info("subscriptions loaded from file", file=subs_file, result=str(synced))
@@ -51,7 +50,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
 
     async def housekeeping() -> None:
         while True:
-            await asyncio.sleep(float(getattr(settings, "housekeeping_interval_s", 5.0)))
+            await asyncio.sleep(settings.housekeeping_interval_s)
             for result in (await notifier.due_deferred(), await notifier.flush_digests()):
                 pubs = _publications(result)
                 if pubs:

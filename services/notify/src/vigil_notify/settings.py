@@ -33,4 +33,8 @@ class NotifySettings(BaseSettings):
     deferred_ttl_s: int = Field(default=7 * 86400, ge=60)
     # subscriptions
     subscriptions_refresh_s: float = Field(default=1.0, ge=0)
+    subscriptions_file: str | None = None
+    """YAML file of subscriptions synced at start-up (GitOps); entries it no longer lists are pruned."""
+    housekeeping_interval_s: float = Field(default=5.0, gt=0)
+    """How often digests and quiet-hour deferrals are checked and released."""
     producer: str = "notify"
