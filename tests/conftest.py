@@ -20,6 +20,11 @@ from redis.asyncio import Redis
 from vigil_shared.embedded_redis import EmbeddedRedis
 
 
+# Outbound calls (feeds, webhooks, Apprise) refuse loopback unless allowlisted (vigil_shared.netguard);
+# the tests' local servers listen on 127.0.0.1. tests/security checks the refusals with explicit policies.
+os.environ.setdefault("VIGIL_OUTBOUND_ALLOWLIST", "127.0.0.1")
+
+
 def _docker_reachable() -> bool:
     try:
         import docker  # type: ignore[import-untyped]

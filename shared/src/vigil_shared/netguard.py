@@ -410,9 +410,7 @@ async def safe_request(
                         raise TooManyRedirects(f"more than {max_redirects} redirects from {url}")
                     history.append(current)
                     current = str(response.url.join(location))
-                    if response.status_code == 303 or (
-                        response.status_code in (301, 302) and current_method == "POST"
-                    ):
+                    if response.status_code == 303 or (response.status_code in (301, 302) and current_method == "POST"):
                         current_method, body = "GET", None
                     continue
                 declared = response.headers.get("content-length", "")
@@ -423,9 +421,7 @@ async def safe_request(
                     data += chunk
                     if len(data) > max_bytes:
                         raise ResponseTooLarge(f"response exceeds the limit of {max_bytes} bytes")
-                return SafeResponse(
-                    response.status_code, response.headers, bytes(data), current, tuple(history)
-                )
+                return SafeResponse(response.status_code, response.headers, bytes(data), current, tuple(history))
             finally:
                 await response.aclose()
 
@@ -438,3 +434,31 @@ async def safe_post(client: httpx.AsyncClient, url: str, **kwargs: Any) -> SafeR
     """POST; by default a redirect is not followed (the 3xx response is returned)."""
     kwargs.setdefault("max_redirects", 0)
     return await safe_request(client, "POST", url, **kwargs)
+
+
+async def check_foreign_url(url: str, policy: OutboundPolicy | None = None, extra_hosts: Iterable[str] = ()) -> None:
+    """Validate the destination of a URL another library (Apprise) will call by itself.
+
+    The URL's host (and ``extra_hosts``, e.g. a plugin's SMTP server) is checked when it is an IP
+    literal or a local name, and resolved and checked when it looks like a DNS name. A host part that
+    does not resolve is left alone: for many Apprise schemes it is a token (``tgram://bot-token/``)
+    and the plugin talks to its fixed public API. The library connects later by itself, so DNS
+    rebinding between this check and its connection is a residual risk (SECURITY.md).
+    """
+    policy = policy or default_policy()
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        host = None
+    for name in {h for h in (host, *extra_hosts) if h}:
+        policy.check_host_name(name)
+        literal = _parse_ip(name)
+        if literal is not None:
+            policy.check_ip(literal, name)
+            continue
+        if "." not in name:
+            continue
+        try:
+            await policy.resolve(name, 0)
+        except httpx.ConnectError:  # does not resolve: not a network host, or the plugin fails later
+            continue

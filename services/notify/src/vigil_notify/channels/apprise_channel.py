@@ -20,6 +20,7 @@ import threading
 from typing import Any, ClassVar
 
 import apprise
+from vigil_shared.netguard import BlockedDestination, check_foreign_url
 
 from vigil_notify.channels.base import Message, PermanentFailure, TemporaryFailure
 from vigil_notify.subscriptions import mask_url
@@ -81,6 +82,7 @@ class AppriseChannel:
     def __init__(self, url: str, *, timeout_s: float = 30.0, **_: object) -> None:
         _install_capture()
         self._masked = mask_url(url)
+        self._url = url
         self._timeout = timeout_s
         plugin = apprise.Apprise.instantiate(url)
         if plugin is None:
@@ -112,6 +114,12 @@ class AppriseChannel:
         return ok, lines
 
     async def send(self, message: Message) -> None:
+        # SSRF guard: Apprise connects by itself, so the destination is checked before handing over
+        # (residual risk: DNS changing between this check and Apprise's connection, see SECURITY.md)
+        try:
+            await check_foreign_url(self._url, extra_hosts=self._hosts())
+        except BlockedDestination as exc:
+            raise PermanentFailure(f"{self._service()}: destination refused: {exc}") from None
         try:
             ok, lines = await asyncio.wait_for(asyncio.to_thread(self._send_blocking, message), self._timeout)
         except TimeoutError as exc:
@@ -121,6 +129,15 @@ class AppriseChannel:
         permanent, reason = classify_apprise_failure(lines)
         reason = f"{self._service()}: {reason}"
         raise PermanentFailure(reason) if permanent else TemporaryFailure(reason)
+
+    def _hosts(self) -> list[str]:
+        """Network hosts the plugin will connect to, beyond the URL's own host (e.g. SMTP server)."""
+        found = []
+        for attr in ("smtp_host", "host"):
+            value = getattr(self._plugin, attr, None)
+            if isinstance(value, str) and value:
+                found.append(value)
+        return found
 
     def _service(self) -> str:
         return str(getattr(self._plugin, "service_name", "apprise"))

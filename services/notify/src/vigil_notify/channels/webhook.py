@@ -23,12 +23,20 @@ from typing import ClassVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
+from vigil_shared.netguard import (
+    BlockedDestination,
+    ResponseTooLarge,
+    guarded_client,
+    is_blocked_error,
+    safe_post,
+)
 
 from vigil_notify.channels.base import Message, PermanentFailure, TemporaryFailure
 from vigil_notify.subscriptions import mask_url
 
 SIGNATURE_HEADER = "X-Vigil-Signature"
 IDEMPOTENCY_HEADER = "X-Vigil-Idempotency-Key"
+MAX_RESPONSE_BYTES = 65_536
 
 
 class InvalidSignature(ValueError):
@@ -111,7 +119,8 @@ class WebhookChannel:
 
     async def send(self, message: Message) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+            # SSRF guard: connects only to checked public addresses (VIGIL_OUTBOUND_ALLOWLIST for more)
+            self._client = guarded_client(timeout=self._timeout, follow_redirects=False)
         body = json.dumps(
             {**message.payload, "text": message.text, "markdown": message.markdown}, ensure_ascii=False
         ).encode()
@@ -122,10 +131,20 @@ class WebhookChannel:
             IDEMPOTENCY_HEADER: message.idempotency_key,
         }
         try:
-            resp = await self._client.post(self.target, content=body, headers=headers, timeout=self._timeout)
-        except httpx.TimeoutException as exc:
+            # destination re-checked, no redirect followed, response capped, total time bounded
+            resp = await safe_post(
+                self._client, self.target, content=body, headers=headers,
+                timeout_s=self._timeout, max_bytes=MAX_RESPONSE_BYTES,
+            )  # fmt: skip
+        except BlockedDestination as exc:
+            raise PermanentFailure(f"webhook destination refused: {exc}") from None
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise TemporaryFailure(f"webhook timed out after {self._timeout:g}s") from exc
+        except ResponseTooLarge as exc:
+            raise TemporaryFailure(f"webhook answer too large: {exc}") from None
         except httpx.TransportError as exc:
+            if is_blocked_error(exc):
+                raise PermanentFailure(f"webhook destination refused: {exc}") from None
             raise TemporaryFailure(f"webhook connection failed: {type(exc).__name__}") from exc
         status = resp.status_code
         if status < 300:
