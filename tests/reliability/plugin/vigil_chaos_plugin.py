@@ -1,0 +1,50 @@
+"""Test-only service ``chaos-classify``: the real classify service with two test knobs.
+
+It is never installed: the chaos tests put this directory on ``PYTHONPATH`` of the processes they
+start, and the ``*.dist-info`` next to it registers the ``vigil.services`` entry point, so
+``vigil run chaos-classify`` finds it like any plugin. Production code carries no fault hooks.
+
+* ``VIGIL_CHAOS_FAIL_FILE``: while this file exists, the handler raises for every alert whose id is
+  one of the lines in it (the "bug" is "fixed" by deleting the file).
+* ``VIGIL_CHAOS_DELAY_MS``: sleep this long per alert (keeps batches in flight long enough that a
+  SIGKILL or SIGTERM lands in the middle of one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from vigil_classify.service import build as classify_build
+from vigil_shared.events import AlertReceived
+from vigil_shared.runtime import Service, ServiceContext, ServiceParts
+from vigil_shared.worker import Publication
+
+
+class InjectedFault(RuntimeError):
+    pass
+
+
+async def build(ctx: ServiceContext) -> ServiceParts:
+    parts = await classify_build(ctx)
+    worker = parts.workers[0]
+    real = worker.handler
+    fail_file = os.environ.get("VIGIL_CHAOS_FAIL_FILE")
+    delay_s = float(os.environ.get("VIGIL_CHAOS_DELAY_MS", "0")) / 1000
+
+    async def handler(alert: AlertReceived) -> Sequence[Publication]:
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        if fail_file:
+            path = Path(fail_file)
+            if path.exists() and alert.alert_id in path.read_text().split():
+                raise InjectedFault(f"injected fault for {alert.alert_id}")
+        return await real(alert)
+
+    worker.handler = handler
+    return parts
+
+
+SERVICE = Service(name="chaos-classify", build=build, description="classify + test fault injection")
