@@ -24,11 +24,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import structlog
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
+from vigil_shared.auth import AUTH_RESPONSES, ApiAuth, Principal, Role
 
 from vigil_ingest.detect import JsonAlert, parse_input
 from vigil_ingest.drafts import AlertDraft
@@ -145,8 +146,24 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _stamp(drafts: list[AlertDraft], principal: Principal) -> list[AlertDraft]:
+    """The API key's name is the source of what it posts (a caller cannot pose as another source);
+    a different source the body or ``?source=`` named is kept as ``extra.claimed_source``."""
+    if not principal.name:
+        return drafts
+    out = []
+    for d in drafts:
+        update: dict[str, Any] = {"source_name": principal.name}
+        if d.source_name and d.source_name != principal.name:
+            update["extra"] = {**d.extra, "claimed_source": d.source_name}
+        out.append(d.model_copy(update=update))
+    return out
+
+
 def build_router(redis: Redis, settings: IngestSettings) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["alerts"])
+    # every alert route needs an API key with role ingest (or admin), rate-limited per key (SECURITY.md)
+    ingest_key = Depends(ApiAuth.from_settings(settings, redis, component="ingest").require(Role.INGEST))
     limit = settings.max_body_bytes
 
     def refuse(request: Request, status: int, detail: str, source: str | None) -> HTTPException:
@@ -244,24 +261,28 @@ def build_router(redis: Redis, settings: IngestSettings) -> APIRouter:
         "/alerts",
         response_model=AlertAccepted,
         status_code=202,
-        responses=_ERRORS,
+        responses={**_ERRORS, **AUTH_RESPONSES},
         summary="Submit one alert (JSON, text/plain or a CAP/RSS/Atom webhook body)",
         openapi_extra=_request_body_doc(batch=False),
     )
-    async def post_alert(request: Request, source: str | None = source_param) -> AlertAccepted:
-        drafts = await drafts_from(request, source, batch=False)
+    async def post_alert(
+        request: Request, source: str | None = source_param, principal: Principal = ingest_key
+    ) -> AlertAccepted:
+        drafts = _stamp(await drafts_from(request, source, batch=False), principal)
         return _accepted((await ingest(request, drafts, source))[0])
 
     @router.post(
         "/alerts:batch",
         response_model=BatchAccepted,
         status_code=202,
-        responses=_ERRORS,
+        responses={**_ERRORS, **AUTH_RESPONSES},
         summary='Submit many alerts (JSON array, {"alerts": [...]}, or an RSS/Atom feed); all or nothing',
         openapi_extra=_request_body_doc(batch=True),
     )
-    async def post_batch(request: Request, source: str | None = source_param) -> BatchAccepted:
-        drafts = await drafts_from(request, source, batch=True)
+    async def post_batch(
+        request: Request, source: str | None = source_param, principal: Principal = ingest_key
+    ) -> BatchAccepted:
+        drafts = _stamp(await drafts_from(request, source, batch=True), principal)
         results = await ingest(request, drafts, source)
         return BatchAccepted(
             results=[_accepted(r) for r in results],

@@ -16,11 +16,16 @@ or failing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -39,6 +44,22 @@ class SendError(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+
+@contextlib.contextmanager
+def _logs_to_stderr() -> Iterator[None]:
+    """Log lines go to stderr (``VIGIL_LOG_LEVEL``, default WARNING): stdout carries the results."""
+    saved = structlog.get_config()
+    level = logging.getLevelName(os.environ.get("VIGIL_LOG_LEVEL", "WARNING").upper())
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(level if isinstance(level, int) else logging.WARNING),
+        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
 
 
 def _read(path: str, limit: int) -> bytes:
@@ -141,9 +162,7 @@ def register(app: typer.Typer) -> None:
     @app.command("send")
     def send(
         file: Annotated[str, typer.Argument(help="File with the alert(s), or - for stdin.")],
-        url: Annotated[
-            str, typer.Option(envvar="VIGIL_INGEST_URL", help="Ingest HTTP API to post to.")
-        ] = DEFAULT_URL,
+        url: Annotated[str, typer.Option(envvar="VIGIL_INGEST_URL", help="Ingest HTTP API to post to.")] = DEFAULT_URL,
         direct: Annotated[
             bool, typer.Option("--direct", help="Publish straight into Redis (REDIS_URL), not via the API.")
         ] = False,
@@ -162,10 +181,11 @@ def register(app: typer.Typer) -> None:
         """
         name = "stdin" if file == "-" else file
         try:
-            data = _read(file, max_bytes)
-            kind, results = send_input(
-                data, name=name, url=url, direct=direct, source=source, max_bytes=max_bytes, timeout=timeout
-            )
+            with _logs_to_stderr():
+                data = _read(file, max_bytes)
+                kind, results = send_input(
+                    data, name=name, url=url, direct=direct, source=source, max_bytes=max_bytes, timeout=timeout
+                )
         except SendError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.code) from None
