@@ -197,7 +197,8 @@ def openapi_documents(built: list[Built], redis: Redis) -> dict[str, dict[str, A
 
 
 def _dump(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    # sorted: FastStream keeps subscribers in hash order, which differs between processes
+    return json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 async def render_all() -> tuple[dict[str, str], dict[str, str]]:
