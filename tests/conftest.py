@@ -23,6 +23,9 @@ from vigil_shared.embedded_redis import EmbeddedRedis
 # Outbound calls (feeds, webhooks, Apprise) refuse loopback unless allowlisted (vigil_shared.netguard);
 # the tests' local servers listen on 127.0.0.1. tests/security checks the refusals with explicit policies.
 os.environ.setdefault("VIGIL_OUTBOUND_ALLOWLIST", "127.0.0.1")
+# The HTTP APIs need API keys (vigil_shared.auth). Tests that are not about authentication run with the
+# development switch; tests/security enables authentication explicitly and runs processes with real keys.
+os.environ.setdefault("VIGIL_AUTH_DISABLED", "true")
 
 
 def _docker_reachable() -> bool:

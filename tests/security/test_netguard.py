@@ -183,9 +183,7 @@ async def test_redirects_are_bounded() -> None:
 async def test_post_does_not_follow_redirects_by_default() -> None:
     with local_http_server() as (base, server):
         async with guarded_client(LOOPBACK_ONLY) as client:
-            resp = await safe_post(
-                client, base + "/redirect?to=/elsewhere", policy=LOOPBACK_ONLY, content=b"{}"
-            )
+            resp = await safe_post(client, base + "/redirect?to=/elsewhere", policy=LOOPBACK_ONLY, content=b"{}")
         assert resp.status_code == 302
         assert [p for _, p, _ in server.requests] == ["/redirect?to=/elsewhere"]
 

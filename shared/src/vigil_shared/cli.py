@@ -271,6 +271,48 @@ def docs_command(
     raise typer.Exit(docs_main(Path(out), check=check))
 
 
+keys_app = typer.Typer(help="API keys for the HTTP APIs (stored hashed; see SECURITY.md).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("new")
+def keys_new(
+    name: Annotated[str, typer.Option(help="Key name = the source name stamped on what it posts.")],
+    role: Annotated[str, typer.Option(help="ingest (post alerts) or admin (subscriptions, and alerts).")] = "ingest",
+) -> None:
+    """Create an API key: prints the key ONCE (give it to the client) and the line to configure."""
+    from vigil_shared.auth import ApiKey, KeyConfigError, Role, hash_key, new_key, parse_entry
+
+    try:
+        parse_entry(f"{name}:{role}:{'0' * 64}")
+    except KeyConfigError as exc:
+        typer.echo(f"cannot create key: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    key = new_key()
+    entry = ApiKey(name, Role(role), hash_key(key)).line()
+    typer.echo(f"key (shown once, store it in the client's secret store): {key}", err=True)
+    typer.echo(key)
+    typer.echo("add this line to VIGIL_API_KEYS or the VIGIL_API_KEYS_FILE file:", err=True)
+    typer.echo(entry)
+
+
+@keys_app.command("hash")
+def keys_hash(
+    name: Annotated[str, typer.Option(help="Key name.")],
+    role: Annotated[str, typer.Option(help="ingest or admin.")] = "ingest",
+) -> None:
+    """Print the configuration line for an existing key read from standard input."""
+    from vigil_shared.auth import KeyConfigError, hash_key, parse_entry
+
+    key = sys.stdin.readline().strip()
+    try:
+        entry = parse_entry(f"{name}:{role}:{hash_key(key).hex()}")
+    except KeyConfigError as exc:
+        typer.echo(f"cannot hash key: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(entry.line())
+
+
 def _load_service_commands() -> None:
     for ep in entry_points(group="vigil.commands"):
         try:

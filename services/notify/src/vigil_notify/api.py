@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, status
 from pydantic import ValidationError
+from vigil_shared.auth import AUTH_RESPONSES, ApiAuth, Role
 from vigil_shared.events import AlertClassified, utcnow
+from vigil_shared.settings import VigilSettings
 
 from vigil_notify.matching import match
 from vigil_notify.subscriptions import (
@@ -63,7 +65,14 @@ def build_router(store: SubscriptionStore | None = None) -> APIRouter:
         return found
 
     StoreDep = Annotated[SubscriptionStore, Depends(get_store)]
-    r = APIRouter(prefix="/v1", tags=["subscriptions"])
+    # every subscription route needs an admin API key, rate-limited per key (SECURITY.md)
+    auth = ApiAuth.from_settings(VigilSettings(), getattr(store, "redis", None), component="notify")
+    r = APIRouter(
+        prefix="/v1",
+        tags=["subscriptions"],
+        dependencies=[Depends(auth.require(Role.ADMIN))],
+        responses=AUTH_RESPONSES,
+    )
 
     @r.get("/subscriptions")
     async def list_subscriptions(s: StoreDep) -> list[dict[str, Any]]:
