@@ -14,6 +14,8 @@ from vigil_shared import metrics, streams
 from vigil_shared.envelope import decode_entry
 
 DEADLETTER_SCAN = 10_000
+LAG_COUNT_LIMIT = 10_001
+"""When Redis reports no lag for a group, status counts unread entries itself, up to this many."""
 
 
 @dataclass
@@ -85,6 +87,11 @@ async def stream_status(
             for c in await redis.xinfo_consumers(stream, name)
         ]
         lag = g.get("lag")
+        last_id = _s(g["last-delivered-id"])
+        if lag is None:
+            # Redis cannot tell (group created at "$", or deletions in between): count what is unread
+            rows = await redis.xrange(stream, min=f"({last_id}", max="+", count=LAG_COUNT_LIMIT)
+            lag = len(rows)
         st.groups.append(
             GroupStatus(
                 name=name,

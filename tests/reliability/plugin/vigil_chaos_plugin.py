@@ -27,6 +27,11 @@ class InjectedFault(RuntimeError):
     pass
 
 
+def _faulty_ids(fail_file: str) -> list[str]:
+    path = Path(fail_file)
+    return path.read_text().split() if path.exists() else []
+
+
 async def build(ctx: ServiceContext) -> ServiceParts:
     parts = await classify_build(ctx)
     worker = parts.workers[0]
@@ -37,10 +42,8 @@ async def build(ctx: ServiceContext) -> ServiceParts:
     async def handler(alert: AlertReceived) -> Sequence[Publication]:
         if delay_s:
             await asyncio.sleep(delay_s)
-        if fail_file:
-            path = Path(fail_file)
-            if path.exists() and alert.alert_id in path.read_text().split():
-                raise InjectedFault(f"injected fault for {alert.alert_id}")
+        if fail_file and alert.alert_id in _faulty_ids(fail_file):
+            raise InjectedFault(f"injected fault for {alert.alert_id}")
         return await real(alert)
 
     worker.handler = handler
