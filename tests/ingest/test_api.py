@@ -37,7 +37,7 @@ MOSCOW = {
 
 
 def _settings(**overrides: Any) -> IngestSettings:
-    values: dict[str, Any] = {"max_body_bytes": LIMIT, "max_batch_items": 5, "stream_maxlen": 10_000}
+    values: dict[str, Any] = {"max_body_bytes": LIMIT, "max_batch_items": 5}
     values.update(overrides)
     return IngestSettings(**values)
 

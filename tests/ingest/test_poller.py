@@ -27,7 +27,7 @@ RSS_ITEMS, ATOM_ITEMS = 3, 2
 
 
 def _settings(**kw: Any) -> IngestSettings:
-    values: dict[str, Any] = {"poll_tick_s": 0.05, "backoff_base_s": 60.0, "stream_maxlen": 10_000}
+    values: dict[str, Any] = {"poll_tick_s": 0.05, "backoff_base_s": 60.0}
     values.update(kw)
     return IngestSettings(**values)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import socket
 import threading
@@ -163,10 +165,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def ingest_url(redis_url: str) -> Iterator[str]:
+@contextlib.contextmanager
+def _serve(redis_url: str, settings: IngestSettings) -> Iterator[str]:
     redis = Redis.from_url(redis_url)
-    settings = IngestSettings(max_body_bytes=100_000)
     app = build_http_app(
         title="ingest", routers=[build_router(redis, settings)], redis=redis, workers=[], background=[]
     )
@@ -178,9 +179,34 @@ def ingest_url(redis_url: str) -> Iterator[str]:
     while not server.started:
         assert time.monotonic() < deadline, "ingest test server did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def ingest_url(redis_url: str) -> Iterator[str]:
+    with _serve(redis_url, IngestSettings(max_body_bytes=100_000)) as url:
+        yield url
+
+
+def test_send_with_an_api_key(
+    run: Callable[..., object], redis_url: str, stream_alerts_sync: ReadStreamSync, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "vigil_test-key-for-the-cli-0123456789"
+    monkeypatch.setenv("VIGIL_AUTH_DISABLED", "false")
+    monkeypatch.setenv("VIGIL_API_KEYS", f"ops-desk:ingest:{hashlib.sha256(key.encode()).hexdigest()}")
+    with _serve(redis_url, IngestSettings()) as url:
+        refused = run("-", "--url", url, input=TEXT)
+        assert refused.exit_code == 2  # type: ignore[attr-defined]
+        assert "ingest refused the request (401)" in refused.stderr  # type: ignore[attr-defined]
+        assert "--api-key or VIGIL_API_KEY" in refused.stderr  # type: ignore[attr-defined]
+        sent = run("-", "--url", url, input=TEXT, env={"VIGIL_API_KEY": key})
+        assert sent.exit_code == 0, sent.output  # type: ignore[attr-defined]
+    [event] = stream_alerts_sync(redis_url)
+    assert event.source_name == "ops-desk"
 
 
 def test_send_through_the_http_api(

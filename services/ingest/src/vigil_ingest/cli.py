@@ -9,8 +9,11 @@ By default the alerts are POSTed to the ingest HTTP API (``--url``, ``VIGIL_INGE
 instead registers and publishes them straight into Redis (``REDIS_URL``) with the same dedup and
 publishing code the service uses — handy when no ingest service runs.
 
-Exit codes: 0 sent (duplicates included), 1 bad input (nothing sent), 2 ingest or Redis unreachable
-or failing.
+The API needs an API key with role ``ingest`` (``--api-key`` / ``VIGIL_API_KEY``, sent as a Bearer
+token) unless the server runs with ``VIGIL_AUTH_DISABLED=true``; the key's name becomes the source.
+
+Exit codes: 0 sent (duplicates included), 1 bad input (nothing sent), 2 ingest or Redis unreachable,
+failing, or refusing the key.
 """
 
 from __future__ import annotations
@@ -77,16 +80,17 @@ def _read(path: str, limit: int) -> bytes:
 
 
 def _results_from_http(
-    url: str, body: bytes, content_type: str, source: str | None, timeout: float
+    url: str, body: bytes, content_type: str, source: str | None, timeout: float, api_key: str | None = None
 ) -> list[dict[str, Any]]:
     import httpx
 
     endpoint = url.rstrip("/") + "/v1/alerts:batch"
     params = {"source": source} if source else None
+    headers = {"Content-Type": content_type}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
     try:
-        response = httpx.post(
-            endpoint, content=body, headers={"Content-Type": content_type}, params=params, timeout=timeout
-        )
+        response = httpx.post(endpoint, content=body, headers=headers, params=params, timeout=timeout)
     except httpx.HTTPError as exc:
         raise SendError(
             f"cannot reach ingest at {url}: {exc} (is it running? --url, or --direct to publish to Redis)", 2
@@ -96,6 +100,9 @@ def _results_from_http(
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
+        if response.status_code in (401, 403, 429):
+            hint = " (--api-key or VIGIL_API_KEY)" if response.status_code != 429 else ""
+            raise SendError(f"ingest refused the request ({response.status_code}): {detail}{hint}", 2)
         code = 1 if 400 <= response.status_code < 500 else 2
         raise SendError(f"ingest refused the input ({response.status_code}): {detail}", code)
     results: list[dict[str, Any]] = response.json()["results"]
@@ -134,6 +141,7 @@ def send_input(
     source: str | None = None,
     max_bytes: int,
     timeout: float = 30.0,
+    api_key: str | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Parse ``data`` locally, then send it; returns (detected kind, one result dict per alert)."""
     from vigil_ingest.detect import detect_kind, parse_input
@@ -155,7 +163,7 @@ def send_input(
         raise SendError(f"{name}: the {parsed.kind} document holds no alert", 1)
     if direct:
         return parsed.kind, _results_direct(list(parsed.drafts))
-    return parsed.kind, _results_from_http(url, data, _CONTENT_TYPES[parsed.kind], default_source, timeout)
+    return parsed.kind, _results_from_http(url, data, _CONTENT_TYPES[parsed.kind], default_source, timeout, api_key)
 
 
 def register(app: typer.Typer) -> None:
@@ -168,6 +176,12 @@ def register(app: typer.Typer) -> None:
         ] = False,
         source: Annotated[
             str | None, typer.Option(help="Source name (default: cli; a feed's title; JSON 'source' wins).")
+        ] = None,
+        api_key: Annotated[
+            str | None,
+            typer.Option(
+                envvar="VIGIL_API_KEY", help="API key (role ingest) for the HTTP API; its name is the source."
+            ),
         ] = None,
         max_bytes: Annotated[int, typer.Option(help="Refuse larger inputs.")] = 5_000_000,
         timeout: Annotated[float, typer.Option(help="HTTP timeout (s).")] = 30.0,
@@ -184,7 +198,14 @@ def register(app: typer.Typer) -> None:
             with _logs_to_stderr():
                 data = _read(file, max_bytes)
                 kind, results = send_input(
-                    data, name=name, url=url, direct=direct, source=source, max_bytes=max_bytes, timeout=timeout
+                    data,
+                    name=name,
+                    url=url,
+                    direct=direct,
+                    source=source,
+                    max_bytes=max_bytes,
+                    timeout=timeout,
+                    api_key=api_key,
                 )
         except SendError as exc:
             typer.echo(f"error: {exc}", err=True)

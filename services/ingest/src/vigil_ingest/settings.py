@@ -16,12 +16,13 @@ from vigil_shared.settings import VigilSettings
 class IngestSettings(VigilSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_INGEST_", env_file=".env", extra="ignore")
 
-    # the shared settings keep their shared names (REDIS_URL, VIGIL_STREAM_MAXLEN, VIGIL_LOG_LEVEL...)
+    # settings ingest reads from the shared ones keep their shared names (REDIS_URL, VIGIL_STREAM_MAXLEN,
+    # VIGIL_API_KEYS, VIGIL_AUTH_DISABLED, VIGIL_OUTBOUND_ALLOWLIST: aliases in VigilSettings or here)
     stream_maxlen: int = Field(
-        default=100_000,
+        default=1_000_000,
         ge=1000,
         validation_alias=AliasChoices("VIGIL_STREAM_MAXLEN", "VIGIL_INGEST_STREAM_MAXLEN"),
-        description="Approximate retention of vigil.alerts.received (entries).",
+        description="Safety cap (MAXLEN ~) on vigil.alerts.received; same as the shared VIGIL_STREAM_MAXLEN.",
     )
 
     # HTTP API
