@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
-from vigil_shared import streams
-from vigil_shared.events import AlertClassified
+from vigil_shared import metrics, streams
+from vigil_shared.events import AlertClassified, NotificationDelivered
 from vigil_shared.runtime import Service, ServiceContext, ServiceParts
 from vigil_shared.worker import Publication, StreamWorker, publish_events
 
@@ -25,6 +25,12 @@ log = structlog.get_logger("vigil.notify")
 
 
 def _publications(result: HandleResult) -> list[Publication]:
+    for e in result.events:
+        if isinstance(e, NotificationDelivered):
+            outcome = "delivered"
+        else:
+            outcome = "failed_permanent" if e.permanent else "failed_retrying"
+        metrics.record_delivery(e.channel, outcome)
     return [
         *(Publication(streams.NOTIFICATIONS, e) for e in result.events),
         *(Publication(streams.DEADLETTER, d) for d in result.dead_letters),
