@@ -102,7 +102,10 @@ def bench_command(
         "mean_chars": round(r.mean_chars),
         "seconds": round(r.seconds, 3),
         "alerts_per_s": round(r.alerts_per_s),
+        "cpu_seconds": round(r.cpu_seconds, 3),
+        "alerts_per_cpu_s": round(r.alerts_per_cpu_s),
         "startup_s": round(r.startup_s, 3),
+        "startup_cpu_s": round(r.startup_cpu_s, 3),
         "peak_rss_mb": round(r.peak_rss_mb, 1),
     }
     if as_json:

@@ -6,11 +6,11 @@ Deterministic and offline: the same inputs always give the same output. Evidence
 
 from __future__ import annotations
 
+from typing import Any
+
 from vigil_shared.events import (
     Certainty,
     Classification,
-    Evidence,
-    LabelScore,
     Severity,
     Urgency,
     classified_text,
@@ -32,15 +32,16 @@ def _confidence(score: float, routine: int) -> float:
     return round(max(0.05, min(0.99, conf)), 3)
 
 
-def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> tuple[LabelScore, ...]:
+def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[dict[str, Any]]:
+    """Labels over the threshold as plain dicts in :class:`LabelScore`'s shape, best first."""
     out = []
     for label, ev in table.items():
         if ev.score < _THRESHOLD:
             continue
-        evidence = tuple(Evidence(text=text[s:e], start=s, end=e) for s, e in ev.spans)
-        out.append(LabelScore(type=label, confidence=_confidence(ev.score, routine), evidence=evidence))
-    out.sort(key=lambda s: (-s.confidence, s.type))
-    return tuple(out)
+        evidence = [{"text": text[s:e], "start": s, "end": e} for s, e in ev.spans]
+        out.append((-_confidence(ev.score, routine), label, evidence))
+    out.sort(key=lambda s: (s[0], s[1]))
+    return [{"type": label, "confidence": -neg, "evidence": evidence} for neg, label, evidence in out]
 
 
 class Classifier:
@@ -65,12 +66,12 @@ class Classifier:
     ) -> Classification:
         full = classified_text(title, text)
         norm = padded(full)
-        locations, countries = geoparse.find_locations(self.gazetteer, full, norm, issuer)
+        locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
         reading = read(full, self.taxonomy.hits(norm))
         threats = _scores(full, reading.threats, reading.routine)
-        threat_names = [t.type for t in threats]
+        threat_names = [t["type"] for t in threats]
         is_threat = bool(threats)
-        targets = _scores(full, reading.targets, 0) if is_threat else ()
+        targets = _scores(full, reading.targets, 0) if is_threat else []
         urg, sev, cert = severity.assess(
             threat_names,
             reading.cues,
@@ -79,17 +80,21 @@ class Classifier:
             cap_severity=cap_severity,
             cap_certainty=cap_certainty,
         )
-        return Classification(
-            id=alert_id,
-            is_threat=is_threat,
-            threat_types=threats,
-            targets=targets,
-            locations=tuple(locations),
-            countries=tuple(countries),
-            urgency=urg,
-            severity=sev,
-            certainty=cert,
-            classifier_version=CLASSIFIER_VERSION,
+        # One validation of the whole nested result (in pydantic-core) instead of one model per
+        # evidence span, label and place.
+        return Classification.model_validate(
+            {
+                "id": alert_id,
+                "is_threat": is_threat,
+                "threat_types": threats,
+                "targets": targets,
+                "locations": locations,
+                "countries": countries,
+                "urgency": urg,
+                "severity": sev,
+                "certainty": cert,
+                "classifier_version": CLASSIFIER_VERSION,
+            }
         )
 
 

@@ -23,11 +23,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from vigil_shared.events import Evidence, Location
+from vigil_shared.events import Location
 
 from vigil_classify.gazetteer import Candidate, Gazetteer, Place, common_words, prior
+from vigil_classify.textnorm import normalise
 
 _REGION_CUE = re.compile(
     r"(?:\s*(?:,|and|&)\s*(?:the\s+)?[A-Z][\w'’.-]*(?:[ -][A-Z][\w'’.-]*){0,2})*\s+"
@@ -78,23 +80,12 @@ _ISSUER_SEAT = re.compile(
 
 
 @dataclass(slots=True)
-class _Mention:
-    start: int
-    end: int
-    candidates: tuple[Candidate, ...]
-    region_cue: bool = False
-    chosen: int = -1
-    score: float = 0.0
-    margin: float = 0.0
-
-
-@dataclass(slots=True)
 class _Found:
     place: int
     name: str
     kind: str
     confidence: float
-    evidence: list[Evidence] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _issuer_spans(text: str, issuer: str | None) -> list[tuple[int, int]]:
@@ -115,32 +106,74 @@ def _issuer_spans(text: str, issuer: str | None) -> list[tuple[int, int]]:
     return spans
 
 
+class _CandidateInfo(NamedTuple):
+    """What find_locations needs to know about one automaton value, computed once per value."""
+
+    ctx_codes: tuple[str, ...]
+    """Countries this name puts into context (its only country, or the countries it names)."""
+    scored: tuple[tuple[int, float, str, str], ...]
+    """(place index, prior, country code, kind) per candidate, in the gazetteer's order."""
+
+
+_INFO: dict[int, tuple[tuple[Candidate, ...], _CandidateInfo]] = {}
+
+
+def _info(places: list[Place], cands: tuple[Candidate, ...]) -> _CandidateInfo:
+    # Keyed by identity: the automaton hands out the same tuple object for a key on every hit; the
+    # tuple itself is kept in the value so its id cannot be reused while the entry lives.
+    hit = _INFO.get(id(cands))
+    if hit is not None and hit[0] is cands:
+        return hit[1]
+    codes = {places[c.place].country_code for c in cands}
+    single = len(codes) == 1
+    ctx = tuple(
+        dict.fromkeys(
+            places[c.place].country_code for c in cands if single or places[c.place].kind == "country"
+        )
+    )
+    scored = tuple(
+        (c.place, prior(places[c.place], c.primary), places[c.place].country_code, places[c.place].kind)
+        for c in cands
+    )
+    info = _CandidateInfo(ctx, scored)
+    if len(_INFO) > 200_000:
+        _INFO.clear()
+    _INFO[id(cands)] = (cands, info)
+    return info
+
+
 def find_locations(
     gaz: Gazetteer, text: str, norm_padded: str, issuer: str | None = None
 ) -> tuple[list[Location], list[str]]:
     """Locations (most specific places first found) and the sorted country codes they imply."""
+    data, countries = find_location_data(gaz, text, norm_padded, issuer)
+    return [Location.model_validate(d) for d in data], countries
+
+
+def find_location_data(
+    gaz: Gazetteer, text: str, norm_padded: str, issuer: str | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """:func:`find_locations` as plain dicts in :class:`Location`'s shape (validated in bulk later)."""
     places = gaz.places
-    common = common_words()
-    raw: list[tuple[int, int, tuple[Candidate, ...]]] = []
-    for end_idx, (length, cands) in gaz.automaton.iter(norm_padded):
-        # padded coordinates: key spans [end_idx-length+1, end_idx]; core word = +1 .. -1; minus pad.
-        start = end_idx - length + 1
-        raw.append((start, start + length - 2, cands))
+    raw = [(end_idx - length + 1, -length, cands) for end_idx, (length, cands) in gaz.automaton.iter(norm_padded)]
     if not raw:
         return [], []
-    raw.sort(key=lambda r: (r[0], r[0] - r[1]))
-    mentions: list[_Mention] = []
+    # padded coordinates: key spans [end_idx-length+1, end_idx]; core word = +1 .. -1; minus pad.
+    # (start, -length) sorts leftmost-longest first; equal pairs are the same key.
+    raw.sort()
+    common = common_words()
+    mentions: list[tuple[int, int, tuple[Candidate, ...]]] = []
     features: set[str] = set()
     last_end = -1
-    for start, end, cands in raw:
+    for start, neg_len, cands in raw:
         if start < last_end:
             continue
-        first = text[start]
-        if not first.isupper():
+        end = start - neg_len - 2
+        if not text[start].isupper():
             continue
         before = text[max(0, start - 60) : start]
-        after = text[end : end + 40]
-        if (" " in before[-5:] or "." in before[-5:]) and _FEATURE_BEFORE.search(before):
+        tail = before[-5:]
+        if (" " in tail or "." in tail) and _FEATURE_BEFORE.search(before):
             features.add(text[start:end])
             last_end = end
             continue
@@ -149,16 +182,18 @@ def find_locations(
         ):
             last_end = end
             continue
-        if after[:1] == " " and _FEATURE_AFTER.match(after):
-            if _NATURAL_AFTER.match(after) or _FEATURE_BEFORE.search(before):
-                features.add(text[start:end])
-            last_end = end
-            continue
-        mentions.append(_Mention(start, end, cands))
+        if text[end : end + 1] == " ":
+            after = text[end : end + 40]
+            if _FEATURE_AFTER.match(after):
+                if _NATURAL_AFTER.match(after) or _FEATURE_BEFORE.search(before):
+                    features.add(text[start:end])
+                last_end = end
+                continue
+        mentions.append((start, end, cands))
         last_end = end
     if features:
         # A name used for a volcano / lake / river in this alert is that feature everywhere in it.
-        mentions = [m for m in mentions if text[m.start : m.end] not in features]
+        mentions = [m for m in mentions if text[m[0] : m[1]] not in features]
     if not mentions:
         return [], []
 
@@ -166,70 +201,71 @@ def find_locations(
 
     # Country context: countries named in the text and countries of unambiguous places.
     context: set[str] = set()
-    for m in mentions:
-        codes = {places[c.place].country_code for c in m.candidates}
-        if len(codes) == 1 or any(places[c.place].kind == "country" for c in m.candidates):
-            low = text[m.start : m.end].lower()
-            if low not in common:
-                for c in m.candidates:
-                    if places[c.place].kind == "country" or len(codes) == 1:
-                        context.add(places[c.place].country_code)
+    infos = []
+    for start, end, cands in mentions:
+        info = _info(places, cands)
+        infos.append(info)
+        if info.ctx_codes and text[start:end].lower() not in common:
+            context.update(info.ctx_codes)
 
     found: dict[tuple[str, str], _Found] = {}
     order: list[tuple[str, str]] = []
-    region_words = any(w in norm_padded for w in _REGION_HINTS)
-    for m in mentions:
-        surface = text[m.start : m.end]
-        if any(s <= m.start and m.end <= e for s, e in excluded):
+    region_words: bool | None = None
+    for (start, end, _cands), info in zip(mentions, infos, strict=True):
+        if excluded and any(s <= start and end <= e for s, e in excluded):
             continue
+        surface = text[start:end]
         is_common = surface.lower() in common
-        m.region_cue = region_words and bool(_REGION_CUE.match(text, m.end))
+        if region_words is None:
+            region_words = any(w in norm_padded for w in _REGION_HINTS)
+        region_cue = region_words and _REGION_CUE.match(text, end) is not None
         best = -1
         best_score = -1e9
         second = -1e9
-        for c in m.candidates:
-            p = places[c.place]
-            score = prior(p, c.primary)
-            if p.country_code in context:
+        for place, base, code, kind in info.scored:
+            score = base
+            if code in context:
                 score += 4.0
-            if p.kind == "region" and m.region_cue:
+            if kind == "region" and region_cue:
                 score += 3.0
-            if p.kind == "country":
+            if kind == "country":
                 score += 3.0
             if score > best_score:
-                second, best_score, best = best_score, score, c.place
+                second, best_score, best = best_score, score, place
             elif score > second:
                 second = score
         p = places[best]
         if is_common and not (
             (p.country_code in context and p.kind != "country")
-            or _LOCATIVE_BEFORE.search(text[max(0, m.start - 12) : m.start])
+            or _LOCATIVE_BEFORE.search(text[max(0, start - 12) : start])
         ):
             continue
-        if p.kind == "country" and p.country_code == "US" and _US_GOV_AFTER.match(text, m.end):
+        if p.kind == "country" and p.country_code == "US" and _US_GOV_AFTER.match(text, end):
             continue
         margin = best_score - second if second > -1e9 else 5.0
         conf = 0.6 + min(margin, 4.0) * 0.08
         if is_common:
             conf -= 0.2
         kind = p.kind
-        if kind == "city" and m.region_cue:
+        if kind == "city" and region_cue:
             kind = "region"
         name = p.name
         if kind != "country" and p.name.lower().startswith(surface.lower() + " "):
             name = surface
         k = (_fold(name), p.country_code)
-        ev = Evidence(text=surface, start=m.start, end=m.end)
-        if k in found:
-            found[k].evidence.append(ev)
-            found[k].confidence = max(found[k].confidence, conf)
+        ev = {"text": surface, "start": start, "end": end}
+        f = found.get(k)
+        if f is not None:
+            f.evidence.append(ev)
+            f.confidence = max(f.confidence, conf)
         else:
             found[k] = _Found(best, name, kind, conf, [ev])
             order.append(k)
 
-    _merge_neighbourhoods(places, found, order)
+    if len(order) > 1:
+        _merge_neighbourhoods(places, found, order)
     specific = {k[1] for k in order if found[k].kind != "country"}
-    locations: list[Location] = []
+    locations: list[dict[str, Any]] = []
     countries: set[str] = set()
     for k in order:
         f = found[k]
@@ -267,22 +303,21 @@ def _merge_neighbourhoods(
                 break
 
 
-def _location(p: Place, f: _Found) -> Location:
+def _location(p: Place, f: _Found) -> dict[str, Any]:
     kind = "country" if f.kind == "country" else ("region" if f.kind == "region" else "city")
-    return Location(
-        name=f.name,
-        country_code=p.country_code,
-        geonameid=p.geonameid,
-        latitude=p.latitude,
-        longitude=p.longitude,
-        kind=kind,
-        confidence=round(min(0.99, max(0.05, f.confidence)), 3),
-        evidence=tuple(f.evidence[:5]),
-        admin1=p.admin1,
-    )
+    return {
+        "name": f.name,
+        "country_code": p.country_code,
+        "geonameid": p.geonameid,
+        "latitude": p.latitude,
+        "longitude": p.longitude,
+        "kind": kind,
+        "confidence": round(min(0.99, max(0.05, f.confidence)), 3),
+        "evidence": f.evidence[:5],
+        "admin1": p.admin1,
+    }
 
 
+@lru_cache(maxsize=65536)
 def _fold(name: str) -> str:
-    from vigil_classify.textnorm import normalise
-
     return " ".join(normalise(name).split())

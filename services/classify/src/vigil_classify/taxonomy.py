@@ -53,11 +53,9 @@ def expand(phrase: str) -> list[str]:
     return [phrase]
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    start: int
-    end: int
-    entries: tuple[Entry, ...]
+Hit = tuple[int, int, tuple[Entry, ...]]
+"""A cue hit: ``(start, end, entries)``, ``[start, end)`` in the original text and the entries of the
+phrase found there (a plain tuple: hits are made by the ten thousand)."""
 
 
 class Taxonomy:
@@ -118,21 +116,21 @@ def _compile(table: dict[str, list[Entry]]) -> ahocorasick.Automaton:
 
 
 def _greedy(auto: ahocorasick.Automaton, norm_padded: str) -> list[Hit]:
-    raw = []
-    for end_idx, (length, entries) in auto.iter(norm_padded):
-        start = end_idx - length + 1
-        raw.append((start, start + length - 2, entries))
-    raw.sort(key=lambda r: (r[0], r[0] - r[1]))
+    # (start, -length) sorts leftmost-longest first; equal (start, length) means the same key, so the
+    # entries never take part in a comparison.
+    raw = [(end_idx - length + 1, -length, entries) for end_idx, (length, entries) in auto.iter(norm_padded)]
+    raw.sort()
     out: list[Hit] = []
     last_end = -1
-    for start, end, entries in raw:
+    for start, neg_len, entries in raw:
         if start >= last_end:
-            out.append(Hit(start, end, entries))
-            last_end = end
+            last_end = start - neg_len - 2
+            out.append((start, last_end, entries))
     return out
 
 
-_SENTENCE_END = re.compile(r"[.!?;]+[\s\"”’)]+|\n+")
+_SENTENCE_END = re.compile(r"[.!?;\n](?:(?<=[.!?;])[.!?;]*[\s\"”’)]+|(?<=\n)\n*)")
+"""``[.!?;]+[\\s"”’)]+|\\n+`` written to start with one character class, which ``re`` scans for in C."""
 _ABBREV = re.compile(r"(?:\b[A-Z]|\b[A-Z]\.[A-Z]|\bSt|\bMr|\bMrs|\bDr|\bNo|\bMt|\bGen|\bvs)$")
 _NEGATOR = re.compile(
     r"\b(?:no longer|no reports? of|no knowledge of|not aware of|no indication|no evidence|no specific|"
@@ -152,37 +150,118 @@ _WESTERN_VERB = re.compile(
 )
 
 
+_ABBREV_TAILS = (" St", " Mr", " Dr", " No", " Mt", "Mrs")
+
+
 def sentence_starts(text: str) -> list[int]:
     """Start offsets of sentences (abbreviations such as "U.S." and "St." do not end one)."""
     starts = [0]
     for m in _SENTENCE_END.finditer(text):
         i = m.start()
-        if (
-            text[i] == "."
-            and i >= 1
-            and (
-                (text[i - 1].isupper() and (i < 2 or not text[i - 2].isalpha()))
-                or (i >= 2 and text[i - 1].isupper() and text[i - 2] == ".")
-                or text[max(0, i - 3) : i] in (" St", " Mr", " Dr", " No", " Mt", "Mrs")
-            )
-        ):
-            continue
+        if text[i] == "." and i >= 1:
+            prev = text[i - 1]
+            if prev.isupper():
+                # "U.S." / "A." : an initial ends no sentence.
+                if i < 2 or not text[i - 2].isalpha():
+                    continue
+            elif prev in "trso" and text[max(0, i - 3) : i] in _ABBREV_TAILS:
+                continue
         starts.append(m.end())
     return starts
 
 
-_NEG_HINT = re.compile(r"[Nn]o|n't|unlikely|without|ruled out|denied")
+_NEG_HINTS = ("no", "No", "n't", "unlikely", "without", "ruled out", "denied")
+"""Substrings one of which every negator contains: without one in the window nothing is negated."""
+
+
+class _Negation:
+    """Negation checks for one text.
+
+    The cheap pre-check (is any of :data:`_NEG_HINTS` in the 60 characters before the cue?) runs
+    against hint positions found once per text with ``str.find``; only the few windows that contain a
+    hint pay for the clause split and the :data:`_NEGATOR` regex.
+    """
+
+    __slots__ = ("_ends", "_starts", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._ends: list[int] | None = None
+        self._starts: list[int] = []
+
+    def _index(self) -> list[int]:
+        text = self.text
+        found: list[tuple[int, int]] = []
+        for hint in _NEG_HINTS:
+            i = text.find(hint)
+            while i >= 0:
+                found.append((i + len(hint), i))
+                i = text.find(hint, i + 1)
+        found.sort()
+        self._ends = [e for e, _ in found]
+        self._starts = [s for _, s in found]
+        return self._ends
+
+    def __call__(self, start: int) -> bool:
+        ends = self._ends if self._ends is not None else self._index()
+        lo = max(0, start - 60)
+        i = bisect.bisect_right(ends, start) - 1
+        starts = self._starts
+        while i >= 0 and ends[i] > lo:
+            if starts[i] >= lo:
+                return _negated_window(self.text[lo:start])
+            i -= 1
+        return False
+
+
+_BREAK_CHARS = ",;:.!?"
+_BREAK_WORDS = ("but", "however", "and")
+_NEG_STEMS = ("no", "n't", "unlikely", "without", "ruled out", "denied")
+"""Lower-case substrings one of which every :data:`_NEGATOR` alternative contains."""
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _clause_cut(window: str) -> int:
+    """End of the last :data:`_CLAUSE_BREAK` match in ``window`` (0 if none), with ``str.rfind``."""
+    if not window.isascii():
+        cut = 0
+        for m in _CLAUSE_BREAK.finditer(window):
+            cut = m.end()
+        return cut
+    cut = 0
+    for ch in _BREAK_CHARS:
+        i = window.rfind(ch)
+        if i >= cut:
+            cut = i + 1
+    low = window.lower()
+    n = len(low)
+    for word in _BREAK_WORDS:
+        i = low.rfind(word)
+        while i >= 0 and i + len(word) > cut:
+            e = i + len(word)
+            if (i == 0 or not _is_word(low[i - 1])) and (e == n or not _is_word(low[e])):
+                cut = e
+                break
+            i = low.rfind(word, 0, i)
+    return cut
+
+
+def _negated_window(window: str) -> bool:
+    clause = window[_clause_cut(window) :]
+    if not clause:
+        return False
+    low = clause.lower()
+    if not any(stem in low for stem in _NEG_STEMS):
+        return False
+    return _NEGATOR.search(clause) is not None
 
 
 def _negated(text: str, start: int) -> bool:
-    window = text[max(0, start - 60) : start]
-    if _NEG_HINT.search(window) is None:
-        return False
-    cut = 0
-    for m in _CLAUSE_BREAK.finditer(window):
-        cut = m.end()
-    clause = window[cut:]
-    return bool(clause) and _NEGATOR.search(clause) is not None
+    """Whether a cue at ``start`` is negated within its clause (one-off form of :class:`_Negation`)."""
+    return _Negation(text)(start)
 
 
 @dataclass(slots=True)
@@ -202,6 +281,7 @@ class Reading:
 def read(text: str, hits: list[Hit]) -> Reading:
     """Apply the rules in the module docstring to the cue hits of ``text``."""
     starts = sentence_starts(text)
+    negated = _Negation(text)
     threats: dict[str, LabelEvidence] = {}
     targets: dict[str, LabelEvidence] = {}
     cues: Counter[str] = Counter()
@@ -220,44 +300,48 @@ def read(text: str, hits: list[Hit]) -> Reading:
             ev = table[label] = LabelEvidence()
         ev.score += weight
         if len(ev.spans) < 3:
-            ev.spans.append((hit.start, hit.end))
+            ev.spans.append((hit[0], hit[1]))
 
+    bisect_right = bisect.bisect_right
     for hit in hits:
-        sent = bisect.bisect_right(starts, hit.start) - 1
-        for cat, label, weight in hit.entries:
+        start = hit[0]
+        sent = bisect_right(starts, start) - 1
+        for cat, label, weight in hit[2]:
             if cat == "threat":
-                if _negated(text, hit.start):
+                if negated(start):
                     continue
                 credit(threats, label, weight, hit)
-                if label == "armed_conflict" and weight >= 1.0:
-                    military_sent.add(sent)
-                elif label in ("crime", "kidnapping") and weight >= 1.0:
-                    crime_sent.add(sent)
+                if weight >= 1.0:
+                    if label == "armed_conflict":
+                        military_sent.add(sent)
+                    elif label in ("crime", "kidnapping"):
+                        crime_sent.add(sent)
+            elif cat == "cue":
+                if label == "urg:Past" or not negated(start):
+                    cues[label] += 1
             elif cat == "target":
                 credit(targets, label, weight, hit)
                 target_sent.add(sent)
             elif cat == "singular":
-                if _LOCATIVE.search(text[max(0, hit.start - 40) : hit.start]):
+                if _LOCATIVE.search(text[max(0, start - 40) : start]):
                     credit(targets, label, weight, hit)
                     target_sent.add(sent)
             elif cat == "western":
-                if _WESTERN_VERB.search(text[max(0, hit.start - 40) : hit.start]):
+                if _WESTERN_VERB.search(text[max(0, start - 40) : start]):
                     credit(targets, label, weight, hit)
                     target_sent.add(sent)
             elif cat == "weak_terror":
-                if not _negated(text, hit.start):
+                if not negated(start):
                     weak.append((sent, hit))
             elif cat == "tr_subject":
                 tr_subject.setdefault(sent, []).append(hit)
             elif cat == "tr_effect":
-                if not _negated(text, hit.start):
+                if not negated(start):
                     tr_effect.setdefault(sent, []).append(hit)
             elif cat == "tr_suppress":
                 tr_suppress.add(sent)
             elif cat == "routine":
                 routine += 1
-            elif cat == "cue" and (label == "urg:Past" or not _negated(text, hit.start)):
-                cues[label] += 1
     for sent, hit in weak:
         if sent in target_sent and sent not in military_sent and sent not in crime_sent:
             credit(threats, "terrorism", 1.0, hit)
