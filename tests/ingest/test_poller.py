@@ -320,3 +320,13 @@ def test_vigil_status_shows_per_feed_state(
     text = CliRunner().invoke(vigil_app, ["status"], env=env)
     assert "feeds: " in text.stdout
     assert "HTTP 503" in text.stdout
+
+
+def test_the_example_feeds_file_is_valid() -> None:
+    from vigil_ingest.polling import load_feeds
+
+    example = Path(__file__).resolve().parents[2] / "services" / "ingest" / "examples" / "feeds.yaml"
+    feeds = {f.name: f for f in load_feeds(example, {})}
+    assert set(feeds) == {"embassy-moscow", "travel-advice-turkey", "civil-protection-cap", "paused-feed"}
+    assert feeds["civil-protection-cap"].kind == "cap"
+    assert feeds["paused-feed"].enabled is False
