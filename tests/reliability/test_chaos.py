@@ -175,7 +175,7 @@ async def test_redis_restart_mid_run_loses_nothing_and_services_recover_alone(pi
         # the stream hop stays exactly-once; a notification in flight at the crash may repeat (documented)
         assert len(ids) == 2 * half
         assert len(dupes) <= 5, f"too many duplicates: {dupes}"
-        assert all(n < 100 for n in noisy.values()), f"hot loop? {noisy}"
+        assert all(n < 500 for n in noisy.values()), f"hot loop? {noisy}"  # a hot loop logs thousands
     finally:
         await redis.aclose()
 
