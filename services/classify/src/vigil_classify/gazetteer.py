@@ -21,24 +21,22 @@ import os
 import pickle
 import re
 import tempfile
-from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import ahocorasick
 
 from vigil_classify.textnorm import key as norm_key
 
-GAZETTEER_VERSION = "3"
+GAZETTEER_VERSION = "4"
 
 PlaceKind = Literal["city", "region", "country"]
 
 
-@dataclass(frozen=True, slots=True)
-class Place:
-    """One gazetteer entry."""
+class Place(NamedTuple):
+    """One gazetteer entry (a named tuple: ~60k of them unpickle at start-up, tuples fastest)."""
 
     name: str
     country_code: str
@@ -50,8 +48,7 @@ class Place:
     admin1: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A place a surface form may refer to."""
 
     place: int

@@ -63,6 +63,8 @@ _ORIGIN_BEFORE = re.compile(
     re.IGNORECASE,
 )
 _FEATURE_BEFORE = re.compile(r"\b(?:Mount|Mt\.?|Lake|Lac|Rio|River|Cape|Gulf of|Sea of)\s+$")
+_FEATURE_WORDS = ("Mount", "Mt", "Mt.", "Lake", "Lac", "Rio", "River", "Cape", "Gulf of", "Sea of")
+"""What :data:`_FEATURE_BEFORE` needs right before the trailing space (a cheap pre-check)."""
 _FEATURE_AFTER = re.compile(
     r"^\s+(?:volcano|volcanic|eruption|river|lake|glacier|mountain|range|strait|avenue|street|road|boulevard|"
     r"square|st\.?|ave\.?|rd\.?|highway|bridge|park|university|stadium|hotel|mall)\b",
@@ -173,7 +175,13 @@ def find_location_data(
             continue
         before = text[max(0, start - 60) : start]
         tail = before[-5:]
-        if (" " in tail or "." in tail) and _FEATURE_BEFORE.search(before):
+        feature_before = (
+            (" " in tail or "." in tail)
+            and before[-1:].isspace()
+            and before.rstrip().endswith(_FEATURE_WORDS)
+            and _FEATURE_BEFORE.search(before) is not None
+        )
+        if feature_before:
             features.add(text[start:end])
             last_end = end
             continue
@@ -185,7 +193,11 @@ def find_location_data(
         if text[end : end + 1] == " ":
             after = text[end : end + 40]
             if _FEATURE_AFTER.match(after):
-                if _NATURAL_AFTER.match(after) or _FEATURE_BEFORE.search(before):
+                if _NATURAL_AFTER.match(after) or (
+                    before[-1:].isspace()
+                    and before.rstrip().endswith(_FEATURE_WORDS)
+                    and _FEATURE_BEFORE.search(before)
+                ):
                     features.add(text[start:end])
                 last_end = end
                 continue
@@ -210,15 +222,13 @@ def find_location_data(
 
     found: dict[tuple[str, str], _Found] = {}
     order: list[tuple[str, str]] = []
-    region_words: bool | None = None
     for (start, end, _cands), info in zip(mentions, infos, strict=True):
         if excluded and any(s <= start and end <= e for s, e in excluded):
             continue
         surface = text[start:end]
         is_common = surface.lower() in common
-        if region_words is None:
-            region_words = any(w in norm_padded for w in _REGION_HINTS)
-        region_cue = region_words and _REGION_CUE.match(text, end) is not None
+        # (a match implies one of _REGION_HINTS in the text, so no pre-check is needed)
+        region_cue = _REGION_CUE.match(text, end) is not None
         best = -1
         best_score = -1e9
         second = -1e9
