@@ -150,14 +150,14 @@ async def accept(
 
     results: list[IntakeResult] = []
     entries = iter(entry_ids)
-    for i, (draft, reg, event) in enumerate(zip(drafts, registrations, events, strict=True)):
+    for i, (draft, reg, maybe_event) in enumerate(zip(drafts, registrations, events, strict=True)):
         status = _status(reg)
-        entry = _str(next(entries)) if event is not None else None
+        entry = _str(next(entries)) if maybe_event is not None else None
         result = IntakeResult(
             alert_id=reg.alert_id,
             revision=reg.revision,
             status=status,
-            correlation_id=event.correlation_id if event is not None else known_cids.get(i),
+            correlation_id=maybe_event.correlation_id if maybe_event is not None else known_cids.get(i),
             revision_of=reg.revision_of,
             title=draft.title,
             source_name=draft.source_name,
@@ -166,7 +166,7 @@ async def accept(
         results.append(result)
         metrics.ALERTS_INGESTED.labels(source_kind=draft.source_kind, outcome=status).inc()
         log.info(
-            "alert " + ("published" if event is not None else "duplicate, not published"),
+            "alert " + ("published" if maybe_event is not None else "duplicate, not published"),
             alert_id=reg.alert_id,
             revision=reg.revision,
             status=status,
