@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
@@ -56,9 +56,20 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    def __init__(self, port: int | None = None, appendonly: bool = False, workdir: Path | None = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        appendonly: bool = False,
+        workdir: Path | None = None,
+        *,
+        acl_file: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ):
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.acl_file = acl_file
+        """An ACL file (``--aclfile``): with ``default`` disabled the readiness probe accepts NOAUTH."""
+        self.extra_args = list(extra_args)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
@@ -82,6 +93,9 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--logfile", str(self.workdir / "redis.log"),
         ]
+        if self.acl_file is not None:
+            args += ["--aclfile", str(self.acl_file)]
+        args += self.extra_args
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -90,7 +104,7 @@ class EmbeddedRedis:
                 raise RedisNotAvailable(f"redis-server exited at start: {log}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2) as s:
                 s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
+                if s.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                     return self
             time.sleep(0.05)
         self.stop()

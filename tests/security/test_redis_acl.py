@@ -1,0 +1,186 @@
+"""Least-privilege Redis (deploy/redis/render_acl.py) against a real Redis started with the rendered ACL.
+
+The services run as real processes, each with its own user's REDIS_URL, and an alert crosses the
+pipeline; Redis's ACL LOG must then hold no refusal for them (every command their code sends is
+allowed). Then each user is shown NOPERM for what it must not do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from types import ModuleType
+
+import httpx
+import pytest
+import redis as redis_sync
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+from vigil_shared import streams
+from vigil_shared.auth import hash_key, new_key
+from vigil_shared.demo import drained, service_process, wait_ready
+from vigil_shared.embedded_redis import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+USERS = ("ingest", "classify", "notify", "capfeed", "admin")
+
+
+def _render_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("render_acl", ROOT / "deploy" / "redis" / "render_acl.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["render_acl"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """{user: REDIS_URL} of a private Redis started with the rendered ACL file."""
+    workdir = tmp_path_factory.mktemp("acl-redis")
+    passwords = {u: secrets.token_urlsafe(24) for u in USERS}
+    env = {f"VIGIL_REDIS_PASSWORD_{u.upper()}": p for u, p in passwords.items()}
+    text = _render_module().render(env, secrets_dir=workdir / "none", require_all=True)
+    for p in passwords.values():
+        assert p not in text  # only hashes are rendered
+    # a test-only superuser, to read Redis's ACL LOG (not part of the rendered file)
+    root_password = secrets.token_urlsafe(24)
+    root = f"user testroot on #{hashlib.sha256(root_password.encode()).hexdigest()} ~* &* +@all\n"
+    acl = workdir / "users.acl"
+    acl.write_text(text + root)
+    server = EmbeddedRedis(workdir=workdir, acl_file=acl).start()
+    try:
+        yield {u: f"redis://{u}:{p}@127.0.0.1:{server.port}/0" for u, p in passwords.items()} | {
+            "_anonymous": server.url,
+            "_root": f"redis://testroot:{root_password}@127.0.0.1:{server.port}/0",
+        }
+    finally:
+        server.cleanup()
+
+
+def _client(url: str) -> redis_sync.Redis:
+    return redis_sync.Redis.from_url(url)
+
+
+def test_default_user_is_disabled(acl_redis: dict[str, str]) -> None:
+    anonymous = _client(acl_redis["_anonymous"])
+    with pytest.raises((AuthenticationError, ResponseError)):
+        anonymous.ping()
+    with pytest.raises((AuthenticationError, ResponseError)):
+        anonymous.execute_command("AUTH", "default", "")
+
+
+def test_rendering_requires_passwords_and_length(tmp_path: Path) -> None:
+    render = _render_module().render
+    with pytest.raises(SystemExit, match="no Redis password"):
+        render({}, secrets_dir=tmp_path, require_all=True)
+    with pytest.raises(SystemExit, match="shorter"):
+        render({"VIGIL_REDIS_PASSWORD_INGEST": "short"}, secrets_dir=tmp_path)
+    (tmp_path / "vigil_redis_password_notify").write_text("from-a-secret-file-123456\n")
+    assert "user notify on #" in render({}, secrets_dir=tmp_path)
+
+
+@pytest.mark.e2e
+def test_services_run_under_their_own_users(acl_redis: dict[str, str], tmp_path: Path) -> None:
+    admin = _client(acl_redis["admin"])
+    root = _client(acl_redis["_root"])
+    root.execute_command("ACL", "LOG", "RESET")
+    ingest_key = new_key()
+    subs = tmp_path / "subscriptions.yaml"
+    subs.write_text((ROOT / "examples" / "subscriptions.yaml").read_text())
+    base = {
+        **os.environ,
+        "VIGIL_LOG_FORMAT": "json",
+        "VIGIL_HTTP_HOST": "127.0.0.1",
+        "VIGIL_NOTIFY_SUBSCRIPTIONS_FILE": str(subs),
+        "VIGIL_RETENTION_INTERVAL_S": "1",  # the lag-aware trimmer runs under each user too
+        "VIGIL_CLAIM_INTERVAL_S": "0.5",  # and the claim loop (XAUTOCLAIM, idle-consumer script)
+        "VIGIL_AUTH_DISABLED": "false",
+        "VIGIL_API_KEYS": f"embassy-feed:ingest:{hash_key(ingest_key).hex()}",
+    }
+    with ExitStack() as stack:
+        ports = {}
+        procs = {}
+        for name in ("ingest", "classify", "notify", "capfeed"):
+            ports[name] = free_port()
+            env = {**base, "REDIS_URL": acl_redis[name], "VIGIL_HTTP_PORT": str(ports[name])}
+            procs[name] = stack.enter_context(service_process(name, env, tmp_path))
+        for name, proc in procs.items():
+            wait_ready(f"http://127.0.0.1:{ports[name]}", proc, name, tmp_path)
+        ingest = f"http://127.0.0.1:{ports['ingest']}/v1/alerts"
+        alert = json.loads((ROOT / "examples" / "alerts" / "01-moscow.json").read_text())
+        assert httpx.post(ingest, json=alert, timeout=10).status_code == 401
+        r = httpx.post(ingest, json=alert, headers={"Authorization": f"Bearer {ingest_key}"}, timeout=10)
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (
+                drained(admin, streams.ALERTS_RECEIVED, streams.GROUP_CLASSIFY)
+                and drained(admin, streams.ALERTS_CLASSIFIED, streams.GROUP_NOTIFY)
+                and admin.xlen(streams.NOTIFICATIONS) > 0
+            ):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the pipeline did not drain under the ACL users")
+        time.sleep(2.5)  # a retention pass and claim passes under every user
+        for name, proc in procs.items():
+            assert proc.poll() is None, f"{name} died: {(tmp_path / f'{name}.log').read_text()[-2000:]}"
+        lines = [json.loads(x) for x in (tmp_path / "notifications.jsonl").read_text().splitlines()]
+        assert any(x["alert_id"] == r.json()["alert_id"] for x in lines)
+    refused = [
+        {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
+        for entry in root.execute_command("ACL", "LOG", "128")
+    ]
+    assert refused == [], f"commands the services needed were refused: {refused}"
+    assert admin.xlen(streams.DEADLETTER) == 0
+
+
+@pytest.mark.parametrize(
+    ("user", "command"),
+    [
+        ("classify", ("XADD", streams.ALERTS_RECEIVED, "*", "f", "v")),  # fake "received" alerts
+        ("classify", ("HGETALL", "vigil:subscriptions")),  # read who travels where
+        ("classify", ("GET", "vigil:notify:idem:x")),
+        ("ingest", ("XADD", streams.ALERTS_CLASSIFIED, "*", "f", "v")),  # skip classification
+        ("ingest", ("XREADGROUP", "GROUP", "notify", "c", "COUNT", "1", "STREAMS", streams.ALERTS_CLASSIFIED, ">")),
+        ("ingest", ("HGETALL", "vigil:subscriptions")),
+        ("notify", ("XADD", streams.ALERTS_RECEIVED, "*", "f", "v")),
+        ("notify", ("SET", "vigil:dedup:x", "1")),
+        ("capfeed", ("HGETALL", "vigil:subscriptions")),
+        ("capfeed", ("XADD", streams.ALERTS_CLASSIFIED, "*", "f", "v")),
+        ("notify", ("FLUSHALL",)),
+        ("notify", ("CONFIG", "SET", "dir", "/tmp")),
+        ("notify", ("KEYS", "*")),
+        ("ingest", ("SCAN", "0")),
+        ("admin", ("FLUSHALL",)),
+        ("admin", ("CONFIG", "GET", "*")),
+        # Lua cannot be used to escape: each redis.call is checked against the user's rights
+        ("classify", ("EVAL", "return redis.call('XADD', KEYS[1], '*', 'f', 'v')", "1", streams.ALERTS_RECEIVED)),
+        ("classify", ("EVAL", "return redis.call('HGETALL', 'vigil:subscriptions')", "0")),
+    ],
+)
+def test_users_are_refused_what_they_must_not_do(
+    acl_redis: dict[str, str], user: str, command: tuple[str, ...]
+) -> None:
+    client = _client(acl_redis[user])
+    with pytest.raises((NoPermissionError, ResponseError), match=r"NOPERM|permission|can.t (access|run)"):
+        client.execute_command(*command)
+
+
+def test_allowed_basics_per_user(acl_redis: dict[str, str]) -> None:
+    _client(acl_redis["classify"]).xgroup_create(streams.ALERTS_RECEIVED, "classify-2", id="0", mkstream=True)
+    _client(acl_redis["ingest"]).xadd(streams.ALERTS_RECEIVED, {"f": "v"})
+    _client(acl_redis["notify"]).hset("vigil:subscriptions", "s", "{}")
+    _client(acl_redis["ingest"]).set("vigil:dedup:x", "1")
+    admin = _client(acl_redis["admin"])
+    assert admin.xlen(streams.ALERTS_RECEIVED) >= 1
+    assert admin.hgetall("vigil:subscriptions")
