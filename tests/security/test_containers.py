@@ -30,7 +30,7 @@ def test_each_service_has_its_own_redis_user_and_a_read_only_root(name: str) -> 
 
 def test_no_secret_literal_in_compose_or_dockerfiles() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
-    for m in re.finditer(r"(PASSWORD[A-Z_]*|API_KEYS)\s*:\s*(\S+)", text):
+    for m in re.finditer(r"^\s*\w*(PASSWORD[A-Z_]*|API_KEYS)\s*:\s*(\S+)", text, re.M):
         assert m.group(2).startswith("${"), m.group(0)
     for dockerfile in ROOT.glob("services/*/Dockerfile"):
         content = dockerfile.read_text()
