@@ -21,7 +21,7 @@ install:
 demo: install
 	$(UV) run vigil demo
 
-test: install
+test: install browser console-assets
 	$(UV) run pytest
 
 test-fast: install
@@ -36,3 +36,23 @@ bench: install
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
+
+# Operator console (services/console): its browser tests need Debian's chromium (no browser download),
+# its offline map the npm package world-atlas (Natural Earth outlines, public domain). Both idempotent.
+.PHONY: browser console-assets
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the console's browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "warning: chromium could not be installed; the browser tests will be skipped"; \
+	fi
+
+console-assets:
+	@if [ ! -f services/console/node_modules/world-atlas/countries-110m.json ]; then \
+		if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null) || true; \
+		fi; \
+		if command -v npm >/dev/null 2>&1; then \
+			npm ci --prefix services/console --no-audit --no-fund --loglevel=error; \
+		else echo "warning: npm not found; the console's map will show a graticule without country outlines"; fi; \
+	fi
