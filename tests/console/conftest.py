@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -20,7 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("VIGIL_TEST_CHROMIUM", "/usr/bin/chromium")
 ADMIN_KEY = "vigil_console-test-admin-key-0123456789"
 ADMIN_HASH = hashlib.sha256(ADMIN_KEY.encode()).hexdigest()
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# the committed screenshots are refreshed with VIGIL_UPDATE_SCREENSHOTS=1 (a plain test run leaves
+# the work tree clean and writes them to a temporary folder)
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("VIGIL_UPDATE_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "vigil-console-screenshots"
+)
 
 
 @dataclass

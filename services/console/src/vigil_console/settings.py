@@ -27,7 +27,7 @@ class ConsoleSettings(BaseSettings):
     scan_limit: int = Field(
         default=20_000, ge=100, description="Entries of vigil.notifications/deadletter scanned for a journey."
     )
-    stream_block_ms: int = Field(default=5_000, ge=100, le=60_000, description="XREAD BLOCK of the live feed.")
+    stream_block_ms: int = Field(default=2_000, ge=100, le=60_000, description="XREAD BLOCK of the live feed.")
     notify_timeout_s: float = Field(default=10.0, gt=0)
     world_atlas: Path | None = Field(
         default=None,
