@@ -84,8 +84,9 @@ async def test_loop_first_poll_emits_second_emits_none_changed_items_emit_linked
     poller = poller_factory(feeds)
     total = RSS_ITEMS + ATOM_ITEMS + 1
 
-    async def all_in() -> bool:
-        return len(await stream_alerts(redis)) >= total
+    async def all_in() -> bool:  # published, and each feed's state (ETag) saved after it
+        states = [await load_state(redis, f) for f in feeds]
+        return len(await stream_alerts(redis)) >= total and all(s.last_success for s in states)
 
     await _run_loop_until(poller, all_in)
     first = await stream_alerts(redis)
