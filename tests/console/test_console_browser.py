@@ -108,6 +108,11 @@ def test_live_list_map_and_filters(page: Any, pipeline: Pipeline) -> None:
     page.wait_for_function("document.querySelectorAll('.alert-item').length >= 1")
     assert all("Hatay" in t or "earthquake" in t.lower() for t in page.locator(".alert-item .t").all_inner_texts())
     page.get_by_role("button", name="Clear filters").click()
+    # a map dot is a link: keyboard focus + Enter opens the alert
+    page.locator("#map a.pt", has_text="Moscow").first.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#view-alert:not([hidden]) #evidence-text")
+    assert "Moscow" in page.locator("#alert-h").inner_text()
 
 
 def test_alert_detail_evidence_journey_and_preview(page: Any, pipeline: Pipeline) -> None:

@@ -61,14 +61,14 @@
     constructor(container) {
       this.container = container;
       this.root = svg("svg", {
-        viewBox: `${VIEW.x} ${VIEW.y} ${VIEW.w} ${VIEW.h}`, role: "img",
-        "aria-label": "World map of current alerts", preserveAspectRatio: "xMidYMid meet",
+        viewBox: `${VIEW.x} ${VIEW.y} ${VIEW.w} ${VIEW.h}`, role: "group",
+        "aria-label": "World map of current alerts (each dot links to an alert)", preserveAspectRatio: "xMidYMid meet",
       });
       const title = svg("title"); title.textContent = "World map of current alerts";
       this.root.appendChild(title);
       this.land = svg("g", { class: "land-layer", "aria-hidden": "true" });
       this.grat = svg("g", { class: "grat-layer", "aria-hidden": "true" });
-      this.points = svg("g", { class: "points", role: "list", "aria-label": "Alert locations" });
+      this.points = svg("g", { class: "points" });
       this.root.append(this.grat, this.land, this.points);
       for (let lon = -180; lon <= 180; lon += 30) this.grat.appendChild(svg("path", { class: "grat", d: `M${lon},-90V90` }));
       for (let lat = -60; lat <= 90; lat += 30) this.grat.appendChild(svg("path", { class: "grat", d: `M-180,${-lat}H180` }));
@@ -103,8 +103,8 @@
           if (seen.has(key)) continue;
           seen.add(key);
           const label = `${a.severity}: ${a.title} — ${loc.name}, ${loc.country_code}`;
-          const link = svg("a", { class: `pt sev-${a.severity}`, href: hrefFor(a), role: "listitem",
-            "aria-label": label, "data-entry-id": a.entry_id });
+          const link = svg("a", { class: `pt sev-${a.severity}`, href: hrefFor(a), "aria-label": label,
+            "data-entry-id": a.entry_id });
           const dot = svg("circle", { cx: loc.lon.toFixed(3), cy: (-loc.lat).toFixed(3), r: a.severity === "Extreme" ? 3 : 2.4 });
           const tip = svg("title"); tip.textContent = label;
           link.append(tip, dot);
