@@ -313,6 +313,15 @@ def keys_hash(
     typer.echo(entry.line())
 
 
+def _register_bench() -> None:
+    from vigil_shared.bench import bench_command
+
+    app.command("bench")(bench_command)
+
+
+_register_bench()
+
+
 def _load_service_commands() -> None:
     for ep in entry_points(group="vigil.commands"):
         try:

@@ -1,0 +1,954 @@
+"""``vigil bench`` / ``make bench``: the pipeline's throughput and latency beside a plain-Redis ceiling.
+
+One run starts a private Redis and measures, in this order:
+
+1. **ceiling** - three plain redis-py relays in three OS processes (``XREADGROUP COUNT`` -> one
+   pipeline of ``XADD`` + ``XACK`` per batch), three hops, the same payloads as Vigil's
+   ``AlertReceived`` entries, no validation;
+2. **stream** - ingest, classify and notify as separate OS processes (``vigil run <service>``, as
+   compose runs them); generated, varied ~1 KB alerts are published as ``AlertReceived`` events
+   straight onto ingest's output stream (``vigil.alerts.received``) in pipelined batches;
+3. **http** - the same, but the alerts enter through ingest's HTTP batch API
+   (``POST /v1/alerts:batch`` with an API key);
+4. **steady** - a paced load (``--rate`` alerts/s for ``--duration`` s) through the stream, for the
+   latency percentiles under that load;
+5. optionally the stream case again with 1, 2, 3 ... classify replicas (``--classify-replicas``).
+
+notify holds one catch-all subscription (JSONL channel) plus ``--subscriptions`` others spread
+over the world (countries, places, circles, threat types, severities; their channel is
+``jsonl:///dev/null``), loaded from a YAML file as an operator would.
+
+Figures per case: alerts/s sustained (alerts / (last catch-all delivery - first ``AlertReceived``)),
+end-to-end latency p50/p95/p99 (``AlertReceived.occurred_at`` -> ``NotificationDelivered.occurred_at``
+of the catch-all subscription), CPU seconds and peak RSS per service process, Redis memory, the
+stream lengths left after lag-aware retention, and the ratio to the ceiling. ``--json`` writes them.
+
+This module imports no service package: it drives the services only as processes, over Redis and
+HTTP. The relay processes run ``python -m vigil_shared.bench relay ...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import orjson
+import redis as redis_sync
+import typer
+from redis.asyncio import Redis
+
+from vigil_shared import streams
+from vigil_shared.embedded_redis import EmbeddedRedis, free_port
+from vigil_shared.envelope import decode_entry, encode_event
+from vigil_shared.events import AlertReceived
+from vigil_shared.worker import Publication, publish_events
+
+CATCH_ALL = "bench-all"
+SERVICES = ("ingest", "classify", "notify")
+
+# ------------------------------------------------------------------------------------- alert texts
+
+_PLACES: tuple[tuple[str, str], ...] = (
+    ("Moscow", "Russia"), ("Saint Petersburg", "Russia"), ("Istanbul", "Turkey"), ("Ankara", "Turkey"),
+    ("Nairobi", "Kenya"), ("Mombasa", "Kenya"), ("Lagos", "Nigeria"), ("Abuja", "Nigeria"),
+    ("Karachi", "Pakistan"), ("Lahore", "Pakistan"), ("Bogota", "Colombia"), ("Medellin", "Colombia"),
+    ("Lima", "Peru"), ("Manila", "Philippines"), ("Cebu", "Philippines"), ("Jakarta", "Indonesia"),
+    ("Surabaya", "Indonesia"), ("Cairo", "Egypt"), ("Alexandria", "Egypt"), ("Beirut", "Lebanon"),
+    ("Kyiv", "Ukraine"), ("Kharkiv", "Ukraine"), ("Odesa", "Ukraine"), ("Paris", "France"),
+    ("Marseille", "France"), ("London", "United Kingdom"), ("Manchester", "United Kingdom"),
+    ("Bangkok", "Thailand"), ("Chiang Mai", "Thailand"), ("Dhaka", "Bangladesh"), ("Mexico City", "Mexico"),
+    ("Guadalajara", "Mexico"), ("Monterrey", "Mexico"), ("Port-au-Prince", "Haiti"),
+    ("Addis Ababa", "Ethiopia"), ("Kampala", "Uganda"), ("Tbilisi", "Georgia"), ("Athens", "Greece"),
+    ("Seoul", "South Korea"), ("Busan", "South Korea"), ("Caracas", "Venezuela"), ("Bamako", "Mali"),
+    ("Kinshasa", "Democratic Republic of the Congo"), ("Quito", "Ecuador"), ("Guayaquil", "Ecuador"),
+    ("Islamabad", "Pakistan"), ("Tunis", "Tunisia"), ("Amman", "Jordan"), ("Baghdad", "Iraq"),
+    ("Erbil", "Iraq"), ("Tehran", "Iran"), ("Riyadh", "Saudi Arabia"), ("Dubai", "United Arab Emirates"),
+    ("Mumbai", "India"), ("New Delhi", "India"), ("Kolkata", "India"), ("Colombo", "Sri Lanka"),
+    ("Kathmandu", "Nepal"), ("Yangon", "Myanmar"), ("Hanoi", "Vietnam"), ("Tokyo", "Japan"),
+    ("Osaka", "Japan"), ("Beijing", "China"), ("Shanghai", "China"), ("Sydney", "Australia"),
+    ("Johannesburg", "South Africa"), ("Cape Town", "South Africa"), ("Harare", "Zimbabwe"),
+    ("Lusaka", "Zambia"), ("Dakar", "Senegal"), ("Accra", "Ghana"), ("Abidjan", "Ivory Coast"),
+    ("Khartoum", "Sudan"), ("Mogadishu", "Somalia"), ("Tripoli", "Libya"), ("Algiers", "Algeria"),
+    ("Casablanca", "Morocco"), ("Madrid", "Spain"), ("Barcelona", "Spain"), ("Rome", "Italy"),
+    ("Berlin", "Germany"), ("Brussels", "Belgium"), ("Stockholm", "Sweden"), ("Warsaw", "Poland"),
+    ("Belgrade", "Serbia"), ("Santiago", "Chile"), ("Buenos Aires", "Argentina"), ("La Paz", "Bolivia"),
+    ("Sao Paulo", "Brazil"), ("Rio de Janeiro", "Brazil"), ("Havana", "Cuba"), ("Kingston", "Jamaica"),
+    ("Tegucigalpa", "Honduras"), ("Managua", "Nicaragua"), ("Toronto", "Canada"), ("Chicago", "United States"),
+)  # fmt: skip
+_EVENTS: tuple[str, ...] = (
+    "Extremist groups continue to plan attacks against {t1} and {t2}; the authorities have received reports "
+    "of specific threats.",
+    "Opposition groups have announced demonstrations near {t1} on {day}; previous protests turned violent and "
+    "police used tear gas and water cannon.",
+    "A magnitude {mag} earthquake struck the region {when}, damaging buildings and closing roads.",
+    "Health authorities report a sharp rise in dengue and cholera cases in several districts.",
+    "Armed criminal groups have carried out express kidnappings of travellers leaving {t1}.",
+    "Rail and airport unions have announced a strike on {day}; flights may be cancelled and {t1} will be "
+    "crowded.",
+    "Missile and drone strikes {when} hit energy infrastructure near {city}; further strikes are likely.",
+    "Scammers are operating phishing websites that imitate official visa appointment systems.",
+    "The office will be closed on {day} for a public holiday; routine passport services resume the next day.",
+    "A tropical cyclone is forecast to make landfall within 36 hours with destructive winds and storm surge.",
+    "Pickpocketing and bag snatching are common around {t1}, especially after dark.",
+    "Flooding after days of heavy rain has cut roads around {city}; more rain is expected in the coming days.",
+    "Clashes between armed groups continue in the north of the country; heavy gunfire was reported {when}.",
+    "A bomb threat at {t1} led to an evacuation; the area has since reopened.",
+)
+_TARGETS: tuple[str, ...] = (
+    "shopping malls", "railway and metro stations", "churches and synagogues", "hotels",
+    "government buildings", "schools", "places frequented by Westerners", "markets", "concert venues",
+    "the international airport", "tourist sites", "embassies", "bus terminals", "mosques", "stadiums",
+)  # fmt: skip
+_ADVICE: tuple[str, ...] = (
+    "Actions to take: Avoid crowds. Monitor local media for updates. Review your personal security plans.",
+    "Actions to take: Keep a low profile. Be aware of your surroundings. Carry identification.",
+    "Actions to take: Follow the instructions of local authorities. Keep your phone charged.",
+    "Actions to take: Have evacuation plans that do not rely on government assistance.",
+    "Actions to take: Reconsider travel to the affected areas and check with your airline before leaving.",
+)
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_WHEN = ("early this morning", "overnight", "this afternoon", "last night", "on Sunday")
+
+
+def make_texts(n: int, seed: int = 11, size: int = 1000) -> list[tuple[str, str]]:
+    """``n`` varied (title, text) pairs of about ``size`` characters, each with a unique reference."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        city, country = rnd.choice(_PLACES)
+        city2, _ = rnd.choice(_PLACES)
+        parts = [f"Location: {city} and surrounding areas, {country}. Reference BN-{i:07d}."]
+        while sum(len(p) + 1 for p in parts) < size - 60:
+            event = rnd.choice(_EVENTS).format(
+                t1=rnd.choice(_TARGETS),
+                t2=rnd.choice(_TARGETS),
+                mag=f"{rnd.uniform(4.5, 7.9):.1f}",
+                day=rnd.choice(_DAYS),
+                when=rnd.choice(_WHEN),
+                city=city,
+            )
+            parts.append(f"Event: {event}")
+            if rnd.random() < 0.3:
+                parts.append(f"Travel to {city2} is also affected.")
+            parts.append(rnd.choice(_ADVICE))
+        kind = rnd.choice(("Security Alert", "Demonstration Alert", "Health Alert", "Weather Alert", "Message"))
+        out.append((f"{kind}: {rnd.choice(('Update', 'Warning', 'Notice'))} for {city}", " ".join(parts)))
+    return out
+
+
+# ----------------------------------------------------------------------------------- subscriptions
+
+_COUNTRY_CODES: tuple[str, ...] = tuple(
+    """
+    RU TR KE NG PK CO PE PH ID EG LB UA FR GB TH BD MX HT ET UG GE GR KR VE ML CD EC TN JO IQ
+    IR SA AE IN LK NP MM VN JP CN AU ZA ZW ZM SN GH CI SD SO LY DZ MA ES IT DE BE SE PL RS CL
+    AR BO BR CU JM HN NI CA US NO FI DK NL PT IE AT CH CZ SK HU RO BG HR SI BA AL MK MD BY LT
+    LV EE KZ UZ KG TJ AF YE OM QA KW BH IL SY CY MT IS NZ PG FJ MN KH LA MY SG BN TW HK MO BT
+    MV
+    """.split()  # noqa: SIM905
+)
+_THREATS = (
+    "terrorism", "civil_unrest", "armed_conflict", "crime", "kidnapping", "natural_disaster", "health",
+    "transport_disruption", "cyber",
+)  # fmt: skip
+_SEVERITIES = ("Unknown", "Minor", "Moderate", "Severe", "Extreme")
+
+
+_OTHER_CITIES: tuple[str, ...] = (
+    "Oslo", "Helsinki", "Copenhagen", "Dublin", "Lisbon", "Porto", "Vienna", "Prague", "Budapest", "Bucharest",
+    "Sofia", "Zagreb", "Ljubljana", "Sarajevo", "Tirana", "Skopje", "Vilnius", "Riga", "Tallinn", "Minsk",
+    "Almaty", "Tashkent", "Bishkek", "Dushanbe", "Kabul", "Muscat", "Doha", "Kuwait City", "Manama",
+    "Nicosia", "Valletta", "Reykjavik", "Auckland", "Wellington", "Suva", "Ulaanbaatar", "Phnom Penh",
+    "Vientiane", "Kuala Lumpur", "Singapore", "Taipei", "Hong Kong", "Perth", "Brisbane", "Melbourne",
+    "Vancouver", "Montreal", "Seattle", "Denver", "Houston", "Miami", "Boston", "Atlanta", "Recife",
+    "Montevideo", "Asuncion", "Panama City", "Cusco", "Guatemala City", "San Salvador", "Santo Domingo",
+    "Luanda", "Maputo", "Windhoek", "Gaborone", "Antananarivo", "Kigali", "Bujumbura", "Dar es Salaam",
+    "Lilongwe", "Conakry", "Freetown", "Monrovia", "Niamey", "Ouagadougou", "Lome", "Cotonou", "Yaounde",
+    "Libreville", "Brazzaville", "Djibouti", "Asmara", "Juba", "Nouakchott", "Banjul", "Bissau", "Praia",
+)  # fmt: skip
+
+
+def make_subscriptions(n: int, catch_all_channel: str, seed: int = 5) -> dict[str, Any]:
+    """A subscriptions document: one catch-all plus ``n`` others spread over the world.
+
+    The others are travellers and desks everywhere: small circles at random points, cities (mostly
+    not the ones the generated alerts name), countries with a threat type and a severe minimum, and
+    a few worldwide watches of one threat type at Extreme. Few of them match a given alert, as in a
+    real deployment, so the case measures matching 10,000 subscriptions, not 10,000 deliveries;
+    the table's "notifications" column says how many deliveries there were.
+    """
+    rnd = random.Random(seed)
+    subs: list[dict[str, Any]] = [
+        {
+            "id": CATCH_ALL,
+            "name": "Benchmark catch-all",
+            "channels": [catch_all_channel],
+            "filter": {"include_non_threats": True},
+        }
+    ]
+    for i in range(n):
+        flt: dict[str, Any] = {}
+        r = rnd.random()
+        if r < 0.65:
+            flt["near"] = {
+                "lat": round(rnd.uniform(-50, 65), 3),
+                "lon": round(rnd.uniform(-180, 180), 3),
+                "radius_km": rnd.choice((5, 10, 25, 50)),
+            }
+        elif r < 0.95:
+            flt["places"] = [rnd.choice(_OTHER_CITIES) if rnd.random() < 0.97 else rnd.choice(_PLACES)[0]]
+        elif r < 0.999:
+            flt["countries"] = [rnd.choice(_COUNTRY_CODES)]
+            flt["threat_types"] = rnd.sample(_THREATS, 1)
+            flt["min_severity"] = "Extreme"
+        else:
+            flt["threat_types"] = rnd.sample(_THREATS, 1)
+            flt["min_severity"] = "Extreme"
+            flt["min_urgency"] = "Immediate"
+        if "threat_types" not in flt and rnd.random() < 0.5:
+            flt["threat_types"] = rnd.sample(_THREATS, rnd.randint(1, 3))
+        subs.append(
+            {
+                "id": f"sub-{i:05d}",
+                "name": f"Traveller {i}",
+                "owner": f"t{i}@example.org",
+                "channels": ["jsonl:///dev/null"],
+                "filter": flt,
+            }
+        )
+    return {"subscriptions": subs}
+
+
+# ------------------------------------------------------------------------------------ measurements
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation; NaN for no values."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = (len(s) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (from /proc, else psutil)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except OSError:
+        import psutil
+
+        t = psutil.Process(pid).cpu_times()
+        return float(t.user + t.system)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size of a process in MB (VmHWM, else the current RSS)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import psutil
+
+    return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)
+
+
+@dataclass
+class ServiceFigures:
+    cpu_s: float
+    peak_rss_mb: float
+    processes: int = 1
+
+
+@dataclass
+class CaseResult:
+    case: str
+    alerts: int
+    seconds: float
+    alerts_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    classify_replicas: int = 1
+    target_rate: float | None = None
+    services: dict[str, ServiceFigures] = field(default_factory=dict)
+    redis_used_mb: float = 0.0
+    redis_peak_mb: float = 0.0
+    stream_lengths: dict[str, int] = field(default_factory=dict)
+    notifications: int = 0
+    deadletters: int = 0
+    ratio_to_ceiling: float | None = None
+
+
+# ------------------------------------------------------------------------------------------ ceiling
+
+RELAY_GROUP = "relay"
+
+
+async def _payloads(texts: Sequence[tuple[str, str]]) -> list[dict[bytes, bytes]]:
+    return [await encode_event(_alert(i, t, x)) for i, (t, x) in enumerate(texts)]
+
+
+def _alert(i: int, title: str, text: str) -> AlertReceived:
+    return AlertReceived(
+        correlation_id=f"bench-{i}",
+        producer="bench",
+        alert_id=f"bench-{i:07d}",
+        source_kind="api",
+        source_name="bench",
+        issuer="Benchmark Desk",
+        title=title,
+        text=text,
+    )
+
+
+def run_ceiling(url: str, texts: Sequence[tuple[str, str]], batch: int, progress: Progress) -> CaseResult:
+    client = redis_sync.Redis.from_url(url)
+    client.flushall()
+    hops = [f"bench.relay.{i}" for i in range(4)]
+    for s in hops[:3]:
+        client.xgroup_create(s, RELAY_GROUP, id="0", mkstream=True)
+    payloads = asyncio.run(_payloads(texts))
+    n = len(payloads)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "vigil_shared.bench_relay", url, hops[i], hops[i + 1], str(n), "500"]
+        )
+        for i in range(3)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while sum(int(client.exists(f"{h}:ready")) for h in hops[:3]) < 3:  # interpreters started
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError("the relay processes did not start")
+            time.sleep(0.05)
+        progress.start("ceiling", n)
+        t0 = time.perf_counter()
+        for i in range(0, n, batch):
+            pipe = client.pipeline(transaction=False)
+            for fields in payloads[i : i + batch]:
+                pipe.xadd(hops[0], fields)  # type: ignore[arg-type]
+            pipe.execute()
+        while (done := int(client.xlen(hops[3]))) < n:
+            progress.update(done)
+            if any(p.poll() not in (None, 0) for p in procs):
+                raise RuntimeError("a relay process died")
+            time.sleep(0.002)
+        secs = time.perf_counter() - t0
+        progress.done()
+        for p in procs:
+            p.wait(10)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    mem = client.info("memory")
+    client.close()
+    return CaseResult(
+        case="ceiling (3 plain relays)",
+        alerts=n,
+        seconds=secs,
+        alerts_per_s=n / secs,
+        p50_ms=float("nan"),
+        p95_ms=float("nan"),
+        p99_ms=float("nan"),
+        max_ms=float("nan"),
+        classify_replicas=0,
+        redis_used_mb=mem["used_memory"] / 2**20,
+        redis_peak_mb=mem["used_memory_peak"] / 2**20,
+    )
+
+
+# ----------------------------------------------------------------------------------------- pipeline
+
+
+class Progress:
+    """A progress line on stderr (rich when it is a terminal, a plain line every few seconds if not)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._task: Any = None
+        self._label = ""
+        self._total = 0
+        self._last = 0.0
+
+    def start(self, label: str, total: int) -> None:
+        self._label, self._total = label, total
+        if not self.enabled:
+            return
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(
+                "[bold]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total)
+        else:
+            print(f"[bench] {label}: 0/{total}", file=sys.stderr, flush=True)
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+        elif time.monotonic() - self._last > 2.0:
+            self._last = time.monotonic()
+            print(f"[bench] {self._label}: {done}/{self._total}", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        elif self.enabled:
+            print(f"[bench] {self._label}: done", file=sys.stderr, flush=True)
+
+    def say(self, msg: str) -> None:
+        if self.enabled:
+            print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Proc:
+    service: str
+    popen: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+
+@contextmanager
+def _service(name: str, env: dict[str, str], workdir: Path, index: int) -> Iterator[Proc]:
+    port = free_port()
+    log_path = workdir / f"{name}-{index}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vigil_shared.cli", "run", name],
+        env={**env, "VIGIL_HTTP_PORT": str(port), "VIGIL_HTTP_HOST": "127.0.0.1"},
+        cwd=workdir,
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        yield Proc(name, proc, port, log_path)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        log.close()
+
+
+def _wait_ready(procs: Sequence[Proc], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(procs)
+    while pending:
+        p = pending[0]
+        if p.popen.poll() is not None:
+            tail = p.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{p.service} exited with {p.popen.returncode} during start-up:\n{tail}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{p.port}/readyz", timeout=2).status_code == 200:
+                pending.pop(0)
+                continue
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{p.service} not ready after {timeout:.0f}s; see {p.log}")
+        time.sleep(0.2)
+
+
+def _start_profilers(procs: Sequence[Proc], out: Path | None, case: str) -> list[subprocess.Popen[bytes]]:
+    spy = shutil.which("py-spy") if out is not None else None
+    if out is None or spy is None:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in case).strip("-")
+    spies = []
+    for i, p in enumerate(procs):
+        target = out / f"{slug}.{p.service}-{i}.raw"
+        spies.append(
+            subprocess.Popen(
+                [spy, "record", "--pid", str(p.popen.pid), "-r", "200", "-f", "raw", "-o", str(target)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    return spies
+
+
+def _stop_profilers(spies: Sequence[subprocess.Popen[bytes]]) -> None:
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output and detaches
+    for spy in spies:
+        try:
+            spy.wait(30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+
+
+def _group_done(client: redis_sync.Redis, stream: str, group: str) -> int:
+    """Entries the group has read and acknowledged."""
+    try:
+        for g in client.xinfo_groups(stream):
+            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+            if name == group:
+                return int(g.get("entries-read") or 0) - int(g["pending"])
+    except redis_sync.ResponseError:
+        pass
+    return 0
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _collect_latencies(client: redis_sync.Redis) -> tuple[list[float], float, float, int]:
+    """Per catch-all delivery: seconds from AlertReceived to NotificationDelivered; first/last times."""
+    received: dict[str, float] = {}
+    last = b"-"
+    while True:
+        rows = client.xrange(streams.ALERTS_RECEIVED, min=last, count=5000)
+        rows = [r for r in rows if r[0] != last]
+        if not rows:
+            break
+        for _, fields in rows:
+            body = orjson.loads(decode_entry(fields)[0])
+            received[body["alert_id"]] = _ts(body["occurred_at"])
+        last = rows[-1][0]
+    latencies: list[float] = []
+    delivered_at: list[float] = []
+    total = 0
+    last = b"-"
+    while True:
+        rows = client.xrange(streams.NOTIFICATIONS, min=last, count=5000)
+        rows = [r for r in rows if r[0] != last]
+        if not rows:
+            break
+        for _, fields in rows:
+            body = orjson.loads(decode_entry(fields)[0])
+            total += 1
+            if body.get("subscription_id") != CATCH_ALL or "error" in body:
+                continue
+            t = _ts(body["occurred_at"])
+            start = received.get(body["alert_id"])
+            if start is not None:
+                latencies.append(t - start)
+                delivered_at.append(t)
+        last = rows[-1][0]
+    first = min(received.values()) if received else 0.0
+    end = max(delivered_at) if delivered_at else 0.0
+    return latencies, first, end, total
+
+
+@dataclass
+class PipelineConfig:
+    url: str
+    workdir: Path
+    subscriptions_file: Path
+    api_key: str
+    api_key_line: str
+    batch: int = 500
+    classify_replicas: int = 1
+    log_level: str = "WARNING"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    retention_max_len: int = 100_000
+    profile_dir: Path | None = None
+    """When set (and py-spy is installed), each service is sampled by py-spy during the measurement."""
+
+
+def _env(cfg: PipelineConfig) -> dict[str, str]:
+    return {
+        **os.environ,
+        "REDIS_URL": cfg.url,
+        "VIGIL_LOG_FORMAT": "json",
+        "VIGIL_LOG_LEVEL": cfg.log_level,
+        "VIGIL_NOTIFY_SUBSCRIPTIONS_FILE": str(cfg.subscriptions_file),
+        "VIGIL_API_KEYS": cfg.api_key_line,
+        "VIGIL_AUTH_DISABLED": "false",
+        "VIGIL_API_RATE_PER_S": "1000000",
+        "VIGIL_API_BURST": "1000000",
+        "VIGIL_RETENTION_INTERVAL_S": "2",
+        # every catch-all delivery must still be in vigil.notifications when the run is read back
+        "VIGIL_RETENTION_MAX_LEN": str(cfg.retention_max_len),
+        "PYTHONUNBUFFERED": "1",
+        **cfg.extra_env,
+    }
+
+
+async def _feed_stream(
+    url: str, texts: Sequence[tuple[str, str]], batch: int, rate: float | None, offset: int
+) -> None:
+    """Publish AlertReceived events in pipelined batches, as fast as possible or at ``rate``/s."""
+    redis = Redis.from_url(url)
+    try:
+        if rate:
+            step = max(1, min(batch, round(rate / 100)))  # ~100 batches a second
+            t0 = time.perf_counter()
+            for i in range(0, len(texts), step):
+                due = t0 + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                pubs = [
+                    Publication(streams.ALERTS_RECEIVED, _alert(offset + j, *texts[j]))
+                    for j in range(i, min(i + step, len(texts)))
+                ]
+                await publish_events(redis, pubs)
+        else:
+            for i in range(0, len(texts), batch):
+                pubs = [
+                    Publication(streams.ALERTS_RECEIVED, _alert(offset + j, *texts[j]))
+                    for j in range(i, min(i + batch, len(texts)))
+                ]
+                await publish_events(redis, pubs)
+    finally:
+        await redis.aclose()
+
+
+async def _feed_http(port: int, key: str, texts: Sequence[tuple[str, str]], batch: int, offset: int) -> None:
+    """POST the alerts to ingest's batch API, two requests in flight."""
+    url = f"http://127.0.0.1:{port}/v1/alerts:batch"
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    chunks = [
+        orjson.dumps(
+            [
+                {"id": f"bench-{offset + j:07d}", "title": t, "text": x, "issuer": "Benchmark Desk"}
+                for j, (t, x) in enumerate(texts[i : i + batch], start=i)
+            ]
+        )
+        for i in range(0, len(texts), batch)
+    ]
+    sem = asyncio.Semaphore(2)
+    async with httpx.AsyncClient(timeout=120) as client:
+
+        async def post(body: bytes) -> None:
+            async with sem:
+                r = await client.post(url, content=body, headers=headers)
+                if r.status_code != 202:
+                    raise RuntimeError(f"ingest answered {r.status_code}: {r.text[:300]}")
+
+        await asyncio.gather(*(post(c) for c in chunks))
+
+
+def run_pipeline(
+    cfg: PipelineConfig,
+    texts: Sequence[tuple[str, str]],
+    *,
+    case: str,
+    entry: str = "stream",
+    rate: float | None = None,
+    progress: Progress,
+    timeout: float = 600.0,
+) -> CaseResult:
+    """Start the three services, push ``texts`` through them, measure, stop them."""
+    client = redis_sync.Redis.from_url(cfg.url)
+    client.flushall()
+    env = _env(cfg)
+    with ExitStack() as stack:
+        procs: list[Proc] = []
+        progress.say(f"{case}: starting ingest, {cfg.classify_replicas} x classify, notify ...")
+        procs.append(stack.enter_context(_service("ingest", env, cfg.workdir, 0)))
+        for i in range(cfg.classify_replicas):
+            procs.append(stack.enter_context(_service("classify", env, cfg.workdir, i)))
+        procs.append(stack.enter_context(_service("notify", env, cfg.workdir, 0)))
+        _wait_ready(procs)
+        time.sleep(0.5)
+        before = {p.popen.pid: cpu_seconds(p.popen.pid) for p in procs}
+        spies = _start_profilers(procs, cfg.profile_dir, case)
+        n = len(texts)
+        progress.start(case, n)
+        ingest = procs[0]
+
+        async def feed() -> None:
+            if entry == "http":
+                await _feed_http(ingest.port, cfg.api_key, texts, cfg.batch, 0)
+            else:
+                await _feed_stream(cfg.url, texts, cfg.batch, rate, 0)
+
+        feeder_error: list[BaseException] = []
+
+        def feeder() -> None:
+            try:
+                asyncio.run(feed())
+            except BaseException as exc:  # reported below
+                feeder_error.append(exc)
+
+        import threading
+
+        thread = threading.Thread(target=feeder, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while (done := _group_done(client, streams.ALERTS_CLASSIFIED, streams.GROUP_NOTIFY)) < n:
+            progress.update(done)
+            if feeder_error:
+                raise RuntimeError(f"feeding the pipeline failed: {feeder_error[0]!r}")
+            for p in procs:
+                if p.popen.poll() is not None:
+                    raise RuntimeError(f"{p.service} died; see {p.log}:\n{p.log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{case}: only {done}/{n} alerts through notify after {timeout:.0f}s")
+            time.sleep(0.05)
+        progress.update(n)
+        thread.join(10)
+        progress.done()
+        _stop_profilers(spies)
+        services: dict[str, ServiceFigures] = {}
+        for p in procs:
+            fig = services.setdefault(p.service, ServiceFigures(0.0, 0.0, 0))
+            fig.cpu_s += cpu_seconds(p.popen.pid) - before[p.popen.pid]
+            fig.peak_rss_mb = max(fig.peak_rss_mb, peak_rss_mb(p.popen.pid))
+            fig.processes += 1
+        time.sleep(2.5)  # one retention pass
+        lengths = {s: int(client.xlen(s)) for s in streams.ALL_STREAMS if client.exists(s)}
+        mem = client.info("memory")
+        latencies, first, end, total = _collect_latencies(client)
+        dead = lengths.get(streams.DEADLETTER, 0)
+    client.close()
+    secs = end - first if end > first else float("nan")
+    lat_ms = [x * 1000 for x in latencies]
+    return CaseResult(
+        case=case,
+        alerts=n,
+        seconds=secs,
+        alerts_per_s=len(latencies) / secs if secs == secs and secs > 0 else float("nan"),
+        p50_ms=percentile(lat_ms, 50),
+        p95_ms=percentile(lat_ms, 95),
+        p99_ms=percentile(lat_ms, 99),
+        max_ms=max(lat_ms) if lat_ms else float("nan"),
+        classify_replicas=cfg.classify_replicas,
+        target_rate=rate,
+        services=services,
+        redis_used_mb=mem["used_memory"] / 2**20,
+        redis_peak_mb=mem["used_memory_peak"] / 2**20,
+        stream_lengths=lengths,
+        notifications=total,
+        deadletters=dead,
+    )
+
+
+# ------------------------------------------------------------------------------------------ driver
+
+
+@dataclass
+class BenchOptions:
+    alerts: int = 20_000
+    subscriptions: int = 10_000
+    batch: int = 500
+    http: bool = True
+    ceiling: bool = True
+    flood: bool = True
+    rate: float | None = 1000.0
+    duration: float = 30.0
+    classify_replicas: tuple[int, ...] = (1,)
+    log_level: str = "WARNING"
+    progress: bool = True
+    profile_dir: Path | None = None
+
+
+@dataclass
+class BenchReport:
+    options: dict[str, Any]
+    cases: list[CaseResult]
+    machine: dict[str, Any]
+
+
+def new_api_key() -> tuple[str, str]:
+    key = "vigil_" + secrets.token_urlsafe(32)
+    return key, f"bench:ingest:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None) -> BenchReport:
+    progress = Progress(opts.progress)
+    cases: list[CaseResult] = []
+
+    def add(result: CaseResult) -> None:
+        cases.append(result)
+        if on_case:
+            on_case(result)
+
+    with ExitStack() as stack:
+        progress.say("starting a private Redis server ...")
+        server = stack.enter_context(EmbeddedRedis())
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vigil-bench-")))
+        subs_file = workdir / "subscriptions.yaml"
+        doc = make_subscriptions(opts.subscriptions, f"jsonl://{workdir / 'catch-all.jsonl'}")
+        subs_file.write_text(json.dumps(doc), encoding="utf-8")  # JSON is YAML
+        key, line = new_api_key()
+        texts = make_texts(opts.alerts)
+        ceiling: CaseResult | None = None
+        if opts.ceiling:
+            ceiling = run_ceiling(server.url, texts, opts.batch, progress)
+            add(ceiling)
+
+        def cfg(replicas: int) -> PipelineConfig:
+            return PipelineConfig(
+                url=server.url,
+                workdir=workdir,
+                subscriptions_file=subs_file,
+                api_key=key,
+                api_key_line=line,
+                batch=opts.batch,
+                classify_replicas=replicas,
+                log_level=opts.log_level,
+                profile_dir=opts.profile_dir,
+                retention_max_len=max(100_000, 20 * max(opts.alerts, int((opts.rate or 0) * opts.duration))),
+            )
+
+        def ratio(r: CaseResult) -> CaseResult:
+            if ceiling is not None and ceiling.alerts_per_s:
+                r.ratio_to_ceiling = r.alerts_per_s / ceiling.alerts_per_s
+            return r
+
+        if opts.flood:
+            for replicas in opts.classify_replicas:
+                add(ratio(run_pipeline(cfg(replicas), texts, case=f"stream, {replicas} classify", progress=progress)))
+            if opts.http:
+                add(ratio(run_pipeline(cfg(1), texts, case="http batch API, 1 classify", entry="http",
+                                       progress=progress)))  # fmt: skip
+        if opts.rate:
+            steady = make_texts(max(1, int(opts.rate * opts.duration)), seed=23)
+            add(
+                run_pipeline(
+                    cfg(1), steady, case=f"steady {opts.rate:g}/s x {opts.duration:g}s", rate=opts.rate,
+                    progress=progress,
+                )
+            )  # fmt: skip
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "load_avg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+    return BenchReport(options=asdict(opts), cases=cases, machine=machine)
+
+
+# ------------------------------------------------------------------------------------------ output
+
+COLUMNS = (
+    "case", "alerts", "alerts/s", "p50 ms", "p95 ms", "p99 ms", "CPU s ingest/classify/notify",
+    "peak RSS MB ingest/classify/notify", "Redis MB used/peak", "x ceiling",
+)  # fmt: skip
+
+
+def _fmt(x: float | None, digits: int = 0) -> str:
+    if x is None or x != x:
+        return "-"
+    return f"{x:,.{digits}f}"
+
+
+def rows(report: BenchReport) -> list[list[str]]:
+    out = []
+    for c in report.cases:
+        s = c.services
+        cpu = "/".join(_fmt(s[n].cpu_s, 1) if n in s else "-" for n in SERVICES)
+        rss = "/".join(_fmt(s[n].peak_rss_mb) if n in s else "-" for n in SERVICES)
+        out.append(
+            [
+                c.case,
+                str(c.alerts),
+                _fmt(c.alerts_per_s),
+                _fmt(c.p50_ms),
+                _fmt(c.p95_ms),
+                _fmt(c.p99_ms),
+                cpu,
+                rss,
+                f"{c.redis_used_mb:.0f}/{c.redis_peak_mb:.0f}",
+                _fmt(c.ratio_to_ceiling, 2),
+            ]
+        )
+    return out
+
+
+def render_table(report: BenchReport) -> str:
+    """The figures as a plain-text table (also what the smoke test reads)."""
+    table = [list(COLUMNS), *rows(report)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    lines = []
+    for j, r in enumerate(table):
+        lines.append("  ".join(v.ljust(widths[i]) if i == 0 else v.rjust(widths[i]) for i, v in enumerate(r)))
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def to_json(report: BenchReport) -> str:
+    return json.dumps(asdict(report), indent=2, default=str)
+
+
+def bench_command(
+    alerts: Annotated[int, typer.Option("--alerts", "-n", help="Alerts per throughput case.")] = 20_000,
+    subscriptions: Annotated[int, typer.Option(help="Subscriptions besides the catch-all.")] = 10_000,
+    batch: Annotated[int, typer.Option(help="Alerts per published batch / HTTP request.")] = 500,
+    http: Annotated[bool, typer.Option("--http/--no-http", help="Also enter through the HTTP batch API.")] = True,
+    ceiling: Annotated[bool, typer.Option("--ceiling/--no-ceiling", help="Measure the plain-Redis ceiling.")] = True,
+    flood: Annotated[bool, typer.Option("--flood/--no-flood", help="Run the as-fast-as-possible cases.")] = True,
+    rate: Annotated[float, typer.Option(help="Steady-load case: alerts per second (0 = skip it).")] = 1000.0,
+    duration: Annotated[float, typer.Option(help="Steady-load case: seconds.")] = 30.0,
+    classify_replicas: Annotated[
+        str, typer.Option("--classify-replicas", help="Replica counts for the stream case, e.g. 1,2,3.")
+    ] = "1",
+    log_level: Annotated[str, typer.Option(help="Log level of the service processes.")] = "WARNING",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
+    profile: Annotated[
+        Path | None, typer.Option("--profile", help="Sample every service with py-spy; raw stacks go here.")
+    ] = None,
+) -> None:
+    """Throughput and latency of ingest -> classify -> notify beside a plain-Redis ceiling."""
+    opts = BenchOptions(
+        alerts=alerts,
+        subscriptions=subscriptions,
+        batch=batch,
+        http=http,
+        ceiling=ceiling,
+        flood=flood,
+        rate=rate or None,
+        duration=duration,
+        classify_replicas=tuple(int(x) for x in classify_replicas.split(",") if x.strip()),
+        log_level=log_level,
+        progress=not quiet,
+        profile_dir=profile,
+    )
+    report = run(opts)
+    typer.echo(render_table(report))
+    for c in report.cases:
+        if c.services:
+            typer.echo(
+                f"{c.case}: notifications {c.notifications}, dead letters {c.deadletters}, "
+                f"max latency {_fmt(c.max_ms)} ms, streams after retention {c.stream_lengths}"
+            )
+    if json_out is not None:
+        json_out.write_text(to_json(report), encoding="utf-8")
+        typer.echo(f"figures written to {json_out}")
