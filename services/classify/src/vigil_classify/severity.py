@@ -159,6 +159,8 @@ CUES: dict[str, tuple[str, ...]] = {
         "petty crime",
         "stolen",
         "steal",
+        "steals",
+        "phishing",
     ),
     "cert:Possible": ("possible", "possibly", "may", "could", "might", "potential", "potentially"),
     "cert:Likely": (

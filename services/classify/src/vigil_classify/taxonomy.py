@@ -86,6 +86,8 @@ class Taxonomy:
             add(phrase, ("weak_terror", "terrorism", 1.0))
         for phrase in data.TRANSPORT_SUBJECTS:
             add(phrase, ("tr_subject", "transport_disruption", 1.0))
+        for phrase in data.AIR_SUBJECTS:
+            add(phrase, ("tr_subject", "air", 1.0))
         for phrase in data.TRANSPORT_EFFECTS:
             add(phrase, ("tr_effect", "transport_disruption", 1.0))
         for phrase in data.TRANSPORT_SUPPRESS:
@@ -293,6 +295,8 @@ def read(text: str, hits: list[Hit]) -> Reading:
     tr_subject: dict[int, list[Hit]] = {}
     tr_effect: dict[int, list[Hit]] = {}
     tr_suppress: set[int] = set()
+    air_sent: set[int] = set()
+    target_hits: list[tuple[int, str, float, Hit]] = []
 
     def credit(table: dict[str, LabelEvidence], label: str, weight: float, hit: Hit) -> None:
         ev = table.get(label)
@@ -320,21 +324,23 @@ def read(text: str, hits: list[Hit]) -> Reading:
                 if label == "urg:Past" or not negated(start):
                     cues[label] += 1
             elif cat == "target":
-                credit(targets, label, weight, hit)
+                target_hits.append((sent, label, weight, hit))
                 target_sent.add(sent)
             elif cat == "singular":
                 if _LOCATIVE.search(text[max(0, start - 40) : start]):
-                    credit(targets, label, weight, hit)
+                    target_hits.append((sent, label, weight, hit))
                     target_sent.add(sent)
             elif cat == "western":
                 if _WESTERN_VERB.search(text[max(0, start - 40) : start]):
-                    credit(targets, label, weight, hit)
+                    target_hits.append((sent, label, weight, hit))
                     target_sent.add(sent)
             elif cat == "weak_terror":
                 if not negated(start):
                     weak.append((sent, hit))
             elif cat == "tr_subject":
                 tr_subject.setdefault(sent, []).append(hit)
+                if label == "air":
+                    air_sent.add(sent)
             elif cat == "tr_effect":
                 if not negated(start):
                     tr_effect.setdefault(sent, []).append(hit)
@@ -345,9 +351,20 @@ def read(text: str, hits: list[Hit]) -> Reading:
     for sent, hit in weak:
         if sent in target_sent and sent not in military_sent and sent not in crime_sent:
             credit(threats, "terrorism", 1.0, hit)
+    # A recovery notice ("aftershocks have eased ... some roads remain closed for repairs") reports
+    # no transport disruption from a subject and an effect.
+    recovered = cues["urg:Past"] > 0 and cues["urg:Past"] >= cues["urg:Immediate"]
     for sent, subjects in tr_subject.items():
         effects = tr_effect.get(sent)
-        if effects and sent not in tr_suppress:
+        if effects and sent not in tr_suppress and not recovered:
             credit(threats, "transport_disruption", 1.0, subjects[0])
             credit(threats, "transport_disruption", 0.0, effects[0])
+            if sent in air_sent:
+                # "Flights ... cancelled": the airports are hit.
+                credit(targets, "transport_hubs", 1.0, subjects[0])
+    for sent, label, weight, hit in target_hits:
+        # "flights from the airport remain available", "schools have reopened": not a target.
+        if sent in tr_suppress and sent not in tr_effect:
+            continue
+        credit(targets, label, weight, hit)
     return Reading(threats, targets, cues, routine)

@@ -7,7 +7,7 @@ and on word boundaries. Weights: 1.0 is enough on its own for a label; 0.5 needs
 
 from __future__ import annotations
 
-TAXONOMY_VERSION = "2024.1"
+TAXONOMY_VERSION = "2024.2"
 
 Phrases = tuple[tuple[str, float], ...]
 
@@ -22,6 +22,10 @@ THREATS: dict[str, Phrases] = {
         ("extremist group+", 1.0),
         ("jihadist+", 1.0),
         ("militant group+", 0.5),
+        ("militant+", 0.5),
+        ("militant attack+", 1.0),
+        ("calls for attack+", 1.0),
+        ("called for attack+", 1.0),
         ("islamic state", 1.0),
         ("isis", 1.0),
         ("al qaeda", 1.0),
@@ -169,6 +173,8 @@ THREATS: dict[str, Phrases] = {
         ("stolen", 0.5),
         ("steal", 0.5),
         ("robbed", 1.0),
+        ("steals", 0.5),
+        ("phishing", 1.0),
     ),
     "kidnapping": (
         ("kidnap", 1.0),
@@ -543,6 +549,7 @@ SINGULAR_INSTITUTIONS: dict[str, tuple[str, ...]] = {
         "senate",
         "government house",
         "prime minister s office",
+        "national assembly",
     ),
 }
 """Singular institutions count as targets only after a locative word ("at the U.S. Embassy",
@@ -575,6 +582,10 @@ WESTERN_VERBS = (
     "favoured by",
     "used by",
     "known to attract",
+    "targeting",
+    "targeted at",
+    "aimed at",
+    "against",
 )
 """``<verb> <western word>`` -> westerners_venues; ``<verb> tourists`` is a tourist site instead."""
 
@@ -597,15 +608,36 @@ WEAK_TERROR = (
     "bomb+",
     "explosive+",
     "planning an attack",
+    "planning attack+",
+    "threatened to attack",
+    "threatening to attack",
+    "threaten to attack",
+    "threatens to attack",
+    "vowed to attack",
+    "plan to attack",
+    "plans to attack",
+    "planning to attack",
+    "may attack",
+    "could attack",
+    "might attack",
+    "intend to attack",
     "target",
     "targets",
     "targeting",
 )
 """Count as terrorism only next to a named target in the same sentence and with no military cue."""
 
-TRANSPORT_SUBJECTS = (
+AIR_SUBJECTS = (
     "flight+",
     "commercial flight+",
+    "domestic flight+",
+    "international flight+",
+    "airline+",
+    "air traffic",
+)
+"""Transport subjects whose disruption also makes airports a target ("flights ... cancelled")."""
+
+TRANSPORT_SUBJECTS = (
     "airport+",
     "road+",
     "highway+",
@@ -621,9 +653,10 @@ TRANSPORT_SUBJECTS = (
     "border crossing+",
     "public transport",
     "metro service+",
-    "air traffic",
-    "airline+",
     "route+",
+    "cruise ship call+",
+    "access route+",
+    "ring road+",
     "bridge+",
 )
 TRANSPORT_EFFECTS = (
@@ -635,6 +668,11 @@ TRANSPORT_EFFECTS = (
     "closed",
     "shut",
     "blocked",
+    "block",
+    "blocking",
+    "will close",
+    "to close",
+    "closing",
     "delayed",
     "delays",
     "disrupted",
@@ -651,8 +689,23 @@ TRANSPORT_EFFECTS = (
     "washed out",
     "stranded",
 )
-TRANSPORT_SUPPRESS = ("remains open", "remain open", "operating normally", "operate normally")
-"""A transport subject and an effect in one sentence make a transport disruption, unless suppressed."""
+TRANSPORT_SUPPRESS = (
+    "remains open",
+    "remain open",
+    "operating normally",
+    "operate normally",
+    "remain available",
+    "remains available",
+    "still available",
+    "reopened",
+    "have reopened",
+    "has reopened",
+    "have resumed",
+    "has resumed",
+)
+"""A transport subject and an effect in one sentence make a transport disruption, unless suppressed.
+A sentence with one of these and no transport effect names no target either ("flights from the
+airport remain available", "schools have reopened")."""
 
 NEUTRAL = (
     "bomb shelter+",
