@@ -14,6 +14,7 @@ everything that leaves this package for logs, events or API responses goes throu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -402,6 +403,8 @@ class SubscriptionStore:
         self.redis = redis
         self.refresh_interval_s = refresh_interval_s
         self._cache = _Cache()
+        self._refreshing = asyncio.Lock()
+        """Single flight: concurrent handlers wait for one refresh instead of each loading the set."""
 
     # -- reads
     async def version(self) -> int:
@@ -432,14 +435,20 @@ class SubscriptionStore:
 
     async def snapshot(self, *, force: bool = False) -> tuple[int, dict[str, Subscription]]:
         """The cached (version, subscriptions), refreshed when the stored version moved."""
-        now = time.monotonic()
+        if force or time.monotonic() - self._cache.checked_at >= self.refresh_interval_s:
+            async with self._refreshing:
+                # Whoever held the lock may have refreshed meanwhile: a batch of concurrent handlers
+                # (or a burst at start-up) costs one version check and at most one load, not one each.
+                now = time.monotonic()
+                cache = self._cache
+                if force or now - cache.checked_at >= self.refresh_interval_s:
+                    version = await self.version()
+                    if version != cache.version:
+                        version, subs = await self._load()
+                        self._cache = _Cache(version=version, checked_at=now, subscriptions=subs)
+                    else:
+                        cache.checked_at = now
         cache = self._cache
-        if force or now - cache.checked_at >= self.refresh_interval_s:
-            version = await self.version()
-            cache.checked_at = now
-            if version != cache.version:
-                version, subs = await self._load()
-                self._cache = cache = _Cache(version=version, checked_at=now, subscriptions=subs)
         return cache.version, cache.subscriptions
 
     async def index(self, *, force: bool = False) -> SubscriptionIndex:
