@@ -600,6 +600,8 @@ def _env(cfg: PipelineConfig) -> dict[str, str]:
         "VIGIL_AUTH_DISABLED": "false",
         "VIGIL_API_RATE_PER_S": "1000000",
         "VIGIL_API_BURST": "1000000",
+        # the catch-all is an archive sink: it takes every alert (no per-hour throttle into digests)
+        "VIGIL_NOTIFY_THROTTLE_MAX": "1000000000",
         "VIGIL_RETENTION_INTERVAL_S": "2",
         # every catch-all delivery must still be in vigil.notifications when the run is read back
         "VIGIL_RETENTION_MAX_LEN": str(cfg.retention_max_len),
