@@ -9,10 +9,14 @@ Urgency (first rule that applies):
    many as *Immediate* cues -> ``Past``;
 3. any *Immediate* cue ("imminent", "immediately", "this morning", "overnight", "struck", "have been
    fired", "shelter in place", "ordered departure", "casualties", "has reached") -> ``Immediate``;
-4. any *Future* cue ("next week", "within days or weeks", "in the coming months") and no *Expected*
-   horizon cue ("within 36 hours", "tomorrow", "coming days") -> ``Future``;
-5. a threat whose only types are ``cyber`` (ongoing, timeless scams) -> ``Unknown``;
-6. otherwise ``Expected``.
+4. a *hedge* ("no specific threat", "no credible threat") -> ``Future``;
+5. an *ongoing* cue (present perfect or progressive of an effect: "has disrupted", "have spread",
+   "have blocked", "is affecting", "overwhelmed", or reported deaths) and no *Expected* or *Future*
+   cue -> ``Immediate`` (with a forecast, "flights have been cancelled" is preparation, not onset);
+6. any *Future* cue ("next week", "within days or weeks", "in the coming months") and no *Expected*
+   horizon cue ("within 36 hours", "tomorrow", "coming days", "coming weeks") -> ``Future``;
+7. a threat whose only types are ``cyber`` (ongoing, timeless scams) -> ``Unknown``;
+8. otherwise ``Expected``.
 
 Severity:
 
@@ -21,11 +25,13 @@ Severity:
    natural disaster -> Severe; civil unrest, health, non-petty crime -> Moderate; petty crime only
    (pickpocketing, theft, scams), transport disruption, cyber -> Minor;
 3. deaths ("killed", "dead", "fatalities") raise to at least Severe;
-4. *Extreme* cues ("ordered departure", "should depart", "large-scale", "super typhoon", "destructive",
-   "collapsed", "mass casualties", "widespread", "shelter in place") raise to Extreme;
+4. *Extreme* cues ("ordered departure", "should depart", "large-scale", "super typhoon", "collapsed",
+   "mass casualties") raise to Extreme; *grave* cues ("destructive", "widespread", "shelter in place")
+   raise to at least Severe, and to Extreme when two or more occur;
 5. an earthquake magnitude sets natural-disaster severity: <5 Minor, <6 Moderate, <7 Severe, else
    Extreme;
-6. ``Past`` or ``Future`` urgency lowers by one level (never below Minor).
+6. ``Past`` or ``Future`` urgency lowers by one level (never below Minor); ``Past`` with an all-clear
+   cue ("no further action", "resume normal", "has eased") -> Minor.
 
 Certainty: not a threat -> ``Unknown``; ``Past``/``Immediate`` with no hedge -> ``Observed``;
 "possible"/"may"/"could" outnumbering "likely"/"specific"/"credible"/"expected" -> ``Possible``;
@@ -58,6 +64,42 @@ CUES: dict[str, tuple[str, ...]] = {
         "have subsided",
         "has passed",
         "is over",
+        "has eased",
+        "have eased",
+    ),
+    "urg:Now": (
+        "has disrupted",
+        "have disrupted",
+        "has spread",
+        "have spread",
+        "is spreading",
+        "are spreading",
+        "has blocked",
+        "have blocked",
+        "have been blocked",
+        "has hit",
+        "have hit",
+        "is affecting",
+        "are affecting",
+        "overwhelmed",
+        "are being cancelled",
+        "are being canceled",
+    ),
+    "urg:Hedge": (
+        "no specific threat",
+        "no specific threats",
+        "no credible threat",
+        "no credible threats",
+        "no specific information",
+        "no known threat",
+    ),
+    "sev:AllClear": (
+        "no further action",
+        "resume normal",
+        "returned to normal",
+        "back to normal",
+        "has eased",
+        "have eased",
     ),
     "urg:Immediate": (
         "imminent",
@@ -99,8 +141,6 @@ CUES: dict[str, tuple[str, ...]] = {
         "next month",
         "next year",
         "within days or weeks",
-        "in the coming weeks",
-        "coming weeks",
         "coming months",
         "later this month",
         "later this year",
@@ -115,6 +155,8 @@ CUES: dict[str, tuple[str, ...]] = {
         "within 72 hours",
         "tomorrow",
         "coming days",
+        "in the coming weeks",
+        "coming weeks",
         "this weekend",
         "expected",
         "forecast",
@@ -129,17 +171,15 @@ CUES: dict[str, tuple[str, ...]] = {
         "large scale",
         "super typhoon",
         "catastrophic",
-        "destructive",
         "collapsed",
         "mass casualties",
-        "widespread",
-        "shelter in place",
         "category 5",
         "category 4",
         "major earthquake",
         "state of war",
     ),
     "sev:Severe": ("killed", "dead", "deaths", "fatalities", "fatal", "people died"),
+    "sev:Grave": ("destructive", "widespread", "shelter in place"),
     "sev:petty": (
         "pickpocketing",
         "pickpocket",
@@ -206,6 +246,11 @@ def urgency(threats: Collection[str], cues: Mapping[str, int]) -> Urgency:
         return "Past"
     if now:
         return "Immediate"
+    if cues.get("urg:Hedge", 0):
+        return "Future"
+    horizon = cues.get("urg:Expected", 0) + cues.get("urg:Future", 0)
+    if (cues.get("urg:Now", 0) or cues.get("sev:Severe", 0)) and not horizon:
+        return "Immediate"
     if cues.get("urg:Future", 0) and not cues.get("urg:Expected", 0):
         return "Future"
     if set(threats) <= {"cyber"} or (set(threats) <= {"cyber", "crime"} and "cyber" in threats):
@@ -228,6 +273,9 @@ def severity(
     rank = max(ranks)
     if cues.get("sev:Severe", 0):
         rank = max(rank, 3)
+    grave = cues.get("sev:Grave", 0)
+    if grave:
+        rank = max(rank, 4 if grave >= 2 else 3)
     if cues.get("sev:Extreme", 0):
         rank = 4
     if "natural_disaster" in threats and cues.get("sev:magnitude", 0):
@@ -240,6 +288,8 @@ def severity(
                 rank = 4
     if urgency_value in ("Past", "Future"):
         rank -= 1
+        if urgency_value == "Past" and cues.get("sev:AllClear", 0):
+            rank = 1
     return _cap(rank)
 
 
