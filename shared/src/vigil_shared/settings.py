@@ -72,13 +72,30 @@ class VigilSettings(BaseSettings):
         description="CIDRs, IPs or host names (*.suffix) outbound calls may reach although they are "
         "private/loopback/link-local (vigil_shared.netguard); comma or space separated.",
     )
-    # security (SECURITY.md)
-    outbound_allowlist: str = Field(
+    api_keys: str = Field(
         default="",
-        validation_alias=AliasChoices("VIGIL_OUTBOUND_ALLOWLIST"),
-        description="CIDRs, IPs or host names (*.suffix) outbound calls may reach although they are "
-        "private/loopback/link-local (vigil_shared.netguard); comma or space separated.",
+        repr=False,
+        validation_alias=AliasChoices("VIGIL_API_KEYS"),
+        description="API keys as name:role:sha256hex entries (vigil keys new); hashes only, never keys.",
     )
+    api_keys_file: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VIGIL_API_KEYS_FILE"),
+        description="File with one name:role:sha256hex entry per line (e.g. a Docker secret).",
+    )
+    auth_disabled: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("VIGIL_AUTH_DISABLED"),
+        description="Development only: no API key checks (a warning is logged).",
+    )
+    api_rate_per_s: float = Field(
+        default=20.0, ge=0, validation_alias=AliasChoices("VIGIL_API_RATE_PER_S"),
+        description="Requests per second per API key (token bucket in Redis; 0 = no limit).",
+    )  # fmt: skip
+    api_burst: int = Field(
+        default=100, ge=1, validation_alias=AliasChoices("VIGIL_API_BURST"),
+        description="Burst size of the per-key rate limit.",
+    )  # fmt: skip
     # http
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8000, ge=0, le=65535)
