@@ -59,7 +59,7 @@ _BORDER_BEFORE = re.compile(
 )
 _ORIGIN_BEFORE = re.compile(
     r"\b(?:fired|fire|launched|launches|rockets?|missiles?|drones?|shelling|projectiles?)\b"
-    r"[^.;]{0,40}\bfrom\s+(?:the\s+)?$",
+    r"[^.;]{0,40}\bfrom\s+(?:the\s+)?(?:(?:north|south|east|west)(?:ern)?\s+)?$",
     re.IGNORECASE,
 )
 _FEATURE_BEFORE = re.compile(r"\b(?:Mount|Mt\.?|Lake|Lac|Rio|River|Cape|Gulf of|Sea of)\s+$")
@@ -76,6 +76,17 @@ _US_GOV_AFTER = re.compile(
     r"passport|military|forces|authorities|officials?|personnel|persons)\b",
     re.IGNORECASE,
 )
+_OFFICE_BEFORE = re.compile(
+    r"(?i:\b(?:embass(?:y|ies)|consulates?(?:\s+general)?|high\s+commissions?|"
+    r"consular\s+(?:offices?|sections?|posts?))\s+(?:in|at))\s+"
+    r"(?:[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2}(?:\s*,\s*|\s+and\s+|\s+or\s+)(?:the\s+)?)*$"
+)
+"""A place named as the seat of a consular office ("the Embassy in Tokyo and the Consulate in Osaka")."""
+_OFFICE_LOCATIVE = re.compile(
+    r"\b(?:at|to|near|outside|around|from|visit|contact)\s+(?:the\s+|our\s+)?(?:U\.S\.\s+|[A-Z]\w+\s+)?"
+    r"(?i:embass|consul|high\s+commission)"
+)
+_SENTENCE_BREAK = re.compile(r"[a-z0-9)][.!?]\s")
 _ISSUER_SEAT = re.compile(
     r"(?:Embassy|Consulate(?:\s+General)?|Mission|Office|Post|Delegation)\s+(?:in\s+)?(.+?)\s*$"
 )
@@ -222,6 +233,8 @@ def find_location_data(
 
     found: dict[tuple[str, str], _Found] = {}
     order: list[tuple[str, str]] = []
+    last_city = (-1, "")
+    """(end, country) of the last city mention: "Culiacan, Sinaloa" names the state only as context."""
     for (start, end, _cands), info in zip(mentions, infos, strict=True):
         if excluded and any(s <= start and end <= e for s, e in excluded):
             continue
@@ -252,6 +265,9 @@ def find_location_data(
             continue
         if p.kind == "country" and p.country_code == "US" and _US_GOV_AFTER.match(text, end):
             continue
+        if text.startswith(" Day", end):
+            # a holiday ("Victoria Day", "Quebec Day"), not a place
+            continue
         margin = best_score - second if second > -1e9 else 5.0
         conf = 0.6 + min(margin, 4.0) * 0.08
         if is_common:
@@ -259,6 +275,15 @@ def find_location_data(
         kind = p.kind
         if kind == "city" and region_cue:
             kind = "region"
+        if kind == "city":
+            last_city = (end, p.country_code)
+        elif (
+            kind == "region"
+            and last_city[0] == start - 2
+            and last_city[1] == p.country_code
+            and text[start - 2 : start] == ", "
+        ):
+            continue
         name = p.name
         if kind != "country" and p.name.lower().startswith(surface.lower() + " "):
             name = surface
@@ -274,6 +299,8 @@ def find_location_data(
 
     if len(order) > 1:
         _merge_neighbourhoods(places, found, order)
+    if len(order) > 1 and any(found[k].kind == "country" for k in order):
+        _drop_office_seats(text, found, order)
     specific = {k[1] for k in order if found[k].kind != "country"}
     locations: list[dict[str, Any]] = []
     countries: set[str] = set()
@@ -285,6 +312,42 @@ def find_location_data(
             continue
         locations.append(_location(p, f))
     return locations, sorted(countries)
+
+
+def _office_seat(text: str, start: int) -> bool:
+    """Whether the place at ``start`` is named only as a consular office's seat, as the speaker
+    ("The Embassy in Tokyo and the Consulate in Osaka will ...") and not as a place to go
+    ("ballots can be dropped off at the Embassy in Berlin")."""
+    window = text[max(0, start - 160) : start]
+    cut = 0
+    for m in _SENTENCE_BREAK.finditer(window):
+        cut = m.end()
+    window = window[cut:]
+    return _OFFICE_BEFORE.search(window) is not None and _OFFICE_LOCATIVE.search(window) is None
+
+
+def _drop_office_seats(text: str, found: dict[tuple[str, str], _Found], order: list[Any]) -> None:
+    """A notice for a whole country ("Citizens living in Japan can vote ... The Embassy in Tokyo and
+    the Consulate in Osaka will ...") is about the country: the cities named only as the seats of
+    consular offices are dropped when the notice addresses the people living in that country
+    ("citizens living in / resident in Japan"; not "consulates throughout Japan", not "In Turkey, the
+    consulate in Istanbul warned")."""
+    scope = {
+        k[1]
+        for k in order
+        if found[k].kind == "country"
+        and any(_RESIDENT_BEFORE.search(text, max(0, e["start"] - 30), e["start"]) for e in found[k].evidence)
+    }
+    if not scope:
+        return
+    for k in list(order):
+        f = found[k]
+        if f.kind != "country" and k[1] in scope and all(_office_seat(text, e["start"]) for e in f.evidence):
+            del found[k]
+            order.remove(k)
+
+
+_RESIDENT_BEFORE = re.compile(r"\b(?:living|resident|residing|based|registered)\s+in\s+$")
 
 
 def _merge_neighbourhoods(
