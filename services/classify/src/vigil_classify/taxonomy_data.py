@@ -437,7 +437,7 @@ TARGETS: dict[str, Phrases] = {
         ("parade+", 1.0),
         ("public square+", 1.0),
         ("public places", 1.0),
-        ("crowded", 1.0),
+        ("crowded", 0.5),
         ("large crowds", 1.0),
         ("public spaces", 1.0),
     ),
