@@ -302,6 +302,7 @@ class CaseResult:
     services: dict[str, ServiceFigures] = field(default_factory=dict)
     redis_used_mb: float = 0.0
     redis_peak_mb: float = 0.0
+    redis_cpu_s: float = 0.0
     stream_lengths: dict[str, int] = field(default_factory=dict)
     notifications: int = 0
     deadletters: int = 0
@@ -330,7 +331,9 @@ def _alert(i: int, title: str, text: str) -> AlertReceived:
     )
 
 
-def run_ceiling(url: str, texts: Sequence[tuple[str, str]], batch: int, progress: Progress) -> CaseResult:
+def run_ceiling(
+    url: str, texts: Sequence[tuple[str, str]], batch: int, progress: Progress, redis_pid: int | None = None
+) -> CaseResult:
     client = redis_sync.Redis.from_url(url)
     client.flushall()
     hops = [f"bench.relay.{i}" for i in range(4)]
@@ -351,6 +354,7 @@ def run_ceiling(url: str, texts: Sequence[tuple[str, str]], batch: int, progress
                 raise RuntimeError("the relay processes did not start")
             time.sleep(0.05)
         progress.start("ceiling", n)
+        redis_before = cpu_seconds(redis_pid) if redis_pid else 0.0
         t0 = time.perf_counter()
         for i in range(0, n, batch):
             pipe = client.pipeline(transaction=False)
@@ -363,6 +367,7 @@ def run_ceiling(url: str, texts: Sequence[tuple[str, str]], batch: int, progress
                 raise RuntimeError("a relay process died")
             time.sleep(0.002)
         secs = time.perf_counter() - t0
+        redis_cpu = cpu_seconds(redis_pid) - redis_before if redis_pid else float("nan")
         progress.done()
         for p in procs:
             p.wait(10)
@@ -382,6 +387,7 @@ def run_ceiling(url: str, texts: Sequence[tuple[str, str]], batch: int, progress
         p99_ms=float("nan"),
         max_ms=float("nan"),
         classify_replicas=0,
+        redis_cpu_s=redis_cpu,
         redis_used_mb=mem["used_memory"] / 2**20,
         redis_peak_mb=mem["used_memory_peak"] / 2**20,
     )
@@ -585,6 +591,7 @@ class PipelineConfig:
     log_level: str = "WARNING"
     extra_env: dict[str, str] = field(default_factory=dict)
     retention_max_len: int = 100_000
+    redis_pid: int | None = None
     profile_dir: Path | None = None
     """When set (and py-spy is installed), each service is sampled by py-spy during the measurement."""
 
@@ -689,6 +696,7 @@ def run_pipeline(
         _wait_ready(procs)
         time.sleep(0.5)
         before = {p.popen.pid: cpu_seconds(p.popen.pid) for p in procs}
+        redis_before = cpu_seconds(cfg.redis_pid) if cfg.redis_pid else 0.0
         spies = _start_profilers(procs, cfg.profile_dir, case)
         n = len(texts)
         progress.start(case, n)
@@ -726,6 +734,7 @@ def run_pipeline(
         progress.update(n)
         thread.join(10)
         progress.done()
+        redis_cpu = cpu_seconds(cfg.redis_pid) - redis_before if cfg.redis_pid else float("nan")
         _stop_profilers(spies)
         services: dict[str, ServiceFigures] = {}
         for p in procs:
@@ -755,6 +764,7 @@ def run_pipeline(
         services=services,
         redis_used_mb=mem["used_memory"] / 2**20,
         redis_peak_mb=mem["used_memory_peak"] / 2**20,
+        redis_cpu_s=redis_cpu,
         stream_lengths=lengths,
         notifications=total,
         deadletters=dead,
@@ -812,7 +822,8 @@ def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None)
         texts = make_texts(opts.alerts)
         ceiling: CaseResult | None = None
         if opts.ceiling:
-            ceiling = run_ceiling(server.url, texts, opts.batch, progress)
+            redis_pid = server.process.pid if server.process is not None else None
+            ceiling = run_ceiling(server.url, texts, opts.batch, progress, redis_pid)
             add(ceiling)
 
         def cfg(replicas: int) -> PipelineConfig:
@@ -826,6 +837,7 @@ def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None)
                 classify_replicas=replicas,
                 log_level=opts.log_level,
                 profile_dir=opts.profile_dir,
+                redis_pid=server.process.pid if server.process is not None else None,
                 retention_max_len=max(100_000, 20 * max(opts.alerts, int((opts.rate or 0) * opts.duration))),
             )
 
@@ -859,7 +871,7 @@ def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None)
 # ------------------------------------------------------------------------------------------ output
 
 COLUMNS = (
-    "case", "alerts", "alerts/s", "p50 ms", "p95 ms", "p99 ms", "CPU s ingest/classify/notify",
+    "case", "alerts", "alerts/s", "p50 ms", "p95 ms", "p99 ms", "CPU s ingest/classify/notify/redis",
     "peak RSS MB ingest/classify/notify", "Redis MB used/peak", "x ceiling",
 )  # fmt: skip
 
@@ -874,7 +886,7 @@ def rows(report: BenchReport) -> list[list[str]]:
     out = []
     for c in report.cases:
         s = c.services
-        cpu = "/".join(_fmt(s[n].cpu_s, 1) if n in s else "-" for n in SERVICES)
+        cpu = "/".join([*(_fmt(s[n].cpu_s, 1) if n in s else "-" for n in SERVICES), _fmt(c.redis_cpu_s, 1)])
         rss = "/".join(_fmt(s[n].peak_rss_mb) if n in s else "-" for n in SERVICES)
         out.append(
             [
@@ -948,7 +960,8 @@ def bench_command(
     for c in report.cases:
         if c.services:
             typer.echo(
-                f"{c.case}: notifications {c.notifications}, dead letters {c.deadletters}, "
+                f"{c.case}: notifications {c.notifications} ({c.notifications / max(c.alerts, 1):.1f}/alert), "
+                f"dead letters {c.deadletters}, "
                 f"max latency {_fmt(c.max_ms)} ms, streams after retention {c.stream_lengths}"
             )
     if json_out is not None:
