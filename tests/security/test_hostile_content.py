@@ -3,8 +3,11 @@ log lines; secrets never reach logs."""
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Callable, Iterator
 
+import pytest
 import structlog
 from notify.helpers import make_alert
 from vigil_notify.rendering import Renderer
@@ -24,11 +27,28 @@ def test_script_in_a_feed_item_is_escaped_in_html_and_markdown() -> None:
     assert "](javascript:" not in msg.markdown
 
 
-def test_newlines_cannot_forge_json_log_lines(capsys) -> None:
-    configure_logging("INFO", "json", "test")
+@pytest.fixture
+def log_output() -> Iterator[Callable[[str], io.StringIO]]:
+    """Configure logging the way services do, into a buffer; restore the previous configuration."""
+    saved = structlog.get_config()
+
+    def configure(fmt: str) -> io.StringIO:
+        buf = io.StringIO()
+        configure_logging("INFO", fmt, "test")
+        # same processors, but into the buffer and without caching loggers beyond this test
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=buf), cache_logger_on_first_use=False)
+        return buf
+
+    yield configure
+    structlog.configure(**saved)
+    structlog.contextvars.clear_contextvars()
+
+
+def test_newlines_cannot_forge_json_log_lines(log_output: Callable[[str], io.StringIO]) -> None:
+    buf = log_output("json")
     forged = 'real title\n{"level": "info", "event": "admin logged in"}\r\x1b[2J'
     structlog.get_logger("t").warning("alert refused", reason=forged)
-    lines = capsys.readouterr().err.strip().splitlines()
+    lines = buf.getvalue().strip().splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
     assert record["event"] == "alert refused"
@@ -36,8 +56,7 @@ def test_newlines_cannot_forge_json_log_lines(capsys) -> None:
     assert "\x1b" not in record["reason"]
 
 
-def test_newlines_cannot_forge_console_log_lines(capsys) -> None:
-    configure_logging("INFO", "console", "test")
+def test_newlines_cannot_forge_console_log_lines(log_output: Callable[[str], io.StringIO]) -> None:
+    buf = log_output("console")
     structlog.get_logger("t").warning("alert refused", reason="x\n2026-01-01 [info] forged line")
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
-    configure_logging("INFO", "json", "test")
+    assert len(buf.getvalue().strip().splitlines()) == 1
