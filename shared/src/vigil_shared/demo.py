@@ -100,9 +100,14 @@ def run_demo(examples: Path, timeout: float = 90.0) -> int:
             url = stack.enter_context(EmbeddedRedis()).url
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vigil-demo-")))
         ports = {name: free_port() for name in ("ingest", "classify", "notify")}
+        # the demo uses a real API key, generated for this run (only its hash is configured)
+        from vigil_shared.auth import ApiKey, Role, hash_key, new_key
+
+        api_key = new_key()
         base_env = {
             **os.environ, "REDIS_URL": url, "VIGIL_LOG_FORMAT": "json", "VIGIL_LOG_LEVEL": "INFO",
             "VIGIL_NOTIFY_SUBSCRIPTIONS_FILE": str(subs.resolve()), "PYTHONUNBUFFERED": "1",
+            "VIGIL_API_KEYS": ApiKey("demo", Role.INGEST, hash_key(api_key)).line(),
         }
         procs = {}
         for name in ("ingest", "classify", "notify"):
@@ -116,7 +121,7 @@ def run_demo(examples: Path, timeout: float = 90.0) -> int:
         ingest = f"http://127.0.0.1:{ports['ingest']}/v1/alerts"
         for path in alerts:
             body = json.loads(path.read_text(encoding="utf-8"))
-            r = httpx.post(ingest, json=body, timeout=10)
+            r = httpx.post(ingest, json=body, headers={"Authorization": f"Bearer {api_key}"}, timeout=10)
             if r.status_code != 202:
                 raise DemoError(f"ingest refused {path.name}: {r.status_code} {r.text}")
             say(f"sent {path.name}: {body.get('title', '')!r} -> {r.json()['alert_id']} ({r.json()['status']})")
