@@ -69,7 +69,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         model=AlertClassified,
         handler=handle,
         settings=ctx.settings,
-        concurrency=settings.max_concurrency,
+        concurrency=settings.alert_concurrency,
         description="Matches each classified alert against subscriptions and delivers it.",
     )
     return ServiceParts(workers=[worker], routers=[build_router(notifier.store)], background=[housekeeping], on_stop=[notifier.aclose])

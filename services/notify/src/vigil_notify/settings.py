@@ -16,6 +16,12 @@ class NotifySettings(BaseSettings):
     send_timeout_s: float = Field(default=15.0, gt=0)
     """Per attempt, per channel."""
     max_concurrency: int = Field(default=64, ge=1)
+    """Deliveries in flight at once (over all alerts being handled)."""
+    alert_concurrency: int = Field(default=16, ge=1)
+    """Classified alerts of a batch handled at once. Each holds Redis connections (dedup, throttle,
+    ledger) besides its deliveries, so ``alert_concurrency + max_concurrency`` must stay below the
+    Redis client's pool (100 connections): above it commands fail with "Too many connections" and
+    the entries wait for the claim loop (``claim_idle_ms``) before they are retried."""
     claim_ttl_s: int = Field(default=900, ge=1)
     """How long a "sending" claim holds; renewed on every attempt. Must exceed one attempt + backoff."""
     sent_ttl_s: int = Field(default=30 * 86400, ge=60)
