@@ -16,9 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
-
 from vigil_shared.embedded_redis import EmbeddedRedis
-
 
 # Outbound calls (feeds, webhooks, Apprise) refuse loopback unless allowlisted (vigil_shared.netguard);
 # the tests' local servers listen on 127.0.0.1. tests/security checks the refusals with explicit policies.
