@@ -178,12 +178,18 @@ class RecipientLog:
     ) -> None:
         if not originals:
             return
-        member = f"{subscription_id}|{channel_hash(channel_url)}"
         async with self.redis.pipeline(transaction=False) as pipe:
-            for original in originals:
-                pipe.hset(self.redis_key(original), member, reason)
-                pipe.expire(self.redis_key(original), self.settings.recipients_ttl_s)
+            self.queue_record(pipe, originals, subscription_id, channel_url, reason)
             await pipe.execute()
+
+    def queue_record(
+        self, pipe: Any, originals: Sequence[str], subscription_id: str, channel_url: str, reason: str
+    ) -> None:
+        """Add :meth:`record`'s commands to a pipeline the caller executes."""
+        member = f"{subscription_id}|{channel_hash(channel_url)}"
+        for original in originals:
+            pipe.hset(self.redis_key(original), member, reason)
+            pipe.expire(self.redis_key(original), self.settings.recipients_ttl_s)
 
     async def recipients(self, originals: Sequence[str]) -> dict[tuple[str, str], str]:
         """{(subscription_id, channel hash): reason} over all ``originals``."""
@@ -223,6 +229,29 @@ class Deduplicator:
         seen = await self.redis.get(k)
         seen_id = seen.decode() if isinstance(seen, bytes) else seen
         return None if seen_id in (None, alert_id) else seen_id
+
+    async def first_for_many(
+        self, subscription_ids: Sequence[str], fingerprint: str, alert_id: str
+    ) -> dict[str, str | None]:
+        """:meth:`first_for` for several subscribers in (at most) two round trips."""
+        if not subscription_ids:
+            return {}
+        keys = [key("notify", "fp", sid, fingerprint) for sid in subscription_ids]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for k in keys:
+                pipe.set(k, alert_id, nx=True, ex=self.settings.fingerprint_ttl_s)
+            created = await pipe.execute()
+        out: dict[str, str | None] = {sid: None for sid in subscription_ids}
+        taken = [(sid, k) for sid, k, ok in zip(subscription_ids, keys, created, strict=True) if not ok]
+        if taken:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for _, k in taken:
+                    pipe.get(k)
+                seen = await pipe.execute()
+            for (sid, _), raw in zip(taken, seen, strict=True):
+                seen_id = raw.decode() if isinstance(raw, bytes) else raw
+                out[sid] = None if seen_id in (None, alert_id) else seen_id
+        return out
 
 
 # ----------------------------------------------------------------------------- throttle and digests
@@ -455,11 +484,14 @@ class Deliverer:
                 await self.ledger.extend(job.idempotency_key)
                 await self._sleep(self.backoff(attempt))
             else:
-                await self.ledger.mark_sent(job.idempotency_key)
-                if job.record_under:
-                    await self.recipients.record(
-                        job.record_under, job.subscription_id, job.channel_url, job.reason
-                    )
+                # one round trip: the "sent" mark and the recipient record
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.set(self.ledger.redis_key(job.idempotency_key), SENT, ex=self.settings.sent_ttl_s)
+                    if job.record_under:
+                        self.recipients.queue_record(
+                            pipe, job.record_under, job.subscription_id, job.channel_url, job.reason
+                        )
+                    await pipe.execute()
                 outcome.status = "delivered"
                 outcome.events.append(NotificationDelivered(**common, attempt=attempt, reason=job.reason))
                 log.info(

@@ -262,8 +262,11 @@ class Notifier:
         result.matches = match(alert, index, now)
         fingerprint = content_fingerprint(alert.alert.title, alert.alert.text)
         targets = []
+        earliest = await self.dedup.first_for_many(
+            [m.subscription.id for m in result.matches], fingerprint, alert.alert.alert_id
+        )
         for m in result.matches:
-            earlier = await self.dedup.first_for(m.subscription.id, fingerprint, alert.alert.alert_id)
+            earlier = earliest[m.subscription.id]
             if earlier is not None:
                 result.duplicates.append((m.subscription.id, earlier))
                 log.info(
