@@ -2,7 +2,7 @@
 """Render Redis's ACL file for Vigil: one user per service, least privilege, ``default`` disabled.
 
 Passwords come from the environment or from secret files, never from an image or this repository:
-for each user ``U`` (ingest, classify, notify, capfeed, admin) the first of
+for each user ``U`` (ingest, classify, notify, capfeed, console, admin) the first of
 
 * ``VIGIL_REDIS_PASSWORD_<U>`` (environment, e.g. from a ``.env`` file compose reads),
 * the file named by ``VIGIL_REDIS_PASSWORD_<U>_FILE``,
@@ -74,6 +74,28 @@ def service_rules(consumes: list[str], produces: list[str], own: list[str]) -> s
     return f"resetkeys resetchannels -@all {CONNECTION} " + " ".join(selectors)
 
 
+# the operator console (services/console): reads every stream without a consumer group (XREVRANGE/XRANGE,
+# XREAD for the live feed, XINFO/XPENDING/XLEN for pipeline health), GETs feed states (found with SCAN:
+# key names only), keeps its API keys' rate buckets, and replays a dead letter (vigil_shared.deadletters:
+# XADD the original entry back to the stream a consumer dead-lettered it from, XDEL the record, in one
+# MULTI). No XTRIM (compose runs it with VIGIL_RETENTION_INTERVAL_S=0), no consumer groups, no other keys.
+READ_STREAMS = "+xrevrange +xrange +xread +xinfo +xlen +xpending +exists"
+REPLAYABLE = [RECEIVED, CLASSIFIED]  # the streams consumer groups read (and dead-letter from)
+
+
+def console_rules() -> str:
+    selectors = [
+        _sel(["vigil.*"], READ_STREAMS),
+        _sel(["vigil:feeds:*"], "+get +exists"),
+        _sel(["vigil:ratelimit:*"], OWN),
+        _sel(REPLAYABLE, "+xadd"),
+        _sel([DEADLETTER], "+xdel"),
+        # the rate-limit script (EVALSHA on one vigil:ratelimit:* key; its redis.calls are checked above)
+        _sel(["vigil:ratelimit:*"], SCRIPTS),
+    ]
+    return f"resetkeys resetchannels -@all {CONNECTION} +scan " + " ".join(selectors)
+
+
 USERS: dict[str, str] = {
     "ingest": service_rules(
         consumes=[],
@@ -87,6 +109,7 @@ USERS: dict[str, str] = {
         own=["vigil:subscriptions", "vigil:subscriptions:*", "vigil:notify:*", "vigil:ratelimit:*"],
     ),
     "capfeed": service_rules(consumes=[CLASSIFIED], produces=[], own=["vigil:capfeed:*"]),
+    "console": console_rules(),
     # operators: vigil status / dlq / groups; everything Vigil's, nothing dangerous
     "admin": "resetkeys resetchannels -@all ~vigil* ~vigil.* +@all -@dangerous +info",
 }

@@ -7,6 +7,7 @@ allowed). Then each user is shown NOPERM for what it must not do.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
 import json
@@ -27,9 +28,11 @@ from vigil_shared import streams
 from vigil_shared.auth import hash_key, new_key
 from vigil_shared.demo import drained, service_process, wait_ready
 from vigil_shared.embedded_redis import EmbeddedRedis, free_port
+from vigil_shared.envelope import encode_event, fields_to_text
+from vigil_shared.events import DeadLetter
 
 ROOT = Path(__file__).resolve().parents[2]
-USERS = ("ingest", "classify", "notify", "capfeed", "admin")
+USERS = ("ingest", "classify", "notify", "capfeed", "console", "admin")
 
 
 def _render_module() -> ModuleType:
@@ -94,6 +97,7 @@ def test_services_run_under_their_own_users(acl_redis: dict[str, str], tmp_path:
     root = _client(acl_redis["_root"])
     root.execute_command("ACL", "LOG", "RESET")
     ingest_key = new_key()
+    admin_key = new_key()  # the operator's key for the console (and, forwarded, notify's API)
     subs = tmp_path / "subscriptions.yaml"
     subs.write_text((ROOT / "examples" / "subscriptions.yaml").read_text())
     base = {
@@ -104,14 +108,19 @@ def test_services_run_under_their_own_users(acl_redis: dict[str, str], tmp_path:
         "VIGIL_RETENTION_INTERVAL_S": "1",  # the lag-aware trimmer runs under each user too
         "VIGIL_CLAIM_INTERVAL_S": "0.5",  # and the claim loop (XAUTOCLAIM, idle-consumer script)
         "VIGIL_AUTH_DISABLED": "false",
-        "VIGIL_API_KEYS": f"embassy-feed:ingest:{hash_key(ingest_key).hex()}",
+        "VIGIL_API_KEYS": f"embassy-feed:ingest:{hash_key(ingest_key).hex()},ops:admin:{hash_key(admin_key).hex()}",
     }
     with ExitStack() as stack:
         ports = {}
         procs = {}
-        for name in ("ingest", "classify", "notify", "capfeed"):
+        for name in ("ingest", "classify", "notify", "capfeed", "console"):
             ports[name] = free_port()
             env = {**base, "REDIS_URL": acl_redis[name], "VIGIL_HTTP_PORT": str(ports[name])}
+            if name == "console":  # read-only on the streams: no retention trimmer (as in compose)
+                env |= {
+                    "VIGIL_RETENTION_INTERVAL_S": "0",
+                    "VIGIL_CONSOLE_NOTIFY_URL": f"http://127.0.0.1:{ports['notify']}",
+                }
             procs[name] = stack.enter_context(service_process(name, env, tmp_path))
         for name, proc in procs.items():
             wait_ready(f"http://127.0.0.1:{ports[name]}", proc, name, tmp_path)
@@ -136,11 +145,45 @@ def test_services_run_under_their_own_users(acl_redis: dict[str, str], tmp_path:
             assert proc.poll() is None, f"{name} died: {(tmp_path / f'{name}.log').read_text()[-2000:]}"
         lines = [json.loads(x) for x in (tmp_path / "notifications.jsonl").read_text().splitlines()]
         assert any(x["alert_id"] == r.json()["alert_id"] for x in lines)
+        _console_under_its_user(f"http://127.0.0.1:{ports['console']}", admin_key, root, admin)
+        for name, proc in procs.items():
+            assert proc.poll() is None, f"{name} died: {(tmp_path / f'{name}.log').read_text()[-2000:]}"
     refused = [
         {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
         for entry in root.execute_command("ACL", "LOG", "128")
     ]
     assert refused == [], f"commands the services needed were refused: {refused}"
+    assert admin.xlen(streams.DEADLETTER) == 0
+
+
+def _console_under_its_user(url: str, key: str, root: redis_sync.Redis, admin: redis_sync.Redis) -> None:
+    """Everything the console does, as the ``console`` user: lists, journeys, health (feed states found
+    with SCAN), subscriptions through notify's API, and a dead-letter replay (XADD + XDEL)."""
+    headers = {"Authorization": f"Bearer {key}"}
+    root.set("vigil:feeds:embassy-rss:state", json.dumps({"name": "embassy-rss", "url": "https://e.example/rss"}))
+    alerts = httpx.get(f"{url}/console/api/alerts", headers=headers, timeout=10)
+    assert alerts.status_code == 200, alerts.text
+    [row, *_] = alerts.json()["alerts"]
+    detail = httpx.get(f"{url}/console/api/alerts/{row['entry_id']}", headers=headers, timeout=10)
+    assert detail.status_code == 200, detail.text
+    health = httpx.get(f"{url}/console/api/health", headers=headers, timeout=10)
+    assert health.status_code == 200, health.text
+    assert [f["name"] for f in health.json()["feeds"]] == ["embassy-rss"]
+    subs = httpx.get(f"{url}/console/api/subscriptions", headers=headers, timeout=10)
+    assert subs.status_code == 200, subs.text
+    # a dead letter of classify's (the received alert's own entry), replayed from the console
+    [(entry_id, fields)] = admin.xrange(streams.ALERTS_RECEIVED, count=1)
+    record = DeadLetter(correlation_id="acl-replay", producer="classify", stream=streams.ALERTS_RECEIVED,
+                        group=streams.GROUP_CLASSIFY, service="classify", entry_id=entry_id.decode(),
+                        fields=fields_to_text(fields), error="test", attempts=5)  # fmt: skip
+    dead_id = root.xadd(streams.DEADLETTER, asyncio.run(encode_event(record))).decode()  # type: ignore[arg-type]
+    listed = httpx.get(f"{url}/console/api/deadletters", headers=headers, timeout=10)
+    assert listed.status_code == 200, listed.text
+    assert [d["id"] for d in listed.json()["dead_letters"]] == [dead_id]
+    before = admin.xlen(streams.ALERTS_RECEIVED)
+    replay = httpx.post(f"{url}/console/api/deadletters/{dead_id}/replay", headers=headers, timeout=10)
+    assert replay.status_code == 200, replay.text
+    assert admin.xlen(streams.ALERTS_RECEIVED) == before + 1
     assert admin.xlen(streams.DEADLETTER) == 0
 
 
@@ -161,6 +204,22 @@ def test_services_run_under_their_own_users(acl_redis: dict[str, str], tmp_path:
         ("notify", ("CONFIG", "SET", "dir", "/tmp")),
         ("notify", ("KEYS", "*")),
         ("ingest", ("SCAN", "0")),
+        # the console reads; it replays dead letters (XADD to a consumed stream + XDEL) and nothing else
+        ("console", ("HGETALL", "vigil:subscriptions")),
+        ("console", ("GET", "vigil:notify:idem:x")),
+        ("console", ("SET", "vigil:feeds:x:state", "{}")),
+        ("console", ("SET", "vigil:dedup:x", "1")),
+        ("console", ("XADD", streams.NOTIFICATIONS, "*", "f", "v")),
+        ("console", ("XADD", streams.DEADLETTER, "*", "f", "v")),
+        ("console", ("XDEL", streams.ALERTS_RECEIVED, "1-0")),
+        ("console", ("XTRIM", streams.ALERTS_CLASSIFIED, "MAXLEN", "0")),
+        ("console", ("XGROUP", "CREATE", streams.ALERTS_CLASSIFIED, "spy", "0", "MKSTREAM")),
+        ("console", ("XREADGROUP", "GROUP", "notify", "c", "COUNT", "1", "STREAMS", streams.ALERTS_CLASSIFIED, ">")),
+        ("console", ("DEL", streams.DEADLETTER)),
+        ("console", ("KEYS", "*")),
+        ("console", ("FLUSHALL",)),
+        ("console", ("EVAL", "return redis.call('HGETALL', 'vigil:subscriptions')", "0")),
+        ("console", ("EVAL", "return redis.call('XADD', KEYS[1], '*', 'f', 'v')", "1", streams.NOTIFICATIONS)),
         ("admin", ("FLUSHALL",)),
         ("admin", ("CONFIG", "GET", "*")),
         # Lua cannot be used to escape: each redis.call is checked against the user's rights
@@ -181,6 +240,9 @@ def test_allowed_basics_per_user(acl_redis: dict[str, str]) -> None:
     _client(acl_redis["ingest"]).xadd(streams.ALERTS_RECEIVED, {"f": "v"})
     _client(acl_redis["notify"]).hset("vigil:subscriptions", "s", "{}")
     _client(acl_redis["ingest"]).set("vigil:dedup:x", "1")
+    console = _client(acl_redis["console"])
+    assert console.xrevrange(streams.ALERTS_RECEIVED, count=1)
+    assert console.get("vigil:feeds:none:state") is None
     admin = _client(acl_redis["admin"])
     assert admin.xlen(streams.ALERTS_RECEIVED) >= 1
     assert admin.hgetall("vigil:subscriptions")
