@@ -60,3 +60,25 @@ def test_newlines_cannot_forge_console_log_lines(log_output: Callable[[str], io.
     buf = log_output("console")
     structlog.get_logger("t").warning("alert refused", reason="x\n2026-01-01 [info] forged line")
     assert len(buf.getvalue().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("link", ["javascript:alert(1)", " JavaScript:alert(1)", "data:text/html,<script>x</script>",
+                                  "vbscript:msgbox(1)", "file:///etc/passwd"])  # fmt: skip
+def test_non_web_links_are_dropped_at_ingest(link: str) -> None:
+    """Regression (found by tests/security/test_e2e_hostile.py): an RSS ``<link>javascript:...`` travelled
+    as the alert's ``url`` to every consumer (JSONL, webhooks, CAP). Only http(s) links are kept."""
+    from vigil_ingest.detect import parse_input
+    from vigil_ingest.feeds import parse_feed
+
+    rss = (
+        "<rss version='2.0'><channel><title>f</title><item><title>Bomb threat in Moscow</title>"
+        f"<link>{link.replace('<', '&lt;')}</link><description>Police evacuated the metro.</description></item>"
+        "</channel></rss>"
+    ).encode()
+    [draft] = parse_feed(rss).drafts
+    assert draft.url is None
+    posted = json.dumps({"title": "Bomb threat", "text": "Police evacuated the metro.", "url": link}).encode()
+    [draft] = parse_input(posted, content_type="application/json").drafts
+    assert draft.url is None
+    ok = json.dumps({"title": "t", "text": "x", "url": "https://embassy.example/a"}).encode()
+    assert parse_input(ok, content_type="application/json").drafts[0].url == "https://embassy.example/a"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from vigil_shared.events import AlertReceived, CapInfo, SourceKind
 
 
@@ -33,6 +33,16 @@ class AlertDraft(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
     source_key: str | None = None
     """The source's own id of the item: RSS ``guid``, Atom ``id``, CAP ``identifier``."""
+
+    @field_validator("url")
+    @classmethod
+    def _web_url_only(cls, value: str | None) -> str | None:
+        """Only ``http(s)`` links travel on (SECURITY.md, hostile feeds): a ``javascript:``/``data:``
+        link in a feed, CAP ``<web>`` or posted alert is dropped, not handed to every consumer."""
+        if value is None:
+            return None
+        value = value.strip()
+        return value if value.lower().startswith(("http://", "https://")) else None
 
 
 def to_alert_received(
