@@ -30,7 +30,7 @@ def _record(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
 async def list_entries(url: str, limit: int = 20) -> list[dict[str, Any]]:
     redis = Redis.from_url(url)
     try:
-        rows = await redis.xrevrange(streams.DEADLETTER, count=limit)
+        rows = streams.entries(await redis.xrevrange(streams.DEADLETTER, count=limit))
         return [_record(i, f) for i, f in rows]
     finally:
         await redis.aclose()
@@ -39,7 +39,7 @@ async def list_entries(url: str, limit: int = 20) -> list[dict[str, Any]]:
 async def get_entry(url: str, entry_id: str) -> dict[str, Any] | None:
     redis = Redis.from_url(url)
     try:
-        rows = await redis.xrange(streams.DEADLETTER, entry_id, entry_id)
+        rows = streams.entries(await redis.xrange(streams.DEADLETTER, entry_id, entry_id))
         return _record(*rows[0]) if rows else None
     finally:
         await redis.aclose()
@@ -50,11 +50,11 @@ async def replay(url: str, entry_ids: list[str] | None, keep: bool = False) -> i
     redis = Redis.from_url(url)
     try:
         if entry_ids:
-            rows = []
+            rows: list[streams.Entry] = []
             for i in entry_ids:
-                rows += await redis.xrange(streams.DEADLETTER, i, i)
+                rows += streams.entries(await redis.xrange(streams.DEADLETTER, i, i))
         else:
-            rows = await redis.xrange(streams.DEADLETTER)
+            rows = streams.entries(await redis.xrange(streams.DEADLETTER))
         n = 0
         for entry_id, fields in rows:
             rec = _record(entry_id, fields)

@@ -74,7 +74,9 @@ def drained(client: redis_sync.Redis, stream: str, group: str) -> bool:
     except redis_sync.ResponseError:
         return False
     g = groups.get(group)
-    return bool(g) and int(g["pending"]) == 0 and int(g.get("lag") or 0) == 0
+    if not g:
+        return False
+    return int(g["pending"]) == 0 and int(g.get("lag") or 0) == 0
 
 
 def render(line: dict[str, Any]) -> str:

@@ -101,7 +101,7 @@ async def retention_cut(
     if max_len > 0:
         excess = int(await redis.xlen(stream)) - max_len
         if excess > 0:
-            rows = await redis.xrange(stream, "-", "+", count=min(excess + 1, LENGTH_SCAN_LIMIT))
+            rows = streams.entries(await redis.xrange(stream, "-", "+", count=min(excess + 1, LENGTH_SCAN_LIMIT)))
             if rows:
                 cuts.append(_parse(rows[-1][0]))
     if not cuts:

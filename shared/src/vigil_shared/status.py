@@ -52,7 +52,7 @@ async def dead_letter_counts(redis: Redis, limit: int = DEADLETTER_SCAN) -> dict
     counts: dict[tuple[str, str], int] = {}
     if not await redis.exists(streams.DEADLETTER):
         return counts
-    for _, fields in await redis.xrevrange(streams.DEADLETTER, count=limit):
+    for _, fields in streams.entries(await redis.xrevrange(streams.DEADLETTER, count=limit)):
         try:
             doc = orjson.loads(decode_entry(fields)[0])
             key = (str(doc.get("stream", "?")), str(doc.get("group", "?")))
@@ -90,7 +90,7 @@ async def stream_status(
         last_id = _s(g["last-delivered-id"])
         if lag is None:
             # Redis cannot tell (group created at "$", or deletions in between): count what is unread
-            rows = await redis.xrange(stream, min=f"({last_id}", max="+", count=LAG_COUNT_LIMIT)
+            rows = streams.entries(await redis.xrange(stream, min=f"({last_id}", max="+", count=LAG_COUNT_LIMIT))
             lag = len(rows)
         st.groups.append(
             GroupStatus(
