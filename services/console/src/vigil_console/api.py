@@ -64,7 +64,9 @@ class Reader:
         end = f"({before}" if before else "+"
         batch = max(limit, 100)
         while len(rows) < limit:
-            entries = await self.redis.xrevrange(streams.ALERTS_CLASSIFIED, max=end, min="-", count=batch)
+            entries = streams.entries(
+                await self.redis.xrevrange(streams.ALERTS_CLASSIFIED, max=end, min="-", count=batch)
+            )
             if not entries:
                 break
             for raw_id, fields in entries:
@@ -84,7 +86,7 @@ class Reader:
         return rows
 
     async def classified(self, entry_id: str) -> tuple[bytes, Any]:
-        entries = await self.redis.xrange(streams.ALERTS_CLASSIFIED, min=entry_id, max=entry_id)
+        entries = streams.entries(await self.redis.xrange(streams.ALERTS_CLASSIFIED, min=entry_id, max=entry_id))
         if not entries:
             raise HTTPException(404, detail=f"no classified alert {entry_id}")
         try:
@@ -96,8 +98,10 @@ class Reader:
         """Every notification event for this alert revision, newest ``scan_limit`` entries searched."""
         out: list[dict[str, Any]] = []
         ms = int(not_before.split("-", 1)[0])
-        entries = await self.redis.xrevrange(
-            streams.NOTIFICATIONS, max="+", min=f"{max(0, ms - 60_000)}-0", count=self.settings.scan_limit
+        entries = streams.entries(
+            await self.redis.xrevrange(
+                streams.NOTIFICATIONS, max="+", min=f"{max(0, ms - 60_000)}-0", count=self.settings.scan_limit
+            )
         )
         for raw_id, fields in entries:
             rec = views.notification_record(views._s(raw_id), fields)
@@ -107,7 +111,7 @@ class Reader:
 
     async def dead_letters_for(self, correlation_id: str) -> list[dict[str, Any]]:
         out = []
-        for raw_id, fields in await self.redis.xrevrange(streams.DEADLETTER, count=1000):
+        for raw_id, fields in streams.entries(await self.redis.xrevrange(streams.DEADLETTER, count=1000)):
             try:
                 doc = orjson.loads(decode_entry(fields)[0])
             except Exception:
@@ -223,12 +227,12 @@ def build_router(
                 last = views._s(newest[0][0]) if newest else "0-0"
             yield b"retry: 2000\n: connected\n\n"
             while not stopping.is_set() and not await request.is_disconnected():
-                got = await redis.xread({streams.ALERTS_CLASSIFIED: last}, count=100,
-                                        block=settings.stream_block_ms)  # fmt: skip
+                got = streams.read_entries(await redis.xread({streams.ALERTS_CLASSIFIED: last}, count=100,
+                                                             block=settings.stream_block_ms))  # fmt: skip
                 if not got:
                     yield b": keep-alive\n\n"
                     continue
-                for raw_id, fields in got[0][1]:
+                for raw_id, fields in got:
                     last = views._s(raw_id)
                     try:
                         _, ev = views.parse_classified(fields)

@@ -110,12 +110,12 @@ def segments(ev: AlertClassified) -> list[dict[str, Any]]:
     spans.sort(key=lambda s: (s[0], -(s[1] - s[0])))
     out: list[dict[str, Any]] = []
     pos = 0
-    for start, end, kind, label in spans:
+    for start, end, kind, span_label in spans:
         if start < pos:
             continue  # overlaps a span already shown
         if start > pos:
             out.append({"text": text[pos:start], "kind": None, "label": None})
-        out.append({"text": text[start:end], "kind": kind, "label": label})
+        out.append({"text": text[start:end], "kind": kind, "label": span_label})
         pos = end
     if pos < len(text) or not out:
         out.append({"text": text[pos:], "kind": None, "label": None})
