@@ -27,9 +27,13 @@ test: install browser console-assets
 test-fast: install
 	$(UV) run pytest -m "not e2e and not slow"
 
+# The style gate: ruff over the whole tree, mypy --strict (config in pyproject.toml) over every package's
+# sources. Both always run, so one report shows everything; the target fails if either found anything.
 lint: install
-	$(UV) run ruff check .
-	$(UV) run mypy shared/src
+	@status=0; \
+	echo "ruff check ."; $(UV) run ruff check . || status=1; \
+	echo "mypy shared/src services/*/src"; $(UV) run mypy shared/src services/*/src || status=1; \
+	exit $$status
 
 bench: install
 	$(UV) run vigil bench
