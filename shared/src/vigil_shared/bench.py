@@ -541,39 +541,35 @@ def _ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def _bodies(client: redis_sync.Redis, stream: str) -> Iterator[dict[str, Any]]:
+    """The decoded event bodies of a whole stream, read in pages."""
+    last = "-"
+    while True:
+        rows: Any = client.xrange(stream, min=last, count=5000)
+        for _, fields in rows:
+            yield orjson.loads(decode_entry(fields)[0])
+        if len(rows) < 5000:
+            return
+        last = "(" + (rows[-1][0].decode() if isinstance(rows[-1][0], bytes) else str(rows[-1][0]))
+
+
 def _collect_latencies(client: redis_sync.Redis) -> tuple[list[float], float, float, int]:
     """Per catch-all delivery: seconds from AlertReceived to NotificationDelivered; first/last times."""
     received: dict[str, float] = {}
-    last = b"-"
-    while True:
-        rows = client.xrange(streams.ALERTS_RECEIVED, min=last, count=5000)
-        rows = [r for r in rows if r[0] != last]
-        if not rows:
-            break
-        for _, fields in rows:
-            body = orjson.loads(decode_entry(fields)[0])
-            received[body["alert_id"]] = _ts(body["occurred_at"])
-        last = rows[-1][0]
+    for body in _bodies(client, streams.ALERTS_RECEIVED):
+        received[body["alert_id"]] = _ts(body["occurred_at"])
     latencies: list[float] = []
     delivered_at: list[float] = []
     total = 0
-    last = b"-"
-    while True:
-        rows = client.xrange(streams.NOTIFICATIONS, min=last, count=5000)
-        rows = [r for r in rows if r[0] != last]
-        if not rows:
-            break
-        for _, fields in rows:
-            body = orjson.loads(decode_entry(fields)[0])
-            total += 1
-            if body.get("subscription_id") != CATCH_ALL or "error" in body:
-                continue
-            t = _ts(body["occurred_at"])
-            start = received.get(body["alert_id"])
-            if start is not None:
-                latencies.append(t - start)
-                delivered_at.append(t)
-        last = rows[-1][0]
+    for body in _bodies(client, streams.NOTIFICATIONS):
+        total += 1
+        if body.get("subscription_id") != CATCH_ALL or "error" in body:
+            continue
+        t = _ts(body["occurred_at"])
+        start = received.get(body["alert_id"])
+        if start is not None:
+            latencies.append(t - start)
+            delivered_at.append(t)
     first = min(received.values()) if received else 0.0
     end = max(delivered_at) if delivered_at else 0.0
     return latencies, first, end, total

@@ -9,6 +9,7 @@ the interpreter's start-up.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import redis
 
@@ -20,7 +21,7 @@ def relay(url: str, src: str, dst: str, n: int, count: int) -> None:
     r.set(f"{src}:ready", 1)
     done = 0
     while done < n:
-        resp = r.xreadgroup(GROUP, "relay-1", {src: ">"}, count=count, block=200)
+        resp: Any = r.xreadgroup(GROUP, "relay-1", {src: ">"}, count=count, block=200)
         if not resp:
             continue
         _, entries = resp[0]
