@@ -261,7 +261,7 @@ class Notifier:
         index = await self.store.index()
         result.matches = match(alert, index, now)
         fingerprint = content_fingerprint(alert.alert.title, alert.alert.text)
-        targets = []
+        targets: list[Target] = []
         earliest = await self.dedup.first_for_many(
             [m.subscription.id for m in result.matches], fingerprint, alert.alert.alert_id
         )
