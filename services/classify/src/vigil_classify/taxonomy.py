@@ -101,26 +101,37 @@ class Taxonomy:
             for cue in cue_phrases:
                 for form in expand(cue):
                     cue_table.setdefault(norm_key(form), []).append(("cue", cat, 1.0))
-        self.automaton = _compile(table)
-        self.cue_automaton = _compile(cue_table)
+        self.automaton = _compile(table, cue_table)
 
     def hits(self, norm_padded: str) -> list[Hit]:
-        """Non-overlapping hits (longest first) of the label cues, then of the severity cues."""
-        return _greedy(self.automaton, norm_padded) + _greedy(self.cue_automaton, norm_padded)
+        """Non-overlapping hits (longest first) of the label cues, then of the severity cues.
+
+        One automaton pass serves both tables; each table's hits are then resolved on their own.
+        """
+        found = list(self.automaton.iter(norm_padded))
+        labels = [(e - n + 1, -n, a) for e, (n, a, _c) in found if a is not None]
+        cues = [(e - n + 1, -n, c) for e, (n, _a, c) in found if c is not None]
+        return _greedy(labels) + _greedy(cues)
 
 
-def _compile(table: dict[str, list[Entry]]) -> ahocorasick.Automaton:
+def _compile(table: dict[str, list[Entry]], cue_table: dict[str, list[Entry]]) -> ahocorasick.Automaton:
+    """One automaton over both tables; a key's value is ``(length, label entries, cue entries)``
+    with ``None`` for a table that does not hold the key."""
     auto = ahocorasick.Automaton()
-    for k, entries in table.items():
-        auto.add_word(k, (len(k), tuple(entries)))
+    for k in dict.fromkeys([*table, *cue_table]):
+        entries = table.get(k)
+        cues = cue_table.get(k)
+        auto.add_word(
+            k,
+            (len(k), tuple(entries) if entries else None, tuple(cues) if cues else None),
+        )
     auto.make_automaton()
     return auto
 
 
-def _greedy(auto: ahocorasick.Automaton, norm_padded: str) -> list[Hit]:
+def _greedy(raw: list[tuple[int, int, tuple[Entry, ...]]]) -> list[Hit]:
     # (start, -length) sorts leftmost-longest first; equal (start, length) means the same key, so the
     # entries never take part in a comparison.
-    raw = [(end_idx - length + 1, -length, entries) for end_idx, (length, entries) in auto.iter(norm_padded)]
     raw.sort()
     out: list[Hit] = []
     last_end = -1
