@@ -43,7 +43,7 @@ from vigil_notify.delivery import (
     idempotency_key,
 )
 from vigil_notify.matching import Match, match
-from vigil_notify.rendering import DigestItem, Renderer
+from vigil_notify.rendering import DigestItem, PreparedMessage, Renderer
 from vigil_notify.settings import NotifySettings
 from vigil_notify.subscriptions import Subscription, SubscriptionStore, mask_url
 
@@ -121,6 +121,29 @@ class HandleResult:
                 self.skipped.append((o.job.subscription_id, mask_url(o.job.channel_url), o.status))
 
 
+class _AlertShared:
+    """What every delivery of one alert shares, computed on first use: the rendering per kind and
+    the dead-letter copy of the event."""
+
+    __slots__ = ("_alert", "_dl", "_prepared", "_renderer")
+
+    def __init__(self, alert: AlertClassified, renderer: Renderer) -> None:
+        self._alert, self._renderer = alert, renderer
+        self._prepared: dict[str, PreparedMessage] = {}
+        self._dl: str | None = None
+
+    def prepared(self, kind: DeliveryKind) -> PreparedMessage:
+        p = self._prepared.get(kind)
+        if p is None:
+            p = self._prepared[kind] = self._renderer.prepare(self._alert, kind=kind)
+        return p
+
+    def dead_letter_fields(self) -> dict[str, str]:
+        if self._dl is None:
+            self._dl = self._alert.model_dump_json()
+        return {"event": self._dl}
+
+
 class Notifier:
     """Facade the FastStream handler calls. One per process; safe to run in several replicas."""
 
@@ -139,9 +162,7 @@ class Notifier:
     ) -> None:
         self.redis = redis
         self.settings = settings or NotifySettings()
-        self.store = store or SubscriptionStore(
-            redis, refresh_interval_s=self.settings.subscriptions_refresh_s
-        )
+        self.store = store or SubscriptionStore(redis, refresh_interval_s=self.settings.subscriptions_refresh_s)
         self.registry = registry or default_registry()
         self.renderer = renderer or Renderer()
         self.clock = clock
@@ -175,13 +196,36 @@ class Notifier:
             targets = await self._route_new(alert, now, result)
         else:
             targets = await self._route_revision(alert, kind)
+        shared = _AlertShared(alert, self.renderer)
+        allowed = await self._throttle_many(alert, targets, now)
         jobs = []
-        for t in targets:
-            job = await self._schedule(alert, t, now, result, entry_id)
+        for i, t in enumerate(targets):
+            job = await self._schedule(alert, t, now, result, entry_id, shared=shared, allowed=allowed.get(i))
             if job is not None:
                 jobs.append(job)
         result.absorb(await self.deliverer.run(jobs))
         return result
+
+    async def _throttle_many(self, alert: AlertClassified, targets: list[Target], now: datetime) -> dict[int, bool]:
+        """The throttle decision of every target :meth:`_schedule` would ask about, in one script
+        call, in target order (the same order and the same effect as one call per target)."""
+        if alert.classification.severity == "Extreme":
+            return {}
+        a = alert.alert
+        member = f"{a.alert_id}:{a.revision}"
+        idx: list[int] = []
+        checks: list[tuple[str, str, str]] = []
+        for i, t in enumerate(targets):
+            if t.kind != "new":
+                continue
+            quiet = t.subscription.filter.quiet_hours
+            if quiet is not None and quiet.is_quiet(now):
+                continue  # deferred before the throttle is consulted
+            idx.append(i)
+            checks.append((t.subscription.id, t.channel_url, member))
+        if not checks:
+            return {}
+        return dict(zip(idx, await self.throttle.allow_many(checks, now.timestamp()), strict=True))
 
     async def due_deferred(self) -> HandleResult:
         """Deliver deferred notifications whose quiet hours are over."""
@@ -276,9 +320,7 @@ class Notifier:
                     m.subscription.id,
                 )
                 continue
-            targets.extend(
-                Target(m.subscription, url, "new", m.explanation) for url in m.subscription.channels
-            )
+            targets.extend(Target(m.subscription, url, "new", m.explanation) for url in m.subscription.channels)
         return targets
 
     async def _route_revision(self, alert: AlertClassified, kind: DeliveryKind) -> list[Target]:
@@ -313,7 +355,11 @@ class Notifier:
         entry_id: str,
         *,
         skip_quiet: bool = False,
+        shared: _AlertShared | None = None,
+        allowed: bool | None = None,
     ) -> DeliveryJob | None:
+        if shared is None:
+            shared = _AlertShared(alert, self.renderer)
         a = alert.alert
         sub, url = t.subscription, t.channel_url
         idem = idempotency_key(a.alert_id, a.revision, sub.id, url)
@@ -337,7 +383,9 @@ class Notifier:
             return None
         if t.kind == "new" and not extreme:
             member = f"{a.alert_id}:{a.revision}"
-            if not await self.throttle.allow(sub.id, url, member, now.timestamp()):
+            if allowed is None:
+                allowed = await self.throttle.allow(sub.id, url, member, now.timestamp())
+            if not allowed:
                 c = alert.classification
                 item = DigestItem(
                     alert_id=a.alert_id,
@@ -353,9 +401,7 @@ class Notifier:
                 await self.recipients.record(record, sub.id, url, t.reason)
                 result.digested.append((sub.id, mask_url(url)))
                 return None
-        message = self.renderer.render(
-            alert,
-            kind=t.kind,
+        message = shared.prepared(t.kind).render(
             reason=t.reason,
             subscription_id=sub.id,
             subscription_name=sub.name,
@@ -372,6 +418,6 @@ class Notifier:
             idempotency_key=idem,
             message=message,
             record_under=record,
-            dead_letter_fields={"event": alert.model_dump_json()},
+            dead_letter_fields=shared.dead_letter_fields(),
             entry_id=entry_id,
         )

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined
+from markupsafe import escape as html_escape
 from vigil_shared.events import AlertClassified, DeliveryKind
 
 from vigil_notify.channels.base import Message
@@ -129,6 +130,13 @@ def md_escape(value: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(value))
 
 
+# Stand-ins rendered in place of the per-subscription fields (see :meth:`Renderer.prepare`): no
+# character in them is touched by Markdown or HTML escaping, and NUL never occurs in an alert that
+# reached notify through JSON text fields by chance in this exact sequence.
+_REASON_MARK = "\x00vigil-reason-5f0c1e\x00"
+_NAME_MARK = "\x00vigil-subscription-name-5f0c1e\x00"
+
+
 def _safe_url(url: str | None) -> str | None:
     return url if url and re.match(r"^https?://", url, re.I) else None
 
@@ -200,6 +208,15 @@ class Renderer:
             "subscription_name": subscription_name,
         }
 
+    def prepare(self, alert: AlertClassified, *, kind: DeliveryKind) -> PreparedMessage:
+        """Render the parts of (alert, kind) shared by every subscription once; fill in the
+        per-subscription parts with :meth:`PreparedMessage.render` (same output as :meth:`render`).
+
+        Falls back to a full render per call when custom templates are in use (they might
+        transform the reason or the subscription name in ways stand-ins cannot follow) or when
+        a stand-in does not come out of the templates exactly once per place it is used."""
+        return PreparedMessage(self, alert, kind)
+
     def render(
         self,
         alert: AlertClassified,
@@ -254,9 +271,7 @@ class Renderer:
         payload["title"] = msg.title
         return msg
 
-    def _message(
-        self, ctx: dict[str, Any], title_tpl: str, body: str, payload: dict[str, Any], key: str
-    ) -> Message:
+    def _message(self, ctx: dict[str, Any], title_tpl: str, body: str, payload: dict[str, Any], key: str) -> Message:
         title = " ".join(self.env.get_template(title_tpl).render(ctx).split())
         return Message(
             title=title,
@@ -265,4 +280,99 @@ class Renderer:
             html=self.env.get_template(f"{body}.html").render(ctx),
             payload=payload,
             idempotency_key=key,
+        )
+
+
+class PreparedMessage:
+    """The rendering of one (alert, kind) with stand-ins for the reason and subscription name."""
+
+    __slots__ = ("_alert", "_base", "_fast", "_html", "_kind", "_md", "_renderer", "_text", "_title")
+
+    def __init__(self, renderer: Renderer, alert: AlertClassified, kind: DeliveryKind) -> None:
+        self._renderer, self._alert, self._kind = renderer, alert, kind
+        self._fast = False
+        if renderer.templates:
+            return
+        a, c = alert.alert, alert.classification
+        ctx = renderer.context(alert, kind=kind, reason=_REASON_MARK, subscription_name=_NAME_MARK)
+        env = renderer.env
+        title = " ".join(env.get_template("title.txt").render(ctx).split())
+        text = env.get_template("body.txt").render(ctx)
+        md = env.get_template("body.md").render(ctx)
+        html = env.get_template("body.html").render(ctx)
+        # the default templates use each stand-in exactly once per body (the name only in text);
+        # anything else (e.g. an alert quoting a stand-in) takes the full render
+        if (
+            "\x00" in title
+            or text.count("\x00") != 4
+            or text.count(_REASON_MARK) != 1
+            or text.count(_NAME_MARK) != 1
+            or md.count("\x00") != 2
+            or md.count(_REASON_MARK) != 1
+            or html.count("\x00") != 2
+            or html.count(_REASON_MARK) != 1
+        ):
+            return
+        self._title, self._text, self._md, self._html = title, text, md, html
+        self._base = {
+            "alert_id": a.alert_id,
+            "revision": a.revision,
+            "revision_of": a.revision_of,
+            "title": ctx["title"],
+            "severity": c.severity,
+            "urgency": c.urgency,
+            "places": ctx["places"],
+            "countries": list(c.countries),
+            "threat_types": ctx["threats"],
+            "targets": ctx["targets"],
+            "advice": ctx["advice"],
+            "url": ctx["url"],
+            "correlation_id": alert.correlation_id,
+        }
+        self._fast = True
+
+    def render(
+        self, *, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str = ""
+    ) -> Message:
+        if not self._fast or "\x00" in reason or "\x00" in subscription_name:
+            return self._renderer.render(
+                self._alert,
+                kind=self._kind,
+                reason=reason,
+                subscription_id=subscription_id,
+                subscription_name=subscription_name,
+                idempotency_key=idempotency_key,
+            )
+        b = self._base
+        payload = {
+            "alert_id": b["alert_id"],
+            "revision": b["revision"],
+            "revision_of": b["revision_of"],
+            "subscription_id": subscription_id,
+            "kind": self._kind,
+            "title": b["title"],
+            "severity": b["severity"],
+            "urgency": b["urgency"],
+            "places": list(b["places"]),
+            "countries": list(b["countries"]),
+            "threat_types": list(b["threat_types"]),
+            "targets": list(b["targets"]),
+            "advice": b["advice"],
+            "url": b["url"],
+            "reason": reason,
+            "correlation_id": b["correlation_id"],
+            "idempotency_key": idempotency_key,
+            "sent_at": datetime.now().astimezone().isoformat(),
+        }
+        return Message(
+            title=self._title,
+            text=self._text.replace(_REASON_MARK, reason).replace(_NAME_MARK, subscription_name),
+            markdown=self._md.replace(_REASON_MARK, md_escape(reason)).replace(
+                _NAME_MARK, md_escape(subscription_name)
+            ),
+            html=self._html.replace(_REASON_MARK, str(html_escape(reason))).replace(
+                _NAME_MARK, str(html_escape(subscription_name))
+            ),
+            payload=payload,
+            idempotency_key=idempotency_key,
         )
