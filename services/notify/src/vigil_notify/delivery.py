@@ -33,6 +33,7 @@ Routing state (also in this module, all in Redis so replicas share it)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -41,7 +42,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from vigil_shared.events import (
     DeadLetter,
@@ -84,6 +85,18 @@ if not v then
 end
 return v
 """
+_CLAIM_MANY = """
+local out = {}
+for i, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if not v then
+    redis.call('SET', k, ARGV[1], 'EX', ARGV[2])
+    v = 'claimed'
+  end
+  out[i] = v
+end
+return out
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -102,6 +115,8 @@ class IdempotencyLedger:
         self.settings = settings
         self.token = f"sending:{owner or uuid.uuid4().hex}"
         self._claim = redis.register_script(_CLAIM)
+        self._claim_many = redis.register_script(_CLAIM_MANY)
+        self._claims: Coalescer[str, str] = Coalescer(self._claim_keys, on_abandoned=self._abandoned)
         self._release = redis.register_script(_RELEASE)
         self._extend = redis.register_script(_EXTEND)
 
@@ -113,6 +128,24 @@ class IdempotencyLedger:
         """``claimed`` (ours now), ``sent``, or ``sending:<other owner>``."""
         res = await self._claim(keys=[self.redis_key(idem_key)], args=[self.token, self.settings.claim_ttl_s])
         return res.decode() if isinstance(res, bytes) else str(res)
+
+    async def claim_batched(self, idem_key: str) -> str:
+        """:meth:`claim`, coalesced with the claims other tasks make in the same event-loop turn
+        into one script call (each key still claimed atomically, exactly as :meth:`claim` does)."""
+        return (await self._claims.submit([idem_key]))[0]
+
+    async def _claim_keys(self, idem_keys: list[str]) -> list[str]:
+        raw = await self._claim_many(
+            keys=[self.redis_key(k) for k in idem_keys], args=[self.token, self.settings.claim_ttl_s]
+        )
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
+
+    async def _abandoned(self, idem_keys: list[str], states: list[str]) -> None:
+        """Claims made for callers that were cancelled meanwhile: give the keys back."""
+        for k, state in zip(idem_keys, states, strict=True):
+            if state == "claimed":
+                with contextlib.suppress(Exception):
+                    await self.release(k)
 
     async def extend(self, idem_key: str) -> None:
         await self._extend(keys=[self.redis_key(idem_key)], args=[self.token, self.settings.claim_ttl_s])
@@ -126,6 +159,97 @@ class IdempotencyLedger:
     async def state(self, idem_key: str) -> str | None:
         raw = await self.redis.get(self.redis_key(idem_key))
         return raw.decode() if isinstance(raw, bytes) else raw
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Coalescer(Generic[T, R]):
+    """Requests from concurrent tasks in the same event-loop turn, handed to ``batch_fn`` as one
+    list (in arrival order); each caller gets the results for its own items.
+
+    ``batch_fn`` must treat its items exactly as the same calls one after another would (e.g. a
+    Lua script that loops over its keys), so coalescing changes the number of round trips and
+    nothing else. When ``batch_fn`` fails, every caller of that turn gets the exception."""
+
+    def __init__(
+        self,
+        batch_fn: Callable[[list[T]], Awaitable[list[R]]],
+        *,
+        on_abandoned: Callable[[list[T], list[R]], Awaitable[None]] | None = None,
+    ) -> None:
+        self._fn = batch_fn
+        self._on_abandoned = on_abandoned
+        self._queue: list[tuple[list[T], asyncio.Future[list[R]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def submit(self, items: list[T]) -> list[R]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[R]] = loop.create_future()
+        self._queue.append((items, fut))
+        if len(self._queue) == 1:
+            self._flusher = loop.create_task(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        flat = [item for items, _ in batch for item in items]
+        try:
+            results = await self._fn(flat) if flat else []
+        except BaseException as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        i = 0
+        for items, fut in batch:
+            mine = results[i : i + len(items)]
+            i += len(items)
+            if not fut.done():
+                fut.set_result(mine)
+            elif self._on_abandoned is not None:
+                await self._on_abandoned(items, mine)
+
+
+class PipelineBatcher:
+    """Commands from concurrent tasks sent in one non-transactional pipeline per event-loop turn.
+
+    :meth:`run` returns once the caller's commands have been executed by Redis (as an ``await
+    pipe.execute()`` of its own would), so ordering relative to the caller's next step is kept;
+    an error fails every caller of that turn."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._queue: list[tuple[Callable[[Any], None], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def run(self, queue_commands: Callable[[Any], None]) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((queue_commands, fut))
+        if len(self._queue) == 1:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        await fut
+
+    async def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for queue_commands, _ in batch:
+                    queue_commands(pipe)
+                await pipe.execute()
+        except BaseException as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
 
 
 # ----------------------------------------------------------------------------- jobs and outcomes
@@ -213,10 +337,32 @@ def content_fingerprint(title: str, text: str) -> str:
     return hashlib.sha256(norm.encode()).hexdigest()[:24]
 
 
+_FIRST_MANY = """
+local out = {}
+for i, k in ipairs(KEYS) do
+  local id = ARGV[i + 1]
+  if redis.call('SET', k, id, 'NX', 'EX', ARGV[1]) then
+    out[i] = ''
+  else
+    out[i] = redis.call('GET', k) or ''
+  end
+end
+return out
+"""
+
+
 class Deduplicator:
     def __init__(self, redis: Redis, settings: NotifySettings) -> None:
         self.redis = redis
         self.settings = settings
+        self._script = redis.register_script(_FIRST_MANY)
+        self._coalesced: Coalescer[tuple[str, str], str] = Coalescer(self._run_many)
+
+    async def _run_many(self, items: list[tuple[str, str]]) -> list[str]:
+        raw = await self._script(
+            keys=[k for k, _ in items], args=[self.settings.fingerprint_ttl_s, *(a for _, a in items)]
+        )
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
 
     async def first_for(self, subscription_id: str, fingerprint: str, alert_id: str) -> str | None:
         """None when ``alert_id`` is the first with this content for the subscriber (or is the
@@ -231,25 +377,17 @@ class Deduplicator:
     async def first_for_many(
         self, subscription_ids: Sequence[str], fingerprint: str, alert_id: str
     ) -> dict[str, str | None]:
-        """:meth:`first_for` for several subscribers in (at most) two round trips."""
+        """:meth:`first_for` for several subscribers: one script call (SET NX, else GET, per key, in
+        order), shared with other alerts' checks of the same event-loop turn."""
         if not subscription_ids:
             return {}
-        keys = [key("notify", "fp", sid, fingerprint) for sid in subscription_ids]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for k in keys:
-                pipe.set(k, alert_id, nx=True, ex=self.settings.fingerprint_ttl_s)
-            created = await pipe.execute()
-        out: dict[str, str | None] = {sid: None for sid in subscription_ids}
-        taken = [(sid, k) for sid, k, ok in zip(subscription_ids, keys, created, strict=True) if not ok]
-        if taken:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for _, k in taken:
-                    pipe.get(k)
-                seen = await pipe.execute()
-            for (sid, _), raw in zip(taken, seen, strict=True):
-                seen_id = raw.decode() if isinstance(raw, bytes) else raw
-                out[sid] = None if seen_id in (None, alert_id) else seen_id
-        return out
+        seen = await self._coalesced.submit(
+            [(key("notify", "fp", sid, fingerprint), alert_id) for sid in subscription_ids]
+        )
+        return {
+            sid: None if seen_id in ("", alert_id) else seen_id
+            for sid, seen_id in zip(subscription_ids, seen, strict=True)
+        }
 
 
 # ----------------------------------------------------------------------------- throttle and digests
@@ -264,14 +402,14 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 
 
 _THROTTLE_MANY = """
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+local window = tonumber(ARGV[1])
 local out = {}
 for i, k in ipairs(KEYS) do
-  local member = ARGV[i + 2]
+  local now = tonumber(ARGV[2 * i])
+  local member = ARGV[2 * i + 1]
   redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
   redis.call('ZADD', k, 'NX', now, member)
-  redis.call('EXPIRE', k, ARGV[2])
+  redis.call('EXPIRE', k, ARGV[1])
   out[i] = redis.call('ZRANK', k, member)
 end
 return out
@@ -287,6 +425,7 @@ class Throttle:
         self.settings = settings
         self._script = redis.register_script(_THROTTLE)
         self._many = redis.register_script(_THROTTLE_MANY)
+        self._coalesced: Coalescer[tuple[str, str, float], bool] = Coalescer(self._run_many)
 
     async def allow(self, subscription_id: str, channel_url: str, member: str, now_ts: float) -> bool:
         k = key("notify", "throttle", subscription_id, channel_hash(channel_url))
@@ -294,13 +433,20 @@ class Throttle:
         return int(rank) < self.settings.throttle_max
 
     async def allow_many(self, checks: Sequence[tuple[str, str, str]], now_ts: float) -> list[bool]:
-        """:meth:`allow` for several (subscription_id, channel_url, member) in one script call,
-        applied in order (the same effect as one call each)."""
+        """:meth:`allow` for several (subscription_id, channel_url, member), applied in order (the
+        same effect as one call each), in one script call shared with other alerts' checks of the
+        same event-loop turn."""
         if not checks:
             return []
-        keys = [key("notify", "throttle", sid, channel_hash(url)) for sid, url, _ in checks]
-        args: list[Any] = [now_ts, self.settings.throttle_window_s, *(m for _, _, m in checks)]
-        ranks = await self._many(keys=keys, args=args)
+        return await self._coalesced.submit(
+            [(key("notify", "throttle", sid, channel_hash(url)), m, now_ts) for sid, url, m in checks]
+        )
+
+    async def _run_many(self, items: list[tuple[str, str, float]]) -> list[bool]:
+        args: list[Any] = [self.settings.throttle_window_s]
+        for _, member, now_ts in items:
+            args += [now_ts, member]
+        ranks = await self._many(keys=[k for k, _, _ in items], args=args)
         limit = self.settings.throttle_max
         return [int(r) < limit for r in ranks]
 
@@ -416,6 +562,7 @@ class Deliverer:
         self._rng = rng
         self._channels: dict[str, Channel] = {}
         self._semaphore = asyncio.Semaphore(settings.max_concurrency)
+        self._marks = PipelineBatcher(redis)
 
     def backoff(self, attempt: int) -> float:
         s = self.settings
@@ -447,7 +594,7 @@ class Deliverer:
 
     async def _await_other(self, job: DeliveryJob) -> str:
         """Claim the key, waiting out another replica's in-flight send; returns the final state."""
-        state = await self.ledger.claim(job.idempotency_key)
+        state = await self.ledger.claim_batched(job.idempotency_key)
         waited = 0.0
         while state.startswith("sending:") and waited < self.settings.in_flight_wait_s:
             await asyncio.sleep(self.settings.in_flight_poll_s)
@@ -484,7 +631,12 @@ class Deliverer:
         max_attempts = self.settings.max_attempts
         for attempt in range(1, max_attempts + 1):
             try:
-                await asyncio.wait_for(channel.send(job.message), self.settings.send_timeout_s)
+                if getattr(channel, "completes_without_awaiting", False):
+                    # the send never yields (e.g. one local write(2)): a timeout could not interrupt
+                    # it, so skip the task wait_for would create
+                    await channel.send(job.message)
+                else:
+                    await asyncio.wait_for(channel.send(job.message), self.settings.send_timeout_s)
             except PermanentFailure as exc:
                 await self._release(job)
                 return self._final_failure(outcome, common, attempt, exc.reason)
@@ -505,16 +657,14 @@ class Deliverer:
                 await self.ledger.extend(job.idempotency_key)
                 await self._sleep(self.backoff(attempt))
             else:
-                # one round trip: the "sent" mark and the recipient record
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.set(self.ledger.redis_key(job.idempotency_key), SENT, ex=self.settings.sent_ttl_s)
-                    if job.record_under:
-                        self.recipients.queue_record(
-                            pipe, job.record_under, job.subscription_id, job.channel_url, job.reason
-                        )
-                    await pipe.execute()
+                # one round trip, shared with the deliveries finishing in the same loop turn:
+                # the "sent" mark and the recipient record
+                await self._marks.run(lambda pipe: self._queue_sent(pipe, job))
                 outcome.status = "delivered"
-                outcome.events.append(NotificationDelivered(**common, attempt=attempt, reason=job.reason))
+                # every field comes from validated models or from settings: no need to validate again
+                outcome.events.append(
+                    NotificationDelivered.model_construct(**common, attempt=attempt, reason=job.reason)
+                )
                 log.info(
                     "delivered %s rev %d to %s via %s",
                     job.alert_id,
@@ -524,6 +674,11 @@ class Deliverer:
                 )
                 return outcome
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _queue_sent(self, pipe: Any, job: DeliveryJob) -> None:
+        pipe.set(self.ledger.redis_key(job.idempotency_key), SENT, ex=self.settings.sent_ttl_s)
+        if job.record_under:
+            self.recipients.queue_record(pipe, job.record_under, job.subscription_id, job.channel_url, job.reason)
 
     async def _release(self, job: DeliveryJob) -> None:
         await self.ledger.release(job.idempotency_key)

@@ -49,8 +49,12 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         result = await notifier.process(alert)
         if result.matches or result.events:
             log.info(
-                "alert routed", matches=len(result.matches), sent=len(result.events),
-                deferred=len(result.deferred), digested=len(result.digested), duplicates=len(result.duplicates),
+                "alert routed",
+                matches=len(result.matches),
+                sent=len(result.events),
+                deferred=len(result.deferred),
+                digested=len(result.digested),
+                duplicates=len(result.duplicates),
             )
         return _publications(result)
 
@@ -72,7 +76,9 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         concurrency=settings.alert_concurrency,
         description="Matches each classified alert against subscriptions and delivers it.",
     )
-    return ServiceParts(workers=[worker], routers=[build_router(notifier.store)], background=[housekeeping], on_stop=[notifier.aclose])
+    return ServiceParts(
+        workers=[worker], routers=[build_router(notifier.store)], background=[housekeeping], on_stop=[notifier.aclose]
+    )
 
 
 SERVICE = Service(name="notify", build=build, description="AlertClassified in; notifications out")

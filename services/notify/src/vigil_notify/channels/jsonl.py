@@ -32,6 +32,8 @@ class JsonlChannel:
     """
 
     schemes: ClassVar[tuple[str, ...]] = ("jsonl",)
+    completes_without_awaiting: ClassVar[bool] = True
+    """``send`` never awaits (see above), so the deliverer calls it without a timeout task."""
 
     def __init__(self, url: str, **_: object) -> None:
         self._url = url
