@@ -32,16 +32,22 @@ def _confidence(score: float, routine: int) -> float:
     return round(max(0.05, min(0.99, conf)), 3)
 
 
+_CONF: dict[tuple[float, int], float] = {}
+"""Memo of :func:`_confidence` (``round`` is the dear part; scores are sums of a few weights)."""
+
+
 def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[dict[str, Any]]:
     """Labels over the threshold as plain dicts in :class:`LabelScore`'s shape, best first."""
-    # _confidence inlined (same arithmetic, same order of operations): this runs for every label.
-    penalty = 0.1 * min(routine, 3)
     out = []
     for label, ev in table.items():
         score = ev.score
         if score < _THRESHOLD:
             continue
-        conf = round(max(0.05, min(0.99, 0.55 + 0.2 * score - penalty)), 3)
+        conf = _CONF.get((score, routine))
+        if conf is None:
+            if len(_CONF) > 4096:
+                _CONF.clear()
+            conf = _CONF[(score, routine)] = _confidence(score, routine)
         out.append((-conf, label, [{"text": text[s:e], "start": s, "end": e} for s, e in ev.spans]))
     # Labels are unique, so the (confidence, label) order never compares the evidence lists.
     out.sort()
