@@ -40,3 +40,36 @@ def test_custom_templates_take_the_full_render() -> None:
     r = Renderer(templates={"body.txt": "{{ reason | upper }} {{ subscription_name }}"})
     fast = r.prepare(make_alert(), kind="new").render(reason="why", subscription_id="s", subscription_name="N")
     assert fast.text == "WHY N"
+
+
+def _variants():  # type: ignore[no-untyped-def]
+    from vigil_shared.events import CapInfo
+
+    from .helpers import ISTANBUL, MOSCOW, SPB
+
+    hostile = "<b>x</b> & \"q\" 'a' *b* _c_ [d](e) #f `g` \\ {h} | ~ ! + ( )"
+    cap = CapInfo(identifier="i1", sender="s@x", sent="2026-11-25T12:00:00+00:00", msg_type="Alert",
+                  instruction=f"Stay inside {hostile}", headline="Head <line>")  # fmt: skip
+    yield make_alert()
+    yield make_alert(title=hostile, text=f"Body {hostile}\n\nsecond  line\t tab", url=None, targets=())
+    yield make_alert(locations=(), countries=("RU", "TR"), threats=(), targets=(), url="javascript:x")
+    yield make_alert(locations=(MOSCOW, SPB, ISTANBUL), cap=cap, revision=2, revision_of="a-0", title="")
+    yield make_alert(title="", text="x" * 200, cap=cap, url='https://e.x/?a=1&b="2"<3>')
+    yield make_alert(locations=(), countries=(), threats=("terrorism", "civil_unrest"), severity="Extreme")
+
+
+@pytest.mark.parametrize("kind", ["new", "update", "cancel"])
+@pytest.mark.parametrize("reason", HOSTILE[:3])
+def test_hand_written_bodies_equal_the_default_templates(kind: str, reason: str) -> None:
+    from vigil_notify.rendering import render_default
+
+    r = Renderer()
+    for alert in _variants():
+        ctx = r.context(alert, kind=kind, reason=reason, subscription_name="Trip <M> & 'co' *md*")  # type: ignore[arg-type]
+        expected = (
+            " ".join(r.env.get_template("title.txt").render(ctx).split()),
+            r.env.get_template("body.txt").render(ctx),
+            r.env.get_template("body.md").render(ctx),
+            r.env.get_template("body.html").render(ctx),
+        )
+        assert render_default(ctx) == expected

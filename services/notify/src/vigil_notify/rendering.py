@@ -137,6 +137,106 @@ _REASON_MARK = "\x00vigil-reason-5f0c1e\x00"
 _NAME_MARK = "\x00vigil-subscription-name-5f0c1e\x00"
 
 
+def _esc(value: Any) -> str:
+    return str(html_escape(value))
+
+
+def render_default(ctx: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(title, text, markdown, html) exactly as the default ``title.txt``/``body.*`` templates
+    render ``ctx`` (tests compare the two on many alerts); several times faster than Jinja."""
+    kind, rev = ctx["kind"], ctx["revision"]
+    title, severity, urgency = ctx["title"], ctx["severity"], ctx["urgency"]
+    issuer, places, threats, targets = ctx["issuer"], ctx["places"], ctx["threats"], ctx["targets"]
+    text, advice, evidence, url, reason = ctx["text"], ctx["advice"], ctx["evidence"], ctx["url"], ctx["reason"]
+    label = ctx["kind_label"]
+    head = f"[{label}] [{severity}] {title}" if label else f"[{severity}] {title}"
+    title_out = " ".join(head.split())
+
+    t: list[str] = []
+    if kind == "cancel":
+        t.append("CANCELLED: the alert below has been withdrawn by its issuer.\n")
+    elif kind == "update":
+        t.append(f"UPDATE to an alert you received earlier (revision {rev}).\n")
+    t.append(f"{title}\nSeverity: {severity} | Urgency: {urgency}")
+    if issuer:
+        t.append(f" | Issuer: {issuer}")
+    t.append("\n")
+    if places:
+        t.append(f"Places: {', '.join(places)}\n")
+    if threats:
+        t.append(f"Threats: {', '.join(threats)}\n")
+    if targets:
+        t.append(f"Targets: {', '.join(targets)}\n")
+    t.append(f"\n{text}\n")
+    if advice:
+        t.append(f"\nAdvice: {advice}\n")
+    if evidence:
+        t.append("\nEvidence:\n")
+        t.extend(f'  - "{e}"\n' for e in evidence)
+    if url:
+        t.append(f"\nLink: {url}\n")
+    t.append(f'\nWhy you got this: {reason} (subscription "{ctx["subscription_name"]}")\n')
+
+    m: list[str] = []
+    if kind == "cancel":
+        m.append("**CANCELLED**: the alert below has been withdrawn by its issuer.\n\n")
+    elif kind == "update":
+        m.append(f"**UPDATE** to an alert you received earlier (revision {rev}).\n\n")
+    m.append(f"**{md_escape(title)}**\n\n*Severity:* {severity} · *Urgency:* {urgency}")
+    if issuer:
+        m.append(f" · *Issuer:* {md_escape(issuer)}")
+    m.append("\n")
+    if places:
+        m.append(f"\n*Places:* {md_escape(', '.join(places))}")
+    if threats:
+        m.append(f"\n*Threats:* {md_escape(', '.join(threats))}")
+    if targets:
+        m.append(f"\n*Targets:* {md_escape(', '.join(targets))}")
+    m.append(f"\n\n{md_escape(text)}\n")
+    if advice:
+        m.append(f"\n**Advice:** {md_escape(advice)}\n")
+    if evidence:
+        m.append("\n**Evidence:**\n")
+        m.extend(f"> {md_escape(e)}\n" for e in evidence)
+    if url:
+        m.append(f"\n[Read the full alert]({url})\n")
+    m.append(f"\n_Why you got this: {md_escape(reason)}_\n")
+
+    h: list[str] = [f'<div class="vigil-alert vigil-{_esc(kind)}">\n']
+    if kind == "cancel":
+        h.append("<p><strong>CANCELLED</strong>: the alert below has been withdrawn by its issuer.</p>\n")
+    elif kind == "update":
+        h.append(f"<p><strong>UPDATE</strong> to an alert you received earlier (revision {_esc(rev)}).</p>\n")
+    h.append(
+        f"<h2>{_esc(title)}</h2>\n<p><strong>Severity:</strong> {_esc(severity)} &middot; "
+        f"<strong>Urgency:</strong> {_esc(urgency)}"
+    )
+    if issuer:
+        h.append(f" &middot; <strong>Issuer:</strong> {_esc(issuer)}")
+    h.append("</p>\n<ul>\n")
+    if places:
+        h.append(f"<li><strong>Places:</strong> {_esc(', '.join(places))}</li>")
+    h.append("\n")
+    if threats:
+        h.append(f"<li><strong>Threats:</strong> {_esc(', '.join(threats))}</li>")
+    h.append("\n")
+    if targets:
+        h.append(f"<li><strong>Targets:</strong> {_esc(', '.join(targets))}</li>")
+    h.append(f"\n</ul>\n<p>{_esc(text)}</p>\n")
+    if advice:
+        h.append(f"<p><strong>Advice:</strong> {_esc(advice)}</p>")
+    h.append("\n")
+    if evidence:
+        h.append("<p><strong>Evidence:</strong></p><ul>")
+        h.extend(f"<li><q>{_esc(e)}</q></li>" for e in evidence)
+        h.append("</ul>")
+    h.append("\n")
+    if url:
+        h.append(f'<p><a href="{_esc(url)}">Read the full alert</a></p>')
+    h.append(f"\n<p><em>Why you got this: {_esc(reason)}</em></p>\n</div>\n")
+    return title_out, "".join(t), "".join(m), "".join(h)
+
+
 def _safe_url(url: str | None) -> str | None:
     return url if url and re.match(r"^https?://", url, re.I) else None
 
@@ -295,11 +395,7 @@ class PreparedMessage:
             return
         a, c = alert.alert, alert.classification
         ctx = renderer.context(alert, kind=kind, reason=_REASON_MARK, subscription_name=_NAME_MARK)
-        env = renderer.env
-        title = " ".join(env.get_template("title.txt").render(ctx).split())
-        text = env.get_template("body.txt").render(ctx)
-        md = env.get_template("body.md").render(ctx)
-        html = env.get_template("body.html").render(ctx)
+        title, text, md, html = render_default(ctx)
         # the default templates use each stand-in exactly once per body (the name only in text);
         # anything else (e.g. an alert quoting a stand-in) takes the full render
         if (
