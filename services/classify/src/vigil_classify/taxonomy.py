@@ -283,21 +283,21 @@ class Reading:
 
 def read(text: str, hits: list[Hit]) -> Reading:
     """Apply the rules in the module docstring to the cue hits of ``text``."""
-    starts = sentence_starts(text)
     negated = _Negation(text)
     threats: dict[str, LabelEvidence] = {}
     targets: dict[str, LabelEvidence] = {}
     cues: Counter[str] = Counter()
     routine = 0
-    target_sent: set[int] = set()
-    military_sent: set[int] = set()
-    crime_sent: set[int] = set()
-    weak: list[tuple[int, Hit]] = []
-    tr_subject: dict[int, list[Hit]] = {}
-    tr_effect: dict[int, list[Hit]] = {}
-    tr_suppress: set[int] = set()
-    air_sent: set[int] = set()
-    target_hits: list[tuple[int, str, float, Hit]] = []
+    # The loop records cue offsets; they become sentence numbers afterwards, and only when a rule
+    # that compares sentences can fire (the sentence split is a regex pass over the whole text).
+    military_at: list[int] = []
+    crime_at: list[int] = []
+    weak_at: list[tuple[int, Hit]] = []
+    subject_at: list[tuple[int, Hit]] = []
+    effect_at: list[tuple[int, Hit]] = []
+    suppress_at: list[int] = []
+    air_at: list[int] = []
+    target_at: list[tuple[int, str, float, Hit]] = []
 
     def credit(table: dict[str, LabelEvidence], label: str, weight: float, hit: Hit) -> None:
         ev = table.get(label)
@@ -307,10 +307,8 @@ def read(text: str, hits: list[Hit]) -> Reading:
         if len(ev.spans) < 3:
             ev.spans.append((hit[0], hit[1]))
 
-    bisect_right = bisect.bisect_right
     for hit in hits:
         start = hit[0]
-        sent = bisect_right(starts, start) - 1
         for cat, label, weight in hit[2]:
             if cat == "threat":
                 if negated(start):
@@ -318,37 +316,59 @@ def read(text: str, hits: list[Hit]) -> Reading:
                 credit(threats, label, weight, hit)
                 if weight >= 1.0:
                     if label == "armed_conflict":
-                        military_sent.add(sent)
+                        military_at.append(start)
                     elif label in ("crime", "kidnapping"):
-                        crime_sent.add(sent)
+                        crime_at.append(start)
             elif cat == "cue":
                 if label == "urg:Past" or not negated(start):
                     cues[label] += 1
             elif cat == "target":
-                target_hits.append((sent, label, weight, hit))
-                target_sent.add(sent)
+                target_at.append((start, label, weight, hit))
             elif cat == "singular":
                 if _LOCATIVE.search(text[max(0, start - 40) : start]):
-                    target_hits.append((sent, label, weight, hit))
-                    target_sent.add(sent)
+                    target_at.append((start, label, weight, hit))
             elif cat == "western":
                 if _WESTERN_VERB.search(text[max(0, start - 40) : start]):
-                    target_hits.append((sent, label, weight, hit))
-                    target_sent.add(sent)
+                    target_at.append((start, label, weight, hit))
             elif cat == "weak_terror":
                 if not negated(start):
-                    weak.append((sent, hit))
+                    weak_at.append((start, hit))
             elif cat == "tr_subject":
-                tr_subject.setdefault(sent, []).append(hit)
+                subject_at.append((start, hit))
                 if label == "air":
-                    air_sent.add(sent)
+                    air_at.append(start)
             elif cat == "tr_effect":
                 if not negated(start):
-                    tr_effect.setdefault(sent, []).append(hit)
+                    effect_at.append((start, hit))
             elif cat == "tr_suppress":
-                tr_suppress.add(sent)
+                suppress_at.append(start)
             elif cat == "routine":
                 routine += 1
+    if not (weak_at or suppress_at or (subject_at and effect_at)):
+        # No rule compares sentences: every hit may as well share one (the rules below then reduce
+        # to crediting the targets in order).
+        for _start, label, weight, hit in target_at:
+            credit(targets, label, weight, hit)
+        return Reading(threats, targets, cues, routine)
+    starts = sentence_starts(text)
+    bisect_right = bisect.bisect_right
+
+    def sentence(pos: int) -> int:
+        return bisect_right(starts, pos) - 1
+
+    target_sent = {sentence(pos) for pos, _label, _weight, _hit in target_at}
+    military_sent = {sentence(pos) for pos in military_at}
+    crime_sent = {sentence(pos) for pos in crime_at}
+    weak = [(sentence(pos), hit) for pos, hit in weak_at]
+    tr_subject: dict[int, list[Hit]] = {}
+    for pos, hit in subject_at:
+        tr_subject.setdefault(sentence(pos), []).append(hit)
+    tr_effect: dict[int, list[Hit]] = {}
+    for pos, hit in effect_at:
+        tr_effect.setdefault(sentence(pos), []).append(hit)
+    tr_suppress = {sentence(pos) for pos in suppress_at}
+    air_sent = {sentence(pos) for pos in air_at}
+    target_hits = [(sentence(pos), label, weight, hit) for pos, label, weight, hit in target_at]
     for sent, hit in weak:
         if sent in target_sent and sent not in military_sent and sent not in crime_sent:
             credit(threats, "terrorism", 1.0, hit)
