@@ -59,7 +59,7 @@ def build_router(store: SubscriptionStore | None = None) -> APIRouter:
     def get_store(request: Request) -> SubscriptionStore:
         if store is not None:
             return store
-        found = getattr(request.app.state, "subscription_store", None)
+        found: SubscriptionStore | None = getattr(request.app.state, "subscription_store", None)
         if found is None:
             raise HTTPException(503, detail="subscription store not configured")
         return found

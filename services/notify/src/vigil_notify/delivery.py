@@ -42,7 +42,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from vigil_shared.events import (
     DeadLetter,
@@ -476,7 +476,8 @@ class DigestStore:
             await pipe.execute()
 
     async def due(self, now_ts: float) -> list[tuple[str, str]]:
-        raw = await self.redis.zrangebyscore(self.DUE, "-inf", now_ts)
+        # cast: without withscores the reply holds the members only, no (member, score) pairs
+        raw = cast("list[bytes | str]", await self.redis.zrangebyscore(self.DUE, "-inf", now_ts))
         out = []
         for m in raw:
             sub_id, _, chash = (m.decode() if isinstance(m, bytes) else m).partition("|")
@@ -515,7 +516,8 @@ class DeferredQueue:
             await pipe.execute()
 
     async def due(self, now_ts: float) -> list[tuple[str, dict[str, Any]]]:
-        ids = await self.redis.zrangebyscore(self.DUE, "-inf", now_ts)
+        # cast: without withscores the reply holds the members only, no (member, score) pairs
+        ids = cast("list[bytes | str]", await self.redis.zrangebyscore(self.DUE, "-inf", now_ts))
         out = []
         for raw_id in ids:
             idem = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
@@ -566,7 +568,8 @@ class Deliverer:
 
     def backoff(self, attempt: int) -> float:
         s = self.settings
-        return min(s.backoff_max_s, s.backoff_base_s * 2 ** (attempt - 1)) * (0.5 + self._rng() / 2)
+        growth: int = 2 ** (attempt - 1)  # attempt >= 1, so an int (typeshed types int ** int as Any)
+        return min(s.backoff_max_s, s.backoff_base_s * growth) * (0.5 + self._rng() / 2)
 
     def channel(self, url: str) -> Channel:
         ch = self._channels.get(url)
@@ -612,7 +615,7 @@ class Deliverer:
             log.warning("skip %s -> %s: still in flight elsewhere", job.subscription_id, masked)
             return DeliveryOutcome(job, "skipped_in_flight")
         outcome = DeliveryOutcome(job, "failed")
-        common = {
+        common: dict[str, Any] = {
             "correlation_id": job.correlation_id,
             "producer": self.settings.producer,
             "alert_id": job.alert_id,

@@ -514,7 +514,9 @@ class SubscriptionStore:
             dup = next(i for i in ids if ids.count(i) > 1)
             raise SubscriptionError([_problem("subscriptions", f"duplicate id {dup!r}")], str(path))
         _, current = await self._load()
-        created, updated, unchanged = [], [], []
+        created: list[str] = []
+        updated: list[str] = []
+        unchanged: list[str] = []
         for sub in wanted:
             old = current.get(sub.id)
             if old == sub:

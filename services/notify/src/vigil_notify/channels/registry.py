@@ -21,7 +21,9 @@ class ChannelRegistry:
         self._checked: dict[str, str | None] = {}
 
     def register(self, factory: ChannelFactory, schemes: tuple[str, ...] | None = None) -> None:
-        for scheme in schemes or getattr(factory, "schemes", ()):
+        if not schemes:
+            schemes = getattr(factory, "schemes", ())
+        for scheme in schemes:
             self._factories[scheme.lower()] = factory
 
     @property
