@@ -149,7 +149,8 @@ class Host:
                 lifespan="off",
             )
             self._server = uvicorn.Server(config)
-            self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+            # no install_signal_handlers override: uvicorn >= 0.29 has no such hook (the assignment was
+            # a dead attribute); its serve() captures SIGINT/SIGTERM itself while it runs (capture_signals)
             self.tasks.append(asyncio.create_task(self._server.serve(), name="http"))
         log.info(
             "service started",

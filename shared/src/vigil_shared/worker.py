@@ -32,14 +32,14 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
 
 import structlog
 from faststream import Context
 from faststream.middlewares import AckPolicy
 from faststream.params.no_cast import NoCastField
 from faststream.redis import RedisBroker, StreamSub
-from faststream.redis.message import RedisBatchStreamMessage
+from faststream.redis.message import ConsumerProtocol, RedisBatchStreamMessage
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -47,6 +47,9 @@ from vigil_shared import metrics, streams
 from vigil_shared.envelope import MalformedEntry, decode_entry, encode_event, fields_to_text
 from vigil_shared.events import DeadLetter, Event, InvalidEvent, parse_event
 from vigil_shared.settings import VigilSettings
+
+if TYPE_CHECKING:
+    from redis.typing import StreamIdT
 
 log = structlog.get_logger("vigil.worker")
 
@@ -245,7 +248,9 @@ class StreamWorker(Generic[E]):
                 raw_message=raw,
                 body=b"",
                 content_type="application/json",
-                consumer=self.redis,
+                # cast: FastStream only uses the consumer to ack, and Vigil acks itself (AckPolicy.MANUAL);
+                # redis-py 8's hints for xack/xdel/xpending_range differ from FastStream's protocol
+                consumer=cast("ConsumerProtocol", self.redis),
                 group=self.group,
             )
 
@@ -321,7 +326,7 @@ class StreamWorker(Generic[E]):
         rows = await self.redis.xpending_range(
             self.stream, self.group, min="-", max="+", count=100_000, consumername=self.consumer
         )
-        ids = [r["message_id"] for r in rows]
+        ids: list[StreamIdT] = [r["message_id"] for r in rows]
         if ids:
             # XCLAIM to ourselves with IDLE: no new delivery is counted, the idle time jumps past
             # claim_idle_ms, so the next XAUTOCLAIM of any replica takes them.
@@ -531,7 +536,8 @@ class StreamWorker(Generic[E]):
             count=len(ids) * 4 + 10,
             consumername=self.consumer,
         )
-        return {r["message_id"]: int(r["times_delivered"]) for r in rows}
+        # cast: entry ids are bytes, as no Vigil client decodes responses
+        return {cast("bytes", r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     async def remove_idle_consumers(self) -> list[str]:
         """Drop consumers of this group that own no pending entry and were idle for a long time
