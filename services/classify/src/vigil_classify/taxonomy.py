@@ -166,10 +166,16 @@ _WESTERN_VERB = re.compile(
 _ABBREV_TAILS = (" St", " Mr", " Dr", " No", " Mt", "Mrs")
 
 
-def sentence_starts(text: str) -> list[int]:
-    """Start offsets of sentences (abbreviations such as "U.S." and "St." do not end one)."""
+def sentence_starts(text: str, endpos: int | None = None) -> list[int]:
+    """Start offsets of sentences (abbreviations such as "U.S." and "St." do not end one).
+
+    With ``endpos`` only ``text[:endpos]`` is scanned; the starts up to ``endpos - 1`` are then those
+    of the whole text (a match of ``_SENTENCE_END`` depends only on the characters up to its end and
+    the one after it; cutting the text can only make a match fail or end at ``endpos``, and never
+    creates one). Starts from ``endpos`` on may differ.
+    """
     starts = [0]
-    for m in _SENTENCE_END.finditer(text):
+    for m in _SENTENCE_END.finditer(text, 0, len(text) if endpos is None else endpos):
         i = m.start()
         if text[i] == "." and i >= 1:
             prev = text[i - 1]
@@ -350,7 +356,10 @@ def read(text: str, hits: list[Hit]) -> Reading:
         for _start, label, weight, hit in target_at:
             credit(targets, label, weight, hit)
         return Reading(threats, targets, cues, routine)
-    starts = sentence_starts(text)
+    # Every position looked up below is the start of a hit: the sentences after the last hit need
+    # not be split (see :func:`sentence_starts`).
+    last = max(hits)[0]
+    starts = sentence_starts(text, last + 1)
     bisect_right = bisect.bisect_right
 
     def sentence(pos: int) -> int:
