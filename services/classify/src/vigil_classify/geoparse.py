@@ -31,25 +31,60 @@ from vigil_shared.events import Location
 from vigil_classify.gazetteer import Candidate, Gazetteer, Place, common_words, prior
 from vigil_classify.textnorm import normalise
 
+_REGION_WORDS = (
+    ("region", "s?"),
+    ("province", "s?"),
+    ("state", "s?"),
+    ("oblast", "s?"),
+    ("governorate", "s?"),
+    ("department", "s?"),
+    ("prefecture", "s?"),
+    ("count", "(?:ies|y)"),
+    ("krai", "s?"),
+    ("territor", "(?:y|ies)"),
+    ("district", "s?"),
+)
+"""The region words of :data:`_REGION_CUE` as (stem, ending pattern): the alternation is built from
+them, so every region word the regex can match begins with one of :data:`_REGION_STEMS`."""
+_REGION_STEMS = tuple(stem for stem, _ending in _REGION_WORDS)
 _REGION_CUE = re.compile(
     r"(?:\s*(?:,|and|&)\s*(?:the\s+)?[A-Z][\w'’.-]*(?:[ -][A-Z][\w'’.-]*){0,2})*\s+"
-    r"(?:regions?|provinces?|states?|oblasts?|governorates?|departments?|prefectures?|counties|county|"
-    r"krais?|territor(?:y|ies)|districts?)\b",
+    r"(?:" + "|".join(stem + ending for stem, ending in _REGION_WORDS) + r")\b",
     re.IGNORECASE,
 )
-_REGION_HINTS = (
-    " region",
-    " province",
-    " state",
-    " oblast",
-    " governorate",
-    " department",
-    " prefecture",
-    " count",
-    " krai",
-    " territor",
-    " district",
-)
+_REGION_SPAN = 200
+"""Longest stretch before a colon that :func:`_region_cue` pre-checks for a region word."""
+_REGION_STEM = re.compile("|".join(_REGION_STEMS))
+_REGION_NEXT = frozenset(",&aA" + "".join(stem[0] + stem[0].upper() for stem in _REGION_STEMS))
+"""ASCII characters that can follow one whitespace character at the start of a match."""
+
+
+def _region_cue(text: str, end: int) -> bool:
+    """``_REGION_CUE.match(text, end) is not None``, without the regex when it cannot match.
+
+    The regex is ``(\\s*(,|and|&)\\s*...)*\\s+WORD\\b``: a match starts with whitespace, ``,``, ``&`` or
+    ``a``/``A``, and after a single whitespace character comes ``,``, ``&``, ``a``/``A`` or the initial
+    of a region word. It consumes only whitespace, ``,``, ``&``, word characters, apostrophes, ``.``
+    and ``-``, so it ends before the next ``:``; and in ASCII text ``re.IGNORECASE`` folds exactly
+    ``A-Z`` to ``a-z``, so its region word shows up, lower-cased, in ``text[end:colon].lower()`` and
+    starts with one of :data:`_REGION_STEMS`. Otherwise the (backtracking) regex is skipped.
+    """
+    c = text[end : end + 1]
+    if c not in ",&":
+        if c.isspace():
+            d = text[end + 1 : end + 2]
+            if d.isascii() and not d.isspace() and d not in _REGION_NEXT:
+                return False
+        elif c.isascii() and c not in "aA":
+            return False
+    colon = text.find(":", end, end + _REGION_SPAN)
+    if colon >= 0:
+        window = text[end:colon]
+        if window.isascii() and _REGION_STEM.search(window.lower()) is None:
+            return False
+    return _REGION_CUE.match(text, end) is not None
+
+
 _LOCATIVE_BEFORE = re.compile(
     r"\b(?:in|at|near|from|to|around|outside|across|throughout|into|toward|towards|via)\s+$",
     re.IGNORECASE,
@@ -240,8 +275,7 @@ def find_location_data(
             continue
         surface = text[start:end]
         is_common = surface.lower() in common
-        # (a match implies one of _REGION_HINTS in the text, so no pre-check is needed)
-        region_cue = _REGION_CUE.match(text, end) is not None
+        region_cue = _region_cue(text, end)
         best = -1
         best_score = -1e9
         second = -1e9
