@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from vigil_classify import geoparse
+from vigil_classify import geoparse, taxonomy
 from vigil_classify.benchmark import make_alerts
 
 _PIECES = (
@@ -40,3 +40,34 @@ def test_region_words_keep_the_original_alternation() -> None:
         "regions?|provinces?|states?|oblasts?|governorates?|departments?|prefectures?|count(?:ies|y)|"
         "krais?|territor(?:y|ies)|districts?"
     )
+
+
+_WORDS = (
+    " ", "  ", "\n", ",", ".", ";", "'", "_", "-", "(", "é", "İ",
+    "no", "No", "NOT", "not", "nor", "n't", "don't", "do", "does", "will", "there", "is", "were", "longer",
+    "reports", "of", "knowledge", "aware", "expected", "unlikely", "Without", "ruled", "out", "denied",
+    "threat", "known", "north", "notice", "at", "At", "near", "outside", "around", "against", "on", "in",
+    "front", "targeting", "attack", "area", "vicinity", "surrounding", "toward", "towards", "the", "The",
+    "Embassy", "U.S.", "Main", "Square", "station", "national", "an", "and", "but",
+)  # fmt: skip
+
+
+def _random_windows(seed: int, n: int) -> list[str]:
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        parts = [rnd.choice(_WORDS) for _ in range(rnd.randint(0, 14))]
+        out.append("".join(p if rnd.random() < 0.3 else p + " " for p in parts))
+    return out
+
+
+def test_negation_precheck_matches_regex() -> None:
+    for window in _random_windows(5, 20_000):
+        clause = window[taxonomy._clause_cut(window) :]
+        expected = bool(clause) and taxonomy._NEGATOR.search(clause) is not None
+        assert taxonomy._negated_window(window) == expected, window
+
+
+def test_locative_precheck_matches_regex() -> None:
+    for window in _random_windows(6, 20_000):
+        assert taxonomy._locative_before(window) == (taxonomy._LOCATIVE.search(window) is not None), window

@@ -27,6 +27,7 @@ import ahocorasick
 
 from vigil_classify import severity as sev
 from vigil_classify import taxonomy_data as data
+from vigil_classify.textnorm import _ASCII_MAP
 from vigil_classify.textnorm import key as norm_key
 
 Entry = tuple[str, str, float]
@@ -157,6 +158,34 @@ _LOCATIVE = re.compile(
     r"area around|vicinity of|surrounding)\s+(?:the\s+)?(?:[A-Z][\w.]*\s+){0,3}$",
     re.IGNORECASE,
 )
+_NEGATOR_FIRST_WORDS = frozenset({b"no", b"not", b"nor", b"there", b"unlikely", b"without", b"ruled", b"denied", b"n"})
+"""The first word of every :data:`_NEGATOR` alternative: a match starts at a word boundary with one of
+them as a whole word, so an ASCII clause without one among its :func:`_ascii_words` cannot match."""
+_LOCATIVE_WORDS = frozenset(
+    {b"at", b"near", b"outside", b"around", b"against", b"on", b"toward", b"towards", b"front"}
+    | {b"targeting", b"vicinity", b"surrounding"}
+)
+"""A word of every :data:`_LOCATIVE` alternative ("front" for "in front of", "on" for "attack on",
+"around" for "area around", "vicinity" for "vicinity of"), each a whole word in any match."""
+
+
+def _ascii_words(text: str) -> list[bytes]:
+    """The lower-cased letter-and-digit runs of an ASCII ``text``.
+
+    Every whole word (``\\w`` run without ``_``) of ``text`` is one of them; in ASCII text
+    ``re.IGNORECASE`` folds exactly ``A-Z`` to ``a-z``.
+    """
+    return text.encode("ascii").translate(_ASCII_MAP).split()
+
+
+def _locative_before(window: str) -> bool:
+    """``_LOCATIVE.search(window) is not None``, skipping the regex for an ASCII window without one of
+    :data:`_LOCATIVE_WORDS`."""
+    if window.isascii() and _LOCATIVE_WORDS.isdisjoint(_ascii_words(window)):
+        return False
+    return _LOCATIVE.search(window) is not None
+
+
 _WESTERN_VERB = re.compile(
     r"\b(?:" + "|".join(re.escape(v) for v in data.WESTERN_VERBS) + r")\s+(?:\w+\s+){0,2}$",
     re.IGNORECASE,
@@ -265,6 +294,8 @@ def _negated_window(window: str) -> bool:
     low = clause.lower()
     if not any(stem in low for stem in _NEG_STEMS):
         return False
+    if clause.isascii() and _NEGATOR_FIRST_WORDS.isdisjoint(_ascii_words(clause)):
+        return False
     return _NEGATOR.search(clause) is not None
 
 
@@ -331,7 +362,7 @@ def read(text: str, hits: list[Hit]) -> Reading:
             elif cat == "target":
                 target_at.append((start, label, weight, hit))
             elif cat == "singular":
-                if _LOCATIVE.search(text[max(0, start - 40) : start]):
+                if _locative_before(text[max(0, start - 40) : start]):
                     target_at.append((start, label, weight, hit))
             elif cat == "western":
                 if _WESTERN_VERB.search(text[max(0, start - 40) : start]):
