@@ -71,3 +71,19 @@ def test_negation_precheck_matches_regex() -> None:
 def test_locative_precheck_matches_regex() -> None:
     for window in _random_windows(6, 20_000):
         assert taxonomy._locative_before(window) == (taxonomy._LOCATIVE.search(window) is not None), window
+
+
+def test_feature_resident_and_magnitude_prechecks_match_regexes() -> None:
+    from vigil_classify import severity
+
+    pieces = (*_WORDS, *_PIECES, "Volcano", "river", "St.", "ave", "Rd", "Mall", "magnitude", "Magnitude-",
+              "of", "6.2", "7", "living", "resident", "based", "registered", "in", "In", "\n")  # fmt: skip
+    rnd = random.Random(9)
+    for _ in range(20_000):
+        text = "".join(rnd.choice(pieces) + rnd.choice(("", " ", "  ")) for _ in range(rnd.randint(0, 10)))
+        assert geoparse._feature_after(text) == (geoparse._FEATURE_AFTER.match(text) is not None), text
+        for start in range(len(text) + 1):
+            ref = geoparse._RESIDENT_BEFORE.search(text, max(0, start - 30), start) is not None
+            assert geoparse._resident_before(text, start) == ref, (text, start)
+        got, ref_m = severity._magnitude(text), severity._MAGNITUDE.search(text)
+        assert (got and (got.span(), got.group(1))) == (ref_m and (ref_m.span(), ref_m.group(1))), text

@@ -56,15 +56,15 @@ _REGION_SPAN = 200
 """Longest stretch before a colon that :func:`_region_cue` pre-checks for a region word."""
 _REGION_STEM = re.compile("|".join(_REGION_STEMS))
 _REGION_NEXT = frozenset(",&aA" + "".join(stem[0] + stem[0].upper() for stem in _REGION_STEMS))
-"""ASCII characters that can follow one whitespace character at the start of a match."""
+"""ASCII characters that can follow leading whitespace in a match."""
 
 
 def _region_cue(text: str, end: int) -> bool:
     """``_REGION_CUE.match(text, end) is not None``, without the regex when it cannot match.
 
     The regex is ``(\\s*(,|and|&)\\s*...)*\\s+WORD\\b``: a match starts with whitespace, ``,``, ``&`` or
-    ``a``/``A``, and after a single whitespace character comes ``,``, ``&``, ``a``/``A`` or the initial
-    of a region word. It consumes only whitespace, ``,``, ``&``, word characters, apostrophes, ``.``
+    ``a``/``A``, and after leading whitespace comes ``,``, ``&``, ``a``/``A`` or the initial of a
+    region word. It consumes only whitespace, ``,``, ``&``, word characters, apostrophes, ``.``
     and ``-``, so it ends before the next ``:``; and in ASCII text ``re.IGNORECASE`` folds exactly
     ``A-Z`` to ``a-z``, so its region word shows up, lower-cased, in ``text[end:colon].lower()`` and
     starts with one of :data:`_REGION_STEMS`. Otherwise the (backtracking) regex is skipped.
@@ -72,8 +72,8 @@ def _region_cue(text: str, end: int) -> bool:
     c = text[end : end + 1]
     if c not in ",&":
         if c.isspace():
-            d = text[end + 1 : end + 2]
-            if d.isascii() and not d.isspace() and d not in _REGION_NEXT:
+            d = text[end : end + 16].lstrip()[:1]
+            if d and d.isascii() and d not in _REGION_NEXT:
                 return False
         elif c.isascii() and c not in "aA":
             return False
@@ -100,11 +100,23 @@ _ORIGIN_BEFORE = re.compile(
 _FEATURE_BEFORE = re.compile(r"\b(?:Mount|Mt\.?|Lake|Lac|Rio|River|Cape|Gulf of|Sea of)\s+$")
 _FEATURE_WORDS = ("Mount", "Mt", "Mt.", "Lake", "Lac", "Rio", "River", "Cape", "Gulf of", "Sea of")
 """What :data:`_FEATURE_BEFORE` needs right before the trailing space (a cheap pre-check)."""
-_FEATURE_AFTER = re.compile(
-    r"^\s+(?:volcano|volcanic|eruption|river|lake|glacier|mountain|range|strait|avenue|street|road|boulevard|"
-    r"square|st\.?|ave\.?|rd\.?|highway|bridge|park|university|stadium|hotel|mall)\b",
-    re.IGNORECASE,
+_FEATURE_AFTER_WORDS = (
+    "volcano|volcanic|eruption|river|lake|glacier|mountain|range|strait|avenue|street|road|boulevard|"
+    r"square|st\.?|ave\.?|rd\.?|highway|bridge|park|university|stadium|hotel|mall"
 )
+_FEATURE_AFTER = re.compile(r"^\s+(?:" + _FEATURE_AFTER_WORDS + r")\b", re.IGNORECASE)
+_FEATURE_INITIALS = frozenset(word[0] for word in _FEATURE_AFTER_WORDS.split("|"))
+"""First letters of the words :data:`_FEATURE_AFTER` looks for."""
+
+
+def _feature_after(after: str) -> bool:
+    """``_FEATURE_AFTER.match(after) is not None``; the regex is skipped when the first character after
+    the leading whitespace is ASCII (where ``re.IGNORECASE`` folds exactly ``A-Z`` to ``a-z``) and no
+    feature word starts with it."""
+    first = after.lstrip()[:1]
+    if first.isascii() and first.lower() not in _FEATURE_INITIALS:
+        return False
+    return _FEATURE_AFTER.match(after) is not None
 _NATURAL_AFTER = re.compile(r"^\s+(?:volcano|volcanic|eruption|river|lake|glacier)\b", re.IGNORECASE)
 _US_GOV_AFTER = re.compile(
     r"^\s+(?:government|embassy|embassies|citizens?|consulates?|department|mission|nationals|"
@@ -238,7 +250,7 @@ def find_location_data(
             continue
         if text[end : end + 1] == " ":
             after = text[end : end + 40]
-            if _FEATURE_AFTER.match(after):
+            if _feature_after(after):
                 if _NATURAL_AFTER.match(after) or (
                     before[-1:].isspace()
                     and before.rstrip().endswith(_FEATURE_WORDS)
@@ -370,7 +382,7 @@ def _drop_office_seats(text: str, found: dict[tuple[str, str], _Found], order: l
         k[1]
         for k in order
         if found[k].kind == "country"
-        and any(_RESIDENT_BEFORE.search(text, max(0, e["start"] - 30), e["start"]) for e in found[k].evidence)
+        and any(_resident_before(text, e["start"]) for e in found[k].evidence)
     }
     if not scope:
         return
@@ -382,6 +394,15 @@ def _drop_office_seats(text: str, found: dict[tuple[str, str], _Found], order: l
 
 
 _RESIDENT_BEFORE = re.compile(r"\b(?:living|resident|residing|based|registered)\s+in\s+$")
+
+
+def _resident_before(text: str, start: int) -> bool:
+    """``_RESIDENT_BEFORE.search(text, start - 30, start)``; a match ends with ``in`` and whitespace
+    (``$`` at ``start`` or before a final newline), so without that the regex is skipped."""
+    lo = max(0, start - 30)
+    if not text[lo:start].rstrip().endswith("in"):
+        return False
+    return _RESIDENT_BEFORE.search(text, lo, start) is not None
 
 
 def _merge_neighbourhoods(

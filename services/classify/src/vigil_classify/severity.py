@@ -232,6 +232,17 @@ _BY_RANK = {v: k for k, v in SEVERITY_RANK.items() if k != "Unknown"}
 _MAGNITUDE = re.compile(r"magnitude[\s-]+(?:of\s+)?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
+def _magnitude(text: str) -> re.Match[str] | None:
+    """``_MAGNITUDE.search(text)``, started at the first "magnitude" of an ASCII text (every match
+    starts with one; ``re.IGNORECASE`` folds exactly ``A-Z`` to ``a-z`` there)."""
+    if text.isascii():
+        first = text.lower().find("magnitude")
+        if first < 0:
+            return None
+        return _MAGNITUDE.search(text, first)
+    return _MAGNITUDE.search(text)
+
+
 def _cap(rank: int) -> Severity:
     return _BY_RANK[max(1, min(4, rank))]  # type: ignore[return-value]
 
@@ -279,7 +290,7 @@ def severity(
     if cues.get("sev:Extreme", 0):
         rank = 4
     if "natural_disaster" in threats and cues.get("sev:magnitude", 0):
-        m = _MAGNITUDE.search(text)
+        m = _magnitude(text)
         if m:
             mag = float(m.group(1))
             quake = 1 if mag < 5 else 2 if mag < 6 else 3 if mag < 7 else 4
