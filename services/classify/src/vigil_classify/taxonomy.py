@@ -288,13 +288,20 @@ def _clause_cut(window: str) -> int:
 
 
 def _negated_window(window: str) -> bool:
-    clause = window[_clause_cut(window) :]
+    # The clause starts after a break character or a whole word, so its words are words of the
+    # window: without a first word of a negator in the window there is none in the clause either.
+    if window.isascii():
+        if _NEGATOR_FIRST_WORDS.isdisjoint(_ascii_words(window)):
+            return False
+        clause = window[_clause_cut(window) :]
+        if _NEGATOR_FIRST_WORDS.isdisjoint(_ascii_words(clause)):
+            return False
+    else:
+        clause = window[_clause_cut(window) :]
     if not clause:
         return False
     low = clause.lower()
     if not any(stem in low for stem in _NEG_STEMS):
-        return False
-    if clause.isascii() and _NEGATOR_FIRST_WORDS.isdisjoint(_ascii_words(clause)):
         return False
     return _NEGATOR.search(clause) is not None
 
