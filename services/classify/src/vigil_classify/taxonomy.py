@@ -204,6 +204,7 @@ def sentence_starts(text: str, endpos: int | None = None) -> list[int]:
     creates one). Starts from ``endpos`` on may differ.
     """
     starts = [0]
+    append = starts.append
     for m in _SENTENCE_END.finditer(text, 0, len(text) if endpos is None else endpos):
         i = m.start()
         if text[i] == "." and i >= 1:
@@ -214,7 +215,7 @@ def sentence_starts(text: str, endpos: int | None = None) -> list[int]:
                     continue
             elif prev in "trso" and text[max(0, i - 3) : i] in _ABBREV_TAILS:
                 continue
-        starts.append(m.end())
+        append(m.end())
     return starts
 
 
@@ -357,7 +358,13 @@ def read(text: str, hits: list[Hit]) -> Reading:
             if cat == "threat":
                 if negated(start):
                     continue
-                credit(threats, label, weight, hit)
+                # credit(threats, label, weight, hit), inlined (the most frequent call)
+                ev = threats.get(label)
+                if ev is None:
+                    ev = threats[label] = LabelEvidence()
+                ev.score += weight
+                if len(ev.spans) < 3:
+                    ev.spans.append((start, hit[1]))
                 if weight >= 1.0:
                     if label == "armed_conflict":
                         military_at.append(start)
