@@ -105,16 +105,15 @@ _FEATURE_AFTER_WORDS = (
     r"square|st\.?|ave\.?|rd\.?|highway|bridge|park|university|stadium|hotel|mall"
 )
 _FEATURE_AFTER = re.compile(r"^\s+(?:" + _FEATURE_AFTER_WORDS + r")\b", re.IGNORECASE)
-_FEATURE_INITIALS = frozenset(word[0] for word in _FEATURE_AFTER_WORDS.split("|"))
-"""First letters of the words :data:`_FEATURE_AFTER` looks for."""
+_FEATURE_PREFIXES = tuple(word.removesuffix(r"\.?") for word in _FEATURE_AFTER_WORDS.split("|"))
+"""The letters each word :data:`_FEATURE_AFTER` looks for starts with."""
 
 
 def _feature_after(after: str) -> bool:
-    """``_FEATURE_AFTER.match(after) is not None``; the regex is skipped when the first character after
-    the leading whitespace is ASCII (where ``re.IGNORECASE`` folds exactly ``A-Z`` to ``a-z``) and no
-    feature word starts with it."""
-    first = after.lstrip()[:1]
-    if first.isascii() and first.lower() not in _FEATURE_INITIALS:
+    """``_FEATURE_AFTER.match(after) is not None``; the regex is skipped when ``after`` is ASCII (where
+    ``re.IGNORECASE`` folds exactly ``A-Z`` to ``a-z``) and no feature word follows the leading
+    whitespace."""
+    if after.isascii() and not after.lstrip().lower().startswith(_FEATURE_PREFIXES):
         return False
     return _FEATURE_AFTER.match(after) is not None
 _NATURAL_AFTER = re.compile(r"^\s+(?:volcano|volcanic|eruption|river|lake|glacier)\b", re.IGNORECASE)
