@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis as redis_sync
 from vigil_shared import streams
-from vigil_shared.demo import drained, service_process, wait_ready
+from vigil_shared.demo import pipeline_drained, service_process, wait_ready
 from vigil_shared.embedded_redis import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,9 +42,7 @@ def wait_drained(redis_url: str, timeout: float = 60) -> None:
     client = redis_sync.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if drained(client, streams.ALERTS_RECEIVED, streams.GROUP_CLASSIFY) and drained(
-            client, streams.ALERTS_CLASSIFIED, streams.GROUP_NOTIFY
-        ):
+        if pipeline_drained(client):
             return
         time.sleep(0.2)
     raise AssertionError("pipeline did not drain")

@@ -29,7 +29,7 @@ import pytest
 import redis as redis_sync
 from vigil_shared import streams
 from vigil_shared.auth import hash_key, new_key
-from vigil_shared.demo import drained, service_process, wait_ready
+from vigil_shared.demo import pipeline_drained, service_process, wait_ready
 from vigil_shared.embedded_redis import free_port
 
 from .httpserver import local_http_server
@@ -190,9 +190,7 @@ def _drain(redis_url: str, timeout: float = 90) -> None:
     client = redis_sync.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if drained(client, streams.ALERTS_RECEIVED, streams.GROUP_CLASSIFY) and drained(
-            client, streams.ALERTS_CLASSIFIED, streams.GROUP_NOTIFY
-        ):
+        if pipeline_drained(client):
             return
         time.sleep(0.2)
     raise AssertionError("the pipeline did not drain")

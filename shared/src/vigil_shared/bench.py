@@ -55,6 +55,7 @@ import typer
 from redis.asyncio import Redis
 
 from vigil_shared import streams
+from vigil_shared.demo import service_process
 from vigil_shared.embedded_redis import EmbeddedRedis, free_port
 from vigil_shared.envelope import decode_entry, encode_event
 from vigil_shared.events import AlertReceived
@@ -455,26 +456,9 @@ class Proc:
 @contextmanager
 def _service(name: str, env: dict[str, str], workdir: Path, index: int) -> Iterator[Proc]:
     port = free_port()
-    log_path = workdir / f"{name}-{index}.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vigil_shared.cli", "run", name],
-        env={**env, "VIGIL_HTTP_PORT": str(port), "VIGIL_HTTP_HOST": "127.0.0.1"},
-        cwd=workdir,
-        stdout=log,
-        stderr=log,
-    )
-    try:
-        yield Proc(name, proc, port, log_path)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        log.close()
+    env = {**env, "VIGIL_HTTP_PORT": str(port), "VIGIL_HTTP_HOST": "127.0.0.1"}
+    with service_process(name, env, workdir, log_name=f"{name}-{index}") as proc:
+        yield Proc(name, proc, port, workdir / f"{name}-{index}.log")
 
 
 def _wait_ready(procs: Sequence[Proc], timeout: float = 120.0) -> None:

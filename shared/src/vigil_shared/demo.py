@@ -35,8 +35,11 @@ def say(msg: str) -> None:
 
 
 @contextmanager
-def service_process(name: str, env: dict[str, str], workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    log = (workdir / f"{name}.log").open("wb")
+def service_process(
+    name: str, env: dict[str, str], workdir: Path, log_name: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``vigil run NAME`` as a child process logging to ``workdir/<log_name or name>.log``; SIGTERM on exit."""
+    log = (workdir / f"{log_name or name}.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "vigil_shared.cli", "run", name], env=env, cwd=workdir, stdout=log, stderr=log
     )
@@ -77,6 +80,13 @@ def drained(client: redis_sync.Redis, stream: str, group: str) -> bool:
     if not g:
         return False
     return int(g["pending"]) == 0 and int(g.get("lag") or 0) == 0
+
+
+def pipeline_drained(client: redis_sync.Redis) -> bool:
+    """Classify and notify have read and acknowledged everything on their input streams."""
+    return drained(client, streams.ALERTS_RECEIVED, streams.GROUP_CLASSIFY) and drained(
+        client, streams.ALERTS_CLASSIFIED, streams.GROUP_NOTIFY
+    )
 
 
 def render(line: dict[str, Any]) -> str:
@@ -132,9 +142,7 @@ def run_demo(examples: Path, timeout: float = 90.0) -> int:
         client = redis_sync.Redis.from_url(url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if drained(client, streams.ALERTS_RECEIVED, streams.GROUP_CLASSIFY) and drained(
-                client, streams.ALERTS_CLASSIFIED, streams.GROUP_NOTIFY
-            ):
+            if pipeline_drained(client):
                 break
             for name, proc in procs.items():
                 if proc.poll() is not None:
