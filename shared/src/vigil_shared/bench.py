@@ -18,10 +18,15 @@ notify holds one catch-all subscription (JSONL channel) plus ``--subscriptions``
 over the world (countries, places, circles, threat types, severities; their channel is
 ``jsonl:///dev/null``), loaded from a YAML file as an operator would.
 
-Figures per case: alerts/s sustained (alerts / (last catch-all delivery - first ``AlertReceived``)),
-end-to-end latency p50/p95/p99 (``AlertReceived.occurred_at`` -> ``NotificationDelivered.occurred_at``
-of the catch-all subscription), CPU seconds and peak RSS per service process, Redis memory, the
-stream lengths left after lag-aware retention, and the ratio to the ceiling. ``--json`` writes them.
+Figures per case: alerts/s sustained (alerts / (last catch-all delivery - first alert in)),
+end-to-end latency p50/p95/p99 (from ``AlertReceived.occurred_at``, or for the HTTP case from the
+moment the alert's request was sent, to the ``sent_at`` of the catch-all's JSONL record), CPU seconds
+and peak RSS per service process, Redis memory (sampled through the run: peak and a timeline), the
+stream lengths left after lag-aware retention, how many catch-all records arrived (and duplicates),
+and the ratio to the ceiling. ``--json`` writes them. The services run with
+``VIGIL_RETENTION_MAX_LEN=--retention`` (10,000 by default, smaller than a run), so the Redis memory
+figures show retention bounding the streams; latencies come from the JSONL file, not from the
+trimmed streams.
 
 This module imports no service package: it drives the services only as processes, over Redis and
 HTTP. The relay processes run ``python -m vigil_shared.bench relay ...``.
@@ -40,6 +45,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -57,11 +63,12 @@ from redis.asyncio import Redis
 from vigil_shared import streams
 from vigil_shared.demo import service_process
 from vigil_shared.embedded_redis import EmbeddedRedis, free_port
-from vigil_shared.envelope import decode_entry, encode_event
+from vigil_shared.envelope import encode_event
 from vigil_shared.events import AlertReceived
 from vigil_shared.worker import Publication, publish_events
 
 CATCH_ALL = "bench-all"
+CATCH_ALL_FILE = "catch-all.jsonl"
 SERVICES = ("ingest", "classify", "notify")
 
 # ------------------------------------------------------------------------------------- alert texts
@@ -101,8 +108,7 @@ _EVENTS: tuple[str, ...] = (
     "A magnitude {mag} earthquake struck the region {when}, damaging buildings and closing roads.",
     "Health authorities report a sharp rise in dengue and cholera cases in several districts.",
     "Armed criminal groups have carried out express kidnappings of travellers leaving {t1}.",
-    "Rail and airport unions have announced a strike on {day}; flights may be cancelled and {t1} will be "
-    "crowded.",
+    "Rail and airport unions have announced a strike on {day}; flights may be cancelled and {t1} will be crowded.",
     "Missile and drone strikes {when} hit energy infrastructure near {city}; further strikes are likely.",
     "Scammers are operating phishing websites that imitate official visa appointment systems.",
     "The office will be closed on {day} for a public holiday; routine passport services resume the next day.",
@@ -308,6 +314,12 @@ class CaseResult:
     notifications: int = 0
     deadletters: int = 0
     ratio_to_ceiling: float | None = None
+    catch_all_deliveries: int = 0
+    """Lines the catch-all subscription's JSONL file received (one per alert when nothing is lost)."""
+    catch_all_duplicates: int = 0
+    retention_max_len: int = 0
+    redis_used_mb_timeline: list[float] = field(default_factory=list)
+    """Redis ``used_memory`` sampled through the run (MB, at 0, 10, ... 100% of its duration)."""
 
 
 # ------------------------------------------------------------------------------------------ ceiling
@@ -343,9 +355,7 @@ def run_ceiling(
     payloads = asyncio.run(_payloads(texts))
     n = len(payloads)
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "vigil_shared.bench_relay", url, hops[i], hops[i + 1], str(n), "500"]
-        )
+        subprocess.Popen([sys.executable, "-m", "vigil_shared.bench_relay", url, hops[i], hops[i + 1], str(n), "500"])
         for i in range(3)
     ]
     try:
@@ -525,38 +535,75 @@ def _ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def _bodies(client: redis_sync.Redis, stream: str) -> Iterator[dict[str, Any]]:
-    """The decoded event bodies of a whole stream, read in pages."""
-    last = "-"
-    while True:
-        rows: Any = client.xrange(stream, min=last, count=5000)
-        for _, fields in rows:
-            yield orjson.loads(decode_entry(fields)[0])
-        if len(rows) < 5000:
-            return
-        last = "(" + (rows[-1][0].decode() if isinstance(rows[-1][0], bytes) else str(rows[-1][0]))
+def _catch_all_deliveries(path: Path) -> dict[str, list[float]]:
+    """alert id -> the ``sent_at`` times of its catch-all deliveries (one, unless something duplicated)."""
+    sent: dict[str, list[float]] = {}
+    if not path.exists():
+        return sent
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.strip():
+                record = orjson.loads(line)
+                sent.setdefault(record["alert_id"], []).append(_ts(record["sent_at"]))
+    return sent
 
 
-def _collect_latencies(client: redis_sync.Redis) -> tuple[list[float], float, float, int]:
-    """Per catch-all delivery: seconds from AlertReceived to NotificationDelivered; first/last times."""
-    received: dict[str, float] = {}
-    for body in _bodies(client, streams.ALERTS_RECEIVED):
-        received[body["alert_id"]] = _ts(body["occurred_at"])
-    latencies: list[float] = []
-    delivered_at: list[float] = []
-    total = 0
-    for body in _bodies(client, streams.NOTIFICATIONS):
-        total += 1
-        if body.get("subscription_id") != CATCH_ALL or "error" in body:
-            continue
-        t = _ts(body["occurred_at"])
-        start = received.get(body["alert_id"])
-        if start is not None:
-            latencies.append(t - start)
-            delivered_at.append(t)
-    first = min(received.values()) if received else 0.0
-    end = max(delivered_at) if delivered_at else 0.0
-    return latencies, first, end, total
+def _entries_added(client: redis_sync.Redis, stream: str) -> int:
+    """Entries ever added to a stream (Redis 7 counts them across trimming), 0 if it does not exist."""
+    try:
+        info: Any = client.xinfo_stream(stream)
+    except redis_sync.ResponseError:
+        return 0
+    added = info.get("entries-added")
+    return int(added) if added is not None else int(info["length"])
+
+
+class RedisMemorySampler:
+    """Samples Redis ``used_memory`` every ``interval`` seconds on a thread while a case runs."""
+
+    def __init__(self, url: str, interval: float = 0.5) -> None:
+        self.url = url
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="redis-memory", daemon=True)
+
+    def __enter__(self) -> RedisMemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        client = redis_sync.Redis.from_url(self.url)
+        try:
+            while True:
+                try:
+                    used = int(client.info("memory")["used_memory"]) / 2**20
+                    self.samples.append((time.monotonic(), used))
+                except redis_sync.RedisError:
+                    pass
+                if self._stop.wait(self.interval):
+                    return
+        finally:
+            client.close()
+
+    @property
+    def peak_mb(self) -> float:
+        return max((m for _, m in self.samples), default=float("nan"))
+
+    def timeline(self, points: int = 11) -> list[float]:
+        """``used_memory`` at evenly spaced moments of the run (the nearest sample to each)."""
+        if not self.samples:
+            return []
+        t0, t1 = self.samples[0][0], self.samples[-1][0]
+        out = []
+        for k in range(points):
+            t = t0 + (t1 - t0) * k / max(points - 1, 1)
+            out.append(round(min(self.samples, key=lambda s: abs(s[0] - t))[1], 1))
+        return out
 
 
 @dataclass
@@ -570,7 +617,7 @@ class PipelineConfig:
     classify_replicas: int = 1
     log_level: str = "WARNING"
     extra_env: dict[str, str] = field(default_factory=dict)
-    retention_max_len: int = 100_000
+    retention_max_len: int = 10_000
     redis_pid: int | None = None
     profile_dir: Path | None = None
     """When set (and py-spy is installed), each service is sampled by py-spy during the measurement."""
@@ -590,7 +637,7 @@ def _env(cfg: PipelineConfig) -> dict[str, str]:
         # the catch-all is an archive sink: it takes every alert (no per-hour throttle into digests)
         "VIGIL_NOTIFY_THROTTLE_MAX": "1000000000",
         "VIGIL_RETENTION_INTERVAL_S": "2",
-        # every catch-all delivery must still be in vigil.notifications when the run is read back
+        # latencies are read from the catch-all's JSONL file, so streams can be trimmed as in production
         "VIGIL_RETENTION_MAX_LEN": str(cfg.retention_max_len),
         "PYTHONUNBUFFERED": "1",
         **cfg.extra_env,
@@ -598,37 +645,37 @@ def _env(cfg: PipelineConfig) -> dict[str, str]:
 
 
 async def _feed_stream(
-    url: str, texts: Sequence[tuple[str, str]], batch: int, rate: float | None, offset: int
+    url: str,
+    texts: Sequence[tuple[str, str]],
+    batch: int,
+    rate: float | None,
+    offset: int,
+    received: dict[str, float],
 ) -> None:
-    """Publish AlertReceived events in pipelined batches, as fast as possible or at ``rate``/s."""
+    """Publish AlertReceived events in pipelined batches, as fast as possible or at ``rate``/s; record
+    each alert's ``occurred_at`` (the start of its end-to-end latency) in ``received``."""
     redis = Redis.from_url(url)
     try:
-        if rate:
-            step = max(1, min(batch, round(rate / 100)))  # ~100 batches a second
-            t0 = time.perf_counter()
-            for i in range(0, len(texts), step):
-                due = t0 + i / rate
-                delay = due - time.perf_counter()
+        step = max(1, min(batch, round(rate / 100))) if rate else batch  # paced: ~100 batches a second
+        t0 = time.perf_counter()
+        for i in range(0, len(texts), step):
+            if rate:
+                delay = t0 + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                pubs = [
-                    Publication(streams.ALERTS_RECEIVED, _alert(offset + j, *texts[j]))
-                    for j in range(i, min(i + step, len(texts)))
-                ]
-                await publish_events(redis, pubs)
-        else:
-            for i in range(0, len(texts), batch):
-                pubs = [
-                    Publication(streams.ALERTS_RECEIVED, _alert(offset + j, *texts[j]))
-                    for j in range(i, min(i + batch, len(texts)))
-                ]
-                await publish_events(redis, pubs)
+            events = [_alert(offset + j, *texts[j]) for j in range(i, min(i + step, len(texts)))]
+            for e in events:
+                received[e.alert_id] = e.occurred_at.timestamp()
+            await publish_events(redis, [Publication(streams.ALERTS_RECEIVED, e) for e in events])
     finally:
         await redis.aclose()
 
 
-async def _feed_http(port: int, key: str, texts: Sequence[tuple[str, str]], batch: int, offset: int) -> None:
-    """POST the alerts to ingest's batch API, two requests in flight."""
+async def _feed_http(
+    port: int, key: str, texts: Sequence[tuple[str, str]], batch: int, offset: int, received: dict[str, float]
+) -> None:
+    """POST the alerts to ingest's batch API, two requests in flight; each alert's latency starts when
+    its request is sent (so it includes ingest's own work)."""
     url = f"http://127.0.0.1:{port}/v1/alerts:batch"
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     chunks = [
@@ -645,9 +692,12 @@ async def _feed_http(port: int, key: str, texts: Sequence[tuple[str, str]], batc
 
         async def post(body: bytes) -> None:
             async with sem:
+                sent_at = time.time()
                 r = await client.post(url, content=body, headers=headers)
                 if r.status_code != 202:
                     raise RuntimeError(f"ingest answered {r.status_code}: {r.text[:300]}")
+                for item in r.json()["results"]:
+                    received[item["alert_id"]] = sent_at
 
         await asyncio.gather(*(post(c) for c in chunks))
 
@@ -666,6 +716,9 @@ def run_pipeline(
     client = redis_sync.Redis.from_url(cfg.url)
     client.flushall()
     env = _env(cfg)
+    catch_all = cfg.workdir / CATCH_ALL_FILE
+    catch_all.unlink(missing_ok=True)
+    received: dict[str, float] = {}
     with ExitStack() as stack:
         procs: list[Proc] = []
         progress.say(f"{case}: starting ingest, {cfg.classify_replicas} x classify, notify ...")
@@ -684,9 +737,9 @@ def run_pipeline(
 
         async def feed() -> None:
             if entry == "http":
-                await _feed_http(ingest.port, cfg.api_key, texts, cfg.batch, 0)
+                await _feed_http(ingest.port, cfg.api_key, texts, cfg.batch, 0, received)
             else:
-                await _feed_stream(cfg.url, texts, cfg.batch, rate, 0)
+                await _feed_stream(cfg.url, texts, cfg.batch, rate, 0, received)
 
         feeder_error: list[BaseException] = []
 
@@ -696,8 +749,7 @@ def run_pipeline(
             except BaseException as exc:  # reported below
                 feeder_error.append(exc)
 
-        import threading
-
+        sampler = stack.enter_context(RedisMemorySampler(cfg.url))
         thread = threading.Thread(target=feeder, daemon=True)
         thread.start()
         deadline = time.monotonic() + timeout
@@ -723,11 +775,16 @@ def run_pipeline(
             fig.peak_rss_mb = max(fig.peak_rss_mb, peak_rss_mb(p.popen.pid))
             fig.processes += 1
         time.sleep(2.5)  # one retention pass
+        sampler.__exit__(None, None, None)
         lengths = {s: int(client.xlen(s)) for s in streams.ALL_STREAMS if client.exists(s)}
         mem = client.info("memory")
-        latencies, first, end, total = _collect_latencies(client)
-        dead = lengths.get(streams.DEADLETTER, 0)
+        notifications = _entries_added(client, streams.NOTIFICATIONS)
+        dead = _entries_added(client, streams.DEADLETTER)
     client.close()
+    deliveries = _catch_all_deliveries(catch_all)
+    latencies = [times[0] - received[a] for a, times in deliveries.items() if a in received]
+    first = min(received.values()) if received else 0.0
+    end = max((t for times in deliveries.values() for t in times), default=0.0)
     secs = end - first if end > first else float("nan")
     lat_ms = [x * 1000 for x in latencies]
     return CaseResult(
@@ -743,11 +800,15 @@ def run_pipeline(
         target_rate=rate,
         services=services,
         redis_used_mb=mem["used_memory"] / 2**20,
-        redis_peak_mb=mem["used_memory_peak"] / 2**20,
+        redis_peak_mb=sampler.peak_mb,
         redis_cpu_s=redis_cpu,
         stream_lengths=lengths,
-        notifications=total,
+        notifications=notifications,
         deadletters=dead,
+        catch_all_deliveries=sum(len(t) for t in deliveries.values()),
+        catch_all_duplicates=sum(len(t) - 1 for t in deliveries.values()),
+        retention_max_len=cfg.retention_max_len,
+        redis_used_mb_timeline=sampler.timeline(),
     )
 
 
@@ -768,6 +829,7 @@ class BenchOptions:
     log_level: str = "WARNING"
     progress: bool = True
     profile_dir: Path | None = None
+    retention: int = 10_000
 
 
 @dataclass
@@ -796,7 +858,7 @@ def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None)
         server = stack.enter_context(EmbeddedRedis())
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vigil-bench-")))
         subs_file = workdir / "subscriptions.yaml"
-        doc = make_subscriptions(opts.subscriptions, f"jsonl://{workdir / 'catch-all.jsonl'}")
+        doc = make_subscriptions(opts.subscriptions, f"jsonl://{workdir / CATCH_ALL_FILE}")
         subs_file.write_text(json.dumps(doc), encoding="utf-8")  # JSON is YAML
         key, line = new_api_key()
         texts = make_texts(opts.alerts)
@@ -818,7 +880,7 @@ def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None)
                 log_level=opts.log_level,
                 profile_dir=opts.profile_dir,
                 redis_pid=server.process.pid if server.process is not None else None,
-                retention_max_len=max(100_000, 20 * max(opts.alerts, int((opts.rate or 0) * opts.duration))),
+                retention_max_len=opts.retention,
             )
 
         def ratio(r: CaseResult) -> CaseResult:
@@ -919,6 +981,13 @@ def bench_command(
     profile: Annotated[
         Path | None, typer.Option("--profile", help="Sample every service with py-spy; raw stacks go here.")
     ] = None,
+    retention: Annotated[
+        int,
+        typer.Option(
+            help="VIGIL_RETENTION_MAX_LEN of the services (entries per stream, lag-aware). Smaller than a "
+            "run, so the Redis memory column shows retention at work (production default: 100000)."
+        ),
+    ] = 10_000,
 ) -> None:
     """Throughput and latency of ingest -> classify -> notify beside a plain-Redis ceiling."""
     opts = BenchOptions(
@@ -934,6 +1003,7 @@ def bench_command(
         log_level=log_level,
         progress=not quiet,
         profile_dir=profile,
+        retention=retention,
     )
     report = run(opts)
     typer.echo(render_table(report))
@@ -941,8 +1011,12 @@ def bench_command(
         if c.services:
             typer.echo(
                 f"{c.case}: notifications {c.notifications} ({c.notifications / max(c.alerts, 1):.1f}/alert), "
-                f"dead letters {c.deadletters}, "
-                f"max latency {_fmt(c.max_ms)} ms, streams after retention {c.stream_lengths}"
+                f"catch-all got {c.catch_all_deliveries}/{c.alerts} ({c.catch_all_duplicates} duplicates), "
+                f"dead letters {c.deadletters}, max latency {_fmt(c.max_ms)} ms"
+            )
+            typer.echo(
+                f"  Redis used MB over the run (0..100%): {c.redis_used_mb_timeline}; "
+                f"streams after retention (max len {c.retention_max_len}): {c.stream_lengths}"
             )
     if json_out is not None:
         json_out.write_text(to_json(report), encoding="utf-8")
