@@ -46,3 +46,8 @@ def test_bench_command_prints_the_table(tmp_path: Path) -> None:
         assert c["services"]["notify"]["cpu_s"] > 0  # ingest idles when alerts enter by the stream
         assert c["ratio_to_ceiling"] > 0
         assert c["deadletters"] == 0
+        # every alert reached the catch-all exactly once, and Redis memory was sampled through the run
+        assert c["catch_all_deliveries"] == 200
+        assert c["catch_all_duplicates"] == 0
+        assert len(c["redis_used_mb_timeline"]) == 11
+        assert all(m > 0 for m in c["redis_used_mb_timeline"])
