@@ -15,11 +15,13 @@ everything that leaves this package for logs, events or API responses goes throu
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
 import unicodedata
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -497,7 +499,7 @@ class SubscriptionStore:
         """
         path = Path(path)
         manager = manager or f"file:{path.name}"
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        doc = load_document(path.read_text(encoding="utf-8")) or []
         entries = doc.get("subscriptions", []) if isinstance(doc, dict) else doc
         if not isinstance(entries, list):
             raise SubscriptionError([_problem("subscriptions", "must be a list")], str(path))
@@ -510,8 +512,9 @@ class SubscriptionStore:
             sub = parse_subscription({**entry, "managed_by": manager}, f"{path}: subscriptions.{i}")
             wanted.append(sub)
         ids = [s.id for s in wanted]
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
+        id_set = set(ids)
+        if len(id_set) != len(ids):
+            dup = next(i for i, count in Counter(ids).items() if count > 1)
             raise SubscriptionError([_problem("subscriptions", f"duplicate id {dup!r}")], str(path))
         _, current = await self._load()
         created: list[str] = []
@@ -525,8 +528,9 @@ class SubscriptionStore:
             (updated if old else created).append(sub.id)
         pruned = []
         if prune:
-            pruned = [s.id for s in current.values() if s.managed_by == manager and s.id not in set(ids)]
-        changes = [s for s in wanted if s.id in set(created) | set(updated)]
+            pruned = [s.id for s in current.values() if s.managed_by == manager and s.id not in id_set]
+        changed = set(created) | set(updated)
+        changes = [s for s in wanted if s.id in changed]
         if changes or pruned:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for sub in changes:
@@ -536,6 +540,21 @@ class SubscriptionStore:
                 pipe.incr(VERSION_KEY)
                 await pipe.execute()
         return SyncResult(tuple(created), tuple(updated), tuple(unchanged), tuple(pruned))
+
+
+_YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_document(text: str) -> Any:
+    """A subscriptions file's content: JSON (which is YAML) parsed as JSON, anything else with the
+    safe YAML loader (libyaml's when available; the pure-Python one took ~12 CPU-s and ~170 MB for
+    10,000 subscriptions)."""
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass  # not JSON after all (a YAML flow mapping, say): YAML decides
+    return yaml.load(text, Loader=_YamlLoader)  # a safe loader: CSafeLoader or SafeLoader
 
 
 def iter_channels(subs: Iterable[Subscription]) -> Iterable[tuple[Subscription, str]]:
