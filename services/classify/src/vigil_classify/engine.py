@@ -6,7 +6,7 @@ Deterministic and offline: the same inputs always give the same output. Evidence
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from vigil_shared.events import (
     Certainty,
@@ -18,6 +18,7 @@ from vigil_shared.events import (
 
 from vigil_classify import gazetteer as gazetteer_mod
 from vigil_classify import geoparse, severity
+from vigil_classify.geoparse import EvidencePayload, LocationPayload
 from vigil_classify.taxonomy import LabelEvidence, Taxonomy, read
 from vigil_classify.taxonomy_data import TAXONOMY_VERSION
 from vigil_classify.textnorm import padded
@@ -25,6 +26,29 @@ from vigil_classify.textnorm import padded
 CLASSIFIER_VERSION = f"rules-1.0+tax{TAXONOMY_VERSION}+gaz{gazetteer_mod.GAZETTEER_VERSION}"
 
 _THRESHOLD = 1.0
+
+
+class LabelPayload(TypedDict):
+    """:class:`vigil_shared.events.LabelScore` as JSON data."""
+
+    type: str
+    confidence: float
+    evidence: list[EvidencePayload]
+
+
+class ClassificationPayload(TypedDict):
+    """:class:`vigil_shared.events.Classification` as JSON data, keys in the model's field order."""
+
+    id: str
+    is_threat: bool
+    threat_types: list[LabelPayload]
+    targets: list[LabelPayload]
+    locations: list[LocationPayload]
+    countries: list[str]
+    urgency: str
+    severity: str
+    certainty: str
+    classifier_version: str
 
 
 def _confidence(score: float, routine: int) -> float:
@@ -36,9 +60,9 @@ _CONF: dict[tuple[float, int], float] = {}
 """Memo of :func:`_confidence` (``round`` is the dear part; scores are sums of a few weights)."""
 
 
-def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[dict[str, Any]]:
+def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[LabelPayload]:
     """Labels over the threshold as plain dicts in :class:`LabelScore`'s shape, best first."""
-    out = []
+    out: list[tuple[float, str, list[EvidencePayload]]] = []
     for label, ev in table.items():
         score = ev.score
         if score < _THRESHOLD:
@@ -74,38 +98,73 @@ class Classifier:
         cap_severity: Severity | None = None,
         cap_certainty: Certainty | None = None,
     ) -> Classification:
+        """The validated :class:`Classification` of one alert (:meth:`classify_payload`, validated)."""
+        # One validation of the whole nested result (in pydantic-core) instead of one model per
+        # evidence span, label and place.
+        return Classification.model_validate(
+            self.classify_payload(
+                text,
+                title=title,
+                issuer=issuer,
+                alert_id=alert_id,
+                cap_urgency=cap_urgency,
+                cap_severity=cap_severity,
+                cap_certainty=cap_certainty,
+            )
+        )
+
+    def classify_payload(
+        self,
+        text: str,
+        *,
+        title: str = "",
+        issuer: str | None = None,
+        alert_id: str = "",
+        cap_urgency: Urgency | None = None,
+        cap_severity: Severity | None = None,
+        cap_certainty: Certainty | None = None,
+    ) -> ClassificationPayload:
+        """:meth:`classify` without the pydantic validation: the result as plain JSON data.
+
+        The payload equals ``Classification.model_validate(payload).model_dump(mode="json")`` (same
+        keys in the same order, lists for tuples, same values and types; tested on the golden
+        corpus), so it can be serialised as it is. Validating ~27 nested frozen models costs about a
+        fifth of a classification; a consumer that validates at its edge need not pay it here too.
+        The payload is fresh for each call (no object in it is shared with another result).
+        """
         full = classified_text(title, text)
         norm = padded(full)
         locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
         reading = read(full, self.taxonomy.hits(norm))
         threats = _scores(full, reading.threats, reading.routine)
-        threat_names = [t["type"] for t in threats]
-        is_threat = bool(threats)
-        targets = _scores(full, reading.targets, 0) if is_threat else []
-        urg, sev, cert = severity.assess(
-            threat_names,
-            reading.cues,
-            full,
-            cap_urgency=cap_urgency,
-            cap_severity=cap_severity,
-            cap_certainty=cap_certainty,
-        )
-        # One validation of the whole nested result (in pydantic-core) instead of one model per
-        # evidence span, label and place.
-        return Classification.model_validate(
-            {
-                "id": alert_id,
-                "is_threat": is_threat,
-                "threat_types": threats,
-                "targets": targets,
-                "locations": locations,
-                "countries": countries,
-                "urgency": urg,
-                "severity": sev,
-                "certainty": cert,
-                "classifier_version": CLASSIFIER_VERSION,
-            }
-        )
+        if threats:
+            targets = _scores(full, reading.targets, 0)
+            urg, sev, cert = severity.assess(
+                [t["type"] for t in threats],
+                reading.cues,
+                full,
+                cap_urgency=cap_urgency,
+                cap_severity=cap_severity,
+                cap_certainty=cap_certainty,
+            )
+        else:
+            targets = []
+            # What severity.assess says for no threat (every rule's first case), CAP values winning.
+            urg = cap_urgency or "Unknown"
+            sev = cap_severity or "Unknown"
+            cert = cap_certainty or "Unknown"
+        return {
+            "id": alert_id,
+            "is_threat": bool(threats),
+            "threat_types": threats,
+            "targets": targets,
+            "locations": locations,
+            "countries": countries,
+            "urgency": urg,
+            "severity": sev,
+            "certainty": cert,
+            "classifier_version": CLASSIFIER_VERSION,
+        }
 
 
 _DEFAULT: Classifier | None = None

@@ -24,12 +24,35 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 from vigil_shared.events import Location
 
 from vigil_classify.gazetteer import Candidate, Gazetteer, Place, common_words, prior
 from vigil_classify.textnorm import normalise
+
+
+class EvidencePayload(TypedDict):
+    """:class:`vigil_shared.events.Evidence` as JSON data."""
+
+    text: str
+    start: int
+    end: int
+
+
+class LocationPayload(TypedDict):
+    """:class:`vigil_shared.events.Location` as JSON data."""
+
+    name: str
+    country_code: str
+    geonameid: int | None
+    latitude: float | None
+    longitude: float | None
+    kind: str
+    confidence: float
+    evidence: list[EvidencePayload]
+    admin1: str | None
+
 
 _REGION_WORDS = (
     ("region", "s?"),
@@ -144,7 +167,7 @@ class _Found:
     name: str
     kind: str
     confidence: float
-    evidence: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[EvidencePayload] = field(default_factory=list)
 
 
 def _issuer_spans(text: str, issuer: str | None) -> list[tuple[int, int]]:
@@ -211,7 +234,7 @@ def find_locations(
 
 def find_location_data(
     gaz: Gazetteer, text: str, norm_padded: str, issuer: str | None = None
-) -> tuple[list[dict[str, Any]], list[str]]:
+) -> tuple[list[LocationPayload], list[str]]:
     """:func:`find_locations` as plain dicts in :class:`Location`'s shape (validated in bulk later)."""
     places = gaz.places
     raw = [(end_idx - length + 1, -length, cands) for end_idx, (length, cands) in gaz.automaton.iter(norm_padded)]
@@ -333,7 +356,7 @@ def find_location_data(
         if kind != "country" and p.name.lower().startswith(surface.lower() + " "):
             name = surface
         k = (_fold(name), p.country_code)
-        ev = {"text": surface, "start": start, "end": end}
+        ev: EvidencePayload = {"text": surface, "start": start, "end": end}
         f = found.get(k)
         if f is not None:
             f.evidence.append(ev)
@@ -347,7 +370,7 @@ def find_location_data(
     if len(order) > 1 and any(found[k].kind == "country" for k in order):
         _drop_office_seats(text, found, order)
     specific = {k[1] for k in order if found[k].kind != "country"}
-    locations: list[dict[str, Any]] = []
+    locations: list[LocationPayload] = []
     countries: set[str] = set()
     for k in order:
         f = found[k]
@@ -430,7 +453,7 @@ def _merge_neighbourhoods(
                 break
 
 
-def _location(p: Place, f: _Found) -> dict[str, Any]:
+def _location(p: Place, f: _Found) -> LocationPayload:
     kind = "country" if f.kind == "country" else ("region" if f.kind == "region" else "city")
     return {
         "name": f.name,
