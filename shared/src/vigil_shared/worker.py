@@ -70,6 +70,14 @@ class PermanentError(Exception):
 
 
 Handler = Callable[[E], Awaitable[Sequence[Publication]]]
+"""Per-entry handler: one event in, its publications out; raising fails that entry only."""
+
+BatchHandler = Callable[[Sequence[E]], Awaitable[Sequence[Sequence[Publication] | BaseException]]]
+"""Batch handler: the valid events of one read (or claim) batch, in stream order, in; one item per
+event out, in the same order: the event's publications, or an exception *instance* for that event
+(:class:`PermanentError`: dead-lettered at once; any other: failed, stays pending and is retried by
+the claim loop, dead-lettered after ``max_deliveries``). If the handler itself raises (or returns a
+wrong number of items), every event of the batch failed with that exception (retried, as above)."""
 
 
 @dataclass
@@ -204,6 +212,15 @@ async def commit_batch(
     return done
 
 
+def _log_ids(event: Event) -> dict[str, str]:
+    """The ids bound to log lines about ``event``: its correlation id and, if it has one, the alert id."""
+    bound = {"correlation_id": event.correlation_id}
+    alert_id = getattr(event, "alert_id", None) or getattr(getattr(event, "alert", None), "alert_id", None)
+    if alert_id:
+        bound["alert_id"] = alert_id
+    return bound
+
+
 class StreamWorker(Generic[E]):
     """Consumes one stream as one consumer group and hands each valid event to ``handler``."""
 
@@ -214,16 +231,21 @@ class StreamWorker(Generic[E]):
         stream: str,
         group: str,
         model: type[E],
-        handler: Handler[E],
+        handler: Handler[E] | None = None,
+        batch_handler: BatchHandler[E] | None = None,
         settings: VigilSettings,
         concurrency: int = 1,
         description: str | None = None,
     ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("StreamWorker needs exactly one of handler= and batch_handler=")
         self.service = service
         self.stream = stream
         self.group = group
         self.model = model
+        # per-entry handler (``metrics.instrument_worker`` wraps it; in batch mode it is never called)
         self.handler = handler
+        self.batch_handler = batch_handler
         self.settings = settings
         self.consumer = settings.consumer_name
         self.concurrency = concurrency
@@ -394,53 +416,27 @@ class StreamWorker(Generic[E]):
                 continue
             jobs.append((entry_id, fields, event))
 
-        async def run(entry_id: bytes, fields: dict[bytes, bytes], event: E) -> None:
-            bound = {"correlation_id": event.correlation_id}
-            alert_id = getattr(event, "alert_id", None) or getattr(
-                getattr(event, "alert", None), "alert_id", None
-            )
-            if alert_id:
-                bound["alert_id"] = alert_id
-            with structlog.contextvars.bound_contextvars(**bound):
-                try:
-                    async with self._semaphore:
-                        produced = await self.handler(event)
-                except PermanentError as exc:
-                    log.warning(
-                        "entry dead-lettered", stream=self.stream, entry_id=entry_id.decode(), error=str(exc)
-                    )
-                    done[entry_id] = [self._dead_letter(entry_id, fields, str(exc), 1, event.correlation_id)]
-                    dead_ids.add(entry_id)
-                    return
-                except Exception as exc:
-                    self.stats.failed += 1
-                    metrics.EVENTS_FAILED.labels(stream=self.stream, group=self.group).inc()
-                    attempts = (delivery_counts or {}).get(entry_id, 1)
-                    if attempts >= self.settings.max_deliveries:
-                        error = f"handler failed {attempts} times, last: {type(exc).__name__}: {exc}"
-                        log.error(
-                            "entry dead-lettered", stream=self.stream, entry_id=entry_id.decode(), error=error
-                        )
-                        done[entry_id] = [
-                            self._dead_letter(entry_id, fields, error, attempts, event.correlation_id)
-                        ]
-                        dead_ids.add(entry_id)
-                    else:
-                        log.warning(
-                            "handler failed; entry stays pending and will be retried",
-                            stream=self.stream,
-                            entry_id=entry_id.decode(),
-                            attempt=attempts,
-                            error=f"{type(exc).__name__}: {exc}",
-                        )
-                    return
-            done[entry_id] = list(produced)
-
-        if self.concurrency == 1:
-            for job in jobs:
-                await run(*job)
+        if self.batch_handler is not None:
+            if jobs:
+                await self._run_batch(jobs, delivery_counts, done, dead_ids)
         else:
-            await asyncio.gather(*(run(*job) for job in jobs))
+
+            async def run(entry_id: bytes, fields: dict[bytes, bytes], event: E) -> None:
+                assert self.handler is not None
+                with structlog.contextvars.bound_contextvars(**_log_ids(event)):
+                    try:
+                        async with self._semaphore:
+                            produced = await self.handler(event)
+                    except Exception as exc:
+                        self._settle_failure(entry_id, fields, event, exc, delivery_counts, done, dead_ids)
+                        return
+                done[entry_id] = list(produced)
+
+            if self.concurrency == 1:
+                for job in jobs:
+                    await run(*job)
+            else:
+                await asyncio.gather(*(run(*job) for job in jobs))
 
         ordered = [(eid, done[eid]) for eid, _ in entries if eid in done]
         committed = await commit_batch(
@@ -467,6 +463,84 @@ class StreamWorker(Generic[E]):
         metrics.BATCH_SECONDS.labels(stream=self.stream, group=self.group).observe(
             time.perf_counter() - started
         )
+
+    async def _run_batch(
+        self,
+        jobs: Sequence[tuple[bytes, dict[bytes, bytes], E]],
+        delivery_counts: dict[bytes, int] | None,
+        done: dict[bytes, list[Publication]],
+        dead_ids: set[bytes],
+    ) -> None:
+        """Hand the batch's valid events to the batch handler in one call and settle each outcome."""
+        assert self.batch_handler is not None
+        events = [event for _, _, event in jobs]
+        started = time.perf_counter()
+        outcomes: Sequence[Sequence[Publication] | BaseException]
+        try:
+            outcomes = await self.batch_handler(events)
+            if len(outcomes) != len(events):
+                raise ValueError(
+                    f"batch handler returned {len(outcomes)} results for {len(events)} events"
+                )
+        except Exception as exc:
+            log.warning(
+                "batch handler failed; all its events failed",
+                stream=self.stream,
+                count=len(events),
+                correlation_ids=[e.correlation_id for e in events[:50]],
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            outcomes = [exc] * len(events)
+        share = (time.perf_counter() - started) / len(events)
+        ok = err = 0
+        for (entry_id, fields, event), outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                err += 1
+                with structlog.contextvars.bound_contextvars(**_log_ids(event)):
+                    self._settle_failure(entry_id, fields, event, outcome, delivery_counts, done, dead_ids)
+            else:
+                ok += 1
+                done[entry_id] = list(outcome)
+        # vigil_handler_seconds is per event: a batch call counts as its share for each of its events
+        for outcome_label, n in (("ok", ok), ("error", err)):
+            if n:
+                hist = metrics.HANDLER_SECONDS.labels(stream=self.stream, group=self.group, outcome=outcome_label)
+                for _ in range(n):
+                    hist.observe(share)
+
+    def _settle_failure(
+        self,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        event: E,
+        exc: BaseException,
+        delivery_counts: dict[bytes, int] | None,
+        done: dict[bytes, list[Publication]],
+        dead_ids: set[bytes],
+    ) -> None:
+        """A handler failed on ``event``: dead-letter it (permanent, or retries exhausted) or leave it
+        pending for the claim loop. Call with the event's ids bound for logging."""
+        if isinstance(exc, PermanentError):
+            log.warning("entry dead-lettered", stream=self.stream, entry_id=entry_id.decode(), error=str(exc))
+            done[entry_id] = [self._dead_letter(entry_id, fields, str(exc), 1, event.correlation_id)]
+            dead_ids.add(entry_id)
+            return
+        self.stats.failed += 1
+        metrics.EVENTS_FAILED.labels(stream=self.stream, group=self.group).inc()
+        attempts = (delivery_counts or {}).get(entry_id, 1)
+        if attempts >= self.settings.max_deliveries:
+            error = f"handler failed {attempts} times, last: {type(exc).__name__}: {exc}"
+            log.error("entry dead-lettered", stream=self.stream, entry_id=entry_id.decode(), error=error)
+            done[entry_id] = [self._dead_letter(entry_id, fields, error, attempts, event.correlation_id)]
+            dead_ids.add(entry_id)
+        else:
+            log.warning(
+                "handler failed; entry stays pending and will be retried",
+                stream=self.stream,
+                entry_id=entry_id.decode(),
+                attempt=attempts,
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
     def _dead_letter(
         self,
