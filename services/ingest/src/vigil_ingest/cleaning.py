@@ -12,15 +12,14 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import nh3
-from inscriptis import get_text
-from inscriptis.model.config import ParserConfig
-from inscriptis.model.html_document_state import HtmlDocumentState
-from inscriptis.model.tag import CustomHtmlTagHandlerMapping
+if TYPE_CHECKING:  # nh3 and inscriptis (lxml) are imported on the first HTML text, not at start-up
+    from inscriptis.model.config import ParserConfig
+    from inscriptis.model.html_document_state import HtmlDocumentState
 
 # Tags kept by the sanitiser: structure only. No img (tracking pixels), no media, no forms.
 _ALLOWED_TAGS: frozenset[str] = frozenset(
@@ -75,6 +74,8 @@ def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
 
 def sanitize_html(markup: str) -> str:
     """Sanitised HTML: only structural tags and safe links survive."""
+    import nh3
+
     return nh3.clean(
         markup,
         tags=set(_ALLOWED_TAGS),
@@ -99,6 +100,9 @@ def _a_end(state: HtmlDocumentState) -> None:
 
 @lru_cache(maxsize=1)
 def _parser_config() -> ParserConfig:
+    from inscriptis.model.config import ParserConfig
+    from inscriptis.model.tag import CustomHtmlTagHandlerMapping
+
     mapping = CustomHtmlTagHandlerMapping(start_tag_mapping={"a": _a_start}, end_tag_mapping={"a": _a_end})
     return ParserConfig(custom_html_tag_handler_mapping=mapping)
 
@@ -123,6 +127,9 @@ def looks_like_html(text: str) -> bool:
 
 def html_to_text(markup: str) -> str:
     """Clean, normalised text from an HTML fragment or document."""
+    import nh3
+    from inscriptis import get_text
+
     safe = sanitize_html(markup)
     if not safe.strip():
         return ""
@@ -149,13 +156,6 @@ _MIN_DETECT_CHARS = 20
 _MIN_CONFIDENCE = 0.5
 
 
-@lru_cache(maxsize=1)
-def _identifier() -> Any:
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
 def normalize_language(tag: str | None) -> str | None:
     """A BCP 47 tag reduced to its lowercase primary subtag (``en-US`` -> ``en``), or None."""
     if not tag:
@@ -169,13 +169,28 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
 
     Returns None for text too short or too ambiguous to tell.
     """
-    given = normalize_language(hint)
-    if given:
-        return given
-    sample = text.strip()[:5000]
-    if len(sample) < _MIN_DETECT_CHARS:
-        return None
-    lang, prob = _identifier().classify(sample)
-    if lang == "und" or float(prob) < _MIN_CONFIDENCE:
-        return None
-    return str(lang)
+    return detect_languages([text], [hint])[0]
+
+
+def detect_languages(texts: Sequence[str], hints: Sequence[str | None] | None = None) -> list[str | None]:
+    """:func:`detect_language` of each text (with its hint), the texts needing a guess scored together
+    (:func:`vigil_ingest.language.classify_many`: cheaper per text than one at a time)."""
+    found: list[str | None] = [None] * len(texts)
+    todo: list[int] = []
+    samples: list[str] = []
+    for i, text in enumerate(texts):
+        given = normalize_language(hints[i]) if hints is not None else None
+        if given:
+            found[i] = given
+            continue
+        sample = text.strip()[:5000]
+        if len(sample) >= _MIN_DETECT_CHARS:
+            todo.append(i)
+            samples.append(sample)
+    if samples:
+        from vigil_ingest.language import classify_many
+
+        for i, (lang, prob) in zip(todo, classify_many(samples), strict=True):
+            if lang != "und" and prob >= _MIN_CONFIDENCE:
+                found[i] = lang
+    return found

@@ -16,12 +16,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from vigil_ingest.cap import is_cap_root, parse_cap
-from vigil_ingest.cleaning import detect_language, normalize_inline, to_text
+from vigil_ingest.cleaning import detect_language, detect_languages, normalize_inline, to_text
 from vigil_ingest.drafts import AlertDraft
 from vigil_ingest.errors import EmptyInput, InputTooLarge, InvalidInput, MalformedInput, UnsupportedContent
-from vigil_ingest.feeds import parse_feed
-from vigil_ingest.xmlguard import parse_xml
+
+# The XML parsers (lxml, feedparser) are imported on the first XML body, not at start-up: a service
+# that only takes JSON never loads them.
 
 InputKind = Literal["json", "rss", "atom", "cap", "html", "xml", "text"]
 """``xml`` is XML that is none of the formats Vigil reads (parsing it gives the precise error)."""
@@ -193,7 +193,7 @@ def _json_drafts(data: bytes, source_name: str) -> tuple[AlertDraft, ...]:
     items = payload if isinstance(payload, list) else [payload]
     if not items:
         raise EmptyInput("JSON list of alerts is empty")
-    drafts: list[AlertDraft] = []
+    fields: list[dict[str, Any]] = []
     for position, item in enumerate(items):
         where = f"alert {position + 1}: " if isinstance(payload, list) else ""
         if not isinstance(item, dict):
@@ -204,29 +204,41 @@ def _json_drafts(data: bytes, source_name: str) -> tuple[AlertDraft, ...]:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"]) or "<root>"
             raise InvalidInput(f"{where}invalid alert: {loc}: {first['msg']}") from None
-        drafts.append(json_alert_to_draft(alert, source_name=source_name, where=where))
-    return tuple(drafts)
+        fields.append(_json_alert_fields(alert, source_name=source_name, where=where))
+    del payload, items
+    # one language pass over the whole body: the texts are scored together (cheaper per text)
+    languages = detect_languages([f.pop("_sample") for f in fields], [f["language"] for f in fields])
+    return tuple(AlertDraft(**{**f, "language": lang}) for f, lang in zip(fields, languages, strict=True))
 
 
-def json_alert_to_draft(alert: JsonAlert, *, source_name: str = "api", where: str = "") -> AlertDraft:
-    """A draft from one validated JSON alert (also usable by the HTTP API)."""
+def _json_alert_fields(alert: JsonAlert, *, source_name: str, where: str) -> dict[str, Any]:
+    """The draft's fields from one validated JSON alert; ``language`` is still the alert's hint and
+    ``_sample`` the text to detect the language of."""
     text = to_text(alert.text)
     title = normalize_inline(to_text(alert.title)) if alert.title else ""
     if not text:
         raise EmptyInput(f"{where}text is empty: send the alert's text")
-    extra = dict(alert.model_extra or {})
-    return AlertDraft(
-        source_kind="api",
-        source_name=alert.source or source_name,
-        issuer=normalize_inline(alert.issuer) if alert.issuer else None,
-        title=title,
-        text=text,
-        url=alert.url.strip() if alert.url and alert.url.strip() else None,
-        published=alert.published,
-        language=detect_language(f"{title}\n{text}" if title else text, alert.language),
-        extra=json.loads(json.dumps(extra, default=str)),
-        source_key=alert.id,
-    )
+    extra = alert.model_extra
+    return {
+        "source_kind": "api",
+        "source_name": alert.source or source_name,
+        "issuer": normalize_inline(alert.issuer) if alert.issuer else None,
+        "title": title,
+        "text": text,
+        "url": alert.url.strip() if alert.url and alert.url.strip() else None,
+        "published": alert.published,
+        "language": alert.language,
+        "extra": json.loads(json.dumps(extra, default=str)) if extra else {},
+        "source_key": alert.id,
+        "_sample": f"{title}\n{text}" if title else text,
+    }
+
+
+def json_alert_to_draft(alert: JsonAlert, *, source_name: str = "api", where: str = "") -> AlertDraft:
+    """A draft from one validated JSON alert (also usable by the HTTP API)."""
+    fields = _json_alert_fields(alert, source_name=source_name, where=where)
+    sample = fields.pop("_sample")
+    return AlertDraft(**{**fields, "language": detect_language(sample, fields["language"])})
 
 
 def text_to_draft(
@@ -265,11 +277,17 @@ def parse_input(
     if kind == "json":
         return ParsedInput("json", _json_drafts(data, source_name or "api"))
     if kind in ("rss", "atom"):
+        from vigil_ingest.feeds import parse_feed
+
         feed = parse_feed(data, source_name=source_name)
         return ParsedInput(feed.kind, feed.drafts, feed.cap_links)
     if kind == "cap":
+        from vigil_ingest.cap import parse_cap
+
         return ParsedInput("cap", (parse_cap(data, source_name=source_name or "cap"),))
     if kind == "xml":
+        from vigil_ingest.xmlguard import parse_xml
+
         root = parse_xml(data)  # refuses hostile XML, reports malformed XML precisely
         name = str(root.tag).rsplit("}", 1)[-1]
         raise UnsupportedContent(f"XML document with root <{name}> is not RSS, Atom or CAP 1.2")
@@ -285,7 +303,6 @@ __all__ = [
     "JsonAlert",
     "ParsedInput",
     "detect_kind",
-    "is_cap_root",
     "json_alert_to_draft",
     "parse_input",
     "text_to_draft",

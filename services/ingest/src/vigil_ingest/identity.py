@@ -23,7 +23,6 @@ import re
 import unicodedata
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from vigil_ingest.cap import parse_cap_datetime
 from vigil_ingest.drafts import AlertDraft
 from vigil_ingest.errors import InvalidInput
 
@@ -100,6 +99,8 @@ def original_cap_key(draft: AlertDraft) -> str | None:
     cap = draft.cap
     if cap is None or cap.msg_type not in ("Update", "Cancel") or not cap.references:
         return None
+    from vigil_ingest.cap import parse_cap_datetime  # lxml: not loaded by services that take only JSON
+
     candidates: list[tuple[float, int, str, str]] = []
     for position, triple in enumerate(cap.references):
         parts = triple.split(",")

@@ -39,8 +39,6 @@ from vigil_shared.streams import key as redis_key
 from vigil_ingest.errors import InvalidInput
 from vigil_ingest.intake import IntakeResult, accept
 from vigil_ingest.polling import (
-    FEEDS_FILE_ENV,
-    FEEDS_INLINE_ENV,
     USER_AGENT,
     FeedConfig,
     FeedState,
@@ -50,7 +48,7 @@ from vigil_ingest.polling import (
     save_state,
     state_key,
 )
-from vigil_ingest.settings import IngestSettings
+from vigil_ingest.settings import FEEDS_FILE_ENV, FEEDS_INLINE_ENV, IngestSettings
 
 log = structlog.get_logger("vigil.ingest.poller")
 
@@ -81,11 +79,6 @@ class FeedPollOutcome:
     @property
     def published(self) -> int:
         return sum(1 for r in self.results if r.published)
-
-
-def feeds_configured(settings: IngestSettings, env: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if env is None else env
-    return bool(settings.feeds_file or env.get(FEEDS_FILE_ENV) or (env.get(FEEDS_INLINE_ENV) or "").strip())
 
 
 class FeedPoller:

@@ -28,13 +28,11 @@ from vigil_ingest.cap import parse_cap
 from vigil_ingest.detect import parse_input
 from vigil_ingest.drafts import AlertDraft
 from vigil_ingest.errors import InvalidInput
+from vigil_ingest.settings import FEEDS_FILE_ENV as FEEDS_FILE_ENV
+from vigil_ingest.settings import FEEDS_INLINE_ENV as FEEDS_INLINE_ENV
 
 FeedKindHint = Literal["auto", "rss", "atom", "cap"]
 
-FEEDS_FILE_ENV = "VIGIL_INGEST_FEEDS_FILE"
-"""Path of the feeds YAML file (overrides the path given to :func:`load_feeds`)."""
-FEEDS_INLINE_ENV = "VIGIL_INGEST_FEEDS"
-"""Inline YAML/JSON feed list; replaces the file's content entirely."""
 FEED_FIELD_ENV_PREFIX = "VIGIL_FEED_"
 """``VIGIL_FEED_<NAME>_<FIELD>=value`` overrides one field of one feed (e.g. ``..._ENABLED=false``)."""
 

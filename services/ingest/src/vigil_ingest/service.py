@@ -7,8 +7,7 @@ from vigil_shared.runtime import Background, Service, ServiceContext, ServicePar
 
 from vigil_ingest.api import build_router
 from vigil_ingest.errors import InvalidInput
-from vigil_ingest.poller import FeedPoller, feeds_configured
-from vigil_ingest.settings import IngestSettings
+from vigil_ingest.settings import IngestSettings, feeds_configured
 
 log = structlog.get_logger("vigil.ingest")
 
@@ -23,6 +22,8 @@ async def build(ctx: ServiceContext) -> ServiceParts:
     if not feeds_configured(settings):
         log.info("no feeds configured (VIGIL_INGEST_FEEDS_FILE); HTTP API only")
         return ServiceParts(routers=[router])
+    from vigil_ingest.poller import FeedPoller  # feedparser, lxml: only when there are feeds to poll
+
     try:
         poller = FeedPoller(ctx.redis, settings)
     except InvalidInput as exc:

@@ -6,11 +6,18 @@ names; see :class:`vigil_shared.settings.VigilSettings`.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 from vigil_shared.settings import VigilSettings
+
+FEEDS_FILE_ENV = "VIGIL_INGEST_FEEDS_FILE"
+"""Path of the feeds YAML file (overrides the path given to :func:`vigil_ingest.polling.load_feeds`)."""
+FEEDS_INLINE_ENV = "VIGIL_INGEST_FEEDS"
+"""Inline YAML/JSON feed list; replaces the file's content entirely."""
 
 
 class IngestSettings(VigilSettings):
@@ -49,3 +56,9 @@ class IngestSettings(VigilSettings):
         default=30.0, gt=0, description="First retry delay ceiling after a failure."
     )
     backoff_cap_s: float = Field(default=3600.0, gt=0, description="Largest retry delay after failures.")
+
+
+def feeds_configured(settings: IngestSettings, env: Mapping[str, str] | None = None) -> bool:
+    """Whether any feed source is configured (else ingest runs without its poller)."""
+    env = os.environ if env is None else env
+    return bool(settings.feeds_file or env.get(FEEDS_FILE_ENV) or (env.get(FEEDS_INLINE_ENV) or "").strip())

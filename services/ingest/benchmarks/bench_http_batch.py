@@ -1,0 +1,149 @@
+"""Ingest's HTTP batch path alone: CPU ms per alert and peak RSS of the ingest process.
+
+Starts a private Redis and ``vigil run ingest`` (as ``vigil bench`` does: API key on, log level
+WARNING, rate limit lifted), POSTs ``-n`` generated ~1 KB alerts (``vigil_shared.bench.make_texts``,
+the bench's own body: ``id``, ``title``, ``text``, ``issuer``) to ``/v1/alerts:batch`` in batches
+of ``--batch``, ``--inflight`` requests at a time, then prints the ingest process's CPU seconds
+(user + system, from /proc) over the posting, CPU ms per alert, its RSS when idle and its peak RSS
+(VmHWM). Nothing consumes the stream: this is ingest only.
+
+Run: ``uv run python services/ingest/benchmarks/bench_http_batch.py [-n 6000] [--batch 500]
+[--inflight 2] [--profile OUT.raw]`` (``--profile`` attaches py-spy to the ingest process for the
+posting and writes raw stacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+from vigil_shared import streams
+from vigil_shared.bench import cpu_seconds, make_texts, new_api_key, peak_rss_mb
+from vigil_shared.demo import service_process
+from vigil_shared.embedded_redis import EmbeddedRedis, free_port
+
+
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def post_all(port: int, key: str, bodies: list[bytes], inflight: int) -> list[float]:
+    url = f"http://127.0.0.1:{port}/v1/alerts:batch"
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    sem = asyncio.Semaphore(inflight)
+    times: list[float] = []
+    async with httpx.AsyncClient(timeout=300) as client:
+
+        async def post(body: bytes) -> None:
+            async with sem:
+                t0 = time.perf_counter()
+                r = await client.post(url, content=body, headers=headers)
+                times.append(time.perf_counter() - t0)
+                if r.status_code != 202:
+                    raise RuntimeError(f"ingest answered {r.status_code}: {r.text[:300]}")
+
+        await asyncio.gather(*(post(b) for b in bodies))
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-n", type=int, default=6000, help="alerts to post")
+    ap.add_argument("--batch", type=int, default=500, help="alerts per request")
+    ap.add_argument("--inflight", type=int, default=2, help="requests in flight")
+    ap.add_argument("--profile", type=Path, default=None, help="py-spy raw output file")
+    ap.add_argument("--seed", type=int, default=11)
+    args = ap.parse_args()
+
+    texts = make_texts(args.n, seed=args.seed)
+    bodies = [
+        orjson.dumps(
+            [
+                {"id": f"bench-{j:07d}", "title": t, "text": x, "issuer": "Benchmark Desk"}
+                for j, (t, x) in enumerate(texts[i : i + args.batch], start=i)
+            ]
+        )
+        for i in range(0, len(texts), args.batch)
+    ]
+    key, line = new_api_key()
+    with EmbeddedRedis() as server, tempfile.TemporaryDirectory(prefix="vigil-ingest-bench-") as tmp:
+        workdir = Path(tmp)
+        port = free_port()
+        env = {
+            **os.environ,
+            "REDIS_URL": server.url,
+            "VIGIL_LOG_FORMAT": "json",
+            "VIGIL_LOG_LEVEL": "WARNING",
+            "VIGIL_API_KEYS": line,
+            "VIGIL_AUTH_DISABLED": "false",
+            "VIGIL_API_RATE_PER_S": "1000000",
+            "VIGIL_API_BURST": "1000000",
+            "VIGIL_HTTP_PORT": str(port),
+            "VIGIL_HTTP_HOST": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        with service_process("ingest", env, workdir) as proc:
+            deadline = time.monotonic() + 120
+            while True:
+                if proc.poll() is not None:
+                    sys.exit((workdir / "ingest.log").read_text()[-3000:])
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    sys.exit("ingest not ready")
+                time.sleep(0.2)
+            time.sleep(0.5)
+            pid = proc.pid
+            idle_rss, idle_peak = rss_mb(pid), peak_rss_mb(pid)
+            spy = None
+            if args.profile is not None and shutil.which("py-spy"):
+                spy = subprocess.Popen(
+                    ["py-spy", "record", "--pid", str(pid), "-r", "250", "-f", "raw", "-o", str(args.profile)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                time.sleep(1.0)
+            cpu0 = cpu_seconds(pid)
+            t0 = time.perf_counter()
+            times = asyncio.run(post_all(port, key, bodies, args.inflight))
+            wall = time.perf_counter() - t0
+            cpu = cpu_seconds(pid) - cpu0
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
+            peak, after = peak_rss_mb(pid), rss_mb(pid)
+            anon, mapped = rss_mb(pid, "RssAnon"), rss_mb(pid, "RssFile")
+            import redis
+
+            published = redis.Redis.from_url(server.url).xlen(streams.ALERTS_RECEIVED)
+    times.sort()
+    print(
+        f"alerts {args.n} (batches of {args.batch}, {args.inflight} in flight), published {published}\n"
+        f"wall {wall:.2f} s = {args.n / wall:,.0f} alerts/s; request median {times[len(times) // 2] * 1000:.0f} ms,"
+        f" max {times[-1] * 1000:.0f} ms\n"
+        f"ingest CPU {cpu:.2f} s = {cpu * 1000 / args.n:.3f} ms per alert\n"
+        f"ingest RSS idle {idle_rss:.0f} MB (peak before posting {idle_peak:.0f} MB), after {after:.0f} MB,"
+        f" peak {peak:.0f} MB\n"
+        f"ingest RSS after: {anon:.0f} MB anonymous, {mapped:.0f} MB file-backed (mapped files, shared)"
+    )
+
+
+if __name__ == "__main__":
+    main()
