@@ -13,6 +13,7 @@ with the short description) yields one revision, not a revision per poll.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,24 +26,42 @@ DEFAULT_TTL_S: Final = 30 * 24 * 3600
 """How long an alert's dedup state is kept after it was last seen (30 days)."""
 
 _REGISTER_LUA: Final = """
-local h = KEYS[1]
-local fp_field = 'fp:' .. ARGV[1]
-local ttl = tonumber(ARGV[3])
-local seen = redis.call('HGET', h, fp_field)
-if seen then
-  redis.call('EXPIRE', h, ttl)
-  return {0, tonumber(seen), redis.call('HGET', h, 'alert_id')}
+local ttl = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local res = {}
+for i = 1, n do
+  local a = 2 + (i - 1) * 5
+  local h = KEYS[i]
+  local fp_field = 'fp:' .. ARGV[a + 1]
+  local seen = redis.call('HGET', h, fp_field)
+  if seen then
+    redis.call('EXPIRE', h, ttl)
+    local cid = redis.call('HGET', h, 'cid:' .. seen) or ''
+    res[i] = {0, tonumber(seen), redis.call('HGET', h, 'alert_id'), cid}
+  else
+    local rev = redis.call('HINCRBY', h, 'revision', 1)
+    if rev == 1 then
+      redis.call('HSET', h, 'alert_id', ARGV[a + 2])
+    end
+    redis.call('HSET', h, fp_field, rev)
+    if ARGV[a + 3] ~= '' then
+      redis.call('HSET', h, 'cid:' .. rev, ARGV[a + 3])
+    end
+    redis.call('EXPIRE', h, ttl)
+    res[i] = {1, rev, redis.call('HGET', h, 'alert_id'), ARGV[a + 3]}
+  end
+  local t = tonumber(ARGV[a + 4])
+  if t > 0 then
+    redis.call('SET', KEYS[t], ARGV[a + 5], 'EX', ttl)
+  end
 end
-local rev = redis.call('HINCRBY', h, 'revision', 1)
-if rev == 1 then
-  redis.call('HSET', h, 'alert_id', ARGV[2])
-end
-redis.call('HSET', h, fp_field, rev)
-redis.call('EXPIRE', h, ttl)
-return {1, rev, redis.call('HGET', h, 'alert_id')}
+return res
 """
-
-
+"""Registers sightings in order, each exactly as one atomic registration would (the whole call is one
+script, so atomic too). KEYS: the dedup hash of each sighting, then the title keys to remember.
+ARGV: ttl, n, then per sighting: fingerprint, alert id, correlation id (remembered as ``cid:<rev>``
+for a new revision; '' for none), index in KEYS of its title key (0: none), identity key (the title
+key's value). Returns per sighting {created, revision, alert id, correlation id ('' if unknown)}."""
 _UNREGISTER_LUA: Final = """
 local h = KEYS[1]
 local fp_field = 'fp:' .. ARGV[1]
@@ -51,7 +70,7 @@ local seen = redis.call('HGET', h, fp_field)
 if (not seen) or tonumber(seen) ~= rev then
   return 0
 end
-redis.call('HDEL', h, fp_field)
+redis.call('HDEL', h, fp_field, 'cid:' .. rev)
 local current = tonumber(redis.call('HGET', h, 'revision') or '0')
 if current == rev then
   if rev <= 1 then
@@ -62,6 +81,32 @@ if current == rev then
 end
 return 1
 """
+
+
+_UNREGISTER_MINE_LUA: Final = """
+for i = #KEYS, 1, -1 do
+  local h = KEYS[i]
+  local fp_field = 'fp:' .. ARGV[2 * i - 1]
+  local seen = redis.call('HGET', h, fp_field)
+  if seen and redis.call('HGET', h, 'cid:' .. seen) == ARGV[2 * i] then
+    local rev = tonumber(seen)
+    redis.call('HDEL', h, fp_field, 'cid:' .. seen)
+    local current = tonumber(redis.call('HGET', h, 'revision') or '0')
+    if current == rev then
+      if rev <= 1 then
+        redis.call('DEL', h)
+      else
+        redis.call('HSET', h, 'revision', rev - 1)
+      end
+    end
+  end
+end
+return 1
+"""
+"""Undoes, last first, the registrations a call made, recognised by the correlation id each one
+remembered (so it works without the call's answer, e.g. when the connection broke after the
+script ran): a sighting that was a duplicate, or registered by another caller, is left alone.
+KEYS: dedup hashes; ARGV: fingerprint, correlation id per sighting."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +125,9 @@ class Registration:
     """The identity key the alert was registered under."""
     fingerprint: str = ""
     """The content fingerprint registered (used to undo a registration whose publish failed)."""
+    correlation_id: str | None = None
+    """For a duplicate: the correlation id its revision was remembered with (None if unknown); for a
+    new revision: the one given to :func:`register_many`."""
 
     @property
     def should_publish(self) -> bool:
@@ -94,6 +142,74 @@ def _str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+@dataclass(frozen=True)
+class Sighting:
+    """One sighting to register: identity key, content fingerprint, and what to remember with it."""
+
+    key: str
+    fingerprint: str
+    correlation_id: str | None = None
+    """Remembered for a new revision (answered to later duplicates)."""
+    title_key: str | None = None
+    """Key (without the ``vigil:dedup:`` prefix) under which to remember ``key`` for the item's title."""
+
+
+async def register_many(
+    redis: Any, sightings: Sequence[Sighting], *, ttl_s: int = DEFAULT_TTL_S
+) -> list[Registration]:
+    """Record sightings in order, in one atomic script (one round trip for any number of them).
+
+    Each is decided exactly as :func:`register` decides one, seeing the ones before it (a duplicate
+    within the call is a duplicate), and remembers its title key after it registered.
+    """
+    if ttl_s <= 0:
+        raise ValueError("ttl_s must be positive")
+    if not sightings:
+        return []
+    keys: list[str] = [dedup_key(alert_id_for(s.key)) for s in sightings]
+    args: list[Any] = [int(ttl_s), len(sightings)]
+    ids: list[str] = []
+    for s in sightings:
+        alert_id = alert_id_for(s.key)
+        ids.append(alert_id)
+        title_index = 0
+        if s.title_key is not None:
+            keys.append(redis_key("dedup", s.title_key))
+            title_index = len(keys)
+        args += (s.fingerprint, alert_id, s.correlation_id or "", title_index, s.key)
+    raw = await redis.register_script(_REGISTER_LUA)(keys=keys, args=args)  # EVALSHA, loaded on NOSCRIPT
+    out: list[Registration] = []
+    for s, row in zip(sightings, raw, strict=True):
+        created, revision, stored_id = int(row[0]), int(row[1]), _str(row[2])
+        cid = _str(row[3]) or None
+        out.append(
+            Registration(
+                alert_id=stored_id,
+                revision=revision,
+                revision_of=stored_id if revision > 1 else None,
+                is_new=bool(created) and revision == 1,
+                is_duplicate=not created,
+                key=s.key,
+                fingerprint=s.fingerprint,
+                correlation_id=cid,
+            )
+        )
+    return out
+
+
+async def unregister_many(redis: Any, sightings: Sequence[Sighting]) -> None:
+    """Undo whatever :func:`register_many` registered for ``sightings`` (those given a correlation
+    id), whether or not its answer arrived; atomic, one round trip. See ``_UNREGISTER_MINE_LUA``."""
+    mine = [s for s in sightings if s.correlation_id]
+    if not mine:
+        return
+    args: list[str] = []
+    for s in mine:
+        args += (s.fingerprint, s.correlation_id or "")
+    keys = [dedup_key(alert_id_for(s.key)) for s in mine]
+    await redis.register_script(_UNREGISTER_MINE_LUA)(keys=keys, args=args)
+
+
 async def register(redis: Any, key: str, fingerprint: str, *, ttl_s: int = DEFAULT_TTL_S) -> Registration:
     """Record one sighting of identity ``key`` with content ``fingerprint``; atomic.
 
@@ -101,20 +217,7 @@ async def register(redis: Any, key: str, fingerprint: str, *, ttl_s: int = DEFAU
     revision it was first seen as). A new fingerprint -> revision n+1 with ``revision_of`` set.
     ``redis`` is a ``redis.asyncio.Redis`` (with or without ``decode_responses``).
     """
-    if ttl_s <= 0:
-        raise ValueError("ttl_s must be positive")
-    alert_id = alert_id_for(key)
-    raw = await redis.eval(_REGISTER_LUA, 1, dedup_key(alert_id), fingerprint, alert_id, int(ttl_s))
-    created, revision, stored_id = int(raw[0]), int(raw[1]), _str(raw[2])
-    return Registration(
-        alert_id=stored_id,
-        revision=revision,
-        revision_of=stored_id if revision > 1 else None,
-        is_new=bool(created) and revision == 1,
-        is_duplicate=not created,
-        key=key,
-        fingerprint=fingerprint,
-    )
+    return (await register_many(redis, [Sighting(key, fingerprint)], ttl_s=ttl_s))[0]
 
 
 async def unregister(redis: Any, registration: Registration) -> bool:
@@ -132,6 +235,56 @@ async def unregister(redis: Any, registration: Registration) -> bool:
     return bool(int(undone))
 
 
+async def sightings_of(
+    redis: Any, drafts: Sequence[AlertDraft], correlation_ids: Sequence[str | None] | None = None
+) -> list[Sighting]:
+    """The sighting of each draft: its identity key, with ``"Update: <title>"`` items linked.
+
+    A non-CAP item titled ``"Update: X"`` whose issuer (or source) recently published an item
+    titled ``"X"`` takes that item's key, so it registers as a revision of it — also when that item
+    is earlier in ``drafts``. Every other item remembers its title so a later update can find it.
+    The titles are looked up in one ``MGET`` (none when no title is an update).
+    """
+    keys: list[str] = []
+    aliases: list[str | None] = []
+    own: list[str | None] = []
+    for draft in drafts:
+        keys.append(identity_key(draft))
+        base = update_base_title(draft.title) if draft.cap is None else None
+        aliases.append(title_key(draft, base) if base is not None else None)
+        own.append(title_key(draft) if base is None else None)
+    lookups = sorted({a for a in aliases if a is not None})
+    stored: dict[str, str] = {}
+    if lookups:
+        values = await redis.mget([redis_key("dedup", a) for a in lookups])
+        stored = {a: _str(v) for a, v in zip(lookups, values, strict=True) if v is not None}
+    out: list[Sighting] = []
+    remembered: dict[str, str] = {}  # title keys set by earlier drafts of this call
+    for i, draft in enumerate(drafts):
+        key = keys[i]
+        alias = aliases[i]
+        if alias is not None:
+            original = remembered.get(alias) or stored.get(alias)
+            if original is not None:
+                key = original
+        if own[i] is not None:
+            remembered[own[i]] = key  # type: ignore[index]
+        cid = correlation_ids[i] if correlation_ids is not None else None
+        out.append(Sighting(key, fingerprint(draft), cid, own[i]))
+    return out
+
+
+async def register_drafts(
+    redis: Any,
+    drafts: Sequence[AlertDraft],
+    *,
+    ttl_s: int = DEFAULT_TTL_S,
+    correlation_ids: Sequence[str | None] | None = None,
+) -> list[Registration]:
+    """:func:`register_draft` of each draft, in order, in two round trips at most (titles, script)."""
+    return await register_many(redis, await sightings_of(redis, drafts, correlation_ids), ttl_s=ttl_s)
+
+
 async def register_draft(redis: Any, draft: AlertDraft, *, ttl_s: int = DEFAULT_TTL_S) -> Registration:
     """Register ``draft`` under its identity key, linking ``"Update: <title>"`` items.
 
@@ -139,16 +292,4 @@ async def register_draft(redis: Any, draft: AlertDraft, *, ttl_s: int = DEFAULT_
     titled ``"X"`` is registered as a revision of that item. Every other item remembers its title
     so a later update can find it.
     """
-    key = identity_key(draft)
-    base = update_base_title(draft.title) if draft.cap is None else None
-    if base is not None:
-        alias = title_key(draft, base)
-        original = await redis.get(redis_key("dedup", alias)) if alias else None
-        if original is not None:
-            key = _str(original)
-    registration = await register(redis, key, fingerprint(draft), ttl_s=ttl_s)
-    if base is None:
-        own = title_key(draft)
-        if own is not None:
-            await redis.set(redis_key("dedup", own), key, ex=int(ttl_s))
-    return registration
+    return (await register_drafts(redis, [draft], ttl_s=ttl_s))[0]

@@ -5,20 +5,24 @@ gets the same id and is published at most once per revision whichever way it cam
 
 1. every draft is turned into its event *before* anything is registered, so a draft that cannot
    become a valid event fails the whole call and nothing is published half formed;
-2. each draft is registered with :func:`vigil_ingest.dedup.register_draft` (atomic across
-   replicas: exactly one sighting of a given content is new);
+2. the drafts are registered, in order, in one call of one Lua script
+   (:func:`vigil_ingest.dedup.register_many`; atomic across replicas: exactly one sighting of a
+   given content is new);
 3. the events of the new alerts and new revisions are written in **one** ``MULTI``/``EXEC``
-   transaction (:func:`vigil_shared.worker.publish_events`). If that fails with an error, the
-   registrations are undone (:func:`vigil_ingest.dedup.unregister`) so a retry is new again rather
-   than a duplicate of an alert that never reached the stream.
+   transaction (:func:`vigil_shared.worker.publish_events`). If that, or the registration itself,
+   fails with an error, this call's registrations are undone
+   (:func:`vigil_ingest.dedup.unregister_many`, which recognises them by their correlation ids even
+   when the registration's answer was lost) so a retry is new again rather than a duplicate of an
+   alert that never reached the stream.
 
-Each new alert or revision gets a fresh ``correlation_id``; it is remembered with the dedup state so
-a duplicate answer can name the correlation id its alert was published with.
+Each new alert or revision gets a fresh ``correlation_id``; it is remembered with the dedup state
+(by the registration script) so a duplicate answer can name the correlation id its alert was
+published with.
 """
 
 from __future__ import annotations
 
-import contextlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,7 +33,7 @@ from vigil_shared import metrics, streams
 from vigil_shared.events import AlertReceived, new_event_id
 from vigil_shared.worker import Publication, publish_events
 
-from vigil_ingest.dedup import DEFAULT_TTL_S, Registration, dedup_key, register_draft, unregister
+from vigil_ingest.dedup import DEFAULT_TTL_S, Registration, Sighting, register_many, sightings_of, unregister_many
 from vigil_ingest.drafts import AlertDraft, to_alert_received
 
 log = structlog.get_logger("vigil.ingest")
@@ -94,78 +98,57 @@ async def accept(
     One result per draft, in order. Raises (and publishes nothing) if a draft cannot become a
     valid event; raises after undoing the registrations if the publishing transaction fails.
     """
-    # 1. validate every event up front: a bad draft fails the call before any side effect
-    for draft in drafts:
-        to_alert_received(draft, alert_id=_PLACEHOLDER_ID, correlation_id=new_event_id())
+    # 1. every event is built (validated) up front: a bad draft fails the call before any side effect.
+    # Its identity fields are filled in after registration (model_copy: they are ids made here).
+    built = [to_alert_received(d, alert_id=_PLACEHOLDER_ID, correlation_id=new_event_id()) for d in drafts]
 
-    # 2. register (sequentially, so duplicates inside one call are seen as such)
-    registrations: list[Registration] = []
-    events: list[AlertReceived | None] = []
+    # 2. register them all in one atomic script, in order (duplicates inside one call are seen as
+    # such); a new revision's correlation id is remembered with it (for later duplicate answers, and
+    # to recognise this call's registrations when they must be undone)
+    sightings = await sightings_of(redis, drafts, [e.correlation_id for e in built])
     try:
-        for draft in drafts:
-            reg = await register_draft(redis, draft, ttl_s=ttl_s)
-            registrations.append(reg)
-            if reg.should_publish:
-                events.append(
-                    to_alert_received(
-                        draft,
-                        alert_id=reg.alert_id,
-                        revision=reg.revision,
-                        revision_of=reg.revision_of,
-                        correlation_id=new_event_id(),
-                    )
-                )
-            else:
-                events.append(None)
+        registrations = await register_many(redis, sightings, ttl_s=ttl_s)
+        events: list[AlertReceived | None] = [
+            e.model_copy(
+                update={
+                    "alert_id": reg.alert_id,
+                    "revision": reg.revision,
+                    "revision_of": reg.revision_of if reg.revision > 1 else None,
+                }
+            )
+            if reg.should_publish
+            else None
+            for e, reg in zip(built, registrations, strict=True)
+        ]
+        del built
         publications = [Publication(stream, e) for e in events if e is not None]
         # 3. publish all of them in one transaction
         entry_ids = await publish_events(redis, publications, maxlen) if publications else []
     except Exception:
         # Not on cancellation: a cancelled EXEC may have been applied, and undoing a published
         # alert could let it be published twice; an orphaned registration only expires (TTL).
-        await _undo(redis, registrations)
+        await _undo(redis, sightings)
         raise
 
-    # remember the correlation id of each published revision (for duplicate answers)
-    published = [(r, e) for r, e in zip(registrations, events, strict=True) if e is not None]
-    if published:
-        try:
-            async with redis.pipeline(transaction=False) as pipe:
-                for reg, event in published:
-                    pipe.hset(dedup_key(reg.alert_id), f"cid:{reg.revision}", event.correlation_id)
-                await pipe.execute()
-        except Exception as exc:  # the events are out; this is only a nicety
-            log.warning("could not remember correlation ids", error=str(exc))
-
-    known_cids: dict[int, str | None] = {}
-    duplicates = [i for i, e in enumerate(events) if e is None]
-    if duplicates:
-        with contextlib.suppress(Exception):
-            async with redis.pipeline(transaction=False) as pipe:
-                for i in duplicates:
-                    reg = registrations[i]
-                    pipe.hget(dedup_key(reg.alert_id), f"cid:{reg.revision}")
-                values = await pipe.execute()
-            known_cids = {i: _str(v) for i, v in zip(duplicates, values, strict=True)}
-
     results: list[IntakeResult] = []
+    outcomes: Counter[tuple[str, str]] = Counter()
     entries = iter(entry_ids)
-    for i, (draft, reg, maybe_event) in enumerate(zip(drafts, registrations, events, strict=True)):
+    for draft, reg, maybe_event in zip(drafts, registrations, events, strict=True):
         status = _status(reg)
         entry = _str(next(entries)) if maybe_event is not None else None
         result = IntakeResult(
             alert_id=reg.alert_id,
             revision=reg.revision,
             status=status,
-            correlation_id=maybe_event.correlation_id if maybe_event is not None else known_cids.get(i),
+            correlation_id=maybe_event.correlation_id if maybe_event is not None else reg.correlation_id,
             revision_of=reg.revision_of,
             title=draft.title,
             source_name=draft.source_name,
             entry_id=entry,
         )
         results.append(result)
-        metrics.ALERTS_INGESTED.labels(source_kind=draft.source_kind, outcome=status).inc()
-        log.info(
+        outcomes[(draft.source_kind, status)] += 1
+        log.info(  # a no-op call below INFO (structlog's filtering logger)
             "alert " + ("published" if maybe_event is not None else "duplicate, not published"),
             alert_id=reg.alert_id,
             revision=reg.revision,
@@ -174,12 +157,13 @@ async def accept(
             source=draft.source_name,
             source_kind=draft.source_kind,
         )
+    for (kind, outcome), count in outcomes.items():
+        metrics.ALERTS_INGESTED.labels(source_kind=kind, outcome=outcome).inc(count)
     return results
 
 
-async def _undo(redis: Redis, registrations: Sequence[Registration]) -> None:
-    for reg in reversed(registrations):
-        try:
-            await unregister(redis, reg)
-        except Exception as exc:  # Redis is likely down; the TTL will eventually forget it
-            log.error("could not undo a dedup registration", alert_id=reg.alert_id, error=str(exc))
+async def _undo(redis: Redis, sightings: Sequence[Sighting]) -> None:
+    try:
+        await unregister_many(redis, sightings)
+    except Exception as exc:  # Redis is likely down; the TTL will eventually forget them
+        log.error("could not undo dedup registrations", count=len(sightings), error=str(exc))
