@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -45,10 +46,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from vigil_shared.events import (
+    SCHEMA_VERSION,
     DeadLetter,
     DeliveryKind,
     NotificationDelivered,
     NotificationFailed,
+    new_event_id,
+    utcnow,
 )
 from vigil_shared.streams import ALERTS_CLASSIFIED, GROUP_NOTIFY, key
 
@@ -70,6 +74,7 @@ def idempotency_key(alert_id: str, revision: int, subscription_id: str, channel_
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+@functools.lru_cache(maxsize=16384)
 def channel_hash(channel_url: str) -> str:
     """A stable, secret-free handle for a channel URL (stored in Redis instead of the URL)."""
     return hashlib.sha256(channel_url.encode()).hexdigest()[:16]
@@ -133,6 +138,13 @@ class IdempotencyLedger:
         """:meth:`claim`, coalesced with the claims other tasks make in the same event-loop turn
         into one script call (each key still claimed atomically, exactly as :meth:`claim` does)."""
         return (await self._claims.submit([idem_key]))[0]
+
+    async def claim_many(self, idem_keys: list[str]) -> list[str]:
+        """:meth:`claim` of every key, in order, in one script call (coalesced like
+        :meth:`claim_batched`, so claims made for a caller cancelled meanwhile are given back)."""
+        if not idem_keys:
+            return []
+        return await self._claims.submit(idem_keys)
 
     async def _claim_keys(self, idem_keys: list[str]) -> list[str]:
         raw = await self._claim_many(
@@ -272,6 +284,9 @@ class DeliveryJob:
     """Recipient-log keys (original alert ids) to record this (subscription, channel) under once sent."""
     dead_letter_fields: dict[str, str] = field(default_factory=dict)
     entry_id: str = ""
+    dead_letter_source: Callable[[], dict[str, str]] | None = None
+    """Computes further dead-letter fields when (and only when) the job is dead-lettered (e.g. the
+    JSON of the whole alert, which the hot path should not serialise per delivery)."""
 
 
 @dataclass
@@ -312,6 +327,12 @@ class RecipientLog:
         for original in originals:
             pipe.hset(self.redis_key(original), member, reason)
             pipe.expire(self.redis_key(original), self.settings.recipients_ttl_s)
+
+    def queue_record_many(self, pipe: Any, original: str, members: dict[str, str]) -> None:
+        """Record several ``<subscription_id>|<channel hash>`` -> reason under one original key."""
+        k = self.redis_key(original)
+        pipe.hset(k, mapping=members)
+        pipe.expire(k, self.settings.recipients_ttl_s)
 
     async def recipients(self, originals: Sequence[str]) -> dict[tuple[str, str], str]:
         """{(subscription_id, channel hash): reason} over all ``originals``."""
@@ -388,6 +409,15 @@ class Deduplicator:
             sid: None if seen_id in ("", alert_id) else seen_id
             for sid, seen_id in zip(subscription_ids, seen, strict=True)
         }
+
+
+    async def first_for_batch(self, checks: Sequence[tuple[str, str, str]]) -> list[str | None]:
+        """:meth:`first_for` of several (subscription_id, fingerprint, alert_id), applied in order
+        (the same effect as one call each), in one script call."""
+        if not checks:
+            return []
+        seen = await self._coalesced.submit([(key("notify", "fp", sid, fp), aid) for sid, fp, aid in checks])
+        return [None if s in ("", aid) else s for s, (_, _, aid) in zip(seen, checks, strict=True)]
 
 
 # ----------------------------------------------------------------------------- throttle and digests
@@ -467,13 +497,19 @@ class DigestStore:
     async def add(
         self, subscription_id: str, channel_url: str, item_id: str, item: dict[str, Any], now_ts: float
     ) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self.queue_add(pipe, subscription_id, channel_url, item_id, item, now_ts)
+            await pipe.execute()
+
+    def queue_add(
+        self, pipe: Any, subscription_id: str, channel_url: str, item_id: str, item: dict[str, Any], now_ts: float
+    ) -> None:
+        """:meth:`add`'s commands, on a (transactional) pipeline the caller executes."""
         chash = channel_hash(channel_url)
         k = self.items_key(subscription_id, chash)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(k, item_id, json.dumps(item))
-            pipe.expire(k, self.settings.deferred_ttl_s)
-            pipe.zadd(self.DUE, {f"{subscription_id}|{chash}": now_ts + self.settings.digest_delay_s}, nx=True)
-            await pipe.execute()
+        pipe.hset(k, item_id, json.dumps(item))
+        pipe.expire(k, self.settings.deferred_ttl_s)
+        pipe.zadd(self.DUE, {f"{subscription_id}|{chash}": now_ts + self.settings.digest_delay_s}, nx=True)
 
     async def due(self, now_ts: float) -> list[tuple[str, str]]:
         # cast: without withscores the reply holds the members only, no (member, score) pairs
@@ -511,9 +547,13 @@ class DeferredQueue:
 
     async def add(self, idem_key: str, doc: dict[str, Any], due_ts: float) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.DOCS, idem_key, json.dumps(doc))
-            pipe.zadd(self.DUE, {idem_key: due_ts}, nx=True)
+            self.queue_add(pipe, idem_key, doc, due_ts)
             await pipe.execute()
+
+    def queue_add(self, pipe: Any, idem_key: str, doc: dict[str, Any], due_ts: float) -> None:
+        """:meth:`add`'s commands, on a (transactional) pipeline the caller executes."""
+        pipe.hset(self.DOCS, idem_key, json.dumps(doc))
+        pipe.zadd(self.DUE, {idem_key: due_ts}, nx=True)
 
     async def due(self, now_ts: float) -> list[tuple[str, dict[str, Any]]]:
         # cast: without withscores the reply holds the members only, no (member, score) pairs
@@ -591,9 +631,86 @@ class Deliverer:
             return []
         return list(await asyncio.gather(*(self._guarded(job) for job in jobs)))
 
+    async def run_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryOutcome]:
+        """:meth:`run` for many jobs with the per-job overhead taken out; the same guarantees.
+
+        One claim script for every key (in job order). Claimed jobs whose channel completes
+        without awaiting (JSONL: one ``write(2)``) are sent inline, one after the other, and the
+        ones the channel accepted are marked "sent" (with their recipient records) in one pipeline
+        before their events are built; every other claimed job runs :meth:`deliver`'s retry loop in
+        its own task (timeouts, back-off; bounded by ``max_concurrency``), started before the inline
+        sends so a slow channel never waits for them nor they for it. Keys another owner holds
+        ("sending:…", including a duplicate of a job earlier in this batch) go through
+        :meth:`deliver`'s wait-and-claim afterwards, once this batch's own sends are marked.
+        Returns one outcome per job, in order."""
+        if not jobs:
+            return []
+        states = await self.ledger.claim_many([j.idempotency_key for j in jobs])
+        outcomes: list[DeliveryOutcome | None] = [None] * len(jobs)
+        inline: list[tuple[int, Channel]] = []
+        spawned: list[int] = []
+        waiting: list[int] = []
+        for i, (job, state) in enumerate(zip(jobs, states, strict=True)):
+            if state == SENT:
+                log.info("skip %s -> %s: already sent", job.subscription_id, mask_url(job.channel_url))
+                outcomes[i] = DeliveryOutcome(job, "skipped_sent")
+            elif state != "claimed":
+                waiting.append(i)
+            else:
+                try:
+                    channel = self.channel(job.channel_url)
+                except Exception:  # an invalid channel: deliver() reports it
+                    spawned.append(i)
+                    continue
+                if getattr(channel, "completes_without_awaiting", False):
+                    inline.append((i, channel))
+                else:
+                    spawned.append(i)
+        tasks: dict[int, asyncio.Future[DeliveryOutcome]] = {
+            i: asyncio.ensure_future(self._guarded_claimed(jobs[i])) for i in spawned
+        }
+        unsent = {i for i, _ in inline}
+        try:
+            accepted: list[int] = []
+            for i, channel in inline:
+                job = jobs[i]
+                try:
+                    await channel.send(job.message)  # never awaits anything: no task, no timeout
+                except Exception as exc:
+                    unsent.discard(i)
+                    tasks[i] = asyncio.ensure_future(self._guarded_claimed(job, first_error=exc))
+                    continue
+                unsent.discard(i)
+                accepted.append(i)
+            if accepted:
+                accepted_jobs = [jobs[i] for i in accepted]
+                await self._marks.run(lambda pipe: self._queue_sent_many(pipe, accepted_jobs))
+                for i in accepted:
+                    outcomes[i] = self._delivered(jobs[i], 1)
+            if tasks:
+                done = await asyncio.gather(*tasks.values())
+                for i, outcome in zip(tasks, done, strict=True):
+                    outcomes[i] = outcome
+        except BaseException:
+            for t in tasks.values():
+                t.cancel()
+            for i in unsent:  # claimed, never handed to the channel: give the keys back
+                with contextlib.suppress(Exception):
+                    await self._release(jobs[i])
+            raise
+        if waiting:
+            waited = await asyncio.gather(*(self._guarded(jobs[i]) for i in waiting))
+            for i, outcome in zip(waiting, waited, strict=True):
+                outcomes[i] = outcome
+        return [o for o in outcomes if o is not None]
+
     async def _guarded(self, job: DeliveryJob) -> DeliveryOutcome:
         async with self._semaphore:
             return await self.deliver(job)
+
+    async def _guarded_claimed(self, job: DeliveryJob, first_error: Exception | None = None) -> DeliveryOutcome:
+        async with self._semaphore:
+            return await self._deliver_claimed(job, first_error)
 
     async def _await_other(self, job: DeliveryJob) -> str:
         """Claim the key, waiting out another replica's in-flight send; returns the final state."""
@@ -606,25 +723,48 @@ class Deliverer:
         return state
 
     async def deliver(self, job: DeliveryJob) -> DeliveryOutcome:
-        masked = mask_url(job.channel_url)
         state = await self._await_other(job)
         if state == SENT:
-            log.info("skip %s -> %s: already sent", job.subscription_id, masked)
+            log.info("skip %s -> %s: already sent", job.subscription_id, mask_url(job.channel_url))
             return DeliveryOutcome(job, "skipped_sent")
         if state != "claimed":
-            log.warning("skip %s -> %s: still in flight elsewhere", job.subscription_id, masked)
+            log.warning("skip %s -> %s: still in flight elsewhere", job.subscription_id, mask_url(job.channel_url))
             return DeliveryOutcome(job, "skipped_in_flight")
-        outcome = DeliveryOutcome(job, "failed")
-        common: dict[str, Any] = {
+        return await self._deliver_claimed(job)
+
+    def _common(self, job: DeliveryJob) -> dict[str, Any]:
+        return {
             "correlation_id": job.correlation_id,
             "producer": self.settings.producer,
             "alert_id": job.alert_id,
             "revision": job.revision,
             "subscription_id": job.subscription_id,
-            "channel": masked,
+            "channel": mask_url(job.channel_url),
             "kind": job.kind,
             "idempotency_key": job.idempotency_key,
         }
+
+    def _delivered(self, job: DeliveryJob, attempt: int) -> DeliveryOutcome:
+        # every field comes from validated models or from settings: no need to validate again. The
+        # envelope fields are passed too: for a missing field model_construct inspects the signature of
+        # its default factory on every call (pydantic 2.x), which cost more than the rest of the event.
+        event = NotificationDelivered.model_construct(
+            event_id=new_event_id(),
+            occurred_at=utcnow(),
+            schema_version=SCHEMA_VERSION,
+            **self._common(job),
+            attempt=attempt,
+            reason=job.reason,
+        )
+        log.info("delivered %s rev %d to %s via %s", job.alert_id, job.revision, job.subscription_id, event.channel)
+        return DeliveryOutcome(job, "delivered", [event])
+
+    async def _deliver_claimed(self, job: DeliveryJob, first_error: Exception | None = None) -> DeliveryOutcome:
+        """Send a job whose key this process has claimed: attempts, back-off, final failure.
+        ``first_error``: the first attempt was already made (inline) and failed with it."""
+        common = self._common(job)
+        masked = common["channel"]
+        outcome = DeliveryOutcome(job, "failed")
         try:
             channel = self.channel(job.channel_url)
         except Exception as exc:
@@ -634,6 +774,8 @@ class Deliverer:
         max_attempts = self.settings.max_attempts
         for attempt in range(1, max_attempts + 1):
             try:
+                if attempt == 1 and first_error is not None:
+                    raise first_error
                 if getattr(channel, "completes_without_awaiting", False):
                     # the send never yields (e.g. one local write(2)): a timeout could not interrupt
                     # it, so skip the task wait_for would create
@@ -663,18 +805,9 @@ class Deliverer:
                 # one round trip, shared with the deliveries finishing in the same loop turn:
                 # the "sent" mark and the recipient record
                 await self._marks.run(lambda pipe: self._queue_sent(pipe, job))
-                outcome.status = "delivered"
-                # every field comes from validated models or from settings: no need to validate again
-                outcome.events.append(
-                    NotificationDelivered.model_construct(**common, attempt=attempt, reason=job.reason)
-                )
-                log.info(
-                    "delivered %s rev %d to %s via %s",
-                    job.alert_id,
-                    job.revision,
-                    job.subscription_id,
-                    masked,
-                )
+                done = self._delivered(job, attempt)
+                outcome.status = done.status
+                outcome.events.extend(done.events)
                 return outcome
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -682,6 +815,20 @@ class Deliverer:
         pipe.set(self.ledger.redis_key(job.idempotency_key), SENT, ex=self.settings.sent_ttl_s)
         if job.record_under:
             self.recipients.queue_record(pipe, job.record_under, job.subscription_id, job.channel_url, job.reason)
+
+    def _queue_sent_many(self, pipe: Any, jobs: Sequence[DeliveryJob]) -> None:
+        """:meth:`_queue_sent` of several jobs: the recipient records of one original key go in
+        one ``HSET`` (and one ``EXPIRE``)."""
+        ttl = self.settings.sent_ttl_s
+        records: dict[str, dict[str, str]] = {}
+        for job in jobs:
+            pipe.set(self.ledger.redis_key(job.idempotency_key), SENT, ex=ttl)
+            if job.record_under:
+                member = f"{job.subscription_id}|{channel_hash(job.channel_url)}"
+                for original in job.record_under:
+                    records.setdefault(original, {})[member] = job.reason
+        for original, mapping in records.items():
+            self.recipients.queue_record_many(pipe, original, mapping)
 
     async def _release(self, job: DeliveryJob) -> None:
         await self.ledger.release(job.idempotency_key)
@@ -699,6 +846,7 @@ class Deliverer:
             "kind": job.kind,
             "idempotency_key": job.idempotency_key,
             **job.dead_letter_fields,
+            **(job.dead_letter_source() if job.dead_letter_source is not None else {}),
         }
         outcome.dead_letter = DeadLetter(
             correlation_id=job.correlation_id,

@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -125,12 +125,23 @@ class _AlertShared:
     """What every delivery of one alert shares, computed on first use: the rendering per kind and
     the dead-letter copy of the event."""
 
-    __slots__ = ("_alert", "_dl", "_prepared", "_renderer")
+    __slots__ = ("_alert", "_dl", "_own", "_prepared", "_renderer")
 
     def __init__(self, alert: AlertClassified, renderer: Renderer) -> None:
         self._alert, self._renderer = alert, renderer
         self._prepared: dict[str, PreparedMessage] = {}
         self._dl: str | None = None
+        self._own: tuple[str, ...] | None = None
+
+    def own_keys(self) -> tuple[str, ...]:
+        if self._own is None:
+            self._own = own_keys(self._alert)
+        return self._own
+
+    def alert_json(self) -> str:
+        if self._dl is None:
+            self._dl = self._alert.model_dump_json()
+        return self._dl
 
     def prepared(self, kind: DeliveryKind) -> PreparedMessage:
         p = self._prepared.get(kind)
@@ -139,9 +150,7 @@ class _AlertShared:
         return p
 
     def dead_letter_fields(self) -> dict[str, str]:
-        if self._dl is None:
-            self._dl = self._alert.model_dump_json()
-        return {"event": self._dl}
+        return {"event": self.alert_json()}
 
 
 class Notifier:
@@ -162,7 +171,9 @@ class Notifier:
     ) -> None:
         self.redis = redis
         self.settings = settings or NotifySettings()
-        self.store = store or SubscriptionStore(redis, refresh_interval_s=self.settings.subscriptions_refresh_s)
+        self.store = store or SubscriptionStore(
+            redis, refresh_interval_s=self.settings.subscriptions_refresh_s, freeze_gc=self.settings.gc_freeze
+        )
         self.registry = registry or default_registry()
         self.renderer = renderer or Renderer()
         self.clock = clock
@@ -189,43 +200,183 @@ class Notifier:
         return match(alert, await self.store.index(), self.clock())
 
     async def process(self, alert: AlertClassified, *, entry_id: str = "") -> HandleResult:
-        now = self.clock()
-        result = HandleResult()
-        kind = revision_kind(alert)
-        if kind == "new":
-            targets = await self._route_new(alert, now, result)
-        else:
-            targets = await self._route_revision(alert, kind)
-        shared = _AlertShared(alert, self.renderer)
-        allowed = await self._throttle_many(alert, targets, now)
-        jobs = []
-        for i, t in enumerate(targets):
-            job = await self._schedule(alert, t, now, result, entry_id, shared=shared, allowed=allowed.get(i))
-            if job is not None:
-                jobs.append(job)
-        result.absorb(await self.deliverer.run(jobs))
+        """:meth:`process_many` of one alert (raises what it would return for it)."""
+        (result,) = await self.process_many([alert], entry_ids=[entry_id])
+        if isinstance(result, BaseException):
+            raise result
         return result
 
-    async def _throttle_many(self, alert: AlertClassified, targets: list[Target], now: datetime) -> dict[int, bool]:
-        """The throttle decision of every target :meth:`_schedule` would ask about, in one script
-        call, in target order (the same order and the same effect as one call per target)."""
-        if alert.classification.severity == "Extreme":
-            return {}
-        a = alert.alert
-        member = f"{a.alert_id}:{a.revision}"
-        idx: list[int] = []
-        checks: list[tuple[str, str, str]] = []
-        for i, t in enumerate(targets):
-            if t.kind != "new":
+    async def process_many(
+        self, alerts: Sequence[AlertClassified], *, entry_ids: Sequence[str] | None = None
+    ) -> list[HandleResult | BaseException]:
+        """Route and deliver a read batch of classified alerts at once; one result per alert, in
+        order: its :class:`HandleResult`, or the exception that stopped it (the caller retries it).
+
+        The same steps and effects as :meth:`process` one alert after the other, with the Redis
+        work of the whole batch in a few calls: one content-dedup script for every (alert, matched
+        subscription), one throttle script for every check, one pipeline for the quiet-hour
+        deferrals and digests, then :meth:`Deliverer.run_batch` (one claim script, inline sends,
+        one "sent" pipeline). Each script applies its items in stream order, exactly as the calls
+        one by one would. New alerts go first, then updates and cancellations (which read the
+        recipient records the new ones write, so an update right behind its original in the same
+        batch reaches the original's recipients)."""
+        if not alerts:
+            return []
+        ids = list(entry_ids) if entry_ids is not None else [""] * len(alerts)
+        out: list[HandleResult | BaseException] = [HandleResult() for _ in alerts]
+        groups: dict[bool, list[int]] = {True: [], False: []}
+        kinds: list[DeliveryKind] = []
+        for i, alert in enumerate(alerts):
+            try:
+                kind = revision_kind(alert)
+            except Exception as exc:
+                out[i] = exc
+                kind = "new"
+            else:
+                groups[kind == "new"].append(i)
+            kinds.append(kind)
+        for new in (True, False):
+            idx = groups[new]
+            if not idx:
                 continue
-            quiet = t.subscription.filter.quiet_hours
-            if quiet is not None and quiet.is_quiet(now):
-                continue  # deferred before the throttle is consulted
-            idx.append(i)
-            checks.append((t.subscription.id, t.channel_url, member))
-        if not checks:
-            return {}
-        return dict(zip(idx, await self.throttle.allow_many(checks, now.timestamp()), strict=True))
+            try:
+                await self._process_group(alerts, ids, kinds, idx, out, new=new)
+            except Exception as exc:  # Redis failed: every alert of the group is retried
+                for i in idx:
+                    if not isinstance(out[i], BaseException):
+                        out[i] = exc
+        return out
+
+    async def _process_group(
+        self,
+        alerts: Sequence[AlertClassified],
+        entry_ids: Sequence[str],
+        kinds: Sequence[DeliveryKind],
+        idx: list[int],
+        out: list[HandleResult | BaseException],
+        *,
+        new: bool,
+    ) -> None:
+        now = self.clock()
+        targets: dict[int, list[Target]] = {}
+        if new:
+            index = await self.store.index()
+            checks: list[tuple[str, str, str]] = []
+            owners: list[tuple[int, Match]] = []
+            for i in idx:
+                alert, result = alerts[i], out[i]
+                assert isinstance(result, HandleResult)
+                try:
+                    result.matches = match(alert, index, now)
+                    fingerprint = content_fingerprint(alert.alert.title, alert.alert.text)
+                except Exception as exc:
+                    out[i] = exc
+                    continue
+                targets[i] = []
+                aid = alert.alert.alert_id
+                for m in result.matches:
+                    checks.append((m.subscription.id, fingerprint, aid))
+                    owners.append((i, m))
+            earliest = await self.dedup.first_for_batch(checks)
+            for (i, m), earlier in zip(owners, earliest, strict=True):
+                if earlier is not None:
+                    result = out[i]
+                    assert isinstance(result, HandleResult)
+                    result.duplicates.append((m.subscription.id, earlier))
+                    aid = alerts[i].alert.alert_id
+                    log.info("%s: same content as %s already sent to %s", aid, earlier, m.subscription.id)
+                    continue
+                reason = m.explanation
+                targets[i].extend(Target(m.subscription, url, "new", reason) for url in m.subscription.channels)
+        else:
+            for i in idx:
+                targets[i] = await self._route_revision(alerts[i], kinds[i])
+        # the throttle decisions of every target of the group, in order, in one script call
+        member_of = {i: f"{alerts[i].alert.alert_id}:{alerts[i].alert.revision}" for i in targets}
+        throttled: list[tuple[int, int]] = []
+        tchecks: list[tuple[str, str, str]] = []
+        for i, ts in targets.items():
+            if alerts[i].classification.severity == "Extreme":
+                continue
+            for j, t in enumerate(ts):
+                if t.kind != "new":
+                    continue
+                quiet = t.subscription.filter.quiet_hours
+                if quiet is not None and quiet.is_quiet(now):
+                    continue  # deferred before the throttle is consulted
+                throttled.append((i, j))
+                tchecks.append((t.subscription.id, t.channel_url, member_of[i]))
+        allowed: dict[tuple[int, int], bool] = {}
+        if tchecks:
+            allowed = dict(zip(throttled, await self.throttle.allow_many(tchecks, now.timestamp()), strict=True))
+        # plan every target: a job, or a quiet-hour deferral / a digest entry (written in one pipeline)
+        jobs: list[DeliveryJob] = []
+        job_owner: list[int] = []
+        held: list[Callable[[Any], None]] = []
+        for i, ts in targets.items():
+            alert, result = alerts[i], out[i]
+            assert isinstance(result, HandleResult)
+            shared = _AlertShared(alert, self.renderer)
+            planned: list[DeliveryJob] = []
+            try:
+                for j, t in enumerate(ts):
+                    job = self._plan(alert, t, now, result, entry_ids[i], shared, allowed.get((i, j)), held)
+                    if job is not None:
+                        planned.append(job)
+            except Exception as exc:
+                out[i] = exc
+                continue
+            jobs.extend(planned)
+            job_owner.extend([i] * len(planned))
+        if held:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for queue in held:
+                    queue(pipe)
+                await pipe.execute()
+        outcomes = await self.deliverer.run_batch(jobs)
+        per_alert: dict[int, list[DeliveryOutcome]] = {}
+        for i, outcome in zip(job_owner, outcomes, strict=True):
+            per_alert.setdefault(i, []).append(outcome)
+        for i, got in per_alert.items():
+            result = out[i]
+            if isinstance(result, HandleResult):
+                result.absorb(got)
+
+    def _plan(
+        self,
+        alert: AlertClassified,
+        t: Target,
+        now: datetime,
+        result: HandleResult,
+        entry_id: str,
+        shared: _AlertShared,
+        allowed: bool | None,
+        held: list[Callable[[Any], None]],
+    ) -> DeliveryJob | None:
+        """:meth:`_schedule` without I/O: a deferral or digest entry is queued on ``held`` (commands
+        for one pipeline the caller executes before delivering)."""
+        a = alert.alert
+        sub, url = t.subscription, t.channel_url
+        extreme = alert.classification.severity == "Extreme"
+        quiet = sub.filter.quiet_hours
+        if quiet is not None and not extreme and quiet.is_quiet(now):
+            idem = idempotency_key(a.alert_id, a.revision, sub.id, url)
+            due = quiet.ends_after(now)
+            doc = self._deferral(alert, t, due, entry_id, shared)
+            held.append(lambda pipe: self.deferred.queue_add(pipe, idem, doc, due.timestamp()))
+            if t.kind == "new":
+                held.append(lambda pipe: self.recipients.queue_record(pipe, own_keys(alert), sub.id, url, t.reason))
+            result.deferred.append((sub.id, mask_url(url), due))
+            return None
+        if t.kind == "new" and not extreme and allowed is False:
+            member = f"{a.alert_id}:{a.revision}"
+            item = self._digest_item(alert, t).as_dict()
+            ts = now.timestamp()
+            held.append(lambda pipe: self.digests.queue_add(pipe, sub.id, url, member, item, ts))
+            held.append(lambda pipe: self.recipients.queue_record(pipe, own_keys(alert), sub.id, url, t.reason))
+            result.digested.append((sub.id, mask_url(url)))
+            return None
+        return self._job(alert, t, entry_id, shared)
 
     async def due_deferred(self) -> HandleResult:
         """Deliver deferred notifications whose quiet hours are over."""
@@ -301,28 +452,6 @@ class Notifier:
 
     # ------------------------------------------------------------------ steps
 
-    async def _route_new(self, alert: AlertClassified, now: datetime, result: HandleResult) -> list[Target]:
-        index = await self.store.index()
-        result.matches = match(alert, index, now)
-        fingerprint = content_fingerprint(alert.alert.title, alert.alert.text)
-        targets: list[Target] = []
-        earliest = await self.dedup.first_for_many(
-            [m.subscription.id for m in result.matches], fingerprint, alert.alert.alert_id
-        )
-        for m in result.matches:
-            earlier = earliest[m.subscription.id]
-            if earlier is not None:
-                result.duplicates.append((m.subscription.id, earlier))
-                log.info(
-                    "%s: same content as %s already sent to %s",
-                    alert.alert.alert_id,
-                    earlier,
-                    m.subscription.id,
-                )
-                continue
-            targets.extend(Target(m.subscription, url, "new", m.explanation) for url in m.subscription.channels)
-        return targets
-
     async def _route_revision(self, alert: AlertClassified, kind: DeliveryKind) -> list[Target]:
         originals = original_keys(alert)
         got = await self.recipients.recipients(originals)
@@ -358,25 +487,19 @@ class Notifier:
         shared: _AlertShared | None = None,
         allowed: bool | None = None,
     ) -> DeliveryJob | None:
+        """One target at a time, with its own Redis calls (the release of quiet-hour deferrals;
+        batches go through :meth:`_plan`)."""
         if shared is None:
             shared = _AlertShared(alert, self.renderer)
         a = alert.alert
         sub, url = t.subscription, t.channel_url
-        idem = idempotency_key(a.alert_id, a.revision, sub.id, url)
         extreme = alert.classification.severity == "Extreme"
         record = own_keys(alert)
         quiet = sub.filter.quiet_hours
         if not skip_quiet and quiet is not None and not extreme and quiet.is_quiet(now):
+            idem = idempotency_key(a.alert_id, a.revision, sub.id, url)
             due = quiet.ends_after(now)
-            doc: dict[str, Any] = {
-                "alert": alert.model_dump_json(),
-                "subscription_id": sub.id,
-                "channel_hash": channel_hash(url),
-                "kind": t.kind,
-                "reason": t.reason + f" (held for quiet hours until {due.isoformat(timespec='minutes')})",
-                "entry_id": entry_id,
-            }
-            await self.deferred.add(idem, doc, due.timestamp())
+            await self.deferred.add(idem, self._deferral(alert, t, due, entry_id, shared), due.timestamp())
             if t.kind == "new":
                 await self.recipients.record(record, sub.id, url, t.reason)
             result.deferred.append((sub.id, mask_url(url), due))
@@ -386,21 +509,44 @@ class Notifier:
             if allowed is None:
                 allowed = await self.throttle.allow(sub.id, url, member, now.timestamp())
             if not allowed:
-                c = alert.classification
-                item = DigestItem(
-                    alert_id=a.alert_id,
-                    revision=a.revision,
-                    title=a.title or a.text[:80],
-                    severity=c.severity,
-                    places=tuple(f"{loc.name}, {loc.country_code}" for loc in c.locations),
-                    url=a.url,
-                    reason=t.reason,
-                    threat_types=tuple(x.type for x in c.threat_types),
-                )
+                item = self._digest_item(alert, t)
                 await self.digests.add(sub.id, url, member, item.as_dict(), now.timestamp())
                 await self.recipients.record(record, sub.id, url, t.reason)
                 result.digested.append((sub.id, mask_url(url)))
                 return None
+        return self._job(alert, t, entry_id, shared)
+
+    @staticmethod
+    def _deferral(
+        alert: AlertClassified, t: Target, due: datetime, entry_id: str, shared: _AlertShared
+    ) -> dict[str, Any]:
+        return {
+            "alert": shared.alert_json(),
+            "subscription_id": t.subscription.id,
+            "channel_hash": channel_hash(t.channel_url),
+            "kind": t.kind,
+            "reason": t.reason + f" (held for quiet hours until {due.isoformat(timespec='minutes')})",
+            "entry_id": entry_id,
+        }
+
+    @staticmethod
+    def _digest_item(alert: AlertClassified, t: Target) -> DigestItem:
+        a, c = alert.alert, alert.classification
+        return DigestItem(
+            alert_id=a.alert_id,
+            revision=a.revision,
+            title=a.title or a.text[:80],
+            severity=c.severity,
+            places=tuple(f"{loc.name}, {loc.country_code}" for loc in c.locations),
+            url=a.url,
+            reason=t.reason,
+            threat_types=tuple(x.type for x in c.threat_types),
+        )
+
+    def _job(self, alert: AlertClassified, t: Target, entry_id: str, shared: _AlertShared) -> DeliveryJob:
+        a = alert.alert
+        sub, url = t.subscription, t.channel_url
+        idem = idempotency_key(a.alert_id, a.revision, sub.id, url)
         message = shared.prepared(t.kind).render(
             reason=t.reason,
             subscription_id=sub.id,
@@ -417,7 +563,7 @@ class Notifier:
             reason=t.reason,
             idempotency_key=idem,
             message=message,
-            record_under=record,
-            dead_letter_fields=shared.dead_letter_fields(),
+            record_under=shared.own_keys(),
             entry_id=entry_id,
+            dead_letter_source=shared.dead_letter_fields,
         )

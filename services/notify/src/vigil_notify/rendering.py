@@ -10,6 +10,7 @@ Override any template by passing ``templates={"title.txt": "...", ...}`` to :cla
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,7 @@ from jinja2 import DictLoader, Environment, StrictUndefined
 from markupsafe import escape as html_escape
 from vigil_shared.events import AlertClassified, DeliveryKind
 
-from vigil_notify.channels.base import Message
+from vigil_notify.channels.base import LazyMessage, Message
 
 KIND_LABEL = {"new": "", "update": "UPDATE", "cancel": "CANCELLED", "digest": "DIGEST"}
 
@@ -124,10 +125,12 @@ DEFAULT_TEMPLATES = {
 }
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+_MD_TABLE = str.maketrans({c: "\\" + c for c in "\\`*_{}[]<>()#+!|~"})
 
 
 def md_escape(value: Any) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", str(value))
+    """A backslash before every Markdown special character (the same as ``_MD_SPECIAL.sub``)."""
+    return str(value).translate(_MD_TABLE)
 
 
 # Stand-ins rendered in place of the per-subscription fields (see :meth:`Renderer.prepare`): no
@@ -460,15 +463,19 @@ class PreparedMessage:
             "idempotency_key": idempotency_key,
             "sent_at": datetime.now().astimezone().isoformat(),
         }
-        return Message(
+        return LazyMessage(
             title=self._title,
-            text=self._text.replace(_REASON_MARK, reason).replace(_NAME_MARK, subscription_name),
-            markdown=self._md.replace(_REASON_MARK, md_escape(reason)).replace(
-                _NAME_MARK, md_escape(subscription_name)
-            ),
-            html=self._html.replace(_REASON_MARK, str(html_escape(reason))).replace(
-                _NAME_MARK, str(html_escape(subscription_name))
-            ),
+            make=functools.partial(self._body, reason, subscription_name),
             payload=payload,
             idempotency_key=idempotency_key,
+        )
+
+    def _body(self, reason: str, subscription_name: str, part: str) -> str:
+        """One body of a filled-in message (called by :class:`LazyMessage` on first access)."""
+        if part == "text":
+            return self._text.replace(_REASON_MARK, reason).replace(_NAME_MARK, subscription_name)
+        if part == "markdown":
+            return self._md.replace(_REASON_MARK, md_escape(reason)).replace(_NAME_MARK, md_escape(subscription_name))
+        return self._html.replace(_REASON_MARK, str(html_escape(reason))).replace(
+            _NAME_MARK, str(html_escape(subscription_name))
         )

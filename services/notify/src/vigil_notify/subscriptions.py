@@ -15,6 +15,8 @@ everything that leaves this package for logs, events or API responses goes throu
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import json
 import logging
 import re
@@ -68,6 +70,7 @@ _SECRET_QUERY_KEYS = {
 MASK = "****"
 
 
+@functools.lru_cache(maxsize=16384)
 def mask_url(url: str) -> str:
     """``url`` with every secret replaced by ``****``.
 
@@ -386,6 +389,30 @@ class SubscriptionExists(KeyError):
     pass
 
 
+FREEZE_INTERVAL_S = 60.0
+_last_freeze = float("-inf")
+
+
+def freeze_long_lived(*, interval_s: float = FREEZE_INTERVAL_S) -> bool:
+    """Move every live object into the garbage collector's permanent generation (``gc.freeze``),
+    at most once per ``interval_s`` per process; returns whether it did.
+
+    The subscription set and its index are hundreds of thousands of long-lived objects (with the
+    imported modules): every full collection traversed them all, about a third of notify's CPU
+    under load. Frozen objects are never traversed (they are still freed by reference counting
+    when dropped). Each call first unfreezes and collects, so garbage cycles among objects frozen
+    by an earlier call (an old index, say) are reclaimed, not kept for ever."""
+    global _last_freeze
+    now = time.monotonic()
+    if now - _last_freeze < interval_s:
+        return False
+    _last_freeze = now
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    return True
+
+
 @dataclass
 class _Cache:
     version: int = -1
@@ -401,9 +428,11 @@ class SubscriptionStore:
     most every ``refresh_interval_s`` (0: on every call) and reload the whole set when it moved.
     """
 
-    def __init__(self, redis: Redis, *, refresh_interval_s: float = 1.0) -> None:
+    def __init__(self, redis: Redis, *, refresh_interval_s: float = 1.0, freeze_gc: bool = False) -> None:
         self.redis = redis
         self.refresh_interval_s = refresh_interval_s
+        self.freeze_gc = freeze_gc
+        """Call :func:`freeze_long_lived` after each index (re)build."""
         self._cache = _Cache()
         self._refreshing = asyncio.Lock()
         """Single flight: concurrent handlers wait for one refresh instead of each loading the set."""
@@ -461,6 +490,8 @@ class SubscriptionStore:
         cache = self._cache
         if cache.index is None or cache.index.version != cache.version:
             cache.index = SubscriptionIndex(cache.subscriptions.values(), version=cache.version)
+            if self.freeze_gc:
+                freeze_long_lived()
         return cache.index
 
     # -- writes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -33,6 +34,44 @@ class Message:
     payload: dict[str, Any] = field(default_factory=dict)
     """Structured form for machine channels (JSONL, webhook): alert_id, revision, kind, reason, ..."""
     idempotency_key: str = ""
+
+
+class LazyMessage(Message):
+    """A :class:`Message` whose ``text``, ``markdown`` and ``html`` are made on first access by
+    ``make(part)`` (most channels read only one of them, JSONL only ``text``); its parts are those
+    of the eager message (``==`` compares classes too, so compare the parts)."""
+
+    def __init__(
+        self,
+        *,
+        title: str,
+        make: Callable[[str], str],
+        payload: dict[str, Any],
+        idempotency_key: str = "",
+    ) -> None:
+        object.__setattr__(self, "title", title)
+        object.__setattr__(self, "payload", payload)
+        object.__setattr__(self, "idempotency_key", idempotency_key)
+        object.__setattr__(self, "_make", make)
+
+    def _part(self, part: str) -> str:
+        made: str | None = self.__dict__.get(part)
+        if made is None:
+            made = self.__dict__["_make"](part)
+            self.__dict__[part] = made
+        return made
+
+    @property
+    def text(self) -> str:
+        return self._part("text")
+
+    @property
+    def markdown(self) -> str:
+        return self._part("markdown")
+
+    @property
+    def html(self) -> str:
+        return self._part("html")
 
 
 @runtime_checkable
