@@ -31,7 +31,6 @@ import tempfile
 import threading
 import unicodedata
 import zipfile
-from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,9 +54,10 @@ class LanguageModel:
 
     nextmove: Any
     """DFA transitions (state row << 8 | byte -> next state), uint32, indexable (memoryview)."""
-    rowbase: array[int]
-    """Per state: the offset of its row in ``nextmove``."""
-    out: array[int]
+    rowbase: list[int]
+    """Per state: the offset of its row in ``nextmove`` (a list: its ints exist once, the walk
+    indexing it allocates nothing)."""
+    out: list[int]
     """Per state: the feature row it emits, or -1."""
     ptc: np.ndarray[Any, Any]
     """Per feature row: log P(feature | language), float16, (features, languages)."""
@@ -185,8 +185,8 @@ def _load() -> LanguageModel:
             first[c] = i
     return LanguageModel(
         nextmove=memoryview(nextmove.data),
-        rowbase=array("q", (rows << 8).tolist()),
-        out=array("i", out.tobytes()),
+        rowbase=(rows << 8).tolist(),
+        out=out.tolist(),
         ptc=ptc,
         pc=np.asarray(arrays["pc"], dtype=np.float32),
         classes=classes,
@@ -239,18 +239,19 @@ def _classify_chunk(m: LanguageModel, texts: Sequence[str]) -> list[tuple[str, f
         )
     union = np.unique(np.concatenate([idx for idx, _ in hits]))
     rows = np.asarray(m.ptc[union], dtype=np.float32)  # the one float16 -> float32 conversion
-    results: list[tuple[str, float]] = []
-    for length, (idx, counts) in zip(lengths, hits, strict=True):
+    # a text without any feature scores 0 everywhere (uniform), like py3langid under norm_probs
+    scores = np.zeros((len(texts), len(m.classes)), dtype=np.float32)
+    for k, (idx, counts) in enumerate(hits):
         if len(idx):
-            scores = np.log1p(counts) @ rows[np.searchsorted(union, idx)] + m.pc
-        else:  # no feature: uniform, like py3langid under norm_probs
-            scores = np.zeros(len(m.classes), dtype=np.float32)
-        scores *= 1.0 / math.sqrt(length or 1)
-        np.exp(scores - scores.max(), out=scores)
-        scores /= scores.sum()
-        for i, j in m.alias_pairs:  # aliased labels: fold the duplicate column into the first
-            scores[i] += scores[j]
-            scores[j] = 0.0
-        best = int(scores.argmax())
-        results.append((m.classes[best], float(scores[best])))
-    return results
+            np.add(np.log1p(counts) @ rows[np.searchsorted(union, idx)], m.pc, out=scores[k])
+    # py3langid's normalisation, for all texts at once: x 1/sqrt(bytes), softmax, aliases folded
+    scores *= np.array([1.0 / math.sqrt(n or 1) for n in lengths], dtype=np.float32)[:, None]
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(axis=1, keepdims=True)
+    for i, j in m.alias_pairs:
+        scores[:, i] += scores[:, j]
+        scores[:, j] = 0.0
+    best = scores.argmax(axis=1)
+    probs = scores[np.arange(len(texts)), best]
+    return [(m.classes[b], p) for b, p in zip(best.tolist(), probs.tolist(), strict=True)]
