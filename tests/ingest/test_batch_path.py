@@ -199,3 +199,31 @@ def test_batch_json_is_the_models_json_response() -> None:
     )
     assert batch_json(results) == JSONResponse(model.model_dump(mode="json")).body
     assert json.loads(batch_json(results)) == model.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------- text normalisation fast paths
+
+
+def _normalize_text_reference(text: str) -> str:
+    """normalize_text as it was written first (line by line, every regex applied)."""
+    import unicodedata
+
+    from vigil_ingest.cleaning import _BLANKS, _CONTROL, _MANY_NEWLINES
+
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub("", text)
+    lines = [_BLANKS.sub(" ", line).strip() for line in text.split("\n")]
+    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def test_normalize_text_is_the_line_by_line_reference() -> None:
+    import random
+
+    from vigil_ingest.cleaning import normalize_text
+
+    rnd = random.Random(7)
+    alphabet = list("ab  \t\n\n\r\u00a0\u2003\u200b\x00\x85\u3000\u2028\u202fé")
+    samples = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40))) for _ in range(20_000)]
+    samples += [*TEXTS, "one  two", "a\n\n\n\nb", " \t lead and trail \u00a0", "x\u00a0y", "e\u0301"]
+    for sample in samples:
+        assert normalize_text(sample) == _normalize_text_reference(sample), repr(sample)

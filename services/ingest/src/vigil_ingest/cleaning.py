@@ -49,6 +49,10 @@ _CONTROL = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\ufeff\ufffe]"
 )
 _BLANKS = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
+# what _BLANKS changes: runs of two or more blanks, and single blanks other than a space
+_ODD_BLANKS = r"[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
+_BLANK_RUNS = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]{2,}|" + _ODD_BLANKS)
+_ODD_BLANK = re.compile(_ODD_BLANKS)
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _LINK_SELF = re.compile(r"(?P<url>(?:https?|mailto):[^\s()]+) \((?P=url)\)")
 
@@ -111,8 +115,14 @@ def normalize_text(text: str) -> str:
     """Plain text normalised: NFC, no control characters, collapsed blanks, tidy line breaks."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _CONTROL.sub("", text)
-    lines = [_BLANKS.sub(" ", line).strip() for line in text.split("\n")]
-    return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
+    # blanks collapsed in one pass over the text, skipped when there is nothing to collapse
+    # (the same as _BLANKS.sub(" ", line) per line: no blank is a line break)
+    if "  " in text or _ODD_BLANK.search(text) is not None:
+        text = _BLANK_RUNS.sub(" ", text)
+    text = "\n".join([line.strip() for line in text.split("\n")])
+    if "\n\n\n" in text:
+        text = _MANY_NEWLINES.sub("\n\n", text)
+    return text.strip()
 
 
 def normalize_inline(text: str) -> str:
