@@ -231,3 +231,20 @@ async def test_quiet_hours_release_after_a_batch(redis, settings, tmp_path) -> N
     assert sorted(e.alert_id for e in released.events) == ["n1", "n2"]
     assert sorted(r["alert_id"] for r in lines(out)) == ["n1", "n2"]
     await n.aclose()
+
+
+def test_content_fingerprint_normalises_like_the_regex() -> None:
+    import hashlib
+
+    from vigil_notify.delivery import _normalise_regex, content_fingerprint
+
+    def reference(title: str, text: str) -> str:
+        return hashlib.sha256(_normalise_regex(f"{title}\n{text}").encode()).hexdigest()[:24]
+
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    cases = [("", ""), ("Security Alert", "Threats to metro stations in Moscow.  Avoid\tcrowds!\n")]
+    cases += [(chr(c), f"a{chr(c)}b {chr(c)}{chr(c)}Z") for c in range(128)]
+    cases += [(every[i : i + 4000], every[i + 4000 : i + 9000]) for i in range(0, len(every), 9000)]
+    cases += [("Kyiv: “strikes” on the city’s İstanbul-bound trains", "Straße ﬁx ǅ ΣΑΣ \u00a0\u2003 x_y")]
+    for title, text in cases:
+        assert content_fingerprint(title, text) == reference(title, text), (title[:20], text[:20])

@@ -73,3 +73,31 @@ def test_hand_written_bodies_equal_the_default_templates(kind: str, reason: str)
             r.env.get_template("body.html").render(ctx),
         )
         assert render_default(ctx) == expected
+
+
+@pytest.mark.parametrize("kind", ["new", "update", "cancel"])
+def test_json_line_equals_the_payload_and_text_encoded(kind: str) -> None:
+    import json
+
+    from vigil_notify.channels.base import LazyMessage, Message
+    from vigil_notify.rendering import _NAME_MARK
+
+    r = Renderer()
+    hostile = [*HOSTILE, '\\', 'q"uo\\te\n\t\u2028 é 😀', _REASON_MARK, f"\\{_NAME_MARK}", "\\u0000x"]
+    alerts = [*_variants(), make_alert(text=f"a \\{_REASON_MARK} b"), make_alert(title='"\\\x01')]
+    for alert in alerts:
+        prepared = r.prepare(alert, kind=kind)
+        for reason in hostile:
+            for name in hostile[:4]:
+                msg = prepared.render(reason=reason, subscription_id='s"1\\', subscription_name=name,
+                                      idempotency_key="k\x02")  # fmt: skip
+                expected = json.dumps({**msg.payload, "rendered_text": msg.text}, ensure_ascii=False)
+                assert msg.json_line() == expected
+                assert json.loads(msg.json_line())["rendered_text"] == msg.text
+                assert Message.json_line(msg) == expected
+                if isinstance(msg, LazyMessage):  # lazily made parts: the eager render's
+                    full = r.render(alert, kind=kind, reason=reason, subscription_id='s"1\\',
+                                    subscription_name=name, idempotency_key="k\x02")  # fmt: skip
+                    assert (msg.title, msg.text, msg.markdown, msg.html) == (
+                        full.title, full.text, full.markdown, full.html
+                    )  # fmt: skip

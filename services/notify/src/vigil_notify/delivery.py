@@ -352,10 +352,41 @@ _WS = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s]")
 
 
+def _normalise_regex(raw: str) -> str:
+    """The reference normalisation: casefold, every character neither a word character nor
+    whitespace becomes a space, whitespace runs become one space, stripped."""
+    return _WS.sub(" ", _PUNCT.sub(" ", raw.casefold())).strip()
+
+
+class _PunctToSpace(dict[int, str]):
+    r"""``str.translate`` table of :func:`_normalise_regex`'s character rule, filled on demand:
+    ``\w`` is ``isalnum()`` or ``_`` and ``\s`` is ``isspace()``, exactly as ``re`` decides them."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        out = ch if ch.isalnum() or ch == "_" or ch.isspace() else " "
+        self[code] = out
+        return out
+
+
+_PUNCT_TO_SPACE = _PunctToSpace()
+# ASCII in one bytes.translate: lower-case letters (casefold of ASCII), keep digits and "_", every
+# other byte a space (whitespace, \x1c-\x1f included, collapses either way)
+_ASCII_NORM = bytes(ord(chr(b).lower()) if chr(b).isalnum() or chr(b) == "_" else 32 for b in range(256))
+
+
 def content_fingerprint(title: str, text: str) -> str:
-    """Hash of the normalised title and text: the same warning re-posted by another source."""
-    norm = _WS.sub(" ", _PUNCT.sub(" ", f"{title}\n{text}".casefold())).strip()
-    return hashlib.sha256(norm.encode()).hexdigest()[:24]
+    """Hash of the normalised title and text: the same warning re-posted by another source.
+
+    The same normalisation as :func:`_normalise_regex` (tests compare them over every code
+    point), several times faster: one ``bytes.translate`` for ASCII text, a cached translate
+    table otherwise."""
+    raw = f"{title}\n{text}"
+    if raw.isascii():
+        norm = b" ".join(raw.encode().translate(_ASCII_NORM).split())
+    else:
+        norm = " ".join(raw.casefold().translate(_PUNCT_TO_SPACE).split()).encode()
+    return hashlib.sha256(norm).hexdigest()[:24]
 
 
 _FIRST_MANY = """

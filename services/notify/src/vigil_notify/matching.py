@@ -28,6 +28,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from vigil_shared.events import SEVERITY_RANK, URGENCY_RANK, AlertClassified
 
@@ -132,6 +133,16 @@ class AlertFeatures:
 _COUNTRY = "country"
 
 
+class _Place(NamedTuple):
+    """A :class:`~vigil_notify.subscriptions.PlaceRef` with its normalised name computed once."""
+
+    geonameid: int | None
+    name: str | None
+    norm: str
+    country_code: str | None
+    label: str
+
+
 class _Compiled:
     """A subscription's filter in the shape the hot loop wants."""
 
@@ -144,9 +155,9 @@ class _Compiled:
         f = sub.filter
         self.sub = sub
         self.countries = frozenset(f.countries)
-        self.places = f.places
-        self.ids = frozenset(p.geonameid for p in f.places if p.geonameid is not None)
-        self.names = frozenset(p.norm for p in f.places if p.name)
+        self.places = tuple(_Place(p.geonameid, p.name, p.norm, p.country_code, p.label) for p in f.places)
+        self.ids = frozenset(p.geonameid for p in self.places if p.geonameid is not None)
+        self.names = frozenset(p.norm for p in self.places if p.name)
         self.near = (f.near.lat, f.near.lon, f.near.radius_km) if f.near else None
         self.has_location = f.has_location
         self.threats = frozenset(f.threat_types)

@@ -196,6 +196,7 @@ class QuietHours(BaseModel):
         return candidate.astimezone(now.tzinfo)
 
 
+@functools.lru_cache(maxsize=65536)
 def normalise_place(name: str) -> str:
     """Case-, accent- and punctuation-insensitive place name: ``St. Petersburg`` == ``Saint-Petersburg``."""
     text = unicodedata.normalize("NFKD", name)

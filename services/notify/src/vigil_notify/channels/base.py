@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -35,6 +36,10 @@ class Message:
     """Structured form for machine channels (JSONL, webhook): alert_id, revision, kind, reason, ..."""
     idempotency_key: str = ""
 
+    def json_line(self) -> str:
+        """The JSON object a JSONL channel appends: the payload plus ``rendered_text`` (no newline)."""
+        return json.dumps({**self.payload, "rendered_text": self.text}, ensure_ascii=False)
+
 
 class LazyMessage(Message):
     """A :class:`Message` whose ``text``, ``markdown`` and ``html`` are made on first access by
@@ -48,11 +53,14 @@ class LazyMessage(Message):
         make: Callable[[str], str],
         payload: dict[str, Any],
         idempotency_key: str = "",
+        line: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
+        """``line(payload)``, when given, makes :meth:`json_line` (equal to the default's)."""
         object.__setattr__(self, "title", title)
         object.__setattr__(self, "payload", payload)
         object.__setattr__(self, "idempotency_key", idempotency_key)
         object.__setattr__(self, "_make", make)
+        object.__setattr__(self, "_line", line)
 
     def _part(self, part: str) -> str:
         made: str | None = self.__dict__.get(part)
@@ -72,6 +80,10 @@ class LazyMessage(Message):
     @property
     def html(self) -> str:
         return self._part("html")
+
+    def json_line(self) -> str:
+        line = self.__dict__["_line"]
+        return Message.json_line(self) if line is None else str(line(self.payload))
 
 
 @runtime_checkable

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -46,7 +45,7 @@ class JsonlChannel:
         return self._url
 
     async def send(self, message: Message) -> None:
-        line = json.dumps({**message.payload, "rendered_text": message.text}, ensure_ascii=False) + "\n"
+        line = message.json_line() + "\n"
         try:
             self._append(line.encode("utf-8"))
         except PermissionError as exc:
