@@ -65,6 +65,26 @@ def test_scores_are_py3langids() -> None:
     assert detect_languages(two, ["fr-FR", None]) == ["fr", "de"]
 
 
+def test_lockstep_walk_is_the_one_by_one_walk() -> None:
+    import random
+    from collections import Counter
+
+    m = language.model()
+    rnd = random.Random(5)
+    texts = [t * rnd.randint(1, 12) for t in TEXTS] * 4 + ["", "a", "x" * 7000]
+    rnd.shuffle(texts)
+    datas = [language._encode(t) for t in texts]
+    assert len(datas) >= language._LOCKSTEP_MIN
+    for data, (idx, counts) in zip(datas, language._hits(m, datas), strict=True):
+        visits = Counter(language._walk(m, 0, data)[1])
+        assert idx.tolist() == list(visits.keys())
+        assert counts.tolist() == list(visits.values())
+    reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    assert language.classify_many(texts) == [
+        (lang, pytest.approx(prob, abs=1e-6)) for lang, prob in (reference.classify(t) for t in texts)
+    ]
+
+
 def test_model_loads_once_however_many_threads_ask(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(language, "_model", None)
     before = language.loads

@@ -59,6 +59,10 @@ class LanguageModel:
     indexing it allocates nothing)."""
     out: list[int]
     """Per state: the feature row it emits, or -1."""
+    nextmove_array: np.ndarray[Any, Any]
+    """``nextmove`` as an array, ``rowbase`` and ``out`` as arrays: for the walk in lockstep."""
+    rowbase_array: np.ndarray[Any, Any]
+    out_array: np.ndarray[Any, Any]
     ptc: np.ndarray[Any, Any]
     """Per feature row: log P(feature | language), float16, (features, languages)."""
     pc: np.ndarray[Any, Any]
@@ -187,6 +191,9 @@ def _load() -> LanguageModel:
         nextmove=memoryview(nextmove.data),
         rowbase=(rows << 8).tolist(),
         out=out.tolist(),
+        nextmove_array=np.asarray(nextmove),  # a plain ndarray view (memmap indexing is slower)
+        rowbase_array=rows << 8,
+        out_array=out,
         ptc=ptc,
         pc=np.asarray(arrays["pc"], dtype=np.float32),
         classes=classes,
@@ -202,11 +209,67 @@ def _encode(text: str) -> bytes:
     return unicodedata.normalize("NFC", text).encode("utf8", errors="surrogatepass")
 
 
-def _features(m: LanguageModel, data: bytes) -> Counter[int]:
-    """The DFA walk: feature row -> count, in order of first occurrence (as py3langid's)."""
+def _walk(m: LanguageModel, s: int, data: bytes) -> tuple[int, list[int]]:
+    """The DFA walk over ``data`` from state ``s``: the end state and the features emitted, in order."""
     nm, rb, out = m.nextmove, m.rowbase, m.out
-    s = 0
-    return Counter([f for b in data if (f := out[(s := nm[rb[s] + b])]) >= 0])
+    return s, [f for b in data if (f := out[(s := nm[rb[s] + b])]) >= 0]
+
+
+def _counted(features: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Distinct features in order of first occurrence, and their counts (as a ``Counter`` has them)."""
+    distinct, first, counts = np.unique(features, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    return distinct[order].astype(np.intp), counts[order].astype(np.float32)
+
+
+_LOCKSTEP_MIN = 48
+"""From this many texts on, they are walked in lockstep (one numpy step per byte position for all of
+them) rather than one by one in Python: per step the cost hardly depends on how many texts walk."""
+
+
+def _hits(m: LanguageModel, datas: Sequence[bytes]) -> list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
+    """Per text: the feature rows its walk hits, in order of first occurrence, and how often."""
+    n = len(datas)
+    lengths = sorted((len(d) for d in datas), reverse=True)
+    if n < _LOCKSTEP_MIN or lengths[_LOCKSTEP_MIN - 1] == 0:
+        out = []
+        for data in datas:
+            visits = Counter(_walk(m, 0, data)[1])
+            out.append(
+                (
+                    np.fromiter(visits.keys(), dtype=np.intp, count=len(visits)),
+                    np.fromiter(visits.values(), dtype=np.float32, count=len(visits)),
+                )
+            )
+        return out
+    # Lockstep: all texts advance one byte per step, as long as _LOCKSTEP_MIN of them are still
+    # walking; the few longer ones then finish in Python from where they are. Positions past a
+    # text's end walk on byte 0 (valid transitions) and are dropped.
+    steps = lengths[_LOCKSTEP_MIN - 1]
+    grid = np.zeros((n, steps), dtype=np.uint8)
+    for k, data in enumerate(datas):
+        head = data[:steps]
+        grid[k, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+    columns = np.ascontiguousarray(grid.T)  # one row of bytes per step
+    nm, rb, out_of = m.nextmove_array, m.rowbase_array, m.out_array
+    state = np.zeros(n, dtype=nm.dtype)
+    position = np.empty(n, dtype=np.int64)
+    emitted = np.empty((steps, n), dtype=np.int32)
+    for i in range(steps):  # four calls per step, nothing allocated
+        np.take(rb, state, out=position)
+        np.add(position, columns[i], out=position)
+        np.take(nm, position, out=state)
+        np.take(out_of, state, out=emitted[i])
+    per_text = emitted.T
+    result = []
+    for k, data in enumerate(datas):
+        walked = per_text[k, : min(len(data), steps)]
+        features = walked[walked >= 0]
+        if len(data) > steps:
+            _, rest = _walk(m, int(state[k]), data[steps:])
+            features = np.concatenate([features, np.asarray(rest, dtype=np.int32)])
+        result.append(_counted(features))
+    return result
 
 
 _CHUNK = 256
@@ -225,18 +288,10 @@ def classify_many(texts: Sequence[str]) -> list[tuple[str, float]]:
 
 
 def _classify_chunk(m: LanguageModel, texts: Sequence[str]) -> list[tuple[str, float]]:
-    lengths: list[int] = []
-    hits: list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = []
-    for text in texts:
-        data = _encode(text)
-        visits = _features(m, data)
-        lengths.append(len(data))
-        hits.append(
-            (
-                np.fromiter(visits.keys(), dtype=np.intp, count=len(visits)),
-                np.fromiter(visits.values(), dtype=np.float32, count=len(visits)),
-            )
-        )
+    datas = [_encode(text) for text in texts]
+    lengths = [len(d) for d in datas]
+    hits = _hits(m, datas)
+    del datas
     union = np.unique(np.concatenate([idx for idx, _ in hits]))
     rows = np.asarray(m.ptc[union], dtype=np.float32)  # the one float16 -> float32 conversion
     # a text without any feature scores 0 everywhere (uniform), like py3langid under norm_probs
