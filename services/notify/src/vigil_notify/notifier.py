@@ -216,7 +216,7 @@ class Notifier:
         work of the whole batch in a few calls: one content-dedup script for every (alert, matched
         subscription), one throttle script for every check, one pipeline for the quiet-hour
         deferrals and digests, then :meth:`Deliverer.run_batch` (one claim script, inline sends,
-        one "sent" pipeline). Each script applies its items in stream order, exactly as the calls
+        one "sent" script). Each script applies its items in stream order, exactly as the calls
         one by one would. New alerts go first, then updates and cancellations (which read the
         recipient records the new ones write, so an update right behind its original in the same
         batch reaches the original's recipients)."""

@@ -423,7 +423,9 @@ class PreparedMessage:
     then: a body where a stand-in does not come out exactly once per place it is used (an alert
     quoting one, say) takes the full render per delivery."""
 
-    __slots__ = ("_alert", "_base", "_bodies", "_ctx", "_fast", "_jparts", "_kind", "_renderer", "_title")
+    __slots__ = (
+        "_alert", "_base", "_bodies", "_ctx", "_fast", "_jparts", "_kind", "_renderer", "_sent_at", "_title",
+    )  # fmt: skip
 
     # per body: how many NULs the default template leaves (two per stand-in) and whether the
     # subscription name appears (the reason appears once in every body)
@@ -442,6 +444,9 @@ class PreparedMessage:
         if "\x00" in title:
             return
         self._ctx, self._title = ctx, title
+        # the deliveries of one (alert, kind) are rendered together, within milliseconds: one
+        # timestamp for all of them (a full render per delivery takes its own)
+        self._sent_at = datetime.now().astimezone().isoformat()
         self._base = {
             "alert_id": a.alert_id,
             "revision": a.revision,
@@ -498,7 +503,7 @@ class PreparedMessage:
             "reason": reason,
             "correlation_id": b["correlation_id"],
             "idempotency_key": idempotency_key,
-            "sent_at": datetime.now().astimezone().isoformat(),
+            "sent_at": self._sent_at,
         }
         return LazyMessage(
             title=self._title,
