@@ -260,3 +260,22 @@ async def test_a_consumer_owning_entries_is_never_removed(redis: Redis, workers:
 async def test_publish_events_without_a_cap_does_not_trim(redis: Redis) -> None:
     await publish_events(redis, [Publication(OUT, alert(i)) for i in range(50)])
     assert await redis.xlen(OUT) == 50
+
+
+async def test_an_output_that_cannot_be_encoded_fails_only_its_entry(redis: Redis, workers: Any) -> None:
+    async def relay_or_garbage(event: AlertReceived) -> Sequence[Publication]:
+        if event.text == "unserialisable":
+            return [Publication(OUT, AlertReceived.model_construct(**{**dict(event), "extra": {"x": object()}}))]
+        return [Publication(OUT, event)]
+
+    await workers(relay_or_garbage)
+    await publish_events(
+        redis, [Publication(IN, alert(1)), Publication(IN, alert(2, "unserialisable")), Publication(IN, alert(3))]
+    )
+    await wait_for(lambda: _len(redis, OUT, 2))
+    await wait_for(lambda: _len(redis, streams.DEADLETTER, 1), within=15)
+    await wait_for(lambda: _no_pending(redis), within=15)
+    assert await out_ids(redis) == ["al_1", "al_3"]
+    (dl,) = await dead_letters(redis)
+    assert dl.attempts == 3
+    assert "handler failed 3 times" in dl.error

@@ -295,3 +295,32 @@ async def test_batch_results_of_an_entry_claimed_meanwhile_are_discarded(redis: 
 
 async def _stat(worker: StreamWorker[Any], name: str, n: int) -> bool:
     return int(getattr(worker.stats, name)) >= n
+
+
+async def test_an_output_that_cannot_be_encoded_fails_only_its_entry(redis: Redis, workers: Any) -> None:
+    """Serialising happens before the commit, entry by entry: an output pydantic cannot serialise fails
+    its own entry like a handler error (retried, then dead-lettered); the rest of the batch commits."""
+
+    async def relay(events: Sequence[AlertReceived]) -> Sequence[Outcome]:
+        out: list[Outcome] = []
+        for e in events:
+            if e.text == "unserialisable":
+                bad = AlertReceived.model_construct(**{**dict(e), "extra": {"x": object()}})
+                out.append([Publication(OUT, bad)])
+            else:
+                out.append([Publication(OUT, e)])
+        return out
+
+    texts = ["ok", "unserialisable", "ok"]
+    await publish_events(redis, [Publication(IN, alert(i, t)) for i, t in enumerate(texts)], 10_000)
+    w = await workers(relay)
+    await wait_for(lambda: length_at_least(redis, OUT, 2))
+    assert await out_ids(redis) == ["al_0", "al_2"]
+    await wait_for(lambda: length_at_least(redis, streams.DEADLETTER, 1), within=15)
+    await wait_for(lambda: _no_pending(redis), within=15)
+    (dl,) = await dead_letters(redis)
+    assert dl.correlation_id == "c1"
+    assert dl.attempts == 3
+    assert "handler failed 3 times" in dl.error
+    assert w.stats.failed == 3
+    assert await out_ids(redis) == ["al_0", "al_2"]

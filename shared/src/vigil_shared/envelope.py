@@ -7,7 +7,7 @@ headers carry ``correlation_id``, ``content-type`` and ``event_type``.
 from __future__ import annotations
 
 import base64
-from struct import pack
+from struct import pack, unpack_from
 from typing import Any
 
 from faststream.redis.parser.binary import BinaryMessageFormatV1
@@ -31,30 +31,37 @@ def _header_string(value: str) -> bytes:
     return pack(">H", len(value)) + value.encode()
 
 
-def encode_event_sync(event: Event) -> dict[bytes, bytes]:
-    """The entry for ``event``: byte-identical to FastStream's ``BinaryMessageFormatV1.encode`` of
-    the event's JSON with headers ``correlation_id``, ``content-type``, ``event_type`` (in that
-    order), without its per-message codec and writer objects."""
+_CORRELATION_ID_KEY = _header_string("correlation_id")
+_CONTENT_TYPE_HEADER = _header_string("content-type") + _header_string("application/json")
+_EVENT_TYPE_KEY = _header_string("event_type")
+
+
+def encode_data(event: Event) -> bytes:
+    """The ``__data__`` value of ``event``'s entry: byte-identical to FastStream's
+    ``BinaryMessageFormatV1.encode`` of the event's JSON with headers ``correlation_id``,
+    ``content-type``, ``event_type`` (in that order), without its per-message codec and writer objects."""
     headers = b"".join(
         (
-            _header_string("correlation_id"),
+            _CORRELATION_ID_KEY,
             _header_string(event.correlation_id),
-            _header_string("content-type"),
-            _header_string("application/json"),
-            _header_string("event_type"),
+            _CONTENT_TYPE_HEADER,
+            _EVENT_TYPE_KEY,
             _header_string(event.event_type),
         )
     )
-    data_start = 2 + _HEADERS_START + len(headers)
-    payload = b"".join(
+    return b"".join(
         (
             _MAGIC,
-            pack(">HIIH", 1, _HEADERS_START, data_start, 3),
+            pack(">HIIH", 1, _HEADERS_START, 2 + _HEADERS_START + len(headers), 3),
             headers,
             event.model_dump_json().encode(),
         )
     )
-    return {DATA_FIELD: payload}
+
+
+def encode_event_sync(event: Event) -> dict[bytes, bytes]:
+    """The entry for ``event``: ``{"__data__": encode_data(event)}``."""
+    return {DATA_FIELD: encode_data(event)}
 
 
 async def encode_event(event: Event) -> dict[bytes, bytes]:
@@ -82,6 +89,27 @@ def decode_entry(fields: dict[bytes, bytes]) -> tuple[bytes, dict[str, Any]]:
         return BinaryMessageFormatV1.parse(data)
     except Exception as exc:  # the format raises assorted errors on garbage
         raise MalformedEntry(f"entry's __data__ is not a FastStream message: {exc!r}") from exc
+
+
+_MAGIC_V1 = _MAGIC + pack(">H", 1)
+_OFFSETS_END = _HEADERS_START  # magic (8), version (2), headers start (4), data start (4)
+
+
+def decode_body(fields: dict[bytes, bytes]) -> bytes:
+    """The body bytes of an entry: what ``decode_entry(fields)[0]`` returns, without parsing the
+    headers (the consume path does not use them).
+
+    For a well-formed v1 envelope (magic, version 1, data offset inside the entry and past the
+    headers' start) the body is the slice after the data offset, as FastStream's parser reads it.
+    Anything else takes :func:`decode_entry`'s path (legacy JSON envelope, raw value, or
+    :class:`MalformedEntry`), so the outcome for odd entries is FastStream's.
+    """
+    data = fields.get(DATA_FIELD)
+    if data is not None and data[:10] == _MAGIC_V1 and len(data) >= _OFFSETS_END:
+        headers_start, data_start = unpack_from(">II", data, 10)
+        if _OFFSETS_END <= headers_start <= data_start <= len(data):
+            return data[data_start:]
+    return decode_entry(fields)[0]
 
 
 def fields_to_text(fields: dict[bytes, bytes]) -> dict[str, str]:

@@ -20,6 +20,10 @@ Guarantees (see ``docs/guarantees.md``):
 * **Graceful stop.** :meth:`StreamWorker.stop` lets the current claim batch finish, then hands the
   consumer's remaining pending entries back (their idle time is set past ``claim_idle_ms`` so another
   replica claims them at its next pass) and removes the consumer from the group when it owns nothing.
+* **Two handler modes.** ``handler=`` is called once per event (``concurrency`` at a time), each in
+  its own task with the event's ids bound to the log context. ``batch_handler=`` (:data:`BatchHandler`)
+  is called once per read or claim batch with its valid events in stream order and returns one
+  outcome per event; the guarantees above hold per event in both modes.
 * **Self-healing.** When the group disappears (``NOGROUP``: Redis restarted without persistence, or
   the stream was deleted) FastStream stops the subscriber; a watchdog recreates the group and
   restarts it, with a back-off, without operator action.
@@ -30,7 +34,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
 
@@ -44,7 +49,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from vigil_shared import metrics, streams
-from vigil_shared.envelope import MalformedEntry, decode_entry, encode_event, fields_to_text
+from vigil_shared.envelope import (
+    DATA_FIELD,
+    MalformedEntry,
+    decode_body,
+    encode_data,
+    encode_event_sync,
+    fields_to_text,
+)
 from vigil_shared.events import DeadLetter, Event, InvalidEvent, parse_event
 from vigil_shared.settings import VigilSettings
 
@@ -107,7 +119,7 @@ async def publish_events(
     (``VIGIL_STREAM_MAXLEN``). Retention proper is :mod:`vigil_shared.retention`, which never trims
     what a group still needs. ``None`` or 0: no cap.
     """
-    encoded = [(p.stream, await encode_event(p.event)) for p in publications]
+    encoded = [(p.stream, encode_event_sync(p.event)) for p in publications]
     async with redis.pipeline(transaction=True) as pipe:
         for stream, fields in encoded:
             if maxlen:
@@ -117,49 +129,48 @@ async def publish_events(
         if ack is not None and ack[2]:
             pipe.xack(ack[0], ack[1], *ack[2])
         results = await pipe.execute()
-    for p in publications:
-        metrics.EVENTS_PUBLISHED.labels(stream=p.stream).inc()
+    _count_published(p.stream for p in publications)
     return [r for r in results[: len(encoded)]]
+
+
+def _count_published(stream_names: Iterable[str]) -> None:
+    """``vigil_events_published_total``: one ``inc`` per stream, not per event."""
+    for name, n in Counter(stream_names).items():
+        metrics.EVENTS_PUBLISHED.labels(stream=name).inc(n)
 
 
 # The fenced commit. KEYS[1] = consumed stream, KEYS[2..] = output streams.
 # ARGV: group, consumer, maxlen (0 = no cap), entry count, then per entry:
-#   entry id, output count, then per output: key index, field count, field, value, ...
+#   entry id, output count, then per output: key index, the entry's __data__ value (every Vigil
+#   entry is that one field: vigil_shared.envelope).
 # For each entry still pending *for this consumer*, XADD its outputs and XACK it; an entry that
 # another consumer claimed meanwhile (or that was already acknowledged) is skipped entirely.
-# Returns the ids that were committed.
+# Returns the ids that were *not* committed (fenced): usually none, so the reply stays short.
 _COMMIT_LUA = """
 local group, consumer, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local i = 5
-local committed = {}
+local fenced = {}
 for _ = 1, n do
   local id = ARGV[i]
   local nout = tonumber(ARGV[i + 1])
   i = i + 2
-  local owned = #redis.call('XPENDING', KEYS[1], group, id, id, 1, consumer) == 1
-  for _ = 1, nout do
-    local key = KEYS[tonumber(ARGV[i])]
-    local nf = tonumber(ARGV[i + 1])
-    i = i + 2
-    if owned then
-      local args = {'XADD', key}
+  if #redis.call('XPENDING', KEYS[1], group, id, id, 1, consumer) == 1 then
+    for o = i, i + 2 * nout - 1, 2 do
       if maxlen > 0 then
-        table.insert(args, 'MAXLEN'); table.insert(args, '~'); table.insert(args, maxlen)
+        redis.call('XADD', KEYS[tonumber(ARGV[o])], 'MAXLEN', '~', maxlen, '*', '__DATA__', ARGV[o + 1])
+      else
+        redis.call('XADD', KEYS[tonumber(ARGV[o])], '*', '__DATA__', ARGV[o + 1])
       end
-      table.insert(args, '*')
-      for f = 0, 2 * nf - 1 do table.insert(args, ARGV[i + f]) end
-      redis.call(unpack(args))
     end
-    i = i + 2 * nf
-  end
-  if owned then
     redis.call('XACK', KEYS[1], group, id)
-    table.insert(committed, id)
+  else
+    table.insert(fenced, id)
   end
+  i = i + 2 * nout
 end
-return committed
-"""
+return fenced
+""".replace("__DATA__", DATA_FIELD.decode())
 
 
 _REMOVE_IDLE_LUA = """
@@ -189,26 +200,46 @@ async def commit_batch(
     owns; returns the ids committed (the others were claimed by another consumer meanwhile)."""
     if not results:
         return set()
+    return await commit_encoded(
+        redis,
+        stream,
+        group,
+        consumer,
+        [(entry_id, [(p.stream, encode_data(p.event)) for p in pubs]) for entry_id, pubs in results],
+        maxlen,
+    )
+
+
+async def commit_encoded(
+    redis: Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    results: Sequence[tuple[bytes, Sequence[tuple[str, bytes]]]],
+    maxlen: int | None = None,
+) -> set[bytes]:
+    """:func:`commit_batch` with each output already encoded: ``(stream, __data__ value)`` pairs
+    (:func:`vigil_shared.envelope.encode_data`)."""
+    if not results:
+        return set()
     keys: list[str] = [stream]
     index: dict[str, int] = {}
     argv: list[Any] = [group, consumer, int(maxlen or 0), len(results)]
-    for entry_id, pubs in results:
-        argv += [entry_id, len(pubs)]
-        for p in pubs:
-            if p.stream not in index:
-                keys.append(p.stream)
-                index[p.stream] = len(keys)  # Lua is 1-based
-            fields = await encode_event(p.event)
-            argv += [index[p.stream], len(fields)]
-            for k, v in fields.items():
-                argv += [k, v]
+    append = argv.append
+    for entry_id, outputs in results:
+        append(entry_id)
+        append(len(outputs))
+        for out_stream, data in outputs:
+            key_index = index.get(out_stream)
+            if key_index is None:
+                keys.append(out_stream)
+                key_index = index[out_stream] = len(keys)  # Lua is 1-based
+            append(key_index)
+            append(data)
     script = redis.register_script(_COMMIT_LUA)
-    committed = await script(keys=keys, args=argv)
-    done = {c if isinstance(c, bytes) else str(c).encode() for c in committed}
-    for entry_id, pubs in results:
-        if entry_id in done:
-            for p in pubs:
-                metrics.EVENTS_PUBLISHED.labels(stream=p.stream).inc()
+    fenced = {f if isinstance(f, bytes) else str(f).encode() for f in await script(keys=keys, args=argv)}
+    done = {entry_id for entry_id, _ in results} - fenced
+    _count_published(name for entry_id, outputs in results if entry_id in done for name, _ in outputs)
     return done
 
 
@@ -402,8 +433,7 @@ class StreamWorker(Generic[E]):
                 done[entry_id] = []
                 continue
             try:
-                body, _headers = decode_entry(fields)
-                event = parse_event(self.model, body)
+                event = parse_event(self.model, decode_body(fields))
             except (MalformedEntry, InvalidEvent) as exc:
                 log.warning(
                     "invalid entry dead-lettered",
@@ -438,8 +468,8 @@ class StreamWorker(Generic[E]):
             else:
                 await asyncio.gather(*(run(*job) for job in jobs))
 
-        ordered = [(eid, done[eid]) for eid, _ in entries if eid in done]
-        committed = await commit_batch(
+        ordered = self._encode(entries, jobs, delivery_counts, done, dead_ids)
+        committed = await commit_encoded(
             self.redis, self.stream, self.group, self.consumer, ordered, self.settings.stream_maxlen
         )
         fenced = [eid for eid, _ in ordered if eid not in committed]
@@ -463,6 +493,40 @@ class StreamWorker(Generic[E]):
         metrics.BATCH_SECONDS.labels(stream=self.stream, group=self.group).observe(
             time.perf_counter() - started
         )
+
+    def _encode(
+        self,
+        entries: Sequence[Entry],
+        jobs: Sequence[tuple[bytes, dict[bytes, bytes], E]],
+        delivery_counts: dict[bytes, int] | None,
+        done: dict[bytes, list[Publication]],
+        dead_ids: set[bytes],
+    ) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
+        """Each settled entry's outputs as ``(stream, __data__)``, in stream order. Encoded entry by
+        entry: an output that cannot be serialised fails its own entry, like a handler error (retried,
+        then dead-lettered), instead of failing the whole batch's commit."""
+        encoded: list[tuple[bytes, list[tuple[str, bytes]]]] = []
+        by_id: dict[bytes, tuple[dict[bytes, bytes], E]] | None = None
+        for entry_id, _ in entries:
+            pubs = done.get(entry_id)
+            if pubs is None:
+                continue
+            try:
+                encoded.append((entry_id, [(p.stream, encode_data(p.event)) for p in pubs]))
+                continue
+            except Exception as exc:
+                if by_id is None:
+                    by_id = {eid: (fields, event) for eid, fields, event in jobs}
+                if entry_id not in by_id:  # an invalid entry's dead letter: always serialisable
+                    raise
+                fields, event = by_id[entry_id]
+                del done[entry_id]
+                dead_ids.discard(entry_id)
+                with structlog.contextvars.bound_contextvars(**_log_ids(event)):
+                    self._settle_failure(entry_id, fields, event, exc, delivery_counts, done, dead_ids)
+            if entry_id in done:  # dead-lettered: retries exhausted
+                encoded.append((entry_id, [(p.stream, encode_data(p.event)) for p in done[entry_id]]))
+        return encoded
 
     async def _run_batch(
         self,

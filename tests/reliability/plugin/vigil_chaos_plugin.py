@@ -6,7 +6,7 @@ start, and the ``*.dist-info`` next to it registers the ``vigil.services`` entry
 
 * ``VIGIL_CHAOS_FAIL_FILE``: while this file exists, the handler raises for every alert whose id is
   one of the lines in it (the "bug" is "fixed" by deleting the file).
-* ``VIGIL_CHAOS_DELAY_MS``: sleep this long per alert (keeps batches in flight long enough that a
+* ``VIGIL_CHAOS_DELAY_MS``: sleep this long per alert, before handling it (keeps batches in flight long enough that a
   SIGKILL or SIGTERM lands in the middle of one).
 """
 
@@ -35,9 +35,29 @@ def _faulty_ids(fail_file: str) -> list[str]:
 async def build(ctx: ServiceContext) -> ServiceParts:
     parts = await classify_build(ctx)
     worker = parts.workers[0]
-    real = worker.handler
     fail_file = os.environ.get("VIGIL_CHAOS_FAIL_FILE")
     delay_s = float(os.environ.get("VIGIL_CHAOS_DELAY_MS", "0")) / 1000
+
+    if worker.batch_handler is not None:  # classify's batch mode: faults are per alert, as results
+        real_batch = worker.batch_handler
+
+        async def batch_handler(alerts: Sequence[AlertReceived]) -> Sequence[Sequence[Publication] | BaseException]:
+            faulty = set(_faulty_ids(fail_file)) if fail_file else set()
+            out: list[Sequence[Publication] | BaseException] = []
+            for alert in alerts:
+                if delay_s:
+                    await asyncio.sleep(delay_s)
+                if alert.alert_id in faulty:
+                    out.append(InjectedFault(f"injected fault for {alert.alert_id}"))
+                else:
+                    out.extend(await real_batch([alert]))
+            return out
+
+        worker.batch_handler = batch_handler
+        return parts
+
+    real = worker.handler
+    assert real is not None
 
     async def handler(alert: AlertReceived) -> Sequence[Publication]:
         if delay_s:

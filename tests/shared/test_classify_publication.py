@@ -1,0 +1,118 @@
+"""classify publishes its result without re-validating it (``vigil_classify.service.classified_event``):
+the published bytes must be those of the validated event and parse back as the same ``AlertClassified``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from vigil_classify.engine import Classifier
+from vigil_classify.service import classified_event, validated_event
+from vigil_shared.envelope import decode_body, decode_entry, encode_event_faststream, encode_event_sync
+from vigil_shared.events import AlertClassified, AlertReceived, CapInfo
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier()
+
+
+def dev_alerts() -> list[AlertReceived]:
+    alerts = []
+    for i, line in enumerate((FIXTURES / "dev_alerts.jsonl").read_text(encoding="utf-8").splitlines()):
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        cap = None
+        if i % 3 == 0:  # some with CAP values, which win over the text's
+            cap = CapInfo(identifier=f"cap-{i}", sender="s@example.org", sent="2026-01-01T00:00:00Z",
+                          urgency="Future", severity="Minor", certainty="Possible")  # fmt: skip
+        alerts.append(
+            AlertReceived(
+                correlation_id=f"corr-{i}-\u00e9",  # non-ASCII: the JSON must still match
+                producer="ingest",
+                alert_id=str(item.get("id") or f"a{i}"),
+                source_kind="text",
+                source_name="dev",
+                issuer=item.get("issuer"),
+                title=str(item.get("title", "")),
+                text=str(item.get("text") or "x"),
+                cap=cap,
+            )
+        )
+    return alerts
+
+
+def test_published_bytes_are_a_valid_alert_classified_equal_to_the_validated_path(classifier: Classifier) -> None:
+    alerts = dev_alerts()
+    assert len(alerts) >= 20
+    for alert in alerts:
+        fast = classified_event(classifier, alert)
+        ref = validated_event(classifier, alert)
+        # the same event apart from the fresh ids: give the reference the fast one's
+        ref = ref.model_copy(update={"event_id": fast.event_id, "occurred_at": fast.occurred_at})
+        fast_fields = encode_event_sync(fast)
+        assert fast_fields == encode_event_sync(ref), alert.alert_id  # byte-identical entry
+        parsed = AlertClassified.model_validate_json(decode_body(fast_fields))
+        assert parsed == AlertClassified.model_validate_json(ref.model_dump_json())
+        assert parsed.alert == alert
+        assert parsed.classification == ref.classification
+        assert parsed.correlation_id == alert.correlation_id
+        assert parsed.producer == "classify"
+        assert type(parsed) is AlertClassified
+
+
+async def test_fast_event_entry_is_what_faststream_writes(classifier: Classifier) -> None:
+    alert = dev_alerts()[0]
+    alert = alert.model_copy(update={"correlation_id": "ascii-only"})  # FastStream's length quirk
+    fast = classified_event(classifier, alert)
+    assert encode_event_sync(fast) == await encode_event_faststream(fast)
+    body, headers = decode_entry(encode_event_sync(fast))
+    assert headers["event_type"] == "alert.classified"
+    assert AlertClassified.model_validate_json(body).alert == alert
+
+
+def test_fresh_ids_per_event(classifier: Classifier) -> None:
+    alert = dev_alerts()[1]
+    one, two = classified_event(classifier, alert), classified_event(classifier, alert)
+    assert one.event_id != two.event_id
+    assert one.occurred_at.tzinfo is not None
+    assert one.schema_version == 1
+
+
+HOSTILE = (
+    'Quotes " and \\ backslashes, tab\t, newline\n, control \x01\x1f, DEL \x7f, \u2028 \u2029, '
+    "é, Москва, 😀, </script>"
+)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),  # no microseconds
+        datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    ],
+)
+def test_hostile_strings_and_timestamps_give_the_same_bytes(classifier: Classifier, when: datetime) -> None:
+    alert = AlertReceived(
+        correlation_id="corr " + HOSTILE,
+        producer="ingest",
+        alert_id="al " + HOSTILE,
+        source_kind="cap",
+        source_name=HOSTILE,
+        issuer="U.S. Embassy Moscow",
+        title="Protests in Moscow " + HOSTILE,
+        text="Demonstrations near the metro in Moscow, Russia turned violent. " + HOSTILE,
+        extra={"k": HOSTILE, "n": [1, 2.5, None, True], "nested": {"x": 1e-05}},
+    )
+    fast = classified_event(classifier, alert).model_copy(update={"occurred_at": when, "event_id": HOSTILE})
+    ref = validated_event(classifier, alert).model_copy(update={"occurred_at": when, "event_id": HOSTILE})
+    assert fast.model_dump_json() == ref.model_dump_json()
+    assert encode_event_sync(fast) == encode_event_sync(ref)
+    assert AlertClassified.model_validate_json(decode_body(encode_event_sync(fast))) == ref
+    assert fast.model_dump_json(indent=2) == ref.model_dump_json(indent=2)  # pydantic's path for options
