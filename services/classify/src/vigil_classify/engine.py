@@ -84,8 +84,11 @@ class Classifier:
     version = CLASSIFIER_VERSION
 
     def __init__(self, gaz: gazetteer_mod.Gazetteer | None = None, tax: Taxonomy | None = None) -> None:
-        self.gazetteer = gaz if gaz is not None else gazetteer_mod.load()
         self.taxonomy = tax if tax is not None else Taxonomy()
+        # The gazetteer's automaton also carries the taxonomy's phrases: one pass over each text
+        # finds places and cues (a second walk of an automaton is a good part of a classification).
+        self.gazetteer = gaz if gaz is not None else gazetteer_mod.load(extra=self.taxonomy.entries)
+        self._one_pass = self.gazetteer.extra_digest == gazetteer_mod.extra_digest(self.taxonomy.entries)
 
     def classify(
         self,
@@ -134,8 +137,14 @@ class Classifier:
         """
         full = classified_text(title, text)
         norm = padded(full)
-        locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
-        reading = read(full, self.taxonomy.hits(norm))
+        if self._one_pass:
+            found = list(self.gazetteer.automaton.iter(norm))
+            locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer, found)
+            hits = self.taxonomy.hits_in(found)
+        else:
+            locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
+            hits = self.taxonomy.hits(norm)
+        reading = read(full, hits)
         threats = _scores(full, reading.threats, reading.routine)
         if threats:
             targets = _scores(full, reading.targets, 0)

