@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import structlog
 from vigil_shared.runtime import Background, Service, ServiceContext, ServiceParts
 
@@ -17,6 +19,15 @@ class ConfigurationError(RuntimeError):
 
 
 async def build(ctx: ServiceContext) -> ServiceParts:
+    parts = await _build(ctx)
+    # Everything loaded so far (modules, FastAPI, pydantic schemas: ~100,000 objects) lives as long
+    # as the process: out of the cyclic GC's sight, its collections during a batch (thousands of
+    # objects per request) no longer walk it. Halved GC time in the HTTP batch benchmark.
+    gc.freeze()
+    return parts
+
+
+async def _build(ctx: ServiceContext) -> ServiceParts:
     settings = IngestSettings()
     router = build_router(ctx.redis, settings)
     if not feeds_configured(settings):
