@@ -533,7 +533,7 @@ class PreparedMessage:
         text = self._prepared_body("text")
         parts: tuple[str, str, str, str] | None = None
         if text is not None:
-            encoded = _json(text)
+            encoded = _json_str(text)
             if encoded.count(_REASON_JSON) == 1 and encoded.count(_NAME_JSON) == 1:
                 b = self._base
                 head = _json({"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]})
