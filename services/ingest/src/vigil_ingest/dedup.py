@@ -37,7 +37,7 @@ for i = 1, n do
   if seen then
     redis.call('EXPIRE', h, ttl)
     local cid = redis.call('HGET', h, 'cid:' .. seen) or ''
-    res[i] = {0, tonumber(seen), redis.call('HGET', h, 'alert_id'), cid}
+    res[i] = '0 ' .. seen .. ' ' .. redis.call('HGET', h, 'alert_id') .. ' ' .. cid
   else
     local rev = redis.call('HINCRBY', h, 'revision', 1)
     if rev == 1 then
@@ -48,20 +48,21 @@ for i = 1, n do
       redis.call('HSET', h, 'cid:' .. rev, ARGV[a + 3])
     end
     redis.call('EXPIRE', h, ttl)
-    res[i] = {1, rev, redis.call('HGET', h, 'alert_id'), ARGV[a + 3]}
+    res[i] = '1 ' .. rev .. ' ' .. redis.call('HGET', h, 'alert_id') .. ' ' .. ARGV[a + 3]
   end
   local t = tonumber(ARGV[a + 4])
   if t > 0 then
     redis.call('SET', KEYS[t], ARGV[a + 5], 'EX', ttl)
   end
 end
-return res
+return table.concat(res, '\\n')
 """
 """Registers sightings in order, each exactly as one atomic registration would (the whole call is one
 script, so atomic too). KEYS: the dedup hash of each sighting, then the title keys to remember.
 ARGV: ttl, n, then per sighting: fingerprint, alert id, correlation id (remembered as ``cid:<rev>``
 for a new revision; '' for none), index in KEYS of its title key (0: none), identity key (the title
-key's value). Returns per sighting {created, revision, alert id, correlation id ('' if unknown)}."""
+key's value). Returns one line per sighting, ``created revision alert_id correlation_id`` (the last
+empty if unknown): one bulk string is far cheaper for the client to read than nested arrays."""
 _UNREGISTER_LUA: Final = """
 local h = KEYS[1]
 local fp_field = 'fp:' .. ARGV[1]
@@ -179,19 +180,19 @@ async def register_many(
         args += (s.fingerprint, alert_id, s.correlation_id or "", title_index, s.key)
     raw = await redis.register_script(_REGISTER_LUA)(keys=keys, args=args)  # EVALSHA, loaded on NOSCRIPT
     out: list[Registration] = []
-    for s, row in zip(sightings, raw, strict=True):
-        created, revision, stored_id = int(row[0]), int(row[1]), _str(row[2])
-        cid = _str(row[3]) or None
+    for s, line in zip(sightings, _str(raw).split("\n"), strict=True):
+        flag, rev, stored_id, cid = line.split(" ", 3)
+        created, revision = flag == "1", int(rev)
         out.append(
             Registration(
                 alert_id=stored_id,
                 revision=revision,
                 revision_of=stored_id if revision > 1 else None,
-                is_new=bool(created) and revision == 1,
+                is_new=created and revision == 1,
                 is_duplicate=not created,
                 key=s.key,
                 fingerprint=s.fingerprint,
-                correlation_id=cid,
+                correlation_id=cid or None,
             )
         )
     return out
