@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -254,21 +253,32 @@ class _Negation:
     pay for the clause split and the :data:`_NEGATOR` regex.
     """
 
-    __slots__ = ("text",)
+    __slots__ = ("rare", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self.rare = (
+            "No" in text
+            or "n't" in text
+            or "unlikely" in text
+            or "without" in text
+            or "ruled out" in text
+            or "denied" in text
+        )
+        """Whether a hint other than "no" occurs in the text at all (else no window has one)."""
 
     def __call__(self, start: int) -> bool:
         window = self.text[max(0, start - 60) : start]
-        if (
-            "no" in window
-            or "No" in window
-            or "n't" in window
-            or "unlikely" in window
-            or "without" in window
-            or "ruled out" in window
-            or "denied" in window
+        if "no" in window or (
+            self.rare
+            and (
+                "No" in window
+                or "n't" in window
+                or "unlikely" in window
+                or "without" in window
+                or "ruled out" in window
+                or "denied" in window
+            )
         ):
             return _negated_window(window)
         return False
@@ -343,7 +353,8 @@ class LabelEvidence:
 class Reading:
     threats: dict[str, LabelEvidence]
     targets: dict[str, LabelEvidence]
-    cues: Counter[str]
+    cues: dict[str, int]
+    """Counts of the severity cues that occur (a missing cue occurred 0 times)."""
     routine: int
 
 
@@ -352,7 +363,7 @@ def read(text: str, hits: list[Hit]) -> Reading:
     negated = _Negation(text)
     threats: dict[str, LabelEvidence] = {}
     targets: dict[str, LabelEvidence] = {}
-    cues: Counter[str] = Counter()
+    cues: dict[str, int] = {}
     routine = 0
     # The loop records cue offsets; they become sentence numbers afterwards, and only when a rule
     # that compares sentences can fire (the sentence split is a regex pass over the whole text).
@@ -393,7 +404,7 @@ def read(text: str, hits: list[Hit]) -> Reading:
                         crime_at.append(start)
             elif cat == "cue":
                 if label == "urg:Past" or not negated(start):
-                    cues[label] += 1
+                    cues[label] = cues.get(label, 0) + 1
             elif cat == "target":
                 target_at.append((start, label, weight, hit))
             elif cat == "singular":
@@ -449,7 +460,8 @@ def read(text: str, hits: list[Hit]) -> Reading:
             credit(threats, "terrorism", 1.0, hit)
     # A recovery notice ("aftershocks have eased ... some roads remain closed for repairs") reports
     # no transport disruption from a subject and an effect.
-    recovered = cues["urg:Past"] > 0 and cues["urg:Past"] >= cues["urg:Immediate"]
+    past = cues.get("urg:Past", 0)
+    recovered = past > 0 and past >= cues.get("urg:Immediate", 0)
     for sent, subjects in tr_subject.items():
         effects = tr_effect.get(sent)
         if effects and sent not in tr_suppress and not recovered:
