@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,6 +240,44 @@ def sentence_starts(text: str, endpos: int | None = None) -> list[int]:
     return starts
 
 
+def sentence_ids(text: str, positions: Iterable[int]) -> dict[int, int] | None:
+    """A number per position, equal for two positions exactly when :func:`sentence_starts` puts them
+    in one sentence; ``None`` when a position is not an alphanumeric character.
+
+    A match of ``_SENTENCE_END`` holds no alphanumeric character, so none contains such a position;
+    the matches that a scan from 0 finds after position ``p`` are then those a scan from ``p`` finds,
+    and two positions ``p < q`` are in different sentences exactly when a match that ends a sentence
+    (not an abbreviation, as in :func:`sentence_starts`) starts in ``text[p:q]``. One search per gap
+    between consecutive positions, instead of a match object per sentence of the text.
+    """
+    ids: dict[int, int] = {}
+    number = 0
+    lo = -1
+    search = _SENTENCE_END.search
+    for hi in sorted(positions):
+        if not text[hi].isalnum():
+            return None
+        if lo >= 0:
+            m = search(text, lo, hi)
+            while m is not None:
+                i = m.start()
+                if text[i] == "." and i >= 1:
+                    prev = text[i - 1]
+                    if prev.isupper():
+                        if i >= 2 and text[i - 2].isalpha():
+                            break
+                    elif not (prev in "trso" and text[max(0, i - 3) : i] in _ABBREV_TAILS):
+                        break
+                else:
+                    break
+                m = search(text, m.end(), hi)
+            if m is not None:
+                number += 1
+        ids[hi] = number
+        lo = hi
+    return ids
+
+
 _NEG_HINTS = ("no", "No", "n't", "unlikely", "without", "ruled out", "denied")
 """Substrings one of which every negator contains: without one in the window nothing is negated
 (spelt out in :meth:`_Negation.__call__`)."""
@@ -433,14 +472,18 @@ def read(text: str, hits: list[Hit]) -> Reading:
         for _start, label, weight, hit in target_at:
             credit(targets, label, weight, hit)
         return Reading(threats, targets, cues, routine)
-    # Every position looked up below is the start of a hit: the sentences after the last hit need
-    # not be split (see :func:`sentence_starts`).
-    last = max(hits)[0]
-    starts = sentence_starts(text, last + 1)
-    bisect_right = bisect.bisect_right
-
-    def sentence(pos: int) -> int:
-        return bisect_right(starts, pos) - 1
+    # Only whether two cues share a sentence matters: number the sentences of the cue positions.
+    positions = {t[0] for t in target_at}
+    positions.update(military_at, crime_at, suppress_at, air_at)
+    positions.update([t[0] for t in weak_at], [t[0] for t in subject_at], [t[0] for t in effect_at])
+    ids = sentence_ids(text, positions)
+    if ids is None:
+        # Every position looked up below is the start of a hit: the sentences after the last hit
+        # need not be split (see :func:`sentence_starts`).
+        starts = sentence_starts(text, max(hits)[0] + 1)
+        bisect_right = bisect.bisect_right
+        ids = {pos: bisect_right(starts, pos) - 1 for pos in positions}
+    sentence = ids.__getitem__
 
     target_sent = {sentence(pos) for pos, _label, _weight, _hit in target_at}
     military_sent = {sentence(pos) for pos in military_at}
