@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 import structlog
@@ -20,6 +21,14 @@ class ConfigurationError(RuntimeError):
 
 async def build(ctx: ServiceContext) -> ServiceParts:
     parts = await _build(ctx)
+    # numpy and the language model (memory-mapped) before the first request rather than in it: a
+    # one-off ~1 CPU-second (more on the very first start on a host, which fills the model cache)
+    from vigil_ingest.language import model as language_model
+
+    try:
+        await asyncio.to_thread(language_model)
+    except Exception as exc:  # the first alert needing a language guess tries again
+        log.warning("language model not loaded at start-up", error=repr(exc))
     # Everything loaded so far (modules, FastAPI, pydantic schemas: ~100,000 objects) lives as long
     # as the process: out of the cyclic GC's sight, its collections during a batch (thousands of
     # objects per request) no longer walk it. Halved GC time in the HTTP batch benchmark.
