@@ -118,6 +118,23 @@ def test_model_cache_is_private_and_mapped(tmp_path: Path, monkeypatch: pytest.M
     assert language.model().mapped
 
 
+def test_a_read_only_cache_filled_beforehand_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # what the container image does: extract at build time, map read-only at run time
+    folder = tmp_path / "image-cache"
+    folder.mkdir(mode=0o755)
+    monkeypatch.setenv("VIGIL_INGEST_LANGID_CACHE_DIR", str(folder))
+    monkeypatch.setattr(language, "_model", None)
+    assert language.model().mapped
+    files = sorted(p.name for p in folder.iterdir())
+    folder.chmod(0o555)
+    try:
+        monkeypatch.setattr(language, "_model", None)
+        assert language.model().mapped
+        assert sorted(p.name for p in folder.iterdir()) == files
+    finally:
+        folder.chmod(0o755)
+
+
 def test_model_without_a_usable_cache_is_read_into_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o777)

@@ -8,11 +8,12 @@ folding of aliased labels; only how the model is held and how the sums are compu
   bodies in worker threads: without the lock, two batches in flight loaded the model twice at once
   (~100 MB each while loading, ~1 CPU-second each).
 * **Memory-mapped, not copied.** The first load extracts the model's arrays (``.npy`` members of
-  py3langid's ``model.npz.xz``) into a private cache directory (``VIGIL_INGEST_LANGID_CACHE_DIR``,
-  default ``<tmp>/vigil-langid-<uid>``, mode 0700) and maps them read-only: only the pages the texts
-  actually reach are resident (English alerts touch ~15 of the 66 MB), and every replica on a host
-  shares one copy in the page cache. Without a usable cache directory the arrays are read into
-  memory instead (66 MB, no transient copies).
+  py3langid's ``model.npz.xz``) into a cache directory (``VIGIL_INGEST_LANGID_CACHE_DIR``, default
+  ``<tmp>/vigil-langid-<uid>``, created 0700; one others can write to is refused) and maps them
+  read-only: only the pages the texts actually reach are resident (English alerts touch ~15 of the
+  66 MB), and every replica on a host shares one copy in the page cache. The container image ships
+  the extracted arrays (``/app/langid-cache``, read-only). Without a usable cache directory the
+  arrays are read into memory instead (66 MB, no transient copies).
 * **Batch scoring** (:func:`classify_many`): the model's per-feature table is float16, and
   converting the rows a text hits to float32 (what ``numpy`` does inside py3langid's ``@``) cost
   more than the whole rest of the scoring. The rows hit by a batch of texts are converted once,
@@ -106,8 +107,12 @@ def cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"vigil-langid-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
 
-def _private_dir(path: Path) -> bool:
-    """Create ``path`` (0700) if needed; whether it is a directory only this user can write to."""
+def _trusted_dir(path: Path) -> bool:
+    """Create ``path`` (0700) if needed; whether only this user (or root) can write to it.
+
+    A directory others can write to is never used: they could swap the arrays under us. A
+    read-only one root filled (a container image's) is used as it is.
+    """
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = os.lstat(path)
@@ -115,7 +120,7 @@ def _private_dir(path: Path) -> bool:
         return False
     if not stat.S_ISDIR(st.st_mode) or (st.st_mode & 0o022):
         return False
-    return not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return not hasattr(os, "getuid") or st.st_uid in (0, os.getuid())
 
 
 def _extract_npz(source: Path, into: Path, suffix: str) -> None:
@@ -133,14 +138,14 @@ def _extract_npz(source: Path, into: Path, suffix: str) -> None:
 
 
 def _cache_key(source: Path) -> str:
-    st = source.stat()
-    return hashlib.sha256(f"{source}\x1f{st.st_size}\x1f{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    """The model file's content hash (not its path or mtime: an image's cache survives COPY)."""
+    return hashlib.sha256(source.read_bytes()).hexdigest()[:16]
 
 
 def _arrays_from_cache() -> dict[str, np.ndarray[Any, Any]] | None:
     source = _model_file()
     folder = cache_dir()
-    if not _private_dir(folder):
+    if not _trusted_dir(folder):
         return None
     suffix = f".{_cache_key(source)}.npy"
     marker = folder / f"{_COMPLETE}{suffix}"
