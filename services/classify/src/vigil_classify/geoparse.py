@@ -305,21 +305,25 @@ def find_location_data(
     # Country context: countries named in the text and countries of unambiguous places.
     context: set[str] = set()
     infos = []
+    surfaces = []
     for start, end, cands in mentions:
-        info = _info(places, cands)
+        hit = _INFO.get(id(cands))
+        info = hit[1] if hit is not None and hit[0] is cands else _info(places, cands)
+        surface = text[start:end]
+        low = surface.lower()
+        is_common = low in common
         infos.append(info)
-        if info.ctx_codes and text[start:end].lower() not in common:
+        surfaces.append((surface, low, is_common))
+        if info.ctx_codes and not is_common:
             context.update(info.ctx_codes)
 
     found: dict[tuple[str, str], _Found] = {}
     order: list[tuple[str, str]] = []
     last_city = (-1, "")
     """(end, country) of the last city mention: "Culiacan, Sinaloa" names the state only as context."""
-    for (start, end, _cands), info in zip(mentions, infos, strict=True):
+    for (start, end, _cands), info, (surface, low, is_common) in zip(mentions, infos, surfaces, strict=True):
         if excluded and any(s <= start and end <= e for s, e in excluded):
             continue
-        surface = text[start:end]
-        is_common = surface.lower() in common
         region_cue = _region_cue(text, end)
         best = -1
         best_score = -1e9
@@ -364,7 +368,7 @@ def find_location_data(
         ):
             continue
         name = p.name
-        if kind != "country" and p.name.lower().startswith(surface.lower() + " "):
+        if kind != "country" and p.name.lower().startswith(low + " "):
             name = surface
         k = (_fold(name), p.country_code)
         ev: EvidencePayload = {"text": surface, "start": start, "end": end}
@@ -464,8 +468,17 @@ def _merge_neighbourhoods(
                 break
 
 
+_ROUNDED: dict[float, float] = {}
+"""Memo of the rounded, clamped location confidences (``round`` is the dear part)."""
+
+
 def _location(p: Place, f: _Found) -> LocationPayload:
     kind = "country" if f.kind == "country" else ("region" if f.kind == "region" else "city")
+    conf = _ROUNDED.get(f.confidence)
+    if conf is None:
+        if len(_ROUNDED) > 4096:
+            _ROUNDED.clear()
+        conf = _ROUNDED[f.confidence] = round(min(0.99, max(0.05, f.confidence)), 3)
     return {
         "name": f.name,
         "country_code": p.country_code,
@@ -473,7 +486,7 @@ def _location(p: Place, f: _Found) -> LocationPayload:
         "latitude": p.latitude,
         "longitude": p.longitude,
         "kind": kind,
-        "confidence": round(min(0.99, max(0.05, f.confidence)), 3),
+        "confidence": conf,
         "evidence": f.evidence[:5],
         "admin1": p.admin1,
     }
