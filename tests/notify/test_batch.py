@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -248,3 +249,33 @@ def test_content_fingerprint_normalises_like_the_regex() -> None:
     cases += [("Kyiv: “strikes” on the city’s İstanbul-bound trains", "Straße ﬁx ǅ ΣΑΣ \u00a0\u2003 x_y")]
     for title, text in cases:
         assert content_fingerprint(title, text) == reference(title, text), (title[:20], text[:20])
+
+
+async def test_cancelled_batch_keeps_what_was_sent_marked(redis, settings, receiver_factory, tmp_path) -> None:
+    """Cancelled while a slow channel is in flight (a stop that outlasts the grace period): what the
+    inline channels already wrote is marked "sent", so the redelivered batch does not write it again."""
+    hang = receiver_factory(hang=True)
+    out = tmp_path / "out.jsonl"
+    store = SubscriptionStore(redis)
+    await store.put(make_sub("slow", [hang.webhook_url()]))
+    await store.put(make_sub("fast", [f"jsonl://{out}"]))
+    n = notifier(redis, settings.model_copy(update={"send_timeout_s": 30.0}))
+    batch = [make_alert(alert_id="c1"), make_alert(alert_id="c2", text="two")]
+    task = asyncio.create_task(n.process_many(batch))
+    for _ in range(200):
+        if len(lines(out)) == 2:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert len(lines(out)) == 2
+    again = Notifier(redis, settings=settings.model_copy(update={"in_flight_wait_s": 0.1}), clock=Clock(),
+                     sleep=no_sleep, owner="other-replica")  # fmt: skip
+    results = ok(await again.process_many(batch))
+    assert len(lines(out)) == 2  # the JSONL lines were not written twice
+    fast = [o.status for r in results for o in r.outcomes if o.job.subscription_id == "fast"]
+    assert fast == ["skipped_sent", "skipped_sent"]
+    await n.aclose()
+    await again.aclose()
