@@ -62,7 +62,7 @@ _CONF: dict[tuple[float, int], float] = {}
 
 def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[LabelPayload]:
     """Labels over the threshold as plain dicts in :class:`LabelScore`'s shape, best first."""
-    out: list[tuple[float, str, list[EvidencePayload]]] = []
+    out: list[tuple[float, str, LabelPayload]] = []
     for label, ev in table.items():
         score = ev.score
         if score < _THRESHOLD:
@@ -72,10 +72,17 @@ def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[La
             if len(_CONF) > 4096:
                 _CONF.clear()
             conf = _CONF[(score, routine)] = _confidence(score, routine)
-        out.append((-conf, label, [{"text": text[s:e], "start": s, "end": e} for s, e in ev.spans]))
-    # Labels are unique, so the (confidence, label) order never compares the evidence lists.
-    out.sort()
-    return [{"type": label, "confidence": -neg, "evidence": evidence} for neg, label, evidence in out]
+        spans = ev.spans
+        if len(spans) == 1:
+            s, e = spans[0]
+            evidence: list[EvidencePayload] = [{"text": text[s:e], "start": s, "end": e}]
+        else:
+            evidence = [{"text": text[s:e], "start": s, "end": e} for s, e in spans]
+        out.append((-conf, label, {"type": label, "confidence": conf, "evidence": evidence}))
+    if len(out) > 1:
+        # Labels are unique, so the (confidence, label) order never compares the payloads.
+        out.sort()
+    return [item[2] for item in out]
 
 
 class Classifier:
