@@ -96,6 +96,33 @@ async def test_jsonl_appends_one_object_per_send(tmp_path) -> None:
     assert row["rendered_text"] == "plain body"
 
 
+def test_jsonl_send_many_in_order_reopens_after_rotation_and_reports_failures(tmp_path) -> None:
+    import dataclasses
+    import os
+
+    path = tmp_path / "out" / "d.jsonl"
+    ch = JsonlChannel(f"jsonl://{path}")
+    msgs = [dataclasses.replace(MSG, payload={**MSG.payload, "n": i}) for i in range(3)]
+    assert ch.send_many(msgs) == [None, None, None]
+    assert [json.loads(x)["n"] for x in path.read_text().splitlines()] == [0, 1, 2]
+    os.rename(path, tmp_path / "out" / "d.jsonl.1")  # rotated between two batches: the new file
+    assert ch.send_many(msgs[:1]) == [None]
+    assert [json.loads(x)["n"] for x in path.read_text().splitlines()] == [0]
+    assert len((tmp_path / "out" / "d.jsonl.1").read_text().splitlines()) == 3
+    # a failing write fails its message, as send() would raise
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    bad = JsonlChannel(f"jsonl://{blocked}/x.jsonl")
+    errors = bad.send_many(msgs[:2])
+    assert all(isinstance(e, TemporaryFailure) for e in errors)
+    if os.geteuid() != 0:  # root may write anywhere
+        ro = tmp_path / "ro.jsonl"
+        ro.write_text("")
+        ro.chmod(0o444)
+        assert all(isinstance(e, PermanentFailure) for e in JsonlChannel(f"jsonl://{ro}").send_many(msgs[:2]))
+    ch._close()
+
+
 async def test_webhook_signed_and_verified_by_receiver(receiver_factory) -> None:
     rx = receiver_factory()
     ch = WebhookChannel(rx.webhook_url(), timeout_s=5)

@@ -692,7 +692,8 @@ class Deliverer:
         """:meth:`run` for many jobs with the per-job overhead taken out; the same guarantees.
 
         One claim script for every key (in job order). Claimed jobs whose channel completes
-        without awaiting (JSONL: one ``write(2)``) are sent inline, one after the other, and the
+        without awaiting (JSONL: one ``write(2)``) are sent inline, one after the other (one
+        ``send_many`` call per channel object when it has one), and the
         ones the channel accepted are marked "sent" (with their recipient records) in one script call
         before their events are built; every other claimed job runs :meth:`deliver`'s retry loop in
         its own task (timeouts, back-off; bounded by ``max_concurrency``), started before the inline
@@ -729,16 +730,29 @@ class Deliverer:
         unsent = {i for i, _ in inline}
         try:
             accepted: list[int] = []
+            by_channel: dict[int, tuple[Channel, list[int]]] = {}
             for i, channel in inline:
-                job = jobs[i]
-                try:
-                    await channel.send(job.message)  # never awaits anything: no task, no timeout
-                except Exception as exc:
+                by_channel.setdefault(id(channel), (channel, []))[1].append(i)
+            for channel, idx in by_channel.values():
+                # never awaits anything: no task, no timeout; one call for the lot when it can
+                send_many = getattr(channel, "send_many", None)
+                if send_many is not None:
+                    errors: list[Exception | None] = send_many([jobs[i].message for i in idx])
+                else:
+                    errors = []
+                    for i in idx:
+                        try:
+                            await channel.send(jobs[i].message)
+                        except Exception as exc:
+                            errors.append(exc)
+                        else:
+                            errors.append(None)
+                for i, error in zip(idx, errors, strict=True):
                     unsent.discard(i)
-                    tasks[i] = asyncio.ensure_future(self._guarded_claimed(job, first_error=exc))
-                    continue
-                unsent.discard(i)
-                accepted.append(i)
+                    if error is None:
+                        accepted.append(i)
+                    else:
+                        tasks[i] = asyncio.ensure_future(self._guarded_claimed(jobs[i], first_error=error))
             if accepted:
                 accepted_jobs = [jobs[i] for i in accepted]
                 await self._mark_sent_many(accepted_jobs)

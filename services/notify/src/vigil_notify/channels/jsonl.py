@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
@@ -48,11 +49,37 @@ class JsonlChannel:
         line = message.json_line() + "\n"
         try:
             self._append(line.encode("utf-8"))
-        except PermissionError as exc:
-            raise PermanentFailure(f"cannot write {self.path}: permission denied") from exc
         except OSError as exc:
-            self._close()
-            raise TemporaryFailure(f"cannot write {self.path}: {exc.strerror}") from exc
+            raise self._failure(exc) from exc
+
+    def send_many(self, messages: Sequence[Message]) -> list[Exception | None]:
+        """:meth:`send` of several messages, in order, without awaiting: one outcome each (None:
+        written; else the exception :meth:`send` would have raised). The path is checked for
+        rotation once for the lot (and again after a failed write), not once per line: the lines
+        are written back to back, so this is as if a rotation during them had come after them."""
+        out: list[Exception | None] = []
+        fd: int | None = None
+        for message in messages:
+            try:
+                data = (message.json_line() + "\n").encode("utf-8")
+                if fd is None:
+                    fd = self._current_fd()
+                self._write(fd, data)
+            except OSError as exc:
+                out.append(self._failure(exc))
+                fd = None
+                continue
+            except Exception as exc:  # as send() would raise it
+                out.append(exc)
+                continue
+            out.append(None)
+        return out
+
+    def _failure(self, exc: OSError) -> Exception:
+        if isinstance(exc, PermissionError):
+            return PermanentFailure(f"cannot write {self.path}: permission denied")
+        self._close()
+        return TemporaryFailure(f"cannot write {self.path}: {exc.strerror}")
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +102,10 @@ class JsonlChannel:
         return self._fd
 
     def _append(self, data: bytes) -> None:
-        fd = self._current_fd()
+        self._write(self._current_fd(), data)
+
+    @staticmethod
+    def _write(fd: int, data: bytes) -> None:
         written = os.write(fd, data)  # one write of one line: atomic for O_APPEND
         while written < len(data):  # (only on a full disk or a signal; never seen for one line)
             written += os.write(fd, data[written:])
