@@ -423,11 +423,14 @@ def read(text: str, hits: list[Hit]) -> Reading:
         if len(ev.spans) < 3:
             ev.spans.append((hit[0], hit[1]))
 
+    # ``negated(start)`` is False unless its window holds "no" or the text one of the rarer hints:
+    # that pre-check is inlined below, saving most calls.
+    rare = negated.rare
     for hit in hits:
         start = hit[0]
         for cat, label, weight in hit[2]:
             if cat == "threat":
-                if negated(start):
+                if (rare or "no" in text[start - 60 if start > 60 else 0 : start]) and negated(start):
                     continue
                 # credit(threats, label, weight, hit), inlined (the most frequent call)
                 ev = threats.get(label)
@@ -442,7 +445,9 @@ def read(text: str, hits: list[Hit]) -> Reading:
                     elif label in ("crime", "kidnapping"):
                         crime_at.append(start)
             elif cat == "cue":
-                if label == "urg:Past" or not negated(start):
+                if label == "urg:Past" or not (
+                    (rare or "no" in text[start - 60 if start > 60 else 0 : start]) and negated(start)
+                ):
                     cues[label] = cues.get(label, 0) + 1
             elif cat == "target":
                 target_at.append((start, label, weight, hit))
@@ -453,14 +458,14 @@ def read(text: str, hits: list[Hit]) -> Reading:
                 if _WESTERN_VERB.search(text[max(0, start - 40) : start]):
                     target_at.append((start, label, weight, hit))
             elif cat == "weak_terror":
-                if not negated(start):
+                if not ((rare or "no" in text[start - 60 if start > 60 else 0 : start]) and negated(start)):
                     weak_at.append((start, hit))
             elif cat == "tr_subject":
                 subject_at.append((start, hit))
                 if label == "air":
                     air_at.append(start)
             elif cat == "tr_effect":
-                if not negated(start):
+                if not ((rare or "no" in text[start - 60 if start > 60 else 0 : start]) and negated(start)):
                     effect_at.append((start, hit))
             elif cat == "tr_suppress":
                 suppress_at.append(start)
