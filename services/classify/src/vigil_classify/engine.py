@@ -73,9 +73,13 @@ def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[La
                 _CONF.clear()
             conf = _CONF[(score, routine)] = _confidence(score, routine)
         spans = ev.spans
-        if len(spans) == 1:
+        n = len(spans)
+        if n == 1:
             s, e = spans[0]
             evidence: list[EvidencePayload] = [{"text": text[s:e], "start": s, "end": e}]
+        elif n == 2:
+            (s, e), (s2, e2) = spans
+            evidence = [{"text": text[s:e], "start": s, "end": e}, {"text": text[s2:e2], "start": s2, "end": e2}]
         else:
             evidence = [{"text": text[s:e], "start": s, "end": e} for s, e in spans]
         out.append((-conf, label, {"type": label, "confidence": conf, "evidence": evidence}))

@@ -319,6 +319,7 @@ def find_location_data(
 
     found: dict[tuple[str, str], _Found] = {}
     order: list[tuple[str, str]] = []
+    has_country = False
     last_city = (-1, "")
     """(end, country) of the last city mention: "Culiacan, Sinaloa" names the state only as context."""
     for (start, end, _cands), info, (surface, low, is_common) in zip(mentions, infos, surfaces, strict=True):
@@ -379,10 +380,13 @@ def find_location_data(
         else:
             found[k] = _Found(best, name, kind, conf, [ev])
             order.append(k)
+            if kind == "country":
+                has_country = True
 
     if len(order) > 1:
         _merge_neighbourhoods(places, found, order)
-    if len(order) > 1 and any(found[k].kind == "country" for k in order):
+    # (_merge_neighbourhoods drops only cities: a country found above is still there)
+    if has_country and len(order) > 1:
         _drop_office_seats(text, found, order)
     specific = {k[1] for k in order if found[k].kind != "country"}
     locations: list[LocationPayload] = []
