@@ -118,6 +118,18 @@ def test_model_cache_is_private_and_mapped(tmp_path: Path, monkeypatch: pytest.M
     assert language.model().mapped
 
 
+def test_a_cache_missing_files_is_filled_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("VIGIL_INGEST_LANGID_CACHE_DIR", str(folder))
+    monkeypatch.setattr(language, "_model", None)
+    assert language.model().mapped
+    for p in folder.glob("nextmove.*"):
+        p.unlink()  # a /tmp cleaner went by
+    monkeypatch.setattr(language, "_model", None)
+    assert language.model().mapped
+    assert language.classify_many(TEXTS[1:2])[0][0] == "de"
+
+
 def test_a_read_only_cache_filled_beforehand_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # what the container image does: extract at build time, map read-only at run time
     folder = tmp_path / "image-cache"

@@ -149,17 +149,22 @@ def _arrays_from_cache() -> dict[str, np.ndarray[Any, Any]] | None:
         return None
     suffix = f".{_cache_key(source)}.npy"
     marker = folder / f"{_COMPLETE}{suffix}"
-    try:
-        if not marker.exists():
-            _extract_npz(source, folder, suffix)
-            marker.touch()
-        return {
-            name: np.load(folder / f"{name}{suffix}", mmap_mode="r" if name in _MAPPED else None)
-            for name in _MEMBERS
-        }
-    except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
-        log.warning("language model cache unusable; loading into memory", folder=str(folder), error=str(exc))
-        return None
+    for attempt in (1, 2):
+        try:
+            if not marker.exists():
+                _extract_npz(source, folder, suffix)
+                marker.touch()
+            return {
+                name: np.load(folder / f"{name}{suffix}", mmap_mode="r" if name in _MAPPED else None)
+                for name in _MEMBERS
+            }
+        except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+            # e.g. a /tmp cleaner removed some of the files: extract them again, once
+            if attempt == 1 and marker.exists() and os.access(folder, os.W_OK):
+                marker.unlink(missing_ok=True)
+                continue
+            log.warning("language model cache unusable; loading into memory", folder=str(folder), error=str(exc))
+    return None
 
 
 def _arrays_in_memory() -> dict[str, np.ndarray[Any, Any]]:
