@@ -477,10 +477,20 @@ def read(text: str, hits: list[Hit]) -> Reading:
         for _start, label, weight, hit in target_at:
             credit(targets, label, weight, hit)
         return Reading(threats, targets, cues, routine)
-    # Only whether two cues share a sentence matters: number the sentences of the cue positions.
-    positions = {t[0] for t in target_at}
-    positions.update(military_at, crime_at, suppress_at, air_at)
-    positions.update([t[0] for t in weak_at], [t[0] for t in subject_at], [t[0] for t in effect_at])
+    # A recovery notice ("aftershocks have eased ... some roads remain closed for repairs") reports
+    # no transport disruption from a subject and an effect.
+    past = cues.get("urg:Past", 0)
+    recovered = past > 0 and past >= cues.get("urg:Immediate", 0)
+    transport = bool(subject_at and effect_at) and not recovered
+    # Only whether two cues share a sentence matters, and only for the rules that can fire: number
+    # the sentences of their cue positions.
+    positions: set[int] = set()
+    if weak_at:
+        positions.update([t[0] for t in weak_at], [t[0] for t in target_at], military_at, crime_at)
+    if transport:
+        positions.update([t[0] for t in subject_at], [t[0] for t in effect_at], suppress_at, air_at)
+    if suppress_at:
+        positions.update([t[0] for t in target_at], [t[0] for t in effect_at], suppress_at)
     ids = sentence_ids(text, positions)
     if ids is None:
         # Every position looked up below is the start of a hit: the sentences after the last hit
@@ -490,37 +500,41 @@ def read(text: str, hits: list[Hit]) -> Reading:
         ids = {pos: bisect_right(starts, pos) - 1 for pos in positions}
     sentence = ids.__getitem__
 
-    target_sent = {sentence(pos) for pos, _label, _weight, _hit in target_at}
-    military_sent = {sentence(pos) for pos in military_at}
-    crime_sent = {sentence(pos) for pos in crime_at}
-    weak = [(sentence(pos), hit) for pos, hit in weak_at]
-    tr_subject: dict[int, list[Hit]] = {}
-    for pos, hit in subject_at:
-        tr_subject.setdefault(sentence(pos), []).append(hit)
-    tr_effect: dict[int, list[Hit]] = {}
-    for pos, hit in effect_at:
-        tr_effect.setdefault(sentence(pos), []).append(hit)
-    tr_suppress = {sentence(pos) for pos in suppress_at}
-    air_sent = {sentence(pos) for pos in air_at}
-    target_hits = [(sentence(pos), label, weight, hit) for pos, label, weight, hit in target_at]
-    for sent, hit in weak:
-        if sent in target_sent and sent not in military_sent and sent not in crime_sent:
-            credit(threats, "terrorism", 1.0, hit)
-    # A recovery notice ("aftershocks have eased ... some roads remain closed for repairs") reports
-    # no transport disruption from a subject and an effect.
-    past = cues.get("urg:Past", 0)
-    recovered = past > 0 and past >= cues.get("urg:Immediate", 0)
-    for sent, subjects in tr_subject.items():
-        effects = tr_effect.get(sent)
-        if effects and sent not in tr_suppress and not recovered:
-            credit(threats, "transport_disruption", 1.0, subjects[0])
-            credit(threats, "transport_disruption", 0.0, effects[0])
-            if sent in air_sent:
-                # "Flights ... cancelled": the airports are hit.
-                credit(targets, "transport_hubs", 1.0, subjects[0])
-    for sent, label, weight, hit in target_hits:
-        # "flights from the airport remain available", "schools have reopened": not a target.
-        if sent in tr_suppress and sent not in tr_effect:
-            continue
-        credit(targets, label, weight, hit)
+    if weak_at:
+        target_sent = {sentence(pos) for pos, _label, _weight, _hit in target_at}
+        military_sent = {sentence(pos) for pos in military_at}
+        crime_sent = {sentence(pos) for pos in crime_at}
+        for pos, hit in weak_at:
+            sent = sentence(pos)
+            if sent in target_sent and sent not in military_sent and sent not in crime_sent:
+                credit(threats, "terrorism", 1.0, hit)
+    if transport:
+        tr_subject: dict[int, list[Hit]] = {}
+        for pos, hit in subject_at:
+            tr_subject.setdefault(sentence(pos), []).append(hit)
+        tr_effect: dict[int, list[Hit]] = {}
+        for pos, hit in effect_at:
+            tr_effect.setdefault(sentence(pos), []).append(hit)
+        tr_suppress = {sentence(pos) for pos in suppress_at}
+        air_sent = {sentence(pos) for pos in air_at}
+        for sent, subjects in tr_subject.items():
+            effects = tr_effect.get(sent)
+            if effects and sent not in tr_suppress:
+                credit(threats, "transport_disruption", 1.0, subjects[0])
+                credit(threats, "transport_disruption", 0.0, effects[0])
+                if sent in air_sent:
+                    # "Flights ... cancelled": the airports are hit.
+                    credit(targets, "transport_hubs", 1.0, subjects[0])
+    if suppress_at:
+        suppressed = {sentence(pos) for pos in suppress_at}
+        affected = {sentence(pos) for pos, _hit in effect_at}
+        for pos, label, weight, hit in target_at:
+            # "flights from the airport remain available", "schools have reopened": not a target.
+            sent = sentence(pos)
+            if sent in suppressed and sent not in affected:
+                continue
+            credit(targets, label, weight, hit)
+    else:
+        for _pos, label, weight, hit in target_at:
+            credit(targets, label, weight, hit)
     return Reading(threats, targets, cues, routine)
