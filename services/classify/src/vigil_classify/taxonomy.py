@@ -297,26 +297,28 @@ class _Negation:
     def __init__(self, text: str) -> None:
         self.text = text
         self.rare = (
-            "No" in text
-            or "n't" in text
+            "n't" in text
             or "unlikely" in text
             or "without" in text
             or "ruled out" in text
             or "denied" in text
         )
-        """Whether a hint other than "no" occurs in the text at all (else no window has one)."""
+        """Whether a hint other than "no" and "No" occurs in the text at all (else no window has one)."""
 
     def __call__(self, start: int) -> bool:
         window = self.text[max(0, start - 60) : start]
-        if "no" in window or (
-            self.rare
-            and (
-                "No" in window
-                or "n't" in window
-                or "unlikely" in window
-                or "without" in window
-                or "ruled out" in window
-                or "denied" in window
+        if (
+            "no" in window
+            or "No" in window
+            or (
+                self.rare
+                and (
+                    "n't" in window
+                    or "unlikely" in window
+                    or "without" in window
+                    or "ruled out" in window
+                    or "denied" in window
+                )
             )
         ):
             return _negated_window(window)
@@ -423,14 +425,15 @@ def read(text: str, hits: list[Hit]) -> Reading:
         if len(ev.spans) < 3:
             ev.spans.append((hit[0], hit[1]))
 
-    # ``negated(start)`` is False unless its window holds "no" or the text one of the rarer hints:
-    # that pre-check is inlined below, saving most calls.
+    # ``negated(start)`` is False unless its window holds "no" or "No" or the text one of the rarer
+    # hints: that pre-check is inlined below, saving most calls.
     rare = negated.rare
     for hit in hits:
         start = hit[0]
+        lo = start - 60 if start > 60 else 0
         for cat, label, weight in hit[2]:
             if cat == "threat":
-                if (rare or "no" in text[start - 60 if start > 60 else 0 : start]) and negated(start):
+                if (rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start):
                     continue
                 # credit(threats, label, weight, hit), inlined (the most frequent call)
                 ev = threats.get(label)
@@ -446,7 +449,7 @@ def read(text: str, hits: list[Hit]) -> Reading:
                         crime_at.append(start)
             elif cat == "cue":
                 if label == "urg:Past" or not (
-                    (rare or "no" in text[start - 60 if start > 60 else 0 : start]) and negated(start)
+                    (rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)
                 ):
                     cues[label] = cues.get(label, 0) + 1
             elif cat == "target":
@@ -458,14 +461,14 @@ def read(text: str, hits: list[Hit]) -> Reading:
                 if _WESTERN_VERB.search(text[max(0, start - 40) : start]):
                     target_at.append((start, label, weight, hit))
             elif cat == "weak_terror":
-                if not ((rare or "no" in text[start - 60 if start > 60 else 0 : start]) and negated(start)):
+                if not ((rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)):
                     weak_at.append((start, hit))
             elif cat == "tr_subject":
                 subject_at.append((start, hit))
                 if label == "air":
                     air_at.append(start)
             elif cat == "tr_effect":
-                if not ((rare or "no" in text[start - 60 if start > 60 else 0 : start]) and negated(start)):
+                if not ((rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)):
                     effect_at.append((start, hit))
             elif cat == "tr_suppress":
                 suppress_at.append(start)
