@@ -167,12 +167,10 @@ async def register_many(
         raise ValueError("ttl_s must be positive")
     if not sightings:
         return []
-    keys: list[str] = [dedup_key(alert_id_for(s.key)) for s in sightings]
+    ids = [alert_id_for(s.key) for s in sightings]
+    keys: list[str] = [dedup_key(alert_id) for alert_id in ids]
     args: list[Any] = [int(ttl_s), len(sightings)]
-    ids: list[str] = []
-    for s in sightings:
-        alert_id = alert_id_for(s.key)
-        ids.append(alert_id)
+    for s, alert_id in zip(sightings, ids, strict=True):
         title_index = 0
         if s.title_key is not None:
             keys.append(redis_key("dedup", s.title_key))
