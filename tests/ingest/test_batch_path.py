@@ -85,6 +85,22 @@ def test_lockstep_walk_is_the_one_by_one_walk() -> None:
     ]
 
 
+def test_counted_is_a_counter_in_first_occurrence_order() -> None:
+    import random
+    from collections import Counter
+
+    import numpy as np
+
+    rnd = random.Random(9)
+    for size in (0, 1, 2, 5, 50, 1000):
+        for _ in range(20):
+            values = [rnd.randint(0, max(1, size // 3)) for _ in range(size)]
+            idx, counts = language._counted(np.asarray(values, dtype=np.int32))
+            expected = Counter(values)
+            assert idx.tolist() == list(expected.keys())
+            assert counts.tolist() == list(expected.values())
+
+
 def test_model_loads_once_however_many_threads_ask(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(language, "_model", None)
     before = language.loads

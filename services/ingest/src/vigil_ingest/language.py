@@ -226,10 +226,25 @@ def _walk(m: LanguageModel, s: int, data: bytes) -> tuple[int, list[int]]:
 
 
 def _counted(features: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Distinct features in order of first occurrence, and their counts (as a ``Counter`` has them)."""
-    distinct, first, counts = np.unique(features, return_index=True, return_counts=True)
-    order = np.argsort(first)
-    return distinct[order].astype(np.intp), counts[order].astype(np.float32)
+    """Distinct features in order of first occurrence, and their counts (as a ``Counter`` has them).
+
+    ``np.unique(..., return_index=True, return_counts=True)`` and a sort by first index, without its
+    generality: one unstable sort, the first index of each run is its minimum position.
+    """
+    n = len(features)
+    if n == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float32)
+    order = features.argsort()
+    ordered = features[order]
+    starts_run = np.empty(n, dtype=bool)
+    starts_run[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts_run[1:])
+    starts = np.flatnonzero(starts_run)
+    first = np.minimum.reduceat(order, starts)
+    counts = np.empty(len(starts), dtype=np.float32)
+    np.subtract(np.append(starts[1:], n), starts, out=counts, casting="unsafe")
+    by_first = first.argsort()
+    return ordered[starts[by_first]].astype(np.intp), counts[by_first]
 
 
 _LOCKSTEP_MIN = 48
