@@ -92,3 +92,20 @@ def test_extra_digest_follows_the_phrases() -> None:
     changed = dict(tax.entries)
     changed[" a new phrase "] = ((("threat", "crime", 1.0),), None)
     assert gazetteer.extra_digest(changed) != digest
+
+
+def test_prune_keeps_the_newest_files_with_extra_phrases(tmp_path: Path) -> None:
+    import os
+
+    stem = "gazetteer-4-f2-x"
+    for i in range(5):
+        p = tmp_path / f"{stem}-x{i}.pickle"
+        p.write_bytes(b"")
+        os.utime(p, (1000 + i, 1000 + i))
+    plain = tmp_path / f"{stem}.pickle"
+    plain.write_bytes(b"")
+    gazetteer._prune(tmp_path, stem)
+    # Room for the file about to be written: the two newest stay, the plain cache file is untouched.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{stem}-x3.pickle", f"{stem}-x4.pickle", f"{stem}.pickle"]
+    )
