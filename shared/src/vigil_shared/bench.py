@@ -821,6 +821,7 @@ class BenchOptions:
     subscriptions: int = 10_000
     batch: int = 500
     http: bool = True
+    stream: bool = True
     ceiling: bool = True
     flood: bool = True
     rate: float | None = 1000.0
@@ -888,12 +889,12 @@ def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None)
                 r.ratio_to_ceiling = r.alerts_per_s / ceiling.alerts_per_s
             return r
 
-        if opts.flood:
+        if opts.flood and opts.stream:
             for replicas in opts.classify_replicas:
                 add(ratio(run_pipeline(cfg(replicas), texts, case=f"stream, {replicas} classify", progress=progress)))
-            if opts.http:
-                add(ratio(run_pipeline(cfg(1), texts, case="http batch API, 1 classify", entry="http",
-                                       progress=progress)))  # fmt: skip
+        if opts.flood and opts.http:
+            add(ratio(run_pipeline(cfg(1), texts, case="http batch API, 1 classify", entry="http",
+                                   progress=progress)))  # fmt: skip
         if opts.rate:
             steady = make_texts(max(1, int(opts.rate * opts.duration)), seed=23)
             add(
@@ -968,6 +969,9 @@ def bench_command(
     subscriptions: Annotated[int, typer.Option(help="Subscriptions besides the catch-all.")] = 10_000,
     batch: Annotated[int, typer.Option(help="Alerts per published batch / HTTP request.")] = 500,
     http: Annotated[bool, typer.Option("--http/--no-http", help="Also enter through the HTTP batch API.")] = True,
+    stream: Annotated[
+        bool, typer.Option("--stream/--no-stream", help="Run the flood cases that enter by ingest's stream.")
+    ] = True,
     ceiling: Annotated[bool, typer.Option("--ceiling/--no-ceiling", help="Measure the plain-Redis ceiling.")] = True,
     flood: Annotated[bool, typer.Option("--flood/--no-flood", help="Run the as-fast-as-possible cases.")] = True,
     rate: Annotated[float, typer.Option(help="Steady-load case: alerts per second (0 = skip it).")] = 1000.0,
@@ -995,6 +999,7 @@ def bench_command(
         subscriptions=subscriptions,
         batch=batch,
         http=http,
+        stream=stream,
         ceiling=ceiling,
         flood=flood,
         rate=rate or None,
