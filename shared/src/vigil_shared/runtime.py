@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -118,6 +119,11 @@ class Host:
             for worker in parts.workers:
                 worker.attach(self.broker)
                 await worker.prepare(self.redis)
+        # What the services built (gazetteer, models, subscription index, imported modules) lives as
+        # long as the process: move it out of the cyclic GC's sight, so the collections that a stream
+        # of short-lived events triggers no longer walk hundreds of thousands of long-lived objects.
+        gc.collect()
+        gc.freeze()
         await self.broker.start()
         for worker in self.workers:
             await worker.start_background(self.redis)
