@@ -279,3 +279,21 @@ async def test_cancelled_batch_keeps_what_was_sent_marked(redis, settings, recei
     assert fast == ["skipped_sent", "skipped_sent"]
     await n.aclose()
     await again.aclose()
+
+
+async def test_delivered_events_are_the_validated_events(redis, settings, tmp_path) -> None:
+    """NotificationDelivered is built without validation: it equals (and dumps like) the validated one."""
+    out = tmp_path / "out.jsonl"
+    await SubscriptionStore(redis).put(make_sub("desk", [f"jsonl://{out}", "console://"]))
+    n = notifier(redis, settings)
+    results = ok(await n.process_many([make_alert(alert_id="v1"), make_alert(alert_id="v2", text="b")]))
+    events = [e for r in results for e in r.events]
+    assert len(events) == 4
+    for e in events:
+        assert isinstance(e, NotificationDelivered)
+        again = NotificationDelivered.model_validate(e.model_dump())
+        assert again == e
+        assert again.model_dump_json() == e.model_dump_json()
+        assert e.model_fields_set == again.model_fields_set
+    assert len({e.event_id for e in events}) == 4
+    await n.aclose()

@@ -662,6 +662,7 @@ class Deliverer:
         self._semaphore = asyncio.Semaphore(settings.max_concurrency)
         self._marks = PipelineBatcher(redis)
         self._mark_many = redis.register_script(_MARK_MANY)
+        self._delivered_template: NotificationDelivered | None = None
 
     def backoff(self, attempt: int) -> float:
         s = self.settings
@@ -816,18 +817,34 @@ class Deliverer:
         }
 
     def _delivered(self, job: DeliveryJob, attempt: int) -> DeliveryOutcome:
-        # every field comes from validated models or from settings: no need to validate again. The
-        # envelope fields are passed too: for a missing field model_construct inspects the signature of
-        # its default factory on every call (pydantic 2.x), which cost more than the rest of the event.
-        event = NotificationDelivered.model_construct(
-            event_id=_event_id(),
-            occurred_at=utcnow(),
-            schema_version=SCHEMA_VERSION,
-            **self._common(job),
-            attempt=attempt,
-            reason=job.reason,
+        # Every field comes from validated models or from settings: no need to validate again. A
+        # copy of a template with every field replaced (model_copy does not validate either) costs
+        # about two thirds of model_construct, which also inspected the default factories'
+        # signatures on every call when an envelope field was left out (pydantic 2.x).
+        template = self._delivered_template
+        if template is None:
+            template = self._delivered_template = NotificationDelivered.model_construct(
+                event_id="", occurred_at=utcnow(), schema_version=SCHEMA_VERSION, correlation_id="",
+                producer=self.settings.producer, alert_id="", revision=1, subscription_id="", channel="",
+                kind="new", attempt=1, idempotency_key="", reason="",
+            )  # fmt: skip
+        channel = mask_url(job.channel_url)
+        event = template.model_copy(
+            update={
+                "event_id": _event_id(),
+                "occurred_at": utcnow(),
+                "correlation_id": job.correlation_id,
+                "alert_id": job.alert_id,
+                "revision": job.revision,
+                "subscription_id": job.subscription_id,
+                "channel": channel,
+                "kind": job.kind,
+                "attempt": attempt,
+                "idempotency_key": job.idempotency_key,
+                "reason": job.reason,
+            }
         )
-        log.info("delivered %s rev %d to %s via %s", job.alert_id, job.revision, job.subscription_id, event.channel)
+        log.info("delivered %s rev %d to %s via %s", job.alert_id, job.revision, job.subscription_id, channel)
         return DeliveryOutcome(job, "delivered", [event])
 
     async def _deliver_claimed(self, job: DeliveryJob, first_error: Exception | None = None) -> DeliveryOutcome:
