@@ -12,7 +12,7 @@ consumer dead-letters it) rather than being half understood.
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -69,8 +69,14 @@ class UnsupportedSchemaVersion(ValueError):
     """An event written by a newer Vigil than this consumer understands."""
 
 
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # version and variant bits
+_UUID4_SET = (4 << 76) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
 def new_event_id() -> str:
-    return uuid.uuid4().hex
+    """A random UUID (version 4) as 32 lowercase hex digits: ``uuid.uuid4().hex`` without building a
+    ``UUID`` object (about half the cost; the same bits, tested against :mod:`uuid`)."""
+    return f"{(int.from_bytes(os.urandom(16)) & _UUID4_CLEAR) | _UUID4_SET:032x}"
 
 
 def utcnow() -> datetime:
