@@ -484,8 +484,18 @@ class PreparedMessage:
     ) -> Message:
         if not self._fast or "\x00" in reason or "\x00" in subscription_name:
             return self._full(reason, subscription_id, subscription_name, idempotency_key)
+        return LazyMessage(
+            title=self._title,
+            make=functools.partial(self._body, reason, subscription_id, subscription_name, idempotency_key),
+            payload=functools.partial(self._payload, reason, subscription_id, idempotency_key),
+            idempotency_key=idempotency_key,
+            line=functools.partial(self._json_line, reason, subscription_id, subscription_name, idempotency_key),
+        )
+
+    def _payload(self, reason: str, subscription_id: str, idempotency_key: str) -> dict[str, Any]:
+        """The payload of a filled-in message (what :meth:`Renderer.render` puts there)."""
         b = self._base
-        payload = {
+        return {
             "alert_id": b["alert_id"],
             "revision": b["revision"],
             "revision_of": b["revision_of"],
@@ -505,13 +515,6 @@ class PreparedMessage:
             "idempotency_key": idempotency_key,
             "sent_at": self._sent_at,
         }
-        return LazyMessage(
-            title=self._title,
-            make=functools.partial(self._body, reason, subscription_id, subscription_name, idempotency_key),
-            payload=payload,
-            idempotency_key=idempotency_key,
-            line=functools.partial(self._json_line, reason, subscription_id, subscription_name, idempotency_key),
-        )
 
     def _full(self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str) -> Message:
         return self._renderer.render(
@@ -554,18 +557,12 @@ class PreparedMessage:
         self._jparts = parts
         return parts
 
-    def _json_line(
-        self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str, payload: dict[str, Any]
-    ) -> str:
-        """:meth:`Message.json_line` of this delivery from the shared parts (same string)."""
+    def _json_line(self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str) -> str:
+        """:meth:`Message.json_line` of this delivery from the shared parts (the same string)."""
         parts = self._json_parts()
-        sub_id, why, key, sent_at = (
-            payload["subscription_id"], payload["reason"], payload["idempotency_key"], payload["sent_at"]
-        )  # fmt: skip
-        if not (type(sub_id) is type(why) is type(key) is type(sent_at) is str):  # as render() makes them
-            parts = None
-        if parts is None:
+        if parts is None or not (type(reason) is type(subscription_id) is type(idempotency_key) is str):
             text = self._body(reason, subscription_id, subscription_name, idempotency_key, "text")
+            payload = self._payload(reason, subscription_id, idempotency_key)
             return json.dumps({**payload, "rendered_text": text}, ensure_ascii=False)
         head, middle, tail, text = parts
         text = text.replace(_REASON_JSON, _json_str(reason)[1:-1]).replace(
@@ -573,8 +570,8 @@ class PreparedMessage:
         )
         return "".join(
             (
-                head, _json_str(sub_id), middle, _json_str(why), tail, _json_str(key), ', "sent_at": ',
-                _json_str(sent_at), ', "rendered_text": ', text, "}",
+                head, _json_str(subscription_id), middle, _json_str(reason), tail, _json_str(idempotency_key),
+                ', "sent_at": ', _json_str(self._sent_at), ', "rendered_text": ', text, "}",
             )
         )  # fmt: skip
 

@@ -43,23 +43,25 @@ class Message:
 
 class LazyMessage(Message):
     """A :class:`Message` whose ``text``, ``markdown`` and ``html`` are made on first access by
-    ``make(part)`` (most channels read only one of them, JSONL only ``text``); its parts are those
-    of the eager message (``==`` compares classes too, so compare the parts)."""
+    ``make(part)`` and whose ``payload`` by ``payload()`` (most channels read only some of them,
+    JSONL only :meth:`json_line`); its parts are those of the eager message (``==`` compares
+    classes too, so compare the parts)."""
 
     def __init__(
         self,
         *,
         title: str,
         make: Callable[[str], str],
-        payload: dict[str, Any],
+        payload: Callable[[], dict[str, Any]],
         idempotency_key: str = "",
-        line: Callable[[dict[str, Any]], str] | None = None,
+        line: Callable[[], str] | None = None,
     ) -> None:
-        """``line(payload)``, when given, makes :meth:`json_line` (equal to the default's)."""
+        """``line()``, when given, makes :meth:`json_line` without the payload dict (it must
+        return what the default would: the JSON of ``payload()`` plus ``rendered_text``)."""
         object.__setattr__(self, "title", title)
-        object.__setattr__(self, "payload", payload)
         object.__setattr__(self, "idempotency_key", idempotency_key)
         object.__setattr__(self, "_make", make)
+        object.__setattr__(self, "_make_payload", payload)
         object.__setattr__(self, "_line", line)
 
     def _part(self, part: str) -> str:
@@ -81,9 +83,18 @@ class LazyMessage(Message):
     def html(self) -> str:
         return self._part("html")
 
+    @property
+    def payload(self) -> dict[str, Any]:
+        made: dict[str, Any] | None = self.__dict__.get("payload")
+        if made is None:
+            made = self.__dict__["payload"] = self.__dict__["_make_payload"]()
+        return made
+
     def json_line(self) -> str:
         line = self.__dict__["_line"]
-        return Message.json_line(self) if line is None else str(line(self.payload))
+        if line is None or "payload" in self.__dict__:  # a payload handed out may have been changed
+            return Message.json_line(self)
+        return str(line())
 
 
 @runtime_checkable
