@@ -22,6 +22,7 @@ def settings() -> NotifySettings:
     return NotifySettings(
         backoff_base_s=0.01, backoff_max_s=0.05, send_timeout_s=2.0, max_attempts=4,
         subscriptions_refresh_s=0, in_flight_poll_s=0.02, throttle_max=100,
+        gc_freeze=False,  # process-wide: not inside the shared test process (test_gc_freeze.py checks it)
     )  # fmt: skip
 
 
