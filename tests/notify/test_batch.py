@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from vigil_notify.notifier import HandleResult, Notifier
+from vigil_notify.delivery import idempotency_key
+from vigil_notify.notifier import DeliveryStillInFlight, HandleResult, Notifier
 from vigil_notify.subscriptions import SubscriptionStore
 from vigil_shared.events import AlertClassified, NotificationDelivered, NotificationFailed
 
@@ -273,7 +274,11 @@ async def test_cancelled_batch_keeps_what_was_sent_marked(redis, settings, recei
     assert len(lines(out)) == 2
     again = Notifier(redis, settings=settings.model_copy(update={"in_flight_wait_s": 0.1}), clock=Clock(),
                      sleep=no_sleep, owner="other-replica")  # fmt: skip
-    results = ok(await again.process_many(batch))
+    got = await again.process_many(batch)
+    # the slow webhook is still claimed by the cancelled owner: the alerts are not finished (their
+    # entries stay pending), but what they did is reported
+    assert all(isinstance(r, DeliveryStillInFlight) for r in got), got
+    results = [r.result for r in got if isinstance(r, DeliveryStillInFlight)]
     assert len(lines(out)) == 2  # the JSONL lines were not written twice
     fast = [o.status for r in results for o in r.outcomes if o.job.subscription_id == "fast"]
     assert fast == ["skipped_sent", "skipped_sent"]
@@ -297,3 +302,31 @@ async def test_delivered_events_are_the_validated_events(redis, settings, tmp_pa
         assert e.model_fields_set == again.model_fields_set
     assert len({e.event_id for e in events}) == 4
     await n.aclose()
+
+
+async def test_a_claim_left_by_a_dead_replica_is_retried_not_lost(redis, settings, tmp_path) -> None:
+    """A replica died after claiming a delivery and before sending it. The next replica must not
+    acknowledge the alert as done: it gets DeliveryStillInFlight (entry stays pending), and once the
+    dead owner's claim expires, the redelivered alert is sent exactly once."""
+    out = tmp_path / "out.jsonl"
+    await SubscriptionStore(redis).put(make_sub("desk", [f"jsonl://{out}"]))
+    alert = make_alert(alert_id="orphan")
+    fast = settings.model_copy(update={"in_flight_wait_s": 0.1, "claim_ttl_s": 1})
+    dead = notifier(redis, fast, owner="dead-replica")
+    a = alert.alert
+    job_key = idempotency_key(a.alert_id, a.revision, "desk", f"jsonl://{out}")
+    assert await dead.deliverer.ledger.claim(job_key) == "claimed"  # ...and then the process died
+    survivor = notifier(redis, fast, owner="survivor")
+    (first,) = await survivor.process_many([alert])
+    assert isinstance(first, DeliveryStillInFlight), first
+    assert "retried" in str(first)
+    assert lines(out) == []
+    await asyncio.sleep(1.2)  # the dead owner's claim expires (claim_ttl_s)
+    (second,) = ok(await survivor.process_many([alert]))
+    assert [o.status for o in second.outcomes] == ["delivered"]
+    assert len(lines(out)) == 1
+    (third,) = ok(await survivor.process_many([alert]))  # a later redelivery sends nothing again
+    assert [o.status for o in third.outcomes] == ["skipped_sent"]
+    assert len(lines(out)) == 1
+    await dead.aclose()
+    await survivor.aclose()

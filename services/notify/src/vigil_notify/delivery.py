@@ -6,7 +6,10 @@ Idempotency
     ``vigil:notify:idem:<key>`` atomically (a Lua script: absent -> ``sending:<owner>`` with a TTL).
     A key already ``sent`` is skipped; a key ``sending`` by another replica is waited for (polling up
     to ``in_flight_wait_s``): when it turns ``sent`` we skip, when the claim disappears (the other
-    replica gave up or its claim expired) we claim it ourselves. After the peer accepted the message
+    replica gave up or its claim expired) we claim it ourselves; when it is still held after the wait,
+    the outcome is ``skipped_in_flight`` and the notifier leaves the alert's entry pending
+    (:class:`~vigil_notify.notifier.DeliveryStillInFlight`), so an owner that died between claim and
+    send delays the delivery by up to ``claim_ttl_s`` but never loses it. After the peer accepted the message
     the key is set to ``sent`` (kept ``sent_ttl_s``). A final failure releases the claim so a replay
     from the dead-letter stream can try again.
 

@@ -121,6 +121,24 @@ class HandleResult:
                 self.skipped.append((o.job.subscription_id, mask_url(o.job.channel_url), o.status))
 
 
+class DeliveryStillInFlight(Exception):
+    """Some delivery of an alert is still claimed by another owner after ``in_flight_wait_s``.
+
+    The alert's entry must not be acknowledged: the owner may have died between its claim and its
+    send, and acknowledging would lose that delivery for good. The caller publishes what the other
+    deliveries produced (``result``) and leaves the entry pending; the claim loop redelivers it, and
+    once the other owner's claim is marked sent (skipped then) or has expired (``claim_ttl_s``, sent
+    then), the entry completes. Past ``max_deliveries`` it is dead-lettered with this message."""
+
+    def __init__(self, result: HandleResult) -> None:
+        held = [(sub, channel) for sub, channel, why in result.skipped if why == "skipped_in_flight"]
+        super().__init__(
+            f"{len(held)} delivery(ies) still claimed by another notify replica ({held[:3]}); the entry stays "
+            "pending and is retried after that claim is marked sent or expires (VIGIL_NOTIFY_CLAIM_TTL_S)"
+        )
+        self.result = result
+
+
 class _AlertShared:
     """What every delivery of one alert shares, computed on first use: the rendering per kind and
     the dead-letter copy of the event."""
@@ -341,6 +359,8 @@ class Notifier:
             result = out[i]
             if isinstance(result, HandleResult):
                 result.absorb(got)
+                if any(o.status == "skipped_in_flight" for o in got):
+                    out[i] = DeliveryStillInFlight(result)
 
     def _plan(
         self,

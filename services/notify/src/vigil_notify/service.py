@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
+from redis.exceptions import RedisError
 from vigil_shared import metrics, streams
 from vigil_shared.events import AlertClassified, NotificationDelivered
 from vigil_shared.runtime import Service, ServiceContext, ServiceParts
 from vigil_shared.worker import Publication, StreamWorker, publish_events
 
 from vigil_notify.api import build_router
-from vigil_notify.notifier import HandleResult, Notifier
+from vigil_notify.notifier import DeliveryStillInFlight, HandleResult, Notifier
 from vigil_notify.settings import NotifySettings
 
 log = structlog.get_logger("vigil.notify")
@@ -62,13 +63,31 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         log.info("subscriptions loaded from file", file=subs_file, result=str(synced))
     # load the set and build the index now, not at the first alert (and freeze them out of the GC's
     # way): a one-off ~1 CPU-s with 10,000 subscriptions that would otherwise delay the first batch
-    index = await notifier.store.index()
-    log.info("subscription index built", subscriptions=len(index))
+    try:
+        index = await notifier.store.index()
+        log.info("subscription index built", subscriptions=len(index))
+    except (RedisError, OSError) as exc:  # Redis not reachable yet: the first batch builds it
+        log.warning("subscription index not built at start-up; the first alert builds it", error=str(exc))
 
     async def handle_batch(alerts: Sequence[AlertClassified]) -> list[Sequence[Publication] | BaseException]:
         out: list[Sequence[Publication] | BaseException] = []
         counts: Counter[tuple[str, str]] = Counter()
         for alert, result in zip(alerts, await notifier.process_many(alerts), strict=True):
+            if isinstance(result, DeliveryStillInFlight):
+                # what the other deliveries did is published now (they are marked sent and are
+                # skipped when the entry comes back); the entry itself stays pending
+                log.warning(
+                    "alert not finished: a delivery is still claimed elsewhere; retried later",
+                    correlation_id=alert.correlation_id,
+                    alert_id=alert.alert.alert_id,
+                    error=str(result),
+                )
+                pubs = _publications(result.result, counts)
+                if pubs:
+                    try:
+                        await publish_events(ctx.redis, pubs, ctx.settings.stream_maxlen)
+                    except Exception as exc:  # the outcome records of this attempt are lost, not the alert
+                        log.warning("could not publish partial outcomes", alert_id=alert.alert.alert_id, error=str(exc))
             if isinstance(result, BaseException):
                 out.append(result)
                 continue

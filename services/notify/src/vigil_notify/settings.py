@@ -23,8 +23,12 @@ class NotifySettings(BaseSettings):
     (dedup, throttle, ledger) besides its deliveries, so ``alert_concurrency + max_concurrency`` must stay below the
     Redis client's pool (100 connections): above it commands fail with "Too many connections" and
     the entries wait for the claim loop (``claim_idle_ms``) before they are retried."""
-    claim_ttl_s: int = Field(default=900, ge=1)
-    """How long a "sending" claim holds; renewed on every attempt. Must exceed one attempt + backoff."""
+    claim_ttl_s: int = Field(default=120, ge=1)
+    """How long a "sending" claim holds; renewed on every attempt. Must exceed one attempt + backoff
+    (``send_timeout_s`` + ``backoff_max_s``, 75 s by default). It is also how long a delivery whose
+    replica died between claim and send waits before another replica sends it (the alert's entry stays
+    pending meanwhile and is retried by the claim loop), so keep it well below
+    ``max_deliveries`` x (``VIGIL_CLAIM_IDLE_MS`` + ``in_flight_wait_s``)."""
     sent_ttl_s: int = Field(default=30 * 86400, ge=60)
     in_flight_wait_s: float = Field(default=30.0, ge=0)
     """How long a second replica waits for another replica's in-flight send of the same key."""
