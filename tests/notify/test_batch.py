@@ -330,3 +330,25 @@ async def test_a_claim_left_by_a_dead_replica_is_retried_not_lost(redis, setting
     assert len(lines(out)) == 1
     await dead.aclose()
     await survivor.aclose()
+
+
+async def test_own_claim_left_by_a_failed_attempt_is_taken_again_at_once(redis, settings, tmp_path) -> None:
+    """An attempt of this replica claimed a delivery and failed before sending (e.g. Redis dropped the
+    connection): the retry by the same replica takes its own orphaned claim at once (no waiting for
+    in_flight_wait_s or the claim's TTL) and sends exactly once."""
+    out = tmp_path / "out.jsonl"
+    await SubscriptionStore(redis).put(make_sub("desk", [f"jsonl://{out}"]))
+    alert = make_alert(alert_id="retry-own")
+    n = notifier(redis, settings.model_copy(update={"in_flight_wait_s": 5.0}), owner="replica-a")
+    a = alert.alert
+    job_key = idempotency_key(a.alert_id, a.revision, "desk", f"jsonl://{out}")
+    assert await n.deliverer.ledger.claim(job_key) == "claimed"  # the failed attempt's claim
+    started = asyncio.get_running_loop().time()
+    (result,) = ok(await n.process_many([alert]))
+    assert asyncio.get_running_loop().time() - started < 2.0  # not waited out
+    assert [o.status for o in result.outcomes] == ["delivered"]
+    assert len(lines(out)) == 1
+    (again,) = ok(await n.process_many([alert]))
+    assert [o.status for o in again.outcomes] == ["skipped_sent"]
+    assert len(lines(out)) == 1
+    await n.aclose()

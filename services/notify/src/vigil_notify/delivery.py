@@ -9,7 +9,9 @@ Idempotency
     replica gave up or its claim expired) we claim it ourselves; when it is still held after the wait,
     the outcome is ``skipped_in_flight`` and the notifier leaves the alert's entry pending
     (:class:`~vigil_notify.notifier.DeliveryStillInFlight`), so an owner that died between claim and
-    send delays the delivery by up to ``claim_ttl_s`` but never loses it. After the peer accepted the message
+    send delays the delivery by up to ``claim_ttl_s`` but never loses it. A claim in this replica's own
+    name that it is not sending right now (``Deliverer._sending``) is the orphan of a failed attempt
+    of its own and is taken back at once. After the peer accepted the message
     the key is set to ``sent`` (kept ``sent_ttl_s``). A final failure releases the claim so a replay
     from the dead-letter stream can try again.
 
@@ -666,6 +668,13 @@ class Deliverer:
         self._marks = PipelineBatcher(redis)
         self._mark_many = redis.register_script(_MARK_MANY)
         self._delivered_template: NotificationDelivered | None = None
+        self._sending: set[str] = set()
+        """Idempotency keys this process is sending right now. A key that Redis says *this* owner
+        holds but that is not in here was left by an attempt of ours that failed between claim and
+        send (Redis error, cancelled batch): it is taken again at once instead of waited out."""
+
+    def _own_orphan(self, idem_key: str, state: str) -> bool:
+        return state == self.ledger.token and idem_key not in self._sending
 
     def backoff(self, attempt: int) -> float:
         s = self.settings
@@ -712,13 +721,19 @@ class Deliverer:
         inline: list[tuple[int, Channel]] = []
         spawned: list[int] = []
         waiting: list[int] = []
+        mine: list[str] = []  # keys this call claimed, in self._sending until its sends are resolved
         for i, (job, state) in enumerate(zip(jobs, states, strict=True)):
+            if self._own_orphan(job.idempotency_key, state):
+                await self.ledger.extend(job.idempotency_key)
+                state = "claimed"
             if state == SENT:
                 log.info("skip %s -> %s: already sent", job.subscription_id, mask_url(job.channel_url))
                 outcomes[i] = DeliveryOutcome(job, "skipped_sent")
             elif state != "claimed":
                 waiting.append(i)
             else:
+                self._sending.add(job.idempotency_key)
+                mine.append(job.idempotency_key)
                 try:
                     channel = self.channel(job.channel_url)
                 except Exception:  # an invalid channel: deliver() reports it
@@ -773,6 +788,8 @@ class Deliverer:
                 with contextlib.suppress(Exception):
                     await self._release(jobs[i])
             raise
+        finally:
+            self._sending.difference_update(mine)
         if waiting:
             waited = await asyncio.gather(*(self._guarded(jobs[i]) for i in waiting))
             for i, outcome in zip(waiting, waited, strict=True):
@@ -791,7 +808,12 @@ class Deliverer:
         """Claim the key, waiting out another replica's in-flight send; returns the final state."""
         state = await self.ledger.claim_batched(job.idempotency_key)
         waited = 0.0
-        while state.startswith("sending:") and waited < self.settings.in_flight_wait_s:
+        while state.startswith("sending:"):
+            if self._own_orphan(job.idempotency_key, state):
+                await self.ledger.extend(job.idempotency_key)
+                return "claimed"
+            if waited >= self.settings.in_flight_wait_s:
+                break
             await asyncio.sleep(self.settings.in_flight_poll_s)
             waited += self.settings.in_flight_poll_s
             state = await self.ledger.claim(job.idempotency_key)
@@ -805,7 +827,11 @@ class Deliverer:
         if state != "claimed":
             log.warning("skip %s -> %s: still in flight elsewhere", job.subscription_id, mask_url(job.channel_url))
             return DeliveryOutcome(job, "skipped_in_flight")
-        return await self._deliver_claimed(job)
+        self._sending.add(job.idempotency_key)
+        try:
+            return await self._deliver_claimed(job)
+        finally:
+            self._sending.discard(job.idempotency_key)
 
     def _common(self, job: DeliveryJob) -> dict[str, Any]:
         return {
