@@ -63,26 +63,6 @@ ARGV: ttl, n, then per sighting: fingerprint, alert id, correlation id (remember
 for a new revision; '' for none), index in KEYS of its title key (0: none), identity key (the title
 key's value). Returns one line per sighting, ``created revision alert_id correlation_id`` (the last
 empty if unknown): one bulk string is far cheaper for the client to read than nested arrays."""
-_UNREGISTER_LUA: Final = """
-local h = KEYS[1]
-local fp_field = 'fp:' .. ARGV[1]
-local rev = tonumber(ARGV[2])
-local seen = redis.call('HGET', h, fp_field)
-if (not seen) or tonumber(seen) ~= rev then
-  return 0
-end
-redis.call('HDEL', h, fp_field, 'cid:' .. rev)
-local current = tonumber(redis.call('HGET', h, 'revision') or '0')
-if current == rev then
-  if rev <= 1 then
-    redis.call('DEL', h)
-  else
-    redis.call('HSET', h, 'revision', rev - 1)
-  end
-end
-return 1
-"""
-
 
 _UNREGISTER_MINE_LUA: Final = """
 for i = #KEYS, 1, -1 do
@@ -217,21 +197,6 @@ async def register(redis: Any, key: str, fingerprint: str, *, ttl_s: int = DEFAU
     ``redis`` is a ``redis.asyncio.Redis`` (with or without ``decode_responses``).
     """
     return (await register_many(redis, [Sighting(key, fingerprint)], ttl_s=ttl_s))[0]
-
-
-async def unregister(redis: Any, registration: Registration) -> bool:
-    """Undo a fresh registration whose event could not be published; atomic, best effort.
-
-    Forgets the registration's fingerprint (and gives back its revision number if no later
-    revision was registered meanwhile), so the next sighting of the item is new again instead of
-    a duplicate of an alert that never reached the stream. Returns whether anything was undone.
-    """
-    if registration.is_duplicate or not registration.fingerprint:
-        return False
-    undone = await redis.eval(
-        _UNREGISTER_LUA, 1, dedup_key(registration.alert_id), registration.fingerprint, registration.revision
-    )
-    return bool(int(undone))
 
 
 async def sightings_of(
