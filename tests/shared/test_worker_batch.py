@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
+
+# the per-entry worker tests' helpers (tests/shared is on sys.path: pytest's rootdir-relative import)
+from test_worker import alert, dead_letters, wait_for
 from vigil_shared import streams
 from vigil_shared.envelope import decode_entry
 from vigil_shared.events import AlertReceived, DeadLetter, parse_event
@@ -22,35 +25,9 @@ IN, OUT, GROUP = "test.batch.in", "test.batch.out", "batchers"
 Outcome = Sequence[Publication] | BaseException
 
 
-def alert(n: int, text: str = "ok") -> AlertReceived:
-    return AlertReceived(
-        correlation_id=f"c{n}",
-        producer="test",
-        alert_id=f"al_{n}",
-        source_kind="api",
-        source_name="t",
-        title=f"t{n}",
-        text=text,
-    )
-
-
-async def wait_for(cond: Callable[[], Any], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        if await cond():
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def out_ids(redis: Redis) -> list[str]:
     rows = await redis.xrange(OUT)
     return [parse_event(AlertReceived, decode_entry(f)[0]).alert_id for _, f in rows]
-
-
-async def dead_letters(redis: Redis) -> list[DeadLetter]:
-    return [parse_event(DeadLetter, decode_entry(f)[0]) for _, f in await redis.xrange(streams.DEADLETTER)]
 
 
 async def length_at_least(redis: Redis, stream: str, n: int) -> bool:
