@@ -14,12 +14,12 @@ bytes are checked to be byte-identical to the validated event's and to parse bac
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import orjson
 from pydantic_core import to_json
 from vigil_shared import streams
-from vigil_shared.events import AlertClassified, AlertReceived
+from vigil_shared.events import AlertClassified, AlertReceived, Certainty, Severity, Urgency
 from vigil_shared.runtime import Service, ServiceContext, ServiceParts
 from vigil_shared.worker import Publication, StreamWorker
 
@@ -63,19 +63,33 @@ class ClassifiedPayload(AlertClassified):
 _ALERT_JSON = AlertReceived.__pydantic_serializer__.to_json
 
 
+class ClassifierInputs(TypedDict):
+    """What the classifier takes from an alert besides its text (the source's CAP values win)."""
+
+    title: str
+    issuer: str | None
+    alert_id: str
+    cap_urgency: Urgency | None
+    cap_severity: Severity | None
+    cap_certainty: Certainty | None
+
+
+def classifier_inputs(alert: AlertReceived) -> ClassifierInputs:
+    cap = alert.cap
+    return {
+        "title": alert.title,
+        "issuer": alert.issuer,
+        "alert_id": alert.alert_id,
+        "cap_urgency": cap.urgency if cap else None,
+        "cap_severity": cap.severity if cap else None,
+        "cap_certainty": cap.certainty if cap else None,
+    }
+
+
 def classified_event(classifier: Classifier, alert: AlertReceived) -> AlertClassified:
     """The ``AlertClassified`` of ``alert``, without re-validating what is already valid (the alert was
     validated at the worker's edge; the payload is the JSON form of a valid ``Classification``)."""
-    cap = alert.cap
-    payload = classifier.classify_payload(
-        alert.text,
-        title=alert.title,
-        issuer=alert.issuer,
-        alert_id=alert.alert_id,
-        cap_urgency=cap.urgency if cap else None,
-        cap_severity=cap.severity if cap else None,
-        cap_certainty=cap.certainty if cap else None,
-    )
+    payload = classifier.classify_payload(alert.text, **classifier_inputs(alert))
     # The envelope is validated as usual (the alert instance is kept as it is, the payload dict is
     # taken without looking inside): as cheap as model_construct here, which in pydantic 2.14 loops
     # over the fields in Python and inspects each default factory's signature on every call.
@@ -91,16 +105,7 @@ def classified_event(classifier: Classifier, alert: AlertReceived) -> AlertClass
 def validated_event(classifier: Classifier, alert: AlertReceived) -> AlertClassified:
     """The fully validated ``AlertClassified`` of ``alert`` (the reference :func:`classified_event`
     is tested against)."""
-    cap = alert.cap
-    result = classifier.classify(
-        alert.text,
-        title=alert.title,
-        issuer=alert.issuer,
-        alert_id=alert.alert_id,
-        cap_urgency=cap.urgency if cap else None,
-        cap_severity=cap.severity if cap else None,
-        cap_certainty=cap.certainty if cap else None,
-    )
+    result = classifier.classify(alert.text, **classifier_inputs(alert))
     return AlertClassified(correlation_id=alert.correlation_id, producer="classify", alert=alert, classification=result)
 
 
