@@ -63,9 +63,8 @@ from redis.asyncio import Redis
 from vigil_shared import streams
 from vigil_shared.demo import service_process
 from vigil_shared.embedded_redis import EmbeddedRedis, free_port
-from vigil_shared.envelope import encode_event
+from vigil_shared.envelope import encode_event_sync
 from vigil_shared.events import AlertReceived
-from vigil_shared.worker import Publication, publish_events
 
 CATCH_ALL = "bench-all"
 CATCH_ALL_FILE = "catch-all.jsonl"
@@ -331,10 +330,6 @@ class CaseResult:
 RELAY_GROUP = "relay"
 
 
-async def _payloads(texts: Sequence[tuple[str, str]]) -> list[dict[bytes, bytes]]:
-    return [await encode_event(_alert(i, t, x)) for i, (t, x) in enumerate(texts)]
-
-
 def _alert(i: int, title: str, text: str) -> AlertReceived:
     return AlertReceived(
         correlation_id=f"bench-{i}",
@@ -356,7 +351,7 @@ def run_ceiling(
     hops = [f"bench.relay.{i}" for i in range(4)]
     for s in hops[:3]:
         client.xgroup_create(s, RELAY_GROUP, id="0", mkstream=True)
-    payloads = asyncio.run(_payloads(texts))
+    payloads = [fields for _alert_id, fields in _stream_entries(texts, 0)]
     n = len(payloads)
     procs = [
         subprocess.Popen([sys.executable, "-m", "vigil_shared.bench_relay", url, hops[i], hops[i + 1], str(n), "500"])
@@ -648,29 +643,44 @@ def _env(cfg: PipelineConfig) -> dict[str, str]:
     }
 
 
+def _stream_entries(texts: Sequence[tuple[str, str]], offset: int) -> list[tuple[str, dict[bytes, bytes]]]:
+    """The ``AlertReceived`` entries for ``texts`` (alert id, stream fields), encoded before the
+    clock starts, as the ceiling's payloads are: the feeder's own CPU must not compete with the
+    pipeline it measures."""
+    out = []
+    for j, (title, text) in enumerate(texts):
+        event = _alert(offset + j, title, text)
+        out.append((event.alert_id, encode_event_sync(event)))
+    return out
+
+
 async def _feed_stream(
     url: str,
-    texts: Sequence[tuple[str, str]],
+    entries: Sequence[tuple[str, dict[bytes, bytes]]],
     batch: int,
     rate: float | None,
-    offset: int,
     received: dict[str, float],
 ) -> None:
-    """Publish AlertReceived events in pipelined batches, as fast as possible or at ``rate``/s; record
-    each alert's ``occurred_at`` (the start of its end-to-end latency) in ``received``."""
+    """XADD the pre-encoded entries to ingest's output stream in pipelined batches, as fast as
+    possible or at ``rate``/s; record each alert's send time (the start of its end-to-end latency)
+    in ``received``."""
     redis = Redis.from_url(url)
     try:
         step = max(1, min(batch, round(rate / 100))) if rate else batch  # paced: ~100 batches a second
         t0 = time.perf_counter()
-        for i in range(0, len(texts), step):
+        for i in range(0, len(entries), step):
             if rate:
                 delay = t0 + i / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            events = [_alert(offset + j, *texts[j]) for j in range(i, min(i + step, len(texts)))]
-            for e in events:
-                received[e.alert_id] = e.occurred_at.timestamp()
-            await publish_events(redis, [Publication(streams.ALERTS_RECEIVED, e) for e in events])
+            chunk = entries[i : i + step]
+            async with redis.pipeline(transaction=False) as pipe:
+                for _alert_id, fields in chunk:
+                    pipe.xadd(streams.ALERTS_RECEIVED, fields)  # type: ignore[arg-type]
+                sent_at = time.time()
+                await pipe.execute()
+            for alert_id, _fields in chunk:
+                received[alert_id] = sent_at
     finally:
         await redis.aclose()
 
@@ -723,6 +733,7 @@ def run_pipeline(
     catch_all = cfg.workdir / CATCH_ALL_FILE
     catch_all.unlink(missing_ok=True)
     received: dict[str, float] = {}
+    entries = _stream_entries(texts, 0) if entry != "http" else []
     with ExitStack() as stack:
         procs: list[Proc] = []
         progress.say(f"{case}: starting ingest, {cfg.classify_replicas} x classify, notify ...")
@@ -743,7 +754,7 @@ def run_pipeline(
             if entry == "http":
                 await _feed_http(ingest.port, cfg.api_key, texts, cfg.batch, 0, received)
             else:
-                await _feed_stream(cfg.url, texts, cfg.batch, rate, 0, received)
+                await _feed_stream(cfg.url, entries, cfg.batch, rate, received)
 
         feeder_error: list[BaseException] = []
 
