@@ -323,6 +323,15 @@ class CaseResult:
     its TTLs rather than by stream retention."""
     redis_used_mb_timeline: list[float] = field(default_factory=list)
     """Redis ``used_memory`` sampled through the run (MB, at 0, 10, ... 100% of its duration)."""
+    redis_commands: dict[str, RedisCommandFigures] = field(default_factory=dict)
+    """Redis's own time per command over the case (``INFO commandstats``), the costliest first."""
+
+
+@dataclass
+class RedisCommandFigures:
+    calls: int
+    usec: int
+    """Time Redis spent executing these calls (µs; scripts include the commands they run)."""
 
 
 # ------------------------------------------------------------------------------------------ ceiling
@@ -547,6 +556,18 @@ def _catch_all_deliveries(path: Path) -> dict[str, list[float]]:
     return sent
 
 
+def _redis_commands(client: redis_sync.Redis, top: int = 8) -> dict[str, RedisCommandFigures]:
+    """The ``top`` commands by time Redis spent in them since the last ``CONFIG RESETSTAT``."""
+    stats: dict[str, Any] = client.info("commandstats")
+    figures = {
+        name.removeprefix("cmdstat_"): RedisCommandFigures(int(v["calls"]), int(v["usec"]))
+        for name, v in stats.items()
+        if name.startswith("cmdstat_") and name != "cmdstat_info"
+    }
+    costliest = sorted(figures.items(), key=lambda kv: kv[1].usec, reverse=True)[:top]
+    return dict(costliest)
+
+
 def _entries_added(client: redis_sync.Redis, stream: str) -> int:
     """Entries ever added to a stream (Redis 7 counts them across trimming), 0 if it does not exist."""
     try:
@@ -745,6 +766,7 @@ def run_pipeline(
         time.sleep(0.5)
         before = {p.popen.pid: cpu_seconds(p.popen.pid) for p in procs}
         redis_before = cpu_seconds(cfg.redis_pid) if cfg.redis_pid else 0.0
+        client.config_resetstat()
         spies = _start_profilers(procs, cfg.profile_dir, case)
         n = len(texts)
         progress.start(case, n)
@@ -782,6 +804,7 @@ def run_pipeline(
         thread.join(10)
         progress.done()
         redis_cpu = cpu_seconds(cfg.redis_pid) - redis_before if cfg.redis_pid else float("nan")
+        commands = _redis_commands(client)
         _stop_profilers(spies)
         services: dict[str, ServiceFigures] = {}
         for p in procs:
@@ -826,6 +849,7 @@ def run_pipeline(
         retention_max_len=cfg.retention_max_len,
         redis_streams_mb=streams_mb,
         redis_used_mb_timeline=sampler.timeline(),
+        redis_commands=commands,
     )
 
 
@@ -1041,6 +1065,12 @@ def bench_command(
                 f"{c.redis_streams_mb:.0f} MB (max len {c.retention_max_len}: {c.stream_lengths}), the rest "
                 "notify's TTL-bound state"
             )
+            if c.redis_commands:
+                per_alert = ", ".join(
+                    f"{name} {f.usec / max(c.alerts, 1):.1f} ({f.calls / max(c.alerts, 1):.2f} calls)"
+                    for name, f in c.redis_commands.items()
+                )
+                typer.echo(f"  Redis time per alert by command, µs: {per_alert}")
     if json_out is not None:
         json_out.write_text(to_json(report), encoding="utf-8")
         typer.echo(f"figures written to {json_out}")
