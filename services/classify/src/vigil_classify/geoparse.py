@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, TypedDict
 
 from vigil_shared.events import Location
 
-from vigil_classify.gazetteer import Candidate, Gazetteer, Place, common_words, prior
+from vigil_classify.gazetteer import CandidatePair, Gazetteer, Place, common_words, prior
 from vigil_classify.textnorm import normalise
 
 
@@ -197,25 +197,25 @@ class _CandidateInfo(NamedTuple):
     """(place index, prior, country code, kind) per candidate, in the gazetteer's order."""
 
 
-_INFO: dict[int, tuple[tuple[Candidate, ...], _CandidateInfo]] = {}
+_INFO: dict[int, tuple[tuple[CandidatePair, ...], _CandidateInfo]] = {}
 
 
-def _info(places: list[Place], cands: tuple[Candidate, ...]) -> _CandidateInfo:
+def _info(places: list[Place], cands: tuple[CandidatePair, ...]) -> _CandidateInfo:
     # Keyed by identity: the automaton hands out the same tuple object for a key on every hit; the
     # tuple itself is kept in the value so its id cannot be reused while the entry lives.
     hit = _INFO.get(id(cands))
     if hit is not None and hit[0] is cands:
         return hit[1]
-    codes = {places[c.place].country_code for c in cands}
+    codes = {places[c[0]].country_code for c in cands}
     single = len(codes) == 1
     ctx = tuple(
         dict.fromkeys(
-            places[c.place].country_code for c in cands if single or places[c.place].kind == "country"
+            places[c[0]].country_code for c in cands if single or places[c[0]].kind == "country"
         )
     )
     scored = tuple(
-        (c.place, prior(places[c.place], c.primary), places[c.place].country_code, places[c.place].kind)
-        for c in cands
+        (place, prior(places[place], primary), places[place].country_code, places[place].kind)
+        for place, primary in cands
     )
     info = _CandidateInfo(ctx, scored)
     if len(_INFO) > 200_000:
@@ -255,7 +255,7 @@ def find_location_data(
     # (start, -length) sorts leftmost-longest first; equal pairs are the same key.
     raw.sort()
     common = common_words()
-    mentions: list[tuple[int, int, tuple[Candidate, ...]]] = []
+    mentions: list[tuple[int, int, tuple[CandidatePair, ...]]] = []
     features: set[str] = set()
     last_end = -1
     for start, neg_len, cands in raw:
