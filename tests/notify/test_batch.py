@@ -300,6 +300,7 @@ async def test_delivered_events_are_the_validated_events(redis, settings, tmp_pa
         assert again == e
         assert again.model_dump_json() == e.model_dump_json()
         assert e.model_fields_set == again.model_fields_set
+        assert list(e.__dict__) == list(again.__dict__)  # the same field order too
     assert len({e.event_id for e in events}) == 4
     await n.aclose()
 

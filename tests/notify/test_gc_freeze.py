@@ -6,7 +6,7 @@ import gc
 
 import vigil_notify.subscriptions as subs_mod
 from vigil_notify.notifier import Notifier
-from vigil_notify.subscriptions import SubscriptionStore, freeze_long_lived
+from vigil_notify.subscriptions import SubscriptionStore, freeze_long_lived, space_full_collections
 
 from .helpers import make_sub
 
@@ -36,3 +36,35 @@ async def test_off_by_setting(redis, settings, monkeypatch) -> None:
     await n.store.index()
     assert gc.get_freeze_count() == 0
     await n.aclose()
+
+
+async def test_full_collections_spaced_after_the_freeze(redis, settings, monkeypatch) -> None:
+    monkeypatch.setattr(subs_mod, "_last_freeze", float("-inf"))
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(before[0], before[1], 10)
+        n = Notifier(redis, settings=settings.model_copy(update={"gc_freeze": True}))
+        assert n.store.gen1_per_full_collection == 100
+        await n.store.index()
+        assert gc.get_threshold() == (before[0], before[1], 100)
+        space_full_collections(50)  # never lowered
+        assert gc.get_threshold()[2] == 100
+        await n.aclose()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+async def test_full_collections_left_alone_without_the_freeze_or_at_zero(redis, settings, monkeypatch) -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(before[0], before[1], 10)
+        for update in ({}, {"gc_freeze": True, "gc_gen1_per_full_collection": 0}):
+            monkeypatch.setattr(subs_mod, "_last_freeze", float("-inf"))
+            n = Notifier(redis, settings=settings.model_copy(update=update))
+            await n.store.index(force=True)
+            assert gc.get_threshold()[2] == 10
+            await n.aclose()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -113,6 +113,12 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                 return await notifier.process(ev)
 
         redis_before = redis_cpu_s(await redis.info("cpu"))
+        profiler = None
+        if opts.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         started_cpu, started_wall = time.process_time(), time.perf_counter()
         for r in range(opts.rounds):
             # each round uses new alert ids so nothing is skipped as already sent
@@ -130,6 +136,9 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                         encode_event_sync(e)
                         delivered += 1
         cpu = time.process_time() - started_cpu
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(opts.profile)
         gc.callbacks.remove(on_gc)
         print(f"GC per generation: {gc_n} collections, {[round(x, 2) for x in gc_by_gen]} s", file=sys.stderr)
         wall = time.perf_counter() - started_wall
@@ -165,6 +174,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--mode", choices=("batch", "single"), default="batch")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--profile", metavar="PATH", help="cProfile the timed loop into PATH (slows it down)")
     p.add_argument("--no-gc-freeze", action="store_true", help="VIGIL_NOTIFY_GC_FREEZE=false")
     opts = p.parse_args()
     os.environ.setdefault("VIGIL_LOG_LEVEL", "WARNING")

@@ -24,6 +24,7 @@ force scan.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +39,11 @@ EARTH_RADIUS_KM = 6371.0088
 CELL_DEG = 1.0
 MAX_CELLS = 400
 """A ``near`` circle spanning more cells than this goes to the wide-circle list (checked always)."""
+
+
+_normalise_place = functools.lru_cache(maxsize=16384)(normalise_place)
+"""The alerts' location names come from the classifier's gazetteer: a bounded set, each normalised
+once (three regular expressions and a Unicode decomposition per location per alert otherwise)."""
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -105,7 +111,7 @@ class AlertFeatures:
         locs = tuple(
             _Loc(
                 name=loc.name,
-                norm=normalise_place(loc.name),
+                norm=_normalise_place(loc.name),
                 country=loc.country_code.upper(),
                 geonameid=loc.geonameid,
                 lat=loc.latitude,

@@ -190,7 +190,10 @@ class Notifier:
         self.redis = redis
         self.settings = settings or NotifySettings()
         self.store = store or SubscriptionStore(
-            redis, refresh_interval_s=self.settings.subscriptions_refresh_s, freeze_gc=self.settings.gc_freeze
+            redis,
+            refresh_interval_s=self.settings.subscriptions_refresh_s,
+            freeze_gc=self.settings.gc_freeze,
+            gen1_per_full_collection=self.settings.gc_gen1_per_full_collection,
         )
         self.registry = registry or default_registry()
         self.renderer = renderer or Renderer()

@@ -50,6 +50,10 @@ class NotifySettings(BaseSettings):
     """After building the subscription index, ``gc.freeze()`` what is alive (the subscriptions, the
     index, the imported modules; at most once a minute): full garbage collections stop traversing
     them, which cost about a third of notify's CPU with 10,000 subscriptions."""
+    gc_gen1_per_full_collection: int = Field(default=100, ge=0)
+    """With ``gc_freeze``: a full garbage collection at most every this many generation-1
+    collections (CPython's third GC threshold, process-wide; its default 10 made every tenth one a
+    full collection that only re-traversed the batch in flight). 0 keeps CPython's threshold."""
     housekeeping_interval_s: float = Field(default=5.0, gt=0)
     """How often digests and quiet-hour deferrals are checked and released."""
     producer: str = "notify"
