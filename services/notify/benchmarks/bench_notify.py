@@ -90,6 +90,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         delivered = 0
+        phases = [0.0, 0.0, 0.0]  # decode (the stream worker's), the Notifier, encode (the worker's)
         gc_s = [0.0]
         gc_started = [0.0]
 
@@ -124,17 +125,23 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             # each round uses new alert ids so nothing is skipped as already sent
             batch_raw = raw if r == 0 else [x.replace(b'"bench-', f'"r{r}-bench-'.encode()) for x in raw]
             for i in range(0, len(batch_raw), opts.batch):
+                t0 = time.process_time()
                 events = [parse_event(AlertClassified, body) for body in batch_raw[i : i + opts.batch]]
+                t1 = time.process_time()
                 if opts.mode == "batch":
                     results = await notifier.process_many(events)
                 else:
                     results = await asyncio.gather(*(one(ev) for ev in events))
+                t2 = time.process_time()
                 for res in results:
                     if isinstance(res, BaseException):
                         raise res
                     for e in res.events:
                         encode_event_sync(e)
                         delivered += 1
+                phases[0] += t1 - t0
+                phases[1] += t2 - t1
+                phases[2] += time.process_time() - t2
         cpu = time.process_time() - started_cpu
         if profiler is not None:
             profiler.disable()
@@ -154,6 +161,9 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             "cpu_s": cpu,
             "cpu_us_per_alert": cpu / alerts * 1e6,
             "gc_us_per_alert": gc_s[0] / alerts * 1e6,
+            "decode_us_per_alert": phases[0] / alerts * 1e6,
+            "notifier_us_per_alert": phases[1] / alerts * 1e6,
+            "encode_us_per_alert": phases[2] / alerts * 1e6,
             "wall_s": wall,
             "alerts_per_wall_s": alerts / wall,
             "redis_cpu_us_per_alert": (redis_after - redis_before) / alerts * 1e6,
@@ -185,7 +195,9 @@ def main() -> None:
     print(
         f"{out['mode']}: {out['alerts']} alerts, {out['deliveries']} deliveries "
         f"({out['deliveries_per_alert']:.2f}/alert); notify CPU {out['cpu_s']:.2f} s = "
-        f"{out['cpu_us_per_alert']:.0f} µs/alert (GC {out['gc_us_per_alert']:.0f}); "
+        f"{out['cpu_us_per_alert']:.0f} µs/alert (GC {out['gc_us_per_alert']:.0f}; decode "
+        f"{out['decode_us_per_alert']:.0f}, Notifier {out['notifier_us_per_alert']:.0f}, encode "
+        f"{out['encode_us_per_alert']:.0f}, each with the GC it triggered); "
         f"Redis CPU {out['redis_cpu_us_per_alert']:.0f} µs/alert; "
         f"{out['alerts_per_wall_s']:.0f} alerts/s wall; subscription load {out['subscription_load_cpu_s']:.1f} "
         f"CPU-s; peak RSS {out['peak_rss_mb_after_load']:.0f} MB after load, {out['peak_rss_mb']:.0f} MB at end"

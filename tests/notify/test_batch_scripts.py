@@ -1,0 +1,110 @@
+"""The batch scripts take their items as one JSON argument: any string survives the trip and each
+key is touched exactly as the one-key calls touch it."""
+
+from __future__ import annotations
+
+from vigil_notify.channels.base import Message
+from vigil_notify.channels.registry import default_registry
+from vigil_notify.delivery import (
+    SENT,
+    Deduplicator,
+    Deliverer,
+    DeliveryJob,
+    IdempotencyLedger,
+    RecipientLog,
+    Throttle,
+    channel_hash,
+)
+
+HOSTILE = [
+    "plain",
+    'q"uo\\te',
+    "new\nline\ttab\r",
+    "\x00nul\x01\x1f",
+    "é ü ß 😀 \u2028",
+    "[1,2]",
+    "{}",
+    "1e3",
+    "",
+    " ",
+    "/slash/",
+]
+
+
+async def test_dedup_batch_equals_one_by_one(redis, settings) -> None:
+    d = Deduplicator(redis, settings)
+    ids = [h for h in HOSTILE if h]  # an alert id is never empty
+    checks = [(f"s{i}", f"fp{i % 3}", aid) for i, aid in enumerate(ids)]
+    first = await d.first_for_batch(checks)
+    assert first == [None] * len(ids)
+    # the same content for the same subscribers from other alerts: the stored ids come back exactly
+    again = await d.first_for_batch([(sid, fp, "other") for sid, fp, _ in checks])
+    assert again == ids
+    for sid, fp, aid in checks:
+        assert await d.first_for(sid, fp, "other") == aid
+    raw = await redis.get("vigil:notify:fp:s1:fp1")
+    assert raw.decode() == HOSTILE[1]
+    assert await redis.ttl("vigil:notify:fp:s1:fp1") > settings.fingerprint_ttl_s - 10
+
+
+async def test_throttle_batch_equals_one_by_one(redis, settings) -> None:
+    s = settings.model_copy(update={"throttle_max": 3})
+    t = Throttle(redis, s)
+    url = "jsonl:///tmp/x.jsonl"
+    batch = await t.allow_many([("sub", url, m) for m in HOSTILE], 1000.5)
+    single = Throttle(redis, s)
+    one = [await single.allow("sub2", url, m, 1000.5) for m in HOSTILE]
+    assert batch == one  # (equal scores rank by member: the same decisions either way)
+    assert batch.count(True) >= 3
+    assert False in batch
+    k = f"vigil:notify:throttle:sub:{channel_hash(url)}"
+    assert [m.decode() for m in await redis.zrange(k, 0, -1)] == sorted(HOSTILE, key=lambda m: m.encode())
+    assert await redis.zscore(k, HOSTILE[4]) == 1000.5
+    # the same members again keep their places; the window slides past them
+    again = await t.allow_many([("sub", url, m) for m in HOSTILE[:3]], 1001.0)
+    assert again == [await single.allow("sub2", url, m, 1001.0) for m in HOSTILE[:3]]
+    assert await t.allow_many([("sub", url, "late")], 1000.5 + s.throttle_window_s + 1) == [True]
+    assert [m.decode() for m in await redis.zrange(k, 0, -1)] == ["late"]
+
+
+async def test_claims_and_marks_batch_equal_one_by_one(redis, settings) -> None:
+    ledger = IdempotencyLedger(redis, settings, owner="me")
+    keys = [f"k{i}-{h}" for i, h in enumerate(HOSTILE)]
+    await redis.set(ledger.redis_key(keys[0]), SENT)
+    await redis.set(ledger.redis_key(keys[1]), "sending:other")
+    states = await ledger.claim_many(keys)
+    assert states == [SENT, "sending:other"] + ["claimed"] * (len(keys) - 2)
+    assert await ledger.claim_many(keys[2:]) == ["sending:me"] * (len(keys) - 2)
+    assert [await ledger.state(k) for k in keys[2:]] == ["sending:me"] * (len(keys) - 2)
+    assert await redis.ttl(ledger.redis_key(keys[2])) > settings.claim_ttl_s - 10
+
+    d = Deliverer(redis, default_registry(), settings, owner="me")
+    url = "console://"
+    msg = Message(title="t", text="x", markdown="x", html="x")
+    jobs = [
+        DeliveryJob(
+            alert_id="a",
+            revision=1,
+            correlation_id="c",
+            subscription_id=f"sub{i}",
+            channel_url=url,
+            kind="new",
+            reason=f"why {h}",
+            idempotency_key=keys[i],
+            message=msg,
+            record_under=("orig-é\n", f"cap:{h},x"),
+        )
+        for i, h in enumerate(HOSTILE)
+        if i >= 2
+    ]
+    await d._mark_sent_many(jobs)
+    assert [await ledger.state(k) for k in keys[2:]] == [SENT] * len(jobs)
+    assert await redis.ttl(ledger.redis_key(keys[3])) > settings.sent_ttl_s - 10
+    got = await RecipientLog(redis, settings).recipients(["orig-é\n"])
+    assert got == {(j.subscription_id, channel_hash(url)): j.reason for j in jobs}
+    for j, h in zip(jobs, HOSTILE[2:], strict=True):
+        rec = await RecipientLog(redis, settings).recipients([f"cap:{h},x"])
+        assert rec == {(j.subscription_id, channel_hash(url)): j.reason}
+        assert await redis.ttl(RecipientLog.redis_key(f"cap:{h},x")) > settings.recipients_ttl_s - 10
+    await d._mark_sent_many([])  # nothing to mark: no error
+    await d.aclose()
