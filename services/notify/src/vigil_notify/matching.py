@@ -41,11 +41,6 @@ MAX_CELLS = 400
 """A ``near`` circle spanning more cells than this goes to the wide-circle list (checked always)."""
 
 
-_normalise_place = functools.lru_cache(maxsize=16384)(normalise_place)
-"""The alerts' location names come from the classifier's gazetteer: a bounded set, each normalised
-once (three regular expressions and a Unicode decomposition per location per alert otherwise)."""
-
-
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -90,9 +85,25 @@ class _Loc:
     is_country: bool
 
 
-@dataclass(frozen=True, slots=True)
+@functools.lru_cache(maxsize=16384)
+def _loc(name: str, country_code: str, geonameid: int | None, lat: float | None, lon: float | None, kind: str) -> _Loc:
+    """The matching view of a location (immutable, so shared by every alert naming the same place:
+    the classifier's locations come from its gazetteer)."""
+    return _Loc(
+        name=name,
+        norm=normalise_place(name),
+        country=country_code.upper(),
+        geonameid=geonameid,
+        lat=lat,
+        lon=lon,
+        is_country=kind == "country",
+    )
+
+
+@dataclass(slots=True)
 class AlertFeatures:
-    """What matching needs from an alert, computed once per alert."""
+    """What matching needs from an alert, computed once per alert (treat as read-only; not frozen
+    only because a frozen dataclass's ``__init__`` costs several times more, once per alert)."""
 
     countries: frozenset[str]
     locations: tuple[_Loc, ...]
@@ -109,30 +120,25 @@ class AlertFeatures:
     def of(cls, alert: AlertClassified) -> AlertFeatures:
         c = alert.classification
         locs = tuple(
-            _Loc(
-                name=loc.name,
-                norm=_normalise_place(loc.name),
-                country=loc.country_code.upper(),
-                geonameid=loc.geonameid,
-                lat=loc.latitude,
-                lon=loc.longitude,
-                is_country=loc.kind == "country",
-            )
+            _loc(loc.name, loc.country_code, loc.geonameid, loc.latitude, loc.longitude, loc.kind)
             for loc in c.locations
         )
-        countries = frozenset({cc.upper() for cc in c.countries} | {loc.country for loc in locs})
-        threats = tuple(t.type for t in c.threat_types)
+        if c.countries:
+            countries = frozenset([*(cc.upper() for cc in c.countries), *(loc.country for loc in locs)])
+        else:
+            countries = frozenset([loc.country for loc in locs])
+        threats = tuple([t.type for t in c.threat_types])
         return cls(
-            countries=countries,
-            locations=locs,
-            threats=threats,
-            threat_set=frozenset(threats),
-            targets=frozenset(t.type for t in c.targets),
-            severity=c.severity,
-            urgency=c.urgency,
-            severity_rank=SEVERITY_RANK.get(c.severity, 0),
-            urgency_rank=URGENCY_RANK.get(c.urgency, 0),
-            is_threat=c.is_threat,
+            countries,
+            locs,
+            threats,
+            frozenset(threats),
+            frozenset([t.type for t in c.targets]),
+            c.severity,
+            c.urgency,
+            SEVERITY_RANK.get(c.severity, 0),
+            URGENCY_RANK.get(c.urgency, 0),
+            c.is_threat,
         )
 
 
