@@ -43,7 +43,7 @@ from vigil_notify.delivery import (
     idempotency_key,
 )
 from vigil_notify.matching import Match, match
-from vigil_notify.rendering import DigestItem, PreparedMessage, Renderer
+from vigil_notify.rendering import DigestItem, PreparedMessage, Renderer, sent_at_now
 from vigil_notify.settings import NotifySettings
 from vigil_notify.subscriptions import Subscription, SubscriptionStore, mask_url
 
@@ -143,10 +143,10 @@ class _AlertShared:
     """What every delivery of one alert shares, computed on first use: the rendering per kind and
     the dead-letter copy of the event."""
 
-    __slots__ = ("_alert", "_dl", "_own", "_prepared", "_renderer")
+    __slots__ = ("_alert", "_dl", "_own", "_prepared", "_renderer", "_sent_at")
 
-    def __init__(self, alert: AlertClassified, renderer: Renderer) -> None:
-        self._alert, self._renderer = alert, renderer
+    def __init__(self, alert: AlertClassified, renderer: Renderer, sent_at: str | None = None) -> None:
+        self._alert, self._renderer, self._sent_at = alert, renderer, sent_at
         self._prepared: dict[str, PreparedMessage] = {}
         self._dl: str | None = None
         self._own: tuple[str, ...] | None = None
@@ -164,7 +164,7 @@ class _AlertShared:
     def prepared(self, kind: DeliveryKind) -> PreparedMessage:
         p = self._prepared.get(kind)
         if p is None:
-            p = self._prepared[kind] = self._renderer.prepare(self._alert, kind=kind)
+            p = self._prepared[kind] = self._renderer.prepare(self._alert, kind=kind, sent_at=self._sent_at)
         return p
 
     def dead_letter_fields(self) -> dict[str, str]:
@@ -334,10 +334,11 @@ class Notifier:
         jobs: list[DeliveryJob] = []
         job_owner: list[int] = []
         held: list[Callable[[Any], None]] = []
+        sent_at = sent_at_now()  # the messages of the group are rendered together: one timestamp
         for i, ts in targets.items():
             alert, result = alerts[i], out[i]
             assert isinstance(result, HandleResult)
-            shared = _AlertShared(alert, self.renderer)
+            shared = _AlertShared(alert, self.renderer, sent_at)
             planned: list[DeliveryJob] = []
             try:
                 for j, t in enumerate(ts):

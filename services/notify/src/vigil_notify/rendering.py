@@ -10,7 +10,6 @@ Override any template by passing ``templates={"title.txt": "...", ...}`` to :cla
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable
@@ -314,11 +313,15 @@ class Renderer:
     ) -> dict[str, Any]:
         a, c = alert.alert, alert.classification
         cap = a.cap
-        evidence: list[str] = []
+        evidence: list[str] = []  # the first five distinct texts (only five are shown)
         for label in (*c.threat_types, *c.targets):
             for ev in label.evidence:
                 if ev.text and ev.text not in evidence:
                     evidence.append(ev.text)
+                    if len(evidence) == 5:
+                        break
+            if len(evidence) == 5:
+                break
         return {
             "kind": kind,
             "kind_label": KIND_LABEL[kind],
@@ -331,21 +334,24 @@ class Renderer:
             "threats": [t.type for t in c.threat_types],
             "targets": [t.type for t in c.targets],
             "advice": cap.instruction if cap and cap.instruction else None,
-            "evidence": evidence[:5],
+            "evidence": evidence,
             "url": _safe_url(a.url),
             "reason": reason,
             "revision": a.revision,
             "subscription_name": subscription_name,
         }
 
-    def prepare(self, alert: AlertClassified, *, kind: DeliveryKind) -> PreparedMessage:
+    def prepare(self, alert: AlertClassified, *, kind: DeliveryKind, sent_at: str | None = None) -> PreparedMessage:
         """Render the parts of (alert, kind) shared by every subscription once; fill in the
         per-subscription parts with :meth:`PreparedMessage.render` (same output as :meth:`render`).
 
         Falls back to a full render per call when custom templates are in use (they might
         transform the reason or the subscription name in ways stand-ins cannot follow) or when
-        a stand-in does not come out of the templates exactly once per place it is used."""
-        return PreparedMessage(self, alert, kind)
+        a stand-in does not come out of the templates exactly once per place it is used.
+
+        ``sent_at``: the payloads' ``sent_at`` (ISO 8601, local time), e.g. one for a batch of
+        alerts rendered together; default now."""
+        return PreparedMessage(self, alert, kind, sent_at)
 
     def render(
         self,
@@ -416,6 +422,11 @@ class Renderer:
 _UNSET = object()
 
 
+def sent_at_now() -> str:
+    """A payload's ``sent_at``: now, local time with its offset, ISO 8601."""
+    return datetime.now().astimezone().isoformat()
+
+
 class PreparedMessage:
     """The rendering of one (alert, kind) with stand-ins for the reason and subscription name.
 
@@ -424,18 +435,22 @@ class PreparedMessage:
     quoting one, say) takes the full render per delivery."""
 
     __slots__ = (
-        "_alert", "_base", "_bodies", "_ctx", "_fast", "_jparts", "_kind", "_renderer", "_sent_at", "_title",
+        "_alert", "_base", "_bodies", "_ctx", "_fast", "_jparts", "_kind", "_renderer", "_segments", "_sent_at",
+        "_title",
     )  # fmt: skip
 
     # per body: how many NULs the default template leaves (two per stand-in) and whether the
     # subscription name appears (the reason appears once in every body)
     _EXPECTED: ClassVar[dict[str, tuple[int, bool]]] = {"text": (4, True), "markdown": (2, False), "html": (2, False)}
 
-    def __init__(self, renderer: Renderer, alert: AlertClassified, kind: DeliveryKind) -> None:
+    def __init__(
+        self, renderer: Renderer, alert: AlertClassified, kind: DeliveryKind, sent_at: str | None = None
+    ) -> None:
         self._renderer, self._alert, self._kind = renderer, alert, kind
         self._fast = False
         self._bodies: dict[str, str | None] = {}
         self._jparts: object = _UNSET
+        self._segments: tuple[str, str, str, bool] | None = None
         if renderer.templates:
             return
         a, c = alert.alert, alert.classification
@@ -446,7 +461,7 @@ class PreparedMessage:
         self._ctx, self._title = ctx, title
         # the deliveries of one (alert, kind) are rendered together, within milliseconds: one
         # timestamp for all of them (a full render per delivery takes its own)
-        self._sent_at = datetime.now().astimezone().isoformat()
+        self._sent_at = sent_at or sent_at_now()
         self._base = {
             "alert_id": a.alert_id,
             "revision": a.revision,
@@ -531,7 +546,12 @@ class PreparedMessage:
         parts: tuple[str, str, str, str] | None = None
         if text is not None:
             encoded = _json_str(text)
-            if encoded.count(_REASON_JSON) == 1 and encoded.count(_NAME_JSON) == 1:
+            r, n = encoded.find(_REASON_JSON), encoded.find(_NAME_JSON)
+            if (
+                encoded.count(_REASON_JSON) == 1
+                and encoded.count(_NAME_JSON) == 1
+                and (r + len(_REASON_JSON) <= n or n + len(_NAME_JSON) <= r)  # apart, as replace() needs
+            ):
                 b = self._base
                 head = _json({"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]})
                 middle = _json(
@@ -559,15 +579,27 @@ class PreparedMessage:
             payload = self._payload(reason, subscription_id, idempotency_key)
             return json.dumps({**payload, "rendered_text": text}, ensure_ascii=False)
         head, middle, tail, text = parts
-        text = text.replace(_REASON_JSON, _json_str(reason)[1:-1]).replace(
-            _NAME_JSON, _json_str(subscription_name)[1:-1]
-        )
+        reason_json = _json_str(reason)
+        name_json = _json_str(subscription_name)[1:-1]
+        t0, t1, t2, reason_first = self._text_segments(text)
+        first, second = (reason_json[1:-1], name_json) if reason_first else (name_json, reason_json[1:-1])
         return "".join(
             (
-                head, _json_str(subscription_id), middle, _json_str(reason), tail, _json_str(idempotency_key),
-                ', "sent_at": ', _json_str(self._sent_at), ', "rendered_text": ', text, "}",
+                head, _json_str(subscription_id), middle, reason_json, tail, _json_str(idempotency_key),
+                ', "sent_at": ', _json_str(self._sent_at), ', "rendered_text": ', t0, first, t1, second, t2, "}",
             )
         )  # fmt: skip
+
+    def _text_segments(self, encoded: str) -> tuple[str, str, str, bool]:
+        """The JSON of the text body cut at its two stand-ins (each there exactly once, checked by
+        :meth:`_json_parts`): before the first, between, after the second, and whether the reason
+        comes first. Filling in is then one join, not two scans of the text."""
+        got = self._segments
+        if got is None:
+            r, n = encoded.index(_REASON_JSON), encoded.index(_NAME_JSON)
+            (i, li), (j, lj) = sorted(((r, len(_REASON_JSON)), (n, len(_NAME_JSON))))
+            got = self._segments = (encoded[:i], encoded[i + li : j], encoded[j + lj :], r < n)
+        return got
 
     def _body(self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str, part: str) -> str:
         """One body of a filled-in message (called by :class:`LazyMessage` on first access)."""
@@ -625,7 +657,9 @@ class FilledMessage(LazyMessage):
         return prepared._json_line(reason, sub_id, name, key)
 
 
-_json = functools.partial(json.dumps, ensure_ascii=False)
+_json: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False).encode
+"""``json.dumps(obj, ensure_ascii=False)`` with one encoder for every call (``dumps`` makes one per
+call when given an option)."""
 _json_str: Callable[[str], str] = json.encoder.encode_basestring
 """``json.dumps(s, ensure_ascii=False)`` of a str, without building an encoder per call."""
 _REASON_JSON = _json_str(_REASON_MARK)[1:-1]
