@@ -103,3 +103,17 @@ def test_json_line_equals_the_payload_and_text_encoded(kind: str) -> None:
                     assert (msg.title, msg.text, msg.markdown, msg.html) == (
                         full.title, full.text, full.markdown, full.html
                     )  # fmt: skip
+
+
+def test_json_object_equals_json_dumps() -> None:
+    import json
+
+    from vigil_notify.rendering import _json_object
+
+    values: list[object] = [
+        *HOSTILE, 'q"uo\\te\n\t\u2028 é 😀', "", None, 0, 7, -3, True, 1.5, [], ["a", 'b"\\', "é\n"],
+        ["a", 1], {"k": ["v"]}, ("t",),
+    ]  # fmt: skip
+    for v in values:
+        items = (("alert_id", "x"), ("value", v), ("revision_of", None))
+        assert _json_object(*items) == json.dumps(dict(items), ensure_ascii=False)

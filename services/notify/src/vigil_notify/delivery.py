@@ -347,14 +347,14 @@ class DeliveryJob:
     message: Message
     record_under: tuple[str, ...] = ()
     """Recipient-log keys (original alert ids) to record this (subscription, channel) under once sent."""
-    dead_letter_fields: dict[str, str] = field(default_factory=dict)
+    dead_letter_fields: dict[str, str] | None = None
     entry_id: str = ""
     dead_letter_source: Callable[[], dict[str, str]] | None = None
     """Computes further dead-letter fields when (and only when) the job is dead-lettered (e.g. the
     JSON of the whole alert, which the hot path should not serialise per delivery)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class DeliveryOutcome:
     job: DeliveryJob
     status: str  # "delivered" | "failed" | "skipped_sent" | "skipped_in_flight"
@@ -1001,7 +1001,7 @@ class Deliverer:
             "channel": common["channel"],
             "kind": job.kind,
             "idempotency_key": job.idempotency_key,
-            **job.dead_letter_fields,
+            **(job.dead_letter_fields or {}),
             **(job.dead_letter_source() if job.dead_letter_source is not None else {}),
         }
         outcome.dead_letter = DeadLetter(

@@ -89,7 +89,7 @@ def original_keys(alert: AlertClassified) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-@dataclass
+@dataclass(slots=True)
 class Target:
     subscription: Subscription
     channel_url: str
