@@ -195,6 +195,8 @@ class _CandidateInfo(NamedTuple):
     """Countries this name puts into context (its only country, or the countries it names)."""
     scored: tuple[tuple[int, float, str, str], ...]
     """(place index, prior, country code, kind) per candidate, in the gazetteer's order."""
+    regional: bool
+    """Whether a candidate is a region (only then can the region cue change a score)."""
 
 
 _INFO: dict[int, tuple[tuple[CandidatePair, ...], _CandidateInfo]] = {}
@@ -217,7 +219,7 @@ def _info(places: list[Place], cands: tuple[CandidatePair, ...]) -> _CandidateIn
         (place, prior(places[place], primary), places[place].country_code, places[place].kind)
         for place, primary in cands
     )
-    info = _CandidateInfo(ctx, scored)
+    info = _CandidateInfo(ctx, scored, any(kind == "region" for _p, _b, _c, kind in scored))
     if len(_INFO) > 200_000:
         _INFO.clear()
     _INFO[id(cands)] = (cands, info)
@@ -325,7 +327,9 @@ def find_location_data(
     for (start, end, _cands), info, (surface, low, is_common) in zip(mentions, infos, surfaces, strict=True):
         if excluded and any(s <= start and end <= e for s, e in excluded):
             continue
-        region_cue = _region_cue(text, end)
+        # The region cue (a regex behind pre-checks) matters only for a region candidate or a city
+        # winner: evaluated for those alone (it has no side effects).
+        region_cue = _region_cue(text, end) if info.regional else None
         best = -1
         best_score = -1e9
         second = -1e9
@@ -357,8 +361,11 @@ def find_location_data(
         if is_common:
             conf -= 0.2
         kind = p.kind
-        if kind == "city" and region_cue:
-            kind = "region"
+        if kind == "city":
+            if region_cue is None:
+                region_cue = _region_cue(text, end)
+            if region_cue:
+                kind = "region"
         if kind == "city":
             last_city = (end, p.country_code)
         elif (
@@ -419,12 +426,14 @@ def _drop_office_seats(text: str, found: dict[tuple[str, str], _Found], order: l
     consular offices are dropped when the notice addresses the people living in that country
     ("citizens living in / resident in Japan"; not "consulates throughout Japan", not "In Turkey, the
     consulate in Istanbul warned")."""
-    scope = {
-        k[1]
-        for k in order
-        if found[k].kind == "country"
-        and any(_resident_before(text, e["start"]) for e in found[k].evidence)
-    }
+    scope: set[str] = set()
+    for k in order:
+        f = found[k]
+        if f.kind == "country":
+            for e in f.evidence:
+                if _resident_before(text, e["start"]):
+                    scope.add(k[1])
+                    break
     if not scope:
         return
     for k in list(order):
