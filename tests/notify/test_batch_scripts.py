@@ -108,3 +108,20 @@ async def test_claims_and_marks_batch_equal_one_by_one(redis, settings) -> None:
         assert await redis.ttl(RecipientLog.redis_key(f"cap:{h},x")) > settings.recipients_ttl_s - 10
     await d._mark_sent_many([])  # nothing to mark: no error
     await d.aclose()
+
+
+async def test_throttle_batch_with_several_instants_for_one_key(redis, settings) -> None:
+    """Checks coalesced from callers at different instants into one script call: each instant trims
+    the window as the one-key script does, and every key gets its TTL."""
+    import asyncio
+
+    s = settings.model_copy(update={"throttle_max": 2, "throttle_window_s": 100})
+    t, single = Throttle(redis, s), Throttle(redis, s)
+    url = "jsonl:///tmp/x.jsonl"
+    calls = [(1000.0, ["a", "b", "c"]), (1050.0, ["d"]), (1101.0, ["e", "f"]), (1101.0, ["g"]), (1300.0, ["h"])]
+    together = await asyncio.gather(*(t.allow_many([("one", url, m) for m in ms], now) for now, ms in calls))
+    apart = [[await single.allow("two", url, m, now) for m in ms] for now, ms in calls]
+    assert together == apart
+    k1, k2 = (f"vigil:notify:throttle:{sid}:{channel_hash(url)}" for sid in ("one", "two"))
+    assert await redis.zrange(k1, 0, -1, withscores=True) == await redis.zrange(k2, 0, -1, withscores=True)
+    assert await redis.ttl(k1) > 90

@@ -169,8 +169,8 @@ for _, idem in ipairs(items[1]) do
 end
 for _, rec in ipairs(items[2]) do
   local k = rec_prefix .. rec[1]
-  for x = 2, #rec, 2 do
-    redis.call('HSET', k, rec[x], rec[x + 1])
+  for x = 2, #rec, 200 do  -- one HSET per hash (in slices: unpack has a stack limit)
+    redis.call('HSET', k, unpack(rec, x, math.min(x + 199, #rec)))
   end
   redis.call('EXPIRE', k, rec_ttl)
 end
@@ -525,19 +525,32 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 
 # ARGV[1]: JSON [subscription id, channel hash, now, member, ...] (now as the text of the float, what
 # the one-key script gets); ARGV[2]: key prefix; ARGV[3]: the window.
+#
+# A key met again at the same instant is not trimmed again (the cut-off is the same, and every member
+# added since scores ``now``), and each key's EXPIRE is set once at the end (the script is atomic: the
+# same TTL from the same instant): the one-key script's effects, with a shared subscription's
+# window (every alert of a batch) trimmed once instead of once per alert.
 _THROTTLE_MANY = """
 local items = cjson.decode(ARGV[1])
 local prefix = ARGV[2]
 local window = tonumber(ARGV[3])
 local out = {}
+local trimmed_at = {}
+local touched = {}
 for i = 1, #items, 4 do
   local k = prefix .. items[i] .. ':' .. items[i + 1]
   local now = items[i + 2]
   local member = items[i + 3]
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', tonumber(now) - window)
+  if trimmed_at[k] ~= now then
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', tonumber(now) - window)
+    if trimmed_at[k] == nil then touched[#touched + 1] = k end
+    trimmed_at[k] = now
+  end
   redis.call('ZADD', k, 'NX', now, member)
-  redis.call('EXPIRE', k, ARGV[3])
   out[#out + 1] = redis.call('ZRANK', k, member)
+end
+for _, k in ipairs(touched) do
+  redis.call('EXPIRE', k, ARGV[3])
 end
 return out
 """
