@@ -246,6 +246,8 @@ def test_content_fingerprint_normalises_like_the_regex() -> None:
     every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
     cases = [("", ""), ("Security Alert", "Threats to metro stations in Moscow.  Avoid\tcrowds!\n")]
     cases += [(chr(c), f"a{chr(c)}b {chr(c)}{chr(c)}Z") for c in range(128)]
+    cases += [(" " * n + ".", f"a{' ' * n}b{'!?' * n}c {'.' * n}") for n in (1, 2, 3, 5, 17, 64, 1000)]
+    cases += [("...", "!!!"), (" ", "\n\t"), ("a", " " * 9)]
     cases += [(every[i : i + 4000], every[i + 4000 : i + 9000]) for i in range(0, len(every), 9000)]
     cases += [("Kyiv: “strikes” on the city’s İstanbul-bound trains", "Straße ﬁx ǅ ΣΑΣ \u00a0\u2003 x_y")]
     for title, text in cases:

@@ -195,3 +195,59 @@ async def test_hanging_webhook_times_out(receiver_factory) -> None:
     with pytest.raises(TemporaryFailure, match="timed out"):
         await ch.send(MSG)
     await ch.aclose()
+
+
+def test_jsonl_send_many_one_write_and_a_write_cut_short(tmp_path, monkeypatch) -> None:
+    """The batch goes out in one write(2); when the disk fills in the middle, the lines written whole
+    are sent, the line cut fails (retried by the deliverer), the rest are written one by one."""
+    import dataclasses
+    import errno
+    import os
+
+    import vigil_notify.channels.jsonl as jsonl_mod
+
+    path = tmp_path / "d.jsonl"
+    ch = JsonlChannel(f"jsonl://{path}")
+    msgs = [dataclasses.replace(MSG, payload={**MSG.payload, "n": i}) for i in range(4)]
+    lines = [(m.json_line() + "\n").encode() for m in msgs]
+    real_write = os.write
+    calls: list[int] = []
+
+    def one_write(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(jsonl_mod.os, "write", one_write)
+    assert ch.send_many(msgs) == [None] * 4
+    assert calls == [sum(map(len, lines))]
+    assert path.read_bytes() == b"".join(lines)
+
+    path.unlink()
+    plan = iter(["short", "full"])
+
+    def cut_short(fd: int, data: bytes) -> int:
+        step = next(plan, "ok")
+        if step == "short":  # the first line and half of the second, then the disk is full
+            return real_write(fd, data[: len(lines[0]) + len(lines[1]) // 2])
+        if step == "full":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(jsonl_mod.os, "write", cut_short)
+    got = ch.send_many(msgs)
+    assert got[0] is None
+    assert isinstance(got[1], TemporaryFailure)
+    assert got[2:] == [None, None]
+    assert path.read_bytes() == lines[0] + lines[1][: len(lines[1]) // 2] + lines[2] + lines[3]
+
+    class Broken(Message):
+        def json_line(self) -> str:
+            raise ValueError("cannot encode")
+
+    monkeypatch.setattr(jsonl_mod.os, "write", real_write)
+    broken = Broken(title="t", text="x", markdown="x", html="x")
+    got = ch.send_many([msgs[0], broken, msgs[1]])
+    assert got[0] is None
+    assert isinstance(got[1], ValueError)
+    assert got[2] is None
+    ch._close()

@@ -442,7 +442,12 @@ def content_fingerprint(title: str, text: str) -> str:
     table otherwise."""
     raw = f"{title}\n{text}"
     if raw.isascii():
-        norm = b" ".join(raw.encode().translate(_ASCII_NORM).split())
+        # after the translate the only whitespace is b" ": collapsing its runs and stripping it is
+        # what b" ".join(norm.split()) does, without a bytes object per word
+        norm = raw.encode().translate(_ASCII_NORM)
+        while b"  " in norm:
+            norm = norm.replace(b"  ", b" ")
+        norm = norm.strip(b" ")
     else:
         norm = " ".join(raw.casefold().translate(_PUNCT_TO_SPACE).split()).encode()
     return hashlib.sha256(norm).hexdigest()[:24]

@@ -97,7 +97,7 @@ class Target:
     reason: str
 
 
-@dataclass
+@dataclass(slots=True)
 class HandleResult:
     events: list[Notification] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)

@@ -54,25 +54,54 @@ class JsonlChannel:
 
     def send_many(self, messages: Sequence[Message]) -> list[Exception | None]:
         """:meth:`send` of several messages, in order, without awaiting: one outcome each (None:
-        written; else the exception :meth:`send` would have raised). The path is checked for
-        rotation once for the lot (and again after a failed write), not once per line: the lines
-        are written back to back, so this is as if a rotation during them had come after them."""
-        out: list[Exception | None] = []
-        fd: int | None = None
-        for message in messages:
+        written; else the exception :meth:`send` would have raised).
+
+        The lines go out in one ``write(2)`` (``O_APPEND``: one contiguous append, as one line's
+        write is, so other writers' lines never land inside it), and the path is checked for
+        rotation once for the lot: the lines are written back to back, so this is as if a rotation
+        during them had come after them. When that write fails or is cut short, the lines it wrote
+        whole are sent, the line it was in fails as :meth:`send` would have, and the ones after it
+        are written one by one as :meth:`send` would."""
+        out: list[Exception | None] = [None] * len(messages)
+        datas: list[bytes] = []
+        where: list[int] = []
+        for i, message in enumerate(messages):
             try:
-                data = (message.json_line() + "\n").encode("utf-8")
-                if fd is None:
-                    fd = self._current_fd()
-                self._write(fd, data)
-            except OSError as exc:
-                out.append(self._failure(exc))
-                fd = None
-                continue
+                datas.append((message.json_line() + "\n").encode("utf-8"))
             except Exception as exc:  # as send() would raise it
-                out.append(exc)
-                continue
-            out.append(None)
+                out[i] = exc
+            else:
+                where.append(i)
+        if not datas:
+            return out
+        buf = datas[0] if len(datas) == 1 else b"".join(datas)
+        written = 0
+        try:
+            fd = self._current_fd()
+            written = os.write(fd, buf)
+            while written < len(buf):  # (only on a full disk or a signal)
+                written += os.write(fd, buf[written:])
+            return out
+        except OSError as exc:
+            failure = self._failure(exc)
+        # the lines written whole are sent; the one cut fails; the rest are tried one by one
+        end = 0
+        rest = len(datas)
+        for n, data in enumerate(datas):
+            end += len(data)
+            if end > written:
+                out[where[n]] = failure
+                rest = n + 1
+                break
+        fd_: int | None = None
+        for n in range(rest, len(datas)):
+            try:
+                if fd_ is None:
+                    fd_ = self._current_fd()
+                self._write(fd_, datas[n])
+            except OSError as exc:
+                out[where[n]] = self._failure(exc)
+                fd_ = None
         return out
 
     def _failure(self, exc: OSError) -> Exception:
