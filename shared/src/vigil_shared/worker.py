@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
 
 import structlog
-from faststream import Context
 from faststream.middlewares import AckPolicy
 from faststream.params.no_cast import NoCastField
 from faststream.redis import RedisBroker, StreamSub
@@ -54,7 +53,6 @@ from vigil_shared.envelope import (
     MalformedEntry,
     decode_body,
     encode_data,
-    encode_event_sync,
     fields_to_text,
 )
 from vigil_shared.events import DeadLetter, Event, InvalidEvent, parse_event
@@ -71,10 +69,18 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 
 @dataclass(frozen=True, slots=True)
 class Publication:
-    """An event a handler wants published, and the stream it goes to."""
+    """An event a handler wants published, and the stream it goes to.
+
+    ``data``: the event's ``__data__`` value (:func:`vigil_shared.envelope.encode_data`) if the handler
+    already encoded it, e.g. right after making the event, while its objects are still in the CPU's
+    caches; an exception while encoding is then the handler's, for that event. With ``data`` the
+    ``event`` may be ``None`` (the handler wrote the event's JSON itself and keeps no object alive
+    until the commit). ``data=None``: the worker encodes ``event``.
+    """
 
     stream: str
-    event: Event
+    event: Event | None
+    data: bytes | None = None
 
 
 class PermanentError(Exception):
@@ -119,7 +125,7 @@ async def publish_events(
     (``VIGIL_STREAM_MAXLEN``). Retention proper is :mod:`vigil_shared.retention`, which never trims
     what a group still needs. ``None`` or 0: no cap.
     """
-    encoded = [(p.stream, encode_event_sync(p.event)) for p in publications]
+    encoded = [(p.stream, {DATA_FIELD: _data(p)}) for p in publications]
     async with redis.pipeline(transaction=True) as pipe:
         for stream, fields in encoded:
             if maxlen:
@@ -133,6 +139,15 @@ async def publish_events(
     return [r for r in results[: len(encoded)]]
 
 
+def _data(publication: Publication) -> bytes:
+    """The ``__data__`` value of a publication: its ``data``, or its event encoded."""
+    if publication.data is not None:
+        return publication.data
+    if publication.event is None:
+        raise ValueError(f"a publication to {publication.stream} has neither an event nor its data")
+    return encode_data(publication.event)
+
+
 def _count_published(stream_names: Iterable[str]) -> None:
     """``vigil_events_published_total``: one ``inc`` per stream, not per event."""
     for name, n in Counter(stream_names).items():
@@ -140,37 +155,60 @@ def _count_published(stream_names: Iterable[str]) -> None:
 
 
 # The fenced commit. KEYS[1] = consumed stream, KEYS[2..] = output streams.
-# ARGV: group, consumer, maxlen (0 = no cap), entry count, then per entry:
-#   entry id, output count, then per output: key index, the entry's __data__ value (every Vigil
-#   entry is that one field: vigil_shared.envelope).
+# ARGV: group, consumer, maxlen (0 = no cap), layout, first entry id, last entry id, XPENDING count,
+# then per entry: its id, then the __data__ value of each of its outputs (every Vigil entry is that
+# one field: vigil_shared.envelope). ``layout`` has, per entry, its output count then each output's
+# key index, each as a 16-bit big-endian number (one binary string instead of 1 + n small arguments).
 # For each entry still pending *for this consumer*, XADD its outputs and XACK it; an entry that
 # another consumer claimed meanwhile (or that was already acknowledged) is skipped entirely.
+# Ownership: one XPENDING over the batch's id range for this consumer (a set in Lua), and an XPENDING
+# of the entry itself for any id not in it (claimed, or beyond a truncated range: always exact).
+# The output keys are checked to be streams first, so a bad key fails the commit before any write.
+# The safety cap is one XTRIM MAXLEN ~ per output stream after the batch (not an argument per XADD).
 # Returns the ids that were *not* committed (fenced): usually none, so the reply stays short.
 _COMMIT_LUA = """
-local group, consumer, maxlen = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
-local i = 5
-local fenced = {}
-for _ = 1, n do
-  local id = ARGV[i]
-  local nout = tonumber(ARGV[i + 1])
-  i = i + 2
-  if #redis.call('XPENDING', KEYS[1], group, id, id, 1, consumer) == 1 then
-    for o = i, i + 2 * nout - 1, 2 do
-      if maxlen > 0 then
-        redis.call('XADD', KEYS[tonumber(ARGV[o])], 'MAXLEN', '~', maxlen, '*', '__DATA__', ARGV[o + 1])
-      else
-        redis.call('XADD', KEYS[tonumber(ARGV[o])], '*', '__DATA__', ARGV[o + 1])
-      end
-    end
-    redis.call('XACK', KEYS[1], group, id)
-  else
-    table.insert(fenced, id)
+local group, consumer, maxlen, layout = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local byte, call = string.byte, redis.call
+for k = 2, #KEYS do
+  local t = call('TYPE', KEYS[k])['ok']
+  if t ~= 'stream' and t ~= 'none' then
+    return redis.error_reply('WRONGTYPE output key ' .. KEYS[k] .. ' holds a ' .. t .. ', not a stream')
   end
-  i = i + 2 * nout
+end
+local owned = {}
+for _, row in ipairs(call('XPENDING', KEYS[1], group, ARGV[5], ARGV[6], tonumber(ARGV[7]), consumer)) do
+  owned[row[1]] = true
+end
+local fenced, acks, added = {}, {}, {}
+local p, i, len = 1, 8, #layout
+while p <= len do
+  local hi, lo = byte(layout, p, p + 1)
+  local nout = hi * 256 + lo
+  local id = ARGV[i]
+  if owned[id] or #call('XPENDING', KEYS[1], group, id, id, 1, consumer) == 1 then
+    for o = 1, nout do
+      local khi, klo = byte(layout, p + 2 * o, p + 2 * o + 1)
+      local k = khi * 256 + klo
+      call('XADD', KEYS[k], '*', '__DATA__', ARGV[i + o])
+      added[k] = true
+    end
+    acks[#acks + 1] = id
+  else
+    fenced[#fenced + 1] = id
+  end
+  p = p + 2 + 2 * nout
+  i = i + 1 + nout
+end
+for j = 1, #acks, 1000 do
+  call('XACK', KEYS[1], group, unpack(acks, j, math.min(j + 999, #acks)))
+end
+if maxlen > 0 then
+  for k in pairs(added) do call('XTRIM', KEYS[k], 'MAXLEN', '~', maxlen) end
 end
 return fenced
 """.replace("__DATA__", DATA_FIELD.decode())
+
+_U16_MAX = 0xFFFF
 
 
 _REMOVE_IDLE_LUA = """
@@ -205,7 +243,7 @@ async def commit_batch(
         stream,
         group,
         consumer,
-        [(entry_id, [(p.stream, encode_data(p.event)) for p in pubs]) for entry_id, pubs in results],
+        [(entry_id, [(p.stream, _data(p)) for p in pubs]) for entry_id, pubs in results],
         maxlen,
     )
 
@@ -224,23 +262,55 @@ async def commit_encoded(
         return set()
     keys: list[str] = [stream]
     index: dict[str, int] = {}
-    argv: list[Any] = [group, consumer, int(maxlen or 0), len(results)]
+    layout = bytearray()
+    argv: list[Any] = [group, consumer, int(maxlen or 0), b"", results[0][0], results[-1][0], 2 * len(results) + 16]
     append = argv.append
+    per_stream: dict[str, int] = {}
     for entry_id, outputs in results:
         append(entry_id)
-        append(len(outputs))
+        n_out = len(outputs)
+        if n_out > _U16_MAX:
+            raise ValueError(f"an entry cannot publish more than {_U16_MAX} events at once (got {n_out})")
+        layout += n_out.to_bytes(2)
         for out_stream, data in outputs:
             key_index = index.get(out_stream)
             if key_index is None:
                 keys.append(out_stream)
                 key_index = index[out_stream] = len(keys)  # Lua is 1-based
-            append(key_index)
+                if key_index > _U16_MAX:
+                    raise ValueError(f"a batch cannot publish to more than {_U16_MAX - 1} streams")
+                per_stream[out_stream] = 0
+            per_stream[out_stream] += 1
+            layout += key_index.to_bytes(2)
             append(data)
+    argv[3] = bytes(layout)
     script = redis.register_script(_COMMIT_LUA)
     fenced = {f if isinstance(f, bytes) else str(f).encode() for f in await script(keys=keys, args=argv)}
-    done = {entry_id for entry_id, _ in results} - fenced
-    _count_published(name for entry_id, outputs in results if entry_id in done for name, _ in outputs)
+    done = {entry_id for entry_id, _ in results}
+    if fenced:
+        done -= fenced
+        per_stream = Counter(name for entry_id, outputs in results if entry_id in done for name, _ in outputs)
+    for name, n in per_stream.items():
+        if n:
+            metrics.EVENTS_PUBLISHED.labels(stream=name).inc(n)
     return done
+
+
+def _observe_many(histogram: Any, value: float, n: int) -> None:
+    """``histogram.observe(value)`` ``n`` times, as one update of its sum and of the one bucket the
+    value falls into (the same samples; not ``n`` locked increments per batch event). Falls back to
+    ``observe`` if prometheus_client's histogram child is not laid out as expected."""
+    try:
+        bounds, buckets, total = histogram._upper_bounds, histogram._buckets, histogram._sum
+    except AttributeError:
+        for _ in range(n):
+            histogram.observe(value)
+        return
+    total.inc(value * n)
+    for i, bound in enumerate(bounds):
+        if value <= bound:
+            buckets[i].inc(n)
+            break
 
 
 def _log_ids(event: Event) -> dict[str, str]:
@@ -307,21 +377,19 @@ class StreamWorker(Generic[E]):
                 group=self.group,
             )
 
-        async def _no_decode(_msg: Any, _original: Any) -> list[Any]:
-            return []
+        async def _entries(msg: Any, _original: Any) -> list[Entry]:
+            # the batch's raw (id, fields) pairs are the handler's body: no per-batch context lookup
+            # (a Context() parameter is resolved in a thread pool by fast_depends)
+            raw = msg.raw_message
+            return list(zip(raw["message_ids"], raw["data"], strict=True))
 
-        async def on_batch(
-            body: Annotated[list[model], NoCastField()],  # type: ignore[valid-type]
-            message: Annotated[RedisBatchStreamMessage, Context("message")],
-        ) -> None:
-            raw = message.raw_message
-            entries = list(zip(raw["message_ids"], raw["data"], strict=True))
-            await self.process(entries)
+        async def on_batch(body: Annotated[list[model], NoCastField()]) -> None:  # type: ignore[valid-type]
+            await self.process(cast("list[Entry]", body))
 
-        # real objects, not strings: FastStream resolves them at registration (and documents the model)
+        # real objects, not strings: FastStream resolves them at registration (and documents the model;
+        # NoCastField: the body is not validated against it, each entry is validated on its own)
         on_batch.__annotations__ = {
             "body": Annotated[list[model], NoCastField()],  # type: ignore[valid-type]
-            "message": Annotated[RedisBatchStreamMessage, Context("message")],
             "return": None,
         }
         on_batch.__doc__ = self.description or f"{self.service} consumes {model.__name__} events."
@@ -335,7 +403,7 @@ class StreamWorker(Generic[E]):
                 polling_interval=self.settings.block_ms,
             ),
             parser=_raw_batch_parser,
-            decoder=_no_decode,
+            decoder=_entries,
             ack_policy=AckPolicy.MANUAL,
             title=f"{self.stream}:{self.group}",
         )
@@ -472,7 +540,7 @@ class StreamWorker(Generic[E]):
         committed = await commit_encoded(
             self.redis, self.stream, self.group, self.consumer, ordered, self.settings.stream_maxlen
         )
-        fenced = [eid for eid, _ in ordered if eid not in committed]
+        fenced = [eid for eid, _ in ordered if eid not in committed] if len(committed) < len(ordered) else []
         if fenced:
             self.stats.fenced += len(fenced)
             log.warning(
@@ -482,9 +550,13 @@ class StreamWorker(Generic[E]):
                 group=self.group,
                 count=len(fenced),
             )
-        n_dead = sum(1 for eid in committed if eid in dead_ids)
+        n_dead = sum(1 for eid in dead_ids if eid in committed)
+        if fenced:
+            published = sum(len(done[eid]) for eid in committed if eid not in dead_ids)
+        else:  # everything settled was committed
+            published = sum(map(len, done.values())) - sum(len(done[eid]) for eid in dead_ids)
         self.stats.consumed += len(entries)
-        self.stats.published += sum(len(done[eid]) for eid in committed if eid not in dead_ids)
+        self.stats.published += published
         self.stats.deadlettered += n_dead
         self.stats.last_batch_at = time.monotonic()
         metrics.EVENTS_CONSUMED.labels(stream=self.stream, group=self.group).inc(len(entries))
@@ -512,7 +584,7 @@ class StreamWorker(Generic[E]):
             if pubs is None:
                 continue
             try:
-                encoded.append((entry_id, [(p.stream, encode_data(p.event)) for p in pubs]))
+                encoded.append((entry_id, [(p.stream, _data(p) if p.data is None else p.data) for p in pubs]))
                 continue
             except Exception as exc:
                 if by_id is None:
@@ -525,7 +597,7 @@ class StreamWorker(Generic[E]):
                 with structlog.contextvars.bound_contextvars(**_log_ids(event)):
                     self._settle_failure(entry_id, fields, event, exc, delivery_counts, done, dead_ids)
             if entry_id in done:  # dead-lettered: retries exhausted
-                encoded.append((entry_id, [(p.stream, encode_data(p.event)) for p in done[entry_id]]))
+                encoded.append((entry_id, [(p.stream, _data(p)) for p in done[entry_id]]))
         return encoded
 
     async def _run_batch(
@@ -568,9 +640,11 @@ class StreamWorker(Generic[E]):
         # vigil_handler_seconds is per event: a batch call counts as its share for each of its events
         for outcome_label, n in (("ok", ok), ("error", err)):
             if n:
-                hist = metrics.HANDLER_SECONDS.labels(stream=self.stream, group=self.group, outcome=outcome_label)
-                for _ in range(n):
-                    hist.observe(share)
+                _observe_many(
+                    metrics.HANDLER_SECONDS.labels(stream=self.stream, group=self.group, outcome=outcome_label),
+                    share,
+                    n,
+                )
 
     def _settle_failure(
         self,

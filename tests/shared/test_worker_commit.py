@@ -1,0 +1,123 @@
+"""The fenced commit script against a real Redis: per-entry ownership (range fast path and its exact
+fallback), outputs in order to several streams, chunked XACK, the safety cap, and a bad output key
+failing the whole commit before any write."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from vigil_shared.worker import commit_encoded
+
+IN, OUT, OUT2, GROUP = "commit.in", "commit.out", "commit.out2", "g"
+
+
+async def read_as(redis: Redis, consumer: str, n: int) -> list[bytes]:
+    """Add ``n`` entries to IN and read them all as ``consumer``; their ids in stream order."""
+    pipe = redis.pipeline(transaction=False)
+    for i in range(n):
+        pipe.xadd(IN, {"__data__": f"in-{i}"})
+    await pipe.execute()
+    with contextlib.suppress(ResponseError):  # BUSYGROUP: a second call
+        await redis.xgroup_create(IN, GROUP, id="0")
+    ids: list[bytes] = []
+    while len(ids) < n:
+        reply = await redis.xreadgroup(GROUP, consumer, {IN: ">"}, count=n - len(ids))
+        ids += [eid for eid, _ in reply[0][1]]
+    return ids
+
+
+async def pending_ids(redis: Redis, consumer: str | None = None) -> set[bytes]:
+    kw = {"consumername": consumer} if consumer else {}
+    rows = await redis.xpending_range(IN, GROUP, min="-", max="+", count=100_000, **kw)
+    return {r["message_id"] for r in rows}
+
+
+async def values(redis: Redis, stream: str) -> list[bytes]:
+    return [f[b"__data__"] for _, f in await redis.xrange(stream)]
+
+
+async def test_entries_claimed_by_another_consumer_in_the_middle_of_a_batch_are_fenced(redis: Redis) -> None:
+    ids = await read_as(redis, "c1", 5)
+    await redis.xclaim(IN, GROUP, "c2", min_idle_time=0, message_ids=[ids[1], ids[3]])
+    results = [(eid, [(OUT, b"out-%d" % i)]) for i, eid in enumerate(ids)]
+    done = await commit_encoded(redis, IN, GROUP, "c1", results)
+    assert done == {ids[0], ids[2], ids[4]}
+    assert await values(redis, OUT) == [b"out-0", b"out-2", b"out-4"]
+    assert await pending_ids(redis) == {ids[1], ids[3]}  # still the claimer's to finish
+    assert await pending_ids(redis, "c2") == {ids[1], ids[3]}
+
+
+async def test_already_acknowledged_entries_are_not_published_again(redis: Redis) -> None:
+    ids = await read_as(redis, "c1", 3)
+    results = [(eid, [(OUT, b"out-%d" % i)]) for i, eid in enumerate(ids)]
+    assert await commit_encoded(redis, IN, GROUP, "c1", results) == set(ids)
+    assert await commit_encoded(redis, IN, GROUP, "c1", results) == set()  # a retried commit
+    assert await values(redis, OUT) == [b"out-0", b"out-1", b"out-2"]
+
+
+async def test_ownership_is_exact_beyond_a_truncated_range_and_in_any_order(redis: Redis) -> None:
+    # c1 owns 300 entries; a commit of 4 of them spanning the whole range sees only the first 2*4+16
+    # rows of the range query, the others are checked one by one
+    ids = await read_as(redis, "c1", 300)
+    await redis.xclaim(IN, GROUP, "c2", min_idle_time=0, message_ids=[ids[150]])
+    chosen = [ids[0], ids[150], ids[298], ids[299]]
+    done = await commit_encoded(redis, IN, GROUP, "c1", [(eid, [(OUT, eid)]) for eid in chosen])
+    assert done == {ids[0], ids[298], ids[299]}
+    # not in stream order (the range query then finds nothing): still exact
+    unordered = [ids[200], ids[10], ids[150]]
+    done = await commit_encoded(redis, IN, GROUP, "c1", [(eid, [(OUT, eid)]) for eid in unordered])
+    assert done == {ids[200], ids[10]}
+    assert await values(redis, OUT) == [ids[0], ids[298], ids[299], ids[200], ids[10]]
+    assert await pending_ids(redis, "c1") == set(ids) - {ids[0], ids[150], ids[298], ids[299], ids[200], ids[10]}
+    assert await pending_ids(redis, "c2") == {ids[150]}
+
+
+async def test_outputs_go_to_their_streams_in_order_and_an_entry_without_outputs_is_acknowledged(
+    redis: Redis,
+) -> None:
+    ids = await read_as(redis, "c1", 3)
+    results = [
+        (ids[0], [(OUT, b"a"), (OUT2, b"b"), (OUT, b"c")]),
+        (ids[1], []),
+        (ids[2], [(OUT2, b"d")]),
+    ]
+    assert await commit_encoded(redis, IN, GROUP, "c1", results) == set(ids)
+    assert await values(redis, OUT) == [b"a", b"c"]
+    assert await values(redis, OUT2) == [b"b", b"d"]
+    assert await pending_ids(redis) == set()
+
+
+async def test_more_acknowledgements_than_one_xack_call_takes(redis: Redis) -> None:
+    ids = await read_as(redis, "c1", 2500)
+    results = [(eid, [(OUT, eid)]) for eid in ids]
+    assert await commit_encoded(redis, IN, GROUP, "c1", results) == set(ids)
+    assert await redis.xlen(OUT) == 2500
+    assert await pending_ids(redis) == set()
+
+
+async def test_the_safety_cap_trims_the_output_streams(redis: Redis) -> None:
+    ids = await read_as(redis, "c1", 1000)
+    results = [(eid, [(OUT, eid)]) for eid in ids]
+    assert await commit_encoded(redis, IN, GROUP, "c1", results, maxlen=100) == set(ids)
+    # MAXLEN ~: whole nodes (100 entries each by default) are dropped, never below the cap
+    assert 100 <= await redis.xlen(OUT) <= 200
+    assert (await redis.xrevrange(OUT, count=1))[0][1][b"__data__"] == ids[-1]
+
+
+async def test_no_cap_does_not_trim(redis: Redis) -> None:
+    ids = await read_as(redis, "c1", 500)
+    assert await commit_encoded(redis, IN, GROUP, "c1", [(eid, [(OUT, eid)]) for eid in ids]) == set(ids)
+    assert await redis.xlen(OUT) == 500
+
+
+async def test_an_output_key_that_is_not_a_stream_fails_the_commit_before_any_write(redis: Redis) -> None:
+    ids = await read_as(redis, "c1", 2)
+    await redis.set(OUT2, "not a stream")
+    results = [(ids[0], [(OUT, b"a")]), (ids[1], [(OUT2, b"b")])]
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await commit_encoded(redis, IN, GROUP, "c1", results)
+    assert not await redis.exists(OUT)  # nothing published ...
+    assert await pending_ids(redis, "c1") == set(ids)  # ... nothing acknowledged: retried later
