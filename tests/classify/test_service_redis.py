@@ -4,17 +4,22 @@ out on vigil.alerts.classified, with the classifier's labels and the alert's cor
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
-from vigil_classify.service import SERVICE
+from vigil_classify.engine import Classifier
+from vigil_classify.service import SERVICE, classified_data, validated_event
 from vigil_shared import streams
-from vigil_shared.envelope import decode_entry
+from vigil_shared.envelope import DATA_FIELD, decode_body, decode_entry, encode_event_sync
 from vigil_shared.events import AlertClassified, AlertReceived, CapInfo, parse_event
 from vigil_shared.runtime import ServiceContext, make_broker
 from vigil_shared.settings import VigilSettings
 from vigil_shared.worker import Publication, publish_events
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture
@@ -124,3 +129,74 @@ async def test_alert_received_becomes_alert_classified_with_labels(classify_serv
     # Everything consumed was acknowledged: nothing left pending for the classify group.
     pending = await redis.xpending(streams.ALERTS_RECEIVED, streams.GROUP_CLASSIFY)
     assert pending["pending"] == 0
+
+
+HOSTILE = 'Quotes " and \\ backslashes, tab\t, control \x01, \u2028, é, Москва, 😀, </script>'
+
+
+def contract_alerts() -> list[AlertReceived]:
+    """The dev fixture's alerts (some with CAP values, non-ASCII correlation ids) and a hostile one."""
+    alerts = []
+    lines = (FIXTURES / "dev_alerts.jsonl").read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(x for x in lines if x.strip()):
+        item = json.loads(line)
+        cap = None
+        if i % 3 == 0:
+            cap = CapInfo(identifier=f"cap-{i}", sender="s@example.org", sent="2026-01-01T00:00:00Z",
+                          urgency="Future", severity="Minor", certainty="Possible")  # fmt: skip
+        alerts.append(
+            AlertReceived(
+                correlation_id=f"corr-{i}-\u00e9",
+                producer="ingest",
+                alert_id=str(item.get("id") or f"a{i}"),
+                source_kind="text",
+                source_name="dev",
+                issuer=item.get("issuer"),
+                title=str(item.get("title", "")),
+                text=str(item.get("text") or "x"),
+                cap=cap,
+            )
+        )
+    alerts.append(
+        received(999, "Protests in Moscow " + HOSTILE, "Demonstrations near the metro in Moscow turned violent. "
+                 + HOSTILE, extra={"k": HOSTILE, "n": [1, 2.5, None, True], "nested": {"x": 1e-05}})
+    )  # fmt: skip
+    return alerts
+
+
+def reference_fields(classifier: Classifier, alert: AlertReceived, published: AlertClassified) -> dict[bytes, bytes]:
+    """The entry of the fully validated event of ``alert``, with the published event's fresh ids."""
+    ref = validated_event(classifier, alert).model_copy(
+        update={"event_id": published.event_id, "occurred_at": published.occurred_at}
+    )
+    return encode_event_sync(ref)
+
+
+def test_classified_data_is_the_validated_events_entry() -> None:
+    classifier = Classifier()
+    for alert in contract_alerts():
+        data = classified_data(classifier, alert)
+        published = AlertClassified.model_validate_json(decode_body({DATA_FIELD: data}))
+        assert type(published) is AlertClassified
+        assert {DATA_FIELD: data} == reference_fields(classifier, alert, published), alert.alert_id
+
+
+async def test_published_entries_are_the_validated_events_bytes(classify_service: Redis) -> None:
+    """What the service writes to the stream (its own path, without event objects) is byte for byte
+    the entry of the validated ``AlertClassified`` (apart from the fresh event id and time)."""
+    redis = classify_service
+    alerts = contract_alerts()
+    await publish_events(redis, [Publication(streams.ALERTS_RECEIVED, a) for a in alerts])
+    deadline = asyncio.get_running_loop().time() + 20
+    while await redis.xlen(streams.ALERTS_CLASSIFIED) < len(alerts):
+        assert asyncio.get_running_loop().time() < deadline, "not every alert was classified in time"
+        await asyncio.sleep(0.05)
+    by_id = {a.alert_id: a for a in alerts}
+    classifier = Classifier()
+    rows = await redis.xrange(streams.ALERTS_CLASSIFIED)
+    assert len(rows) == len(alerts)
+    for _, fields in rows:
+        published = AlertClassified.model_validate_json(decode_body(fields))
+        alert = by_id[published.alert.alert_id]
+        assert published.alert == alert
+        assert fields == reference_fields(classifier, alert, published), alert.alert_id

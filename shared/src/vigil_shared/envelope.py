@@ -40,13 +40,27 @@ def encode_data(event: Event) -> bytes:
     """The ``__data__`` value of ``event``'s entry: byte-identical to FastStream's
     ``BinaryMessageFormatV1.encode`` of the event's JSON with headers ``correlation_id``,
     ``content-type``, ``event_type`` (in that order), without its per-message codec and writer objects."""
+    return encode_json(event, event.model_dump_json().encode())
+
+
+def encode_json(event: Event, body: bytes) -> bytes:
+    """:func:`encode_data` with the event's JSON already serialised: ``body`` must be
+    ``event.model_dump_json().encode()`` (e.g. from a serialiser that writes bytes, without the
+    round trip through ``str``)."""
+    return encode_body(event.correlation_id, event.event_type, body)
+
+
+def encode_body(correlation_id: str, event_type: str, body: bytes) -> bytes:
+    """The ``__data__`` value of an event of type ``event_type`` whose JSON is ``body``, without an
+    event object (a producer that writes the JSON itself; it must be the JSON of a valid event of
+    that type with that ``correlation_id``)."""
     headers = b"".join(
         (
             _CORRELATION_ID_KEY,
-            _header_string(event.correlation_id),
+            _header_string(correlation_id),
             _CONTENT_TYPE_HEADER,
             _EVENT_TYPE_KEY,
-            _header_string(event.event_type),
+            _header_string(event_type),
         )
     )
     return b"".join(
@@ -54,7 +68,7 @@ def encode_data(event: Event) -> bytes:
             _MAGIC,
             pack(">HIIH", 1, _HEADERS_START, 2 + _HEADERS_START + len(headers), 3),
             headers,
-            event.model_dump_json().encode(),
+            body,
         )
     )
 

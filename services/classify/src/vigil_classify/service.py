@@ -5,21 +5,35 @@ A thin entrypoint over the pure classifier (:mod:`vigil_classify.engine`): decod
 The hot path is one plain loop per read batch (the worker's batch handler mode: no task, semaphore or
 context binding per alert). Each result is published as the classifier's JSON payload, without
 validating the ~27 nested models of :class:`~vigil_shared.events.Classification` again: the payload
-is the JSON form of the validated model (``tests/classify/test_payload.py``), and the published
-bytes are checked to be byte-identical to the validated event's and to parse back as the same
-``AlertClassified`` (``tests/shared/test_classify_publication.py``). Consumers validate
-``AlertClassified`` at their edge, as always.
+is the JSON form of the validated model (``tests/classify/test_payload.py``). The service writes each
+entry's bytes right after classifying the alert (:func:`classified_data`: no event object, so the
+result's objects are freed at once instead of living, and being traversed by the garbage collector,
+until the batch's commit). Those bytes are checked to be byte-identical to the validated event's
+entry and to parse back as the same ``AlertClassified`` (``tests/classify/test_service_redis.py``,
+``tests/shared/test_classify_publication.py`` for :func:`classified_event`, the same serialiser).
+Consumers validate ``AlertClassified`` at their edge, as always.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import orjson
 from pydantic_core import to_json
 from vigil_shared import streams
-from vigil_shared.events import AlertClassified, AlertReceived, Certainty, Severity, Urgency
+from vigil_shared.envelope import encode_body
+from vigil_shared.events import (
+    SCHEMA_VERSION,
+    AlertClassified,
+    AlertReceived,
+    Certainty,
+    Severity,
+    Urgency,
+    new_event_id,
+    utcnow,
+)
 from vigil_shared.runtime import Service, ServiceContext, ServiceParts
 from vigil_shared.worker import Publication, StreamWorker
 
@@ -47,20 +61,43 @@ class ClassifiedPayload(AlertClassified):
 
     def json_bytes(self) -> bytes:
         """``model_dump_json()``, as bytes."""
-        return orjson.dumps(
-            {
-                "event_id": self.event_id,
-                "occurred_at": orjson.Fragment(to_json(self.occurred_at)),
-                "schema_version": self.schema_version,
-                "correlation_id": self.correlation_id,
-                "producer": self.producer,
-                "alert": orjson.Fragment(_ALERT_JSON(self.alert)),
-                "classification": self.classification,
-            }
+        return _classified_json(
+            self.event_id,
+            self.occurred_at,
+            self.schema_version,
+            self.correlation_id,
+            self.producer,
+            self.alert,
+            self.classification,
         )
 
 
+def _classified_json(
+    event_id: str,
+    occurred_at: datetime,
+    schema_version: int,
+    correlation_id: str,
+    producer: str,
+    alert: AlertReceived,
+    classification: Any,
+) -> bytes:
+    """The JSON of an ``AlertClassified`` with these fields, the classification as the classifier's
+    payload (the one serialiser of :class:`ClassifiedPayload` and :func:`classified_data`)."""
+    return orjson.dumps(
+        {
+            "event_id": event_id,
+            "occurred_at": orjson.Fragment(to_json(occurred_at)),
+            "schema_version": schema_version,
+            "correlation_id": correlation_id,
+            "producer": producer,
+            "alert": orjson.Fragment(_ALERT_JSON(alert)),
+            "classification": classification,
+        }
+    )
+
+
 _ALERT_JSON = AlertReceived.__pydantic_serializer__.to_json
+_PRODUCER = "classify"
 
 
 class ClassifierInputs(TypedDict):
@@ -86,7 +123,7 @@ def classifier_inputs(alert: AlertReceived) -> ClassifierInputs:
     }
 
 
-def classified_event(classifier: Classifier, alert: AlertReceived) -> AlertClassified:
+def classified_event(classifier: Classifier, alert: AlertReceived) -> ClassifiedPayload:
     """The ``AlertClassified`` of ``alert``, without re-validating what is already valid (the alert was
     validated at the worker's edge; the payload is the JSON form of a valid ``Classification``)."""
     payload = classifier.classify_payload(alert.text, **classifier_inputs(alert))
@@ -96,10 +133,27 @@ def classified_event(classifier: Classifier, alert: AlertReceived) -> AlertClass
     # cast: the payload is a TypedDict of JSON data, which is what a dict[str, Any] field holds
     return ClassifiedPayload(
         correlation_id=alert.correlation_id,
-        producer="classify",
+        producer=_PRODUCER,
         alert=alert,
         classification=cast("dict[str, Any]", payload),
     )
+
+
+_EVENT_TYPE = AlertClassified.event_type
+
+
+def classified_data(classifier: Classifier, alert: AlertReceived) -> bytes:
+    """The ``__data__`` value of the ``AlertClassified`` of ``alert``: what :func:`classified_event`
+    then :func:`~vigil_shared.envelope.encode_data` give, without the event object (the service's
+    path). The envelope's fields need no validation here: fresh ids, the current time, the schema
+    version, a constant producer and the correlation id of an alert validated at the worker's edge.
+    Tested byte for byte against the validated event (``tests/classify/test_service_redis.py``)."""
+    payload = classifier.classify_payload(alert.text, **classifier_inputs(alert))
+    correlation_id = alert.correlation_id
+    body = _classified_json(
+        new_event_id(), utcnow(), SCHEMA_VERSION, correlation_id, _PRODUCER, alert, payload
+    )
+    return encode_body(correlation_id, _EVENT_TYPE, body)
 
 
 def validated_event(classifier: Classifier, alert: AlertReceived) -> AlertClassified:
@@ -120,11 +174,13 @@ async def build(ctx: ServiceContext) -> ServiceParts:
         append = results.append
         for alert in alerts:
             try:
-                event = classified_event(classifier, alert)
+                # the entry's bytes at once, while the classifier's result is still in the CPU caches;
+                # no event object is kept until the commit (the result's objects are freed here)
+                data = classified_data(classifier, alert)
             except Exception as exc:  # this alert fails (retried, then dead-lettered); the others flow
                 append(exc)
                 continue
-            append((Publication(out_stream, event),))
+            append((Publication(out_stream, None, data),))
         return results
 
     worker = StreamWorker(
