@@ -336,7 +336,9 @@ class _Builder:
         self.more = dict(extra) if extra else {}
 
     def add(self, name: str, place: int, primary: bool) -> None:
-        """Index ``name`` (and its "Saint"/"St." variants) for ``place``."""
+        """Index ``name`` (and its "Saint"/"St." variants) for ``place``; candidates are plain
+        ``(place, primary)`` tuples (a :class:`Candidate` pickles and unpickles through a
+        Python-level method per object)."""
         self._add(name, place, primary)
         if name.startswith(_SAINT_PREFIXES):
             for variant in _saint_variants(name)[1:]:
@@ -354,9 +356,12 @@ class _Builder:
         forms = self.forms
         if k not in forms:
             forms[k] = name
-            self.auto.add_word(
-                k, (len(k), (_candidate(place, primary),), *self.more.pop(k, _NO_EXTRA))
-            )
+            # (len(k), ((place, primary),), *extra) built without star-unpacking (~120k new keys)
+            extra = self.more.pop(k, None)
+            if extra is None:
+                self.auto.add_word(k, (len(k), ((place, primary),), None, None))
+            else:
+                self.auto.add_word(k, (len(k), ((place, primary),), extra[0], extra[1]))
             return
         value = self.auto.get(k)
         cands = value[1]
@@ -364,10 +369,10 @@ class _Builder:
         if last[0] == place:
             if not primary or last[1]:
                 return
-            cands = (*cands[:-1], _candidate(place, True))
+            cands = (*cands[:-1], (place, True))
         else:
-            cands = (*cands, _candidate(place, primary))
-        self.auto.add_word(k, (value[0], cands, *value[2:]))
+            cands = (*cands, (place, primary))
+        self.auto.add_word(k, (value[0], cands, value[2], value[3]))
 
     def finish(self, extra: Mapping[str, Extra] | None) -> Gazetteer:
         for k, pair in self.more.items():
@@ -375,12 +380,6 @@ class _Builder:
         self.more = {}
         self.auto.make_automaton()
         return Gazetteer(self.places, self.auto, self.forms, extra_digest(extra) if extra else "")
-
-
-def _candidate(place: int, primary: bool) -> CandidatePair:
-    # A plain tuple in the automaton (what :class:`Candidate` holds, without its class): a named
-    # tuple pickles and unpickles through a Python-level method per object (~128k of them).
-    return (place, primary)
 
 
 def _iter_json_object(path: Path) -> Iterator[Any]:
