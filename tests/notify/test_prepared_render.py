@@ -105,15 +105,16 @@ def test_json_line_equals_the_payload_and_text_encoded(kind: str) -> None:
                     )  # fmt: skip
 
 
-def test_json_object_equals_json_dumps() -> None:
+def test_json_plain_equals_json_dumps() -> None:
     import json
 
-    from vigil_notify.rendering import _json_object
+    from vigil_notify.rendering import _json_plain
 
     values: list[object] = [
         *HOSTILE, 'q"uo\\te\n\t\u2028 é 😀', "", None, 0, 7, -3, True, 1.5, [], ["a", 'b"\\', "é\n"],
         ["a", 1], {"k": ["v"]}, ("t",),
     ]  # fmt: skip
     for v in values:
-        items = (("alert_id", "x"), ("value", v), ("revision_of", None))
-        assert _json_object(*items) == json.dumps(dict(items), ensure_ascii=False)
+        doc = {"alert_id": "x", "value": v, "revision_of": None, "list": [v, v]}
+        assert _json_plain(doc) == json.dumps(doc, ensure_ascii=False)
+        assert _json_plain(v) == json.dumps(v, ensure_ascii=False)

@@ -553,14 +553,16 @@ class PreparedMessage:
                 and (r + len(_REASON_JSON) <= n or n + len(_NAME_JSON) <= r)  # apart, as replace() needs
             ):
                 b = self._base
-                head = _json_object(
-                    ("alert_id", b["alert_id"]), ("revision", b["revision"]), ("revision_of", b["revision_of"])
+                head = _json_plain(
+                    {"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]}
                 )
-                middle = _json_object(
-                    ("kind", self._kind), ("title", b["title"]), ("severity", b["severity"]),
-                    ("urgency", b["urgency"]), ("places", b["places"]), ("countries", b["countries"]),
-                    ("threat_types", b["threat_types"]), ("targets", b["targets"]), ("advice", b["advice"]),
-                    ("url", b["url"]),
+                middle = _json_plain(
+                    {
+                        "kind": self._kind, "title": b["title"], "severity": b["severity"],
+                        "urgency": b["urgency"], "places": b["places"], "countries": b["countries"],
+                        "threat_types": b["threat_types"], "targets": b["targets"], "advice": b["advice"],
+                        "url": b["url"],
+                    }
                 )  # fmt: skip
                 parts = (
                     head[:-1] + ', "subscription_id": ',
@@ -664,24 +666,24 @@ _json_str: Callable[[str], str] = json.encoder.encode_basestring
 """``json.dumps(s, ensure_ascii=False)`` of a str, without building an encoder per call."""
 
 
-def _json_value(v: object) -> str:
-    """``_json(v)`` for the payload's value types (str, None, int, a list of str) without the
-    encoder's per-call set-up; anything else goes to ``_json``."""
-    t = type(v)
-    if t is str:
-        return _json_str(cast("str", v))
-    if v is None:
-        return "null"
-    if t is int:
-        return repr(v)
-    if t is list and all(type(x) is str for x in cast("list[object]", v)):
-        return "[" + ", ".join([_json_str(x) for x in cast("list[str]", v)]) + "]"
-    return _json(v)
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_c_encode: Callable[[Any, int], Any] | None = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(
+        None, json.JSONEncoder(ensure_ascii=False).default, _json_str, None, ": ", ", ", False, False, True
+    )
+)
 
 
-def _json_object(*items: tuple[str, object]) -> str:
-    """``_json(dict(items))`` (keys are plain ASCII names)."""
-    return "{" + ", ".join([f'"{k}": {_json_value(v)}' for k, v in items]) + "}"
+def _json_plain(obj: Any) -> str:
+    """``_json(obj)`` of plain data (no reference cycles), by the C encoder made once (what
+    ``JSONEncoder.encode`` builds on every call, with ``check_circular=False``)."""
+    if _c_encode is None:
+        return _json(obj)
+    return "".join(_c_encode(obj, 0))
+
+
 _REASON_JSON = _json_str(_REASON_MARK)[1:-1]
 _NAME_JSON = _json_str(_NAME_MARK)[1:-1]
 
