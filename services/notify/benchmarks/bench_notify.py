@@ -11,6 +11,10 @@ YAML sync like the service does. Each read batch (``--batch``) goes through
 ``Notifier.process`` per alert, ``alert_concurrency`` at a time (``--mode single``: the per-event
 handler), and the outputs are encoded as the stream worker would (``encode_event_sync``).
 
+Instruction counts of the timed loop alone (steadier than CPU time on a shared machine):
+``valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=cg.out .venv/bin/python
+services/notify/benchmarks/bench_notify.py --callgrind`` then ``callgrind_annotate cg.out | head``.
+
 Prints CPU µs per alert of this process (``time.process_time``; the subscription load and index
 are done before the clock starts), Redis CPU per alert, deliveries per alert, and peak RSS.
 """
@@ -120,6 +124,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
 
             profiler = cProfile.Profile()
             profiler.enable()
+        if opts.callgrind:  # count instructions of the timed loop only (valgrind --instr-atstart=no)
+            subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], check=True, capture_output=True)
         started_cpu, started_wall = time.process_time(), time.perf_counter()
         for r in range(opts.rounds):
             # each round uses new alert ids so nothing is skipped as already sent
@@ -143,6 +149,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                 phases[1] += t2 - t1
                 phases[2] += time.process_time() - t2
         cpu = time.process_time() - started_cpu
+        if opts.callgrind:
+            subprocess.run(["callgrind_control", "--instr=off", str(os.getpid())], check=True, capture_output=True)
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(opts.profile)
@@ -184,6 +192,11 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--mode", choices=("batch", "single"), default="batch")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="under valgrind --tool=callgrind --instr-atstart=no: switch instrumentation on for the timed loop only",
+    )
     p.add_argument("--profile", metavar="PATH", help="cProfile the timed loop into PATH (slows it down)")
     p.add_argument("--no-gc-freeze", action="store_true", help="VIGIL_NOTIFY_GC_FREEZE=false")
     opts = p.parse_args()
