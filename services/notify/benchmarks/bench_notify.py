@@ -66,6 +66,11 @@ def load_events(n: int) -> list[bytes]:
     return [line.encode() for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def callgrind_instrumentation(state: str) -> None:
+    """Switch callgrind's instrumentation of this process on or off (outside the timed region)."""
+    subprocess.run(["callgrind_control", f"--instr={state}", str(os.getpid())], check=True, capture_output=True)
+
+
 def redis_cpu_s(info: dict[str, Any]) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
@@ -125,7 +130,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             profiler = cProfile.Profile()
             profiler.enable()
         if opts.callgrind:  # count instructions of the timed loop only (valgrind --instr-atstart=no)
-            subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], check=True, capture_output=True)
+            callgrind_instrumentation("on")
         started_cpu, started_wall = time.process_time(), time.perf_counter()
         for r in range(opts.rounds):
             # each round uses new alert ids so nothing is skipped as already sent
@@ -150,7 +155,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                 phases[2] += time.process_time() - t2
         cpu = time.process_time() - started_cpu
         if opts.callgrind:
-            subprocess.run(["callgrind_control", "--instr=off", str(os.getpid())], check=True, capture_output=True)
+            callgrind_instrumentation("off")
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(opts.profile)
