@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vigil_classify import taxonomy
 from vigil_classify.engine import Classifier
 from vigil_classify.taxonomy import LabelEvidence, Taxonomy
+from vigil_classify.textnorm import padded
 
 
 def test_neutral_phrases_keep_their_key_but_no_entry() -> None:
@@ -19,12 +22,12 @@ def test_neutral_phrases_keep_their_key_but_no_entry() -> None:
 
 
 def test_evidence_made_without_init_equals_the_dataclass() -> None:
-    ev = taxonomy._evidence(1.0, 3, 9)
+    ev = taxonomy._evidence(1.0, (3, 9))
     assert type(ev) is LabelEvidence
     assert ev == LabelEvidence(score=1.0, spans=[(3, 9)])
-    assert taxonomy._evidence(0.5, 0, 1).spans is not taxonomy._evidence(0.5, 0, 1).spans
+    assert taxonomy._evidence(0.5, (0, 1)).spans is not taxonomy._evidence(0.5, (0, 1)).spans
     # a first credit of an int weight is a float, as 0.0 + weight was
-    assert type(taxonomy._evidence(1, 0, 1).score) is float
+    assert type(taxonomy._evidence(1, (0, 1)).score) is float
 
 
 def test_rare_negation_hints_need_the_ascii_apostrophe_for_nt() -> None:
@@ -39,3 +42,27 @@ def test_region_cue_still_turns_a_city_into_a_region(classifier: Classifier) -> 
     text = "Flooding in Hatay, Gaziantep and Kahramanmaras provinces closed roads."
     kinds = {loc.name: loc.kind for loc in classifier.classify(text).locations}
     assert kinds.get("Gaziantep") == "region" or kinds.get("Hatay") == "region"
+
+
+def test_read_found_is_read_of_the_resolved_hits(classifier: Classifier, fixtures_dir: Path) -> None:
+    """The fused path (raw hits resolved inside the loop) reads exactly what read() reads."""
+    from test_one_pass import _mixed, _texts
+
+    gaz, tax = classifier.gazetteer, classifier.taxonomy
+    for text in _texts(fixtures_dir) + _mixed(tax, gaz, 1500):
+        found = list(gaz.automaton.iter(padded(text)))
+        assert taxonomy.read_found(text, found) == taxonomy.read(text, tax.hits_in(found)), text
+
+
+def test_read_keeps_a_cue_hit_that_overlaps_a_label_hit() -> None:
+    # hits() is the label table's hits followed by the cue table's: a cue inside a label phrase is
+    # a hit of its own table and is counted (read() must not resolve the two tables together).
+    text = "Further attacks are expected."
+    label = (8, 15, (("threat", "terrorism", 1.0),))
+    cue = (8, 15, (("cue", "urg:Expected", 1.0),))
+    reading = taxonomy.read(text, [label, cue])
+    assert reading.cues == {"urg:Expected": 1}
+    assert reading.threats["terrorism"].spans == [(8, 15)]
+    # and within one table a later overlapping hit is dropped by read_found's resolution
+    found = [(15, (8, None, label[2], None)), (15, (4, None, (("threat", "crime", 1.0),), None))]
+    assert set(taxonomy.read_found(text, found).threats) == {"terrorism"}

@@ -19,7 +19,7 @@ from vigil_shared.events import (
 from vigil_classify import gazetteer as gazetteer_mod
 from vigil_classify import geoparse, severity
 from vigil_classify.geoparse import EvidencePayload, LocationPayload
-from vigil_classify.taxonomy import LabelEvidence, Taxonomy, read
+from vigil_classify.taxonomy import LabelEvidence, Taxonomy, read, read_found
 from vigil_classify.taxonomy_data import TAXONOMY_VERSION
 from vigil_classify.textnorm import padded
 
@@ -151,11 +151,10 @@ class Classifier:
         if self._one_pass:
             found = list(self.gazetteer.automaton.iter(norm))
             locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer, found)
-            hits = self.taxonomy.hits_in(found)
+            reading = read_found(full, found)
         else:
             locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
-            hits = self.taxonomy.hits(norm)
-        reading = read(full, hits)
+            reading = read(full, self.taxonomy.hits(norm))
         threats = _scores(full, reading.threats, reading.routine)
         if threats:
             targets = _scores(full, reading.targets, 0)

@@ -399,12 +399,12 @@ class LabelEvidence:
 _new_evidence = LabelEvidence.__new__
 
 
-def _evidence(weight: float, start: int, end: int) -> LabelEvidence:
+def _evidence(weight: float, span: tuple[int, int]) -> LabelEvidence:
     """``LabelEvidence()`` credited once: ``score`` 0.0 + ``weight``, one span. Made without the
     dataclass's Python ``__init__`` (a label's first credit happens ~6 times per alert)."""
     ev = _new_evidence(LabelEvidence)
     ev.score = 0.0 + weight
-    ev.spans = [(start, end)]
+    ev.spans = [span]
     return ev
 
 
@@ -419,6 +419,34 @@ class Reading:
 
 def read(text: str, hits: list[Hit]) -> Reading:
     """Apply the rules in the module docstring to the cue hits of ``text``."""
+    # Greedy hits need no more resolution: cut them into runs in which no hit overlaps the one
+    # before (a run then passes :func:`_read`'s leftmost-longest check whole, in the same order).
+    tables: list[list[tuple[int, int, tuple[Entry, ...]]]] = []
+    last_end = -1
+    for start, end, entries in hits:
+        if start < last_end or not tables:
+            tables.append([])
+        tables[-1].append((start, start - end - 2, entries))
+        last_end = end
+    return _read(text, tables)
+
+
+def read_found(text: str, found: list[tuple[int, tuple[int, Any, Any, Any]]]) -> Reading:
+    """``read(text, Taxonomy.hits_in(found))`` without making the hit lists: the leftmost-longest
+    resolution of each table runs inside :func:`_read`'s loop over the sorted raw hits."""
+    labels = [(e - v[0] + 1, -v[0], v[2]) for e, v in found if v[2] is not None]
+    cues = [(e - v[0] + 1, -v[0], v[3]) for e, v in found if v[3] is not None]
+    labels.sort()
+    cues.sort()
+    return _read(text, (labels, cues))
+
+
+Span = tuple[int, int]
+
+
+def _read(text: str, tables: Iterable[list[tuple[int, int, tuple[Entry, ...]]]]) -> Reading:
+    """:func:`read` over tables of raw hits ``(start, -length, entries)``, each sorted; overlapping
+    hits of a table are resolved leftmost-longest as :func:`_greedy` does."""
     negated = _Negation(text)
     threats: dict[str, LabelEvidence] = {}
     targets: dict[str, LabelEvidence] = {}
@@ -426,81 +454,88 @@ def read(text: str, hits: list[Hit]) -> Reading:
     routine = 0
     # The loop records cue offsets; they become sentence numbers afterwards, and only when a rule
     # that compares sentences can fire (the sentence split is a regex pass over the whole text).
+    # A hit's span (start, end) is made once, for the hits that are kept or credited.
     military_at: list[int] = []
     crime_at: list[int] = []
-    weak_at: list[tuple[int, Hit]] = []
-    subject_at: list[tuple[int, Hit]] = []
-    effect_at: list[tuple[int, Hit]] = []
+    weak_at: list[tuple[int, Span]] = []
+    subject_at: list[tuple[int, Span]] = []
+    effect_at: list[tuple[int, Span]] = []
     suppress_at: list[int] = []
     air_at: list[int] = []
-    target_at: list[tuple[int, str, float, Hit]] = []
+    target_at: list[tuple[int, str, float, Span]] = []
+    last_start = 0
 
-    def credit(table: dict[str, LabelEvidence], label: str, weight: float, hit: Hit) -> None:
+    def credit(table: dict[str, LabelEvidence], label: str, weight: float, span: Span) -> None:
         ev = table.get(label)
         if ev is None:
-            table[label] = _evidence(weight, hit[0], hit[1])
+            table[label] = _evidence(weight, span)
             return
         ev.score += weight
         if len(ev.spans) < 3:
-            ev.spans.append((hit[0], hit[1]))
+            ev.spans.append(span)
 
-    # ``negated(start)`` is False unless its window holds "no" or "No" or the text one of the rarer
-    # hints: that pre-check is inlined below, saving most calls.
     rare = negated.rare
-    for hit in hits:
-        start = hit[0]
-        lo = start - 60 if start > 60 else 0
-        # Categories by frequency (about 9 threat, 7 severity-cue, 4 target, 1 routine and 1 transport
-        # subject entries per ~1 KB alert); they exclude one another, so the order changes nothing else.
-        for cat, label, weight in hit[2]:
-            if cat == "threat":
-                if (rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start):
-                    continue
-                # credit(threats, label, weight, hit), inlined (the most frequent call)
-                ev = threats.get(label)
-                if ev is None:
-                    threats[label] = _evidence(weight, start, hit[1])
-                else:
-                    ev.score += weight
-                    if len(ev.spans) < 3:
-                        ev.spans.append((start, hit[1]))
-                if weight >= 1.0:
-                    if label == "armed_conflict":
-                        military_at.append(start)
-                    elif label in ("crime", "kidnapping"):
-                        crime_at.append(start)
-            elif cat == "cue":
-                if label == "urg:Past" or not (
-                    (rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)
-                ):
-                    cues[label] = cues.get(label, 0) + 1
-            elif cat == "target":
-                target_at.append((start, label, weight, hit))
-            elif cat == "routine":
-                routine += 1
-            elif cat == "tr_subject":
-                subject_at.append((start, hit))
-                if label == "air":
-                    air_at.append(start)
-            elif cat == "singular":
-                if _locative_before(text[max(0, start - 40) : start]):
-                    target_at.append((start, label, weight, hit))
-            elif cat == "tr_effect":
-                if not ((rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)):
-                    effect_at.append((start, hit))
-            elif cat == "weak_terror":
-                if not ((rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)):
-                    weak_at.append((start, hit))
-            elif cat == "western":
-                if _WESTERN_VERB.search(text[max(0, start - 40) : start]):
-                    target_at.append((start, label, weight, hit))
-            elif cat == "tr_suppress":
-                suppress_at.append(start)
+    for table in tables:
+        last_end = -1
+        for start, neg_len, entries in table:
+            if start < last_end:
+                continue  # overlaps the hit kept before it (leftmost-longest, as _greedy)
+            last_end = end = start - neg_len - 2
+            if start > last_start:
+                last_start = start
+            lo = start - 60 if start > 60 else 0
+            # Categories by frequency (about 9 threat, 7 severity-cue, 4 target, 1 routine and 1
+            # transport subject entries per ~1 KB alert); they exclude one another, so the order
+            # changes nothing else.
+            for cat, label, weight in entries:
+                if cat == "threat":
+                    if (rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start):
+                        continue
+                    # credit(threats, label, weight, (start, end)), inlined (the most frequent call)
+                    ev = threats.get(label)
+                    if ev is None:
+                        threats[label] = _evidence(weight, (start, end))
+                    else:
+                        ev.score += weight
+                        if len(ev.spans) < 3:
+                            ev.spans.append((start, end))
+                    if weight >= 1.0:
+                        if label == "armed_conflict":
+                            military_at.append(start)
+                        elif label in ("crime", "kidnapping"):
+                            crime_at.append(start)
+                elif cat == "cue":
+                    if label == "urg:Past" or not (
+                        (rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)
+                    ):
+                        cues[label] = cues.get(label, 0) + 1
+                elif cat == "target":
+                    target_at.append((start, label, weight, (start, end)))
+                elif cat == "routine":
+                    routine += 1
+                elif cat == "tr_subject":
+                    subject_at.append((start, (start, end)))
+                    if label == "air":
+                        air_at.append(start)
+                elif cat == "singular":
+                    if _locative_before(text[max(0, start - 40) : start]):
+                        target_at.append((start, label, weight, (start, end)))
+                elif cat == "tr_effect":
+                    if not ((rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)):
+                        effect_at.append((start, (start, end)))
+                elif cat == "weak_terror":
+                    if not ((rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)):
+                        weak_at.append((start, (start, end)))
+                elif cat == "western":
+                    if _WESTERN_VERB.search(text[max(0, start - 40) : start]):
+                        target_at.append((start, label, weight, (start, end)))
+                elif cat == "tr_suppress":
+                    suppress_at.append(start)
     if not (weak_at or suppress_at or (subject_at and effect_at)):
         # No rule compares sentences: every hit may as well share one (the rules below then reduce
         # to crediting the targets in order).
-        for _start, label, weight, hit in target_at:
-            credit(targets, label, weight, hit)
+        for _start, label, weight, span in target_at:
+            credit(targets, label, weight, span)
         return Reading(threats, targets, cues, routine)
     # A recovery notice ("aftershocks have eased ... some roads remain closed for repairs") reports
     # no transport disruption from a subject and an effect.
@@ -520,26 +555,26 @@ def read(text: str, hits: list[Hit]) -> Reading:
     if ids is None:
         # Every position looked up below is the start of a hit: the sentences after the last hit
         # need not be split (see :func:`sentence_starts`).
-        starts = sentence_starts(text, max(hits)[0] + 1)
+        starts = sentence_starts(text, last_start + 1)
         bisect_right = bisect.bisect_right
         ids = {pos: bisect_right(starts, pos) - 1 for pos in positions}
     sentence = ids.__getitem__
 
     if weak_at:
-        target_sent = {sentence(pos) for pos, _label, _weight, _hit in target_at}
+        target_sent = {sentence(pos) for pos, _label, _weight, _span in target_at}
         military_sent = {sentence(pos) for pos in military_at}
         crime_sent = {sentence(pos) for pos in crime_at}
-        for pos, hit in weak_at:
+        for pos, span in weak_at:
             sent = sentence(pos)
             if sent in target_sent and sent not in military_sent and sent not in crime_sent:
-                credit(threats, "terrorism", 1.0, hit)
+                credit(threats, "terrorism", 1.0, span)
     if transport:
-        tr_subject: dict[int, list[Hit]] = {}
-        for pos, hit in subject_at:
-            tr_subject.setdefault(sentence(pos), []).append(hit)
-        tr_effect: dict[int, list[Hit]] = {}
-        for pos, hit in effect_at:
-            tr_effect.setdefault(sentence(pos), []).append(hit)
+        tr_subject: dict[int, list[Span]] = {}
+        for pos, span in subject_at:
+            tr_subject.setdefault(sentence(pos), []).append(span)
+        tr_effect: dict[int, list[Span]] = {}
+        for pos, span in effect_at:
+            tr_effect.setdefault(sentence(pos), []).append(span)
         tr_suppress = {sentence(pos) for pos in suppress_at}
         air_sent = {sentence(pos) for pos in air_at}
         for sent, subjects in tr_subject.items():
@@ -552,14 +587,14 @@ def read(text: str, hits: list[Hit]) -> Reading:
                     credit(targets, "transport_hubs", 1.0, subjects[0])
     if suppress_at:
         suppressed = {sentence(pos) for pos in suppress_at}
-        affected = {sentence(pos) for pos, _hit in effect_at}
-        for pos, label, weight, hit in target_at:
+        affected = {sentence(pos) for pos, _span in effect_at}
+        for pos, label, weight, span in target_at:
             # "flights from the airport remain available", "schools have reopened": not a target.
             sent = sentence(pos)
             if sent in suppressed and sent not in affected:
                 continue
-            credit(targets, label, weight, hit)
+            credit(targets, label, weight, span)
     else:
-        for _pos, label, weight, hit in target_at:
-            credit(targets, label, weight, hit)
+        for _pos, label, weight, span in target_at:
+            credit(targets, label, weight, span)
     return Reading(threats, targets, cues, routine)
