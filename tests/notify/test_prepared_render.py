@@ -85,6 +85,7 @@ def test_json_line_equals_the_payload_and_text_encoded(kind: str) -> None:
     r = Renderer()
     hostile = [*HOSTILE, '\\', 'q"uo\\te\n\t\u2028 é 😀', _REASON_MARK, f"\\{_NAME_MARK}", "\\u0000x"]
     alerts = [*_variants(), make_alert(text=f"a \\{_REASON_MARK} b"), make_alert(title='"\\\x01')]
+    alerts += [make_alert(text="ascii with DEL \x7f inside"), make_alert(text="plain ascii")]
     for alert in alerts:
         prepared = r.prepare(alert, kind=kind)
         for reason in hostile:
@@ -118,3 +119,12 @@ def test_json_plain_equals_json_dumps() -> None:
         doc = {"alert_id": "x", "value": v, "revision_of": None, "list": [v, v]}
         assert _json_plain(doc) == json.dumps(doc, ensure_ascii=False)
         assert _json_plain(v) == json.dumps(v, ensure_ascii=False)
+
+
+def test_ascii_json_string_encoder_equals_the_general_one_on_ascii() -> None:
+    from vigil_notify.rendering import _json_ascii, _json_str
+
+    every_ascii = "".join(chr(c) for c in range(127))  # DEL aside: only the ASCII encoder escapes it
+    for s in (every_ascii, every_ascii[::-1] * 3, "", 'a"b\\c\nd'):
+        assert _json_ascii(s) == _json_str(s)
+    assert _json_ascii("\x7f") != _json_str("\x7f")

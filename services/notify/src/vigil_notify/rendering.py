@@ -545,7 +545,8 @@ class PreparedMessage:
         text = self._prepared_body("text")
         parts: tuple[str, str, str, str] | None = None
         if text is not None:
-            encoded = _json_str(text)
+            # ASCII text without DEL (the usual case) by the faster ASCII encoder: the same escapes
+            encoded = _json_ascii(text) if text.isascii() and "\x7f" not in text else _json_str(text)
             r, n = encoded.find(_REASON_JSON), encoded.find(_NAME_JSON)
             if (
                 encoded.count(_REASON_JSON) == 1
@@ -666,6 +667,9 @@ _json_str: Callable[[str], str] = json.encoder.encode_basestring
 """``json.dumps(s, ensure_ascii=False)`` of a str, without building an encoder per call."""
 
 
+_json_ascii: Callable[[str], str] = json.encoder.encode_basestring_ascii
+"""``_json_str`` of an ASCII str without DEL (equal there: both escape only ``"``, ``\\`` and control
+characters; this one also escapes DEL, as ``\\u007f``)."""
 _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
 _c_encode: Callable[[Any, int], Any] | None = (
     None
