@@ -474,6 +474,9 @@ def _read(text: str, tables: Iterable[list[tuple[int, int, tuple[Entry, ...]]]])
         if len(ev.spans) < 3:
             ev.spans.append(span)
 
+    # ``negated(start)`` is ``_negated_window`` of the 60 characters before ``start`` when they hold
+    # "no" or "No" (or, if the text has one of the rarer hints at all, one of those), else False:
+    # without a rarer hint in the text, that test and the window check are inlined below.
     rare = negated.rare
     for table in tables:
         last_end = -1
@@ -489,7 +492,9 @@ def _read(text: str, tables: Iterable[list[tuple[int, int, tuple[Entry, ...]]]])
             # changes nothing else.
             for cat, label, weight in entries:
                 if cat == "threat":
-                    if (rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start):
+                    if negated(start) if rare else (
+                        ("no" in (w := text[lo:start]) or "No" in w) and _negated_window(w)
+                    ):
                         continue
                     # credit(threats, label, weight, (start, end)), inlined (the most frequent call)
                     ev = threats.get(label)
@@ -506,7 +511,9 @@ def _read(text: str, tables: Iterable[list[tuple[int, int, tuple[Entry, ...]]]])
                             crime_at.append(start)
                 elif cat == "cue":
                     if label == "urg:Past" or not (
-                        (rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)
+                        negated(start)
+                        if rare
+                        else ("no" in (w := text[lo:start]) or "No" in w) and _negated_window(w)
                     ):
                         cues[label] = cues.get(label, 0) + 1
                 elif cat == "target":
@@ -521,10 +528,18 @@ def _read(text: str, tables: Iterable[list[tuple[int, int, tuple[Entry, ...]]]])
                     if _locative_before(text[max(0, start - 40) : start]):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_effect":
-                    if not ((rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)):
+                    if not (
+                        negated(start)
+                        if rare
+                        else ("no" in (w := text[lo:start]) or "No" in w) and _negated_window(w)
+                    ):
                         effect_at.append((start, (start, end)))
                 elif cat == "weak_terror":
-                    if not ((rare or "no" in (w := text[lo:start]) or "No" in w) and negated(start)):
+                    if not (
+                        negated(start)
+                        if rare
+                        else ("no" in (w := text[lo:start]) or "No" in w) and _negated_window(w)
+                    ):
                         weak_at.append((start, (start, end)))
                 elif cat == "western":
                     if _WESTERN_VERB.search(text[max(0, start - 40) : start]):
