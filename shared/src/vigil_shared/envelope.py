@@ -54,23 +54,28 @@ def encode_body(correlation_id: str, event_type: str, body: bytes) -> bytes:
     """The ``__data__`` value of an event of type ``event_type`` whose JSON is ``body``, without an
     event object (a producer that writes the JSON itself; it must be the JSON of a valid event of
     that type with that ``correlation_id``)."""
-    headers = b"".join(
-        (
-            _CORRELATION_ID_KEY,
-            _header_string(correlation_id),
-            _CONTENT_TYPE_HEADER,
-            _EVENT_TYPE_KEY,
-            _header_string(event_type),
-        )
-    )
+    tail = _HEADERS_AFTER_CORRELATION_ID.get(event_type)
+    if tail is None:
+        tail = _CONTENT_TYPE_HEADER + _EVENT_TYPE_KEY + _header_string(event_type)
+        if len(_HEADERS_AFTER_CORRELATION_ID) < 64:  # a handful of event types
+            _HEADERS_AFTER_CORRELATION_ID[event_type] = tail
+    cid = correlation_id.encode()
+    headers_len = len(_CORRELATION_ID_KEY) + 2 + len(cid) + len(tail)
     return b"".join(
         (
             _MAGIC,
-            pack(">HIIH", 1, _HEADERS_START, 2 + _HEADERS_START + len(headers), 3),
-            headers,
+            pack(">HIIH", 1, _HEADERS_START, 2 + _HEADERS_START + headers_len, 3),
+            _CORRELATION_ID_KEY,
+            pack(">H", len(correlation_id)),  # in characters: see _header_string
+            cid,
+            tail,
             body,
         )
     )
+
+
+_HEADERS_AFTER_CORRELATION_ID: dict[str, bytes] = {}
+"""Per event type: the content-type and event_type headers, which follow the correlation id."""
 
 
 def encode_event_sync(event: Event) -> dict[bytes, bytes]:
