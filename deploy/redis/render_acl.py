@@ -46,7 +46,7 @@ CONSUME = (
     "+xreadgroup +xack +xautoclaim +xclaim +xpending +xinfo +xgroup|create +xgroup|createconsumer "
     "+xgroup|delconsumer +xlen +exists +xrange"
 )
-PRODUCE = "+xadd +xlen +exists"
+PRODUCE = "+xadd +xlen +exists +type"  # TYPE: the fenced commit checks its output keys are streams
 # every host runs the lag-aware retention trimmer over all Vigil streams (vigil_shared.retention)
 RETENTION = "+exists +xlen +xrange +xinfo +xpending +xtrim"
 # a service's own non-stream keys: data commands only (no SCAN/KEYS: they would list others' key names)
