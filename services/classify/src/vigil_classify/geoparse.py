@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, TypedDict
 
 from vigil_shared.events import Location
 
-from vigil_classify.gazetteer import CandidatePair, Gazetteer, Place, common_words, prior
+from vigil_classify.gazetteer import FlatCandidates, Gazetteer, Place, candidate_pairs, common_words, prior
 from vigil_classify.textnorm import normalise
 
 
@@ -199,25 +199,26 @@ class _CandidateInfo(NamedTuple):
     """Whether a candidate is a region (only then can the region cue change a score)."""
 
 
-_INFO: dict[int, tuple[tuple[CandidatePair, ...], _CandidateInfo]] = {}
+_INFO: dict[int, tuple[FlatCandidates, _CandidateInfo]] = {}
 
 
-def _info(places: list[Place], cands: tuple[CandidatePair, ...]) -> _CandidateInfo:
+def _info(places: list[Place], cands: FlatCandidates) -> _CandidateInfo:
     # Keyed by identity: the automaton hands out the same tuple object for a key on every hit; the
     # tuple itself is kept in the value so its id cannot be reused while the entry lives.
     hit = _INFO.get(id(cands))
     if hit is not None and hit[0] is cands:
         return hit[1]
-    codes = {places[c[0]].country_code for c in cands}
+    pairs = candidate_pairs(cands)
+    codes = {places[c[0]].country_code for c in pairs}
     single = len(codes) == 1
     ctx = tuple(
         dict.fromkeys(
-            places[c[0]].country_code for c in cands if single or places[c[0]].kind == "country"
+            places[c[0]].country_code for c in pairs if single or places[c[0]].kind == "country"
         )
     )
     scored = tuple(
         (place, prior(places[place], primary), places[place].country_code, places[place].kind)
-        for place, primary in cands
+        for place, primary in pairs
     )
     info = _CandidateInfo(ctx, scored, any(kind == "region" for _p, _b, _c, kind in scored))
     if len(_INFO) > 200_000:
@@ -257,7 +258,7 @@ def find_location_data(
     # (start, -length) sorts leftmost-longest first; equal pairs are the same key.
     raw.sort()
     common = common_words()
-    mentions: list[tuple[int, int, tuple[CandidatePair, ...]]] = []
+    mentions: list[tuple[int, int, FlatCandidates]] = []
     features: set[str] = set()
     last_end = -1
     for start, neg_len, cands in raw:
