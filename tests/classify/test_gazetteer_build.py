@@ -122,3 +122,15 @@ def test_build_and_load_leave_the_gc_as_they_found_it(tmp_path: Path, monkeypatc
 def test_pickled_gazetteer_round_trips(built: Gazetteer) -> None:
     again = pickle.loads(pickle.dumps(built, protocol=pickle.HIGHEST_PROTOCOL))
     assert _content(again) == _content(built)
+
+
+def test_a_failed_cache_write_leaves_no_temporary_file(
+    built: Gazetteer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gazetteer.pickle, "dump", full_disk)
+    target = tmp_path / "vigil" / "gazetteer-x.pickle"
+    gazetteer._write_cache(built, target)  # no exception
+    assert list(target.parent.iterdir()) == []

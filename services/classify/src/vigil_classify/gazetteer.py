@@ -19,6 +19,7 @@ key that is only a place name.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import importlib.metadata
@@ -599,15 +600,24 @@ def _load(digest: str, use_cache: bool, extra: Mapping[str, Extra] | None) -> Ga
         if use_cache:
             if digest:
                 _prune(path.parent, stem)
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-                with os.fdopen(fd, "wb") as fh:
-                    pickle.dump(gaz, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(tmp, path)
-            except OSError:
-                pass
+            _write_cache(gaz, path)
     return gaz
+
+
+def _write_cache(gaz: Gazetteer, path: Path) -> None:
+    """Pickle ``gaz`` to ``path`` atomically; a failed write (e.g. a full disk) leaves no partial
+    ~26 MB temporary file behind and is not an error (the next start builds again)."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(gaz, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def _prune(directory: Path, stem: str) -> None:
