@@ -143,15 +143,13 @@ class _AlertShared:
     """What every delivery of one alert shares, computed on first use: the rendering per kind and
     the dead-letter copy of the event."""
 
-    __slots__ = ("_alert", "_dl", "_own", "_prepared", "_renderer", "_sent_at", "dead_letter_source")
+    __slots__ = ("_alert", "_dl", "_own", "_prepared", "_renderer", "_sent_at")
 
     def __init__(self, alert: AlertClassified, renderer: Renderer, sent_at: str | None = None) -> None:
         self._alert, self._renderer, self._sent_at = alert, renderer, sent_at
         self._prepared: dict[str, PreparedMessage] = {}
         self._dl: str | None = None
         self._own: tuple[str, ...] | None = None
-        self.dead_letter_source: Callable[[], dict[str, str]] = self.dead_letter_fields
-        """The bound method once per alert, for every delivery's job (not one per delivery)."""
 
     def own_keys(self) -> tuple[str, ...]:
         if self._own is None:
@@ -591,5 +589,5 @@ class Notifier:
             message=message,
             record_under=shared.own_keys(),
             entry_id=entry_id,
-            dead_letter_source=shared.dead_letter_source,
+            dead_letter_source=shared.dead_letter_fields,
         )
