@@ -66,3 +66,22 @@ def test_read_keeps_a_cue_hit_that_overlaps_a_label_hit() -> None:
     # and within one table a later overlapping hit is dropped by read_found's resolution
     found = [(15, (8, None, label[2], None)), (15, (4, None, (("threat", "crime", 1.0),), None))]
     assert set(taxonomy.read_found(text, found).threats) == {"terrorism"}
+
+
+def test_raw_hit_entry_points_match_the_found_based_ones(classifier: Classifier, fixtures_dir: Path) -> None:
+    """The engine splits the automaton's hits by table in one loop; the results are those of
+    find_location_data and read_found on the same hits."""
+    from test_one_pass import _mixed, _texts
+    from vigil_classify import geoparse
+
+    gaz, tax = classifier.gazetteer, classifier.taxonomy
+    for text in _texts(fixtures_dir) + _mixed(tax, gaz, 500):
+        norm = padded(text)
+        found = list(gaz.automaton.iter(norm))
+        places = [(e - v[0] + 1, -v[0], v[1]) for e, v in reversed(found) if v[1] is not None]
+        labels = [(e - v[0] + 1, -v[0], v[2]) for e, v in reversed(found) if v[2] is not None]
+        cues = [(e - v[0] + 1, -v[0], v[3]) for e, v in reversed(found) if v[3] is not None]
+        assert geoparse.location_data_from_raw(gaz, text, places) == geoparse.find_location_data(
+            gaz, text, norm, None, found
+        )
+        assert taxonomy.read_raw(text, labels, cues) == taxonomy.read_found(text, found)

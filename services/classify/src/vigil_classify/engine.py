@@ -18,8 +18,9 @@ from vigil_shared.events import (
 
 from vigil_classify import gazetteer as gazetteer_mod
 from vigil_classify import geoparse, severity
+from vigil_classify.gazetteer import FlatCandidates
 from vigil_classify.geoparse import EvidencePayload, LocationPayload
-from vigil_classify.taxonomy import LabelEvidence, Taxonomy, read, read_found
+from vigil_classify.taxonomy import Entry, LabelEvidence, Taxonomy, read, read_raw
 from vigil_classify.taxonomy_data import TAXONOMY_VERSION
 from vigil_classify.textnorm import padded
 
@@ -149,9 +150,21 @@ class Classifier:
         full = classified_text(title, text)
         norm = padded(full)
         if self._one_pass:
-            found = list(self.gazetteer.automaton.iter(norm))
-            locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer, found)
-            reading = read_found(full, found)
+            # One pass over the hits splits them by table (what find_location_data and read_found
+            # would each pick out of them with a comprehension of their own).
+            place_hits: list[tuple[int, int, FlatCandidates]] = []
+            label_hits: list[tuple[int, int, tuple[Entry, ...]]] = []
+            cue_hits: list[tuple[int, int, tuple[Entry, ...]]] = []
+            for end, (n, cands, labels, cues) in self.gazetteer.automaton.iter(norm):
+                start = end - n + 1
+                if cands is not None:
+                    place_hits.append((start, -n, cands))
+                if labels is not None:
+                    label_hits.append((start, -n, labels))
+                if cues is not None:
+                    cue_hits.append((start, -n, cues))
+            locations, countries = geoparse.location_data_from_raw(self.gazetteer, full, place_hits, issuer)
+            reading = read_raw(full, label_hits, cue_hits)
         else:
             locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
             reading = read(full, self.taxonomy.hits(norm))

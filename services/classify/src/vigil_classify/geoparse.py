@@ -246,14 +246,23 @@ def find_location_data(
 
     ``automaton_hits`` is ``list(gaz.automaton.iter(norm_padded))`` when the caller has it already (the
     automaton may carry other phrases too: their values have no candidates)."""
-    places = gaz.places
     raw = [
         (end_idx - v[0] + 1, -v[0], v[1])
         for end_idx, v in (gaz.automaton.iter(norm_padded) if automaton_hits is None else automaton_hits)
         if v[1] is not None
     ]
+    return location_data_from_raw(gaz, text, raw, issuer)
+
+
+def location_data_from_raw(
+    gaz: Gazetteer, text: str, raw: list[tuple[int, int, FlatCandidates]], issuer: str | None = None
+) -> tuple[list[LocationPayload], list[str]]:
+    """:func:`find_location_data` from the place hits as ``(start, -length, candidates)`` in any
+    order (``start`` in padded coordinates, as :func:`find_location_data` makes them from the
+    automaton's hits); ``raw`` is sorted in place."""
     if not raw:
         return [], []
+    places = gaz.places
     # padded coordinates: key spans [end_idx-length+1, end_idx]; core word = +1 .. -1; minus pad.
     # (start, -length) sorts leftmost-longest first; equal pairs are the same key.
     raw.sort()

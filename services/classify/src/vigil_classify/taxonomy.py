@@ -436,6 +436,16 @@ def read_found(text: str, found: list[tuple[int, tuple[int, Any, Any, Any]]]) ->
     resolution of each table runs inside :func:`_read`'s loop over the sorted raw hits."""
     labels = [(e - v[0] + 1, -v[0], v[2]) for e, v in found if v[2] is not None]
     cues = [(e - v[0] + 1, -v[0], v[3]) for e, v in found if v[3] is not None]
+    return read_raw(text, labels, cues)
+
+
+def read_raw(
+    text: str,
+    labels: list[tuple[int, int, tuple[Entry, ...]]],
+    cues: list[tuple[int, int, tuple[Entry, ...]]],
+) -> Reading:
+    """:func:`read_found` from the raw hits ``(start, -length, entries)`` of each table, as
+    :func:`read_found` makes them, in any order (both lists are sorted in place)."""
     labels.sort()
     cues.sort()
     return _read(text, (labels, cues))
