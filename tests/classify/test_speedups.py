@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from vigil_classify import taxonomy
 from vigil_classify.engine import Classifier
 from vigil_classify.taxonomy import LabelEvidence, Taxonomy
@@ -85,3 +86,19 @@ def test_raw_hit_entry_points_match_the_found_based_ones(classifier: Classifier,
             gaz, text, norm, None, found
         )
         assert taxonomy.read_raw(text, labels, cues) == taxonomy.read_found(text, found)
+
+
+def test_sentence_fallback_reads_the_same(
+    classifier: Classifier, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When sentence_ids gives up (a position that is not alphanumeric), the sentence split up to
+    the last hit (endpos from the sorted tables) numbers the positions the same way."""
+    from test_one_pass import _texts
+
+    gaz = classifier.gazetteer
+    texts = _texts(fixtures_dir)
+    founds = [list(gaz.automaton.iter(padded(text))) for text in texts]
+    expected = [taxonomy.read_found(text, found) for text, found in zip(texts, founds, strict=True)]
+    monkeypatch.setattr(taxonomy, "sentence_ids", lambda _text, _positions: None)
+    for text, found, want in zip(texts, founds, expected, strict=True):
+        assert taxonomy.read_found(text, found) == want, text

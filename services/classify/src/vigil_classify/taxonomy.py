@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -454,7 +454,7 @@ def read_raw(
 Span = tuple[int, int]
 
 
-def _read(text: str, tables: Iterable[list[tuple[int, int, tuple[Entry, ...]]]]) -> Reading:
+def _read(text: str, tables: Sequence[list[tuple[int, int, tuple[Entry, ...]]]]) -> Reading:
     """:func:`read` over tables of raw hits ``(start, -length, entries)``, each sorted; overlapping
     hits of a table are resolved leftmost-longest as :func:`_greedy` does."""
     negated = _Negation(text)
@@ -473,7 +473,6 @@ def _read(text: str, tables: Iterable[list[tuple[int, int, tuple[Entry, ...]]]])
     suppress_at: list[int] = []
     air_at: list[int] = []
     target_at: list[tuple[int, str, float, Span]] = []
-    last_start = 0
 
     def credit(table: dict[str, LabelEvidence], label: str, weight: float, span: Span) -> None:
         ev = table.get(label)
@@ -494,8 +493,6 @@ def _read(text: str, tables: Iterable[list[tuple[int, int, tuple[Entry, ...]]]])
             if start < last_end:
                 continue  # overlaps the hit kept before it (leftmost-longest, as _greedy)
             last_end = end = start - neg_len - 2
-            if start > last_start:
-                last_start = start
             lo = start - 60 if start > 60 else 0
             # Categories by frequency (about 9 threat, 7 severity-cue, 4 target, 1 routine and 1
             # transport subject entries per ~1 KB alert); they exclude one another, so the order
@@ -579,7 +576,9 @@ def _read(text: str, tables: Iterable[list[tuple[int, int, tuple[Entry, ...]]]])
     ids = sentence_ids(text, positions)
     if ids is None:
         # Every position looked up below is the start of a hit: the sentences after the last hit
-        # need not be split (see :func:`sentence_starts`).
+        # need not be split (see :func:`sentence_starts`; each table is sorted by start, and a
+        # later endpos than the last kept hit's start + 1 leaves the starts before it the same).
+        last_start = max((table[-1][0] for table in tables if table), default=0)
         starts = sentence_starts(text, last_start + 1)
         bisect_right = bisect.bisect_right
         ids = {pos: bisect_right(starts, pos) - 1 for pos in positions}
