@@ -304,6 +304,7 @@ class CaseResult:
     p99_ms: float
     max_ms: float
     classify_replicas: int = 1
+    notify_replicas: int = 1
     target_rate: float | None = None
     services: dict[str, ServiceFigures] = field(default_factory=dict)
     redis_used_mb: float = 0.0
@@ -635,6 +636,7 @@ class PipelineConfig:
     api_key_line: str
     batch: int = 500
     classify_replicas: int = 1
+    notify_replicas: int = 1
     log_level: str = "WARNING"
     extra_env: dict[str, str] = field(default_factory=dict)
     retention_max_len: int = 10_000
@@ -757,11 +759,12 @@ def run_pipeline(
     entries = _stream_entries(texts, 0) if entry != "http" else []
     with ExitStack() as stack:
         procs: list[Proc] = []
-        progress.say(f"{case}: starting ingest, {cfg.classify_replicas} x classify, notify ...")
+        progress.say(f"{case}: starting ingest, {cfg.classify_replicas} x classify, {cfg.notify_replicas} x notify ...")
         procs.append(stack.enter_context(_service("ingest", env, cfg.workdir, 0)))
         for i in range(cfg.classify_replicas):
             procs.append(stack.enter_context(_service("classify", env, cfg.workdir, i)))
-        procs.append(stack.enter_context(_service("notify", env, cfg.workdir, 0)))
+        for i in range(cfg.notify_replicas):
+            procs.append(stack.enter_context(_service("notify", env, cfg.workdir, i)))
         _wait_ready(procs)
         time.sleep(0.5)
         before = {p.popen.pid: cpu_seconds(p.popen.pid) for p in procs}
@@ -836,6 +839,7 @@ def run_pipeline(
         p99_ms=percentile(lat_ms, 99),
         max_ms=max(lat_ms) if lat_ms else float("nan"),
         classify_replicas=cfg.classify_replicas,
+        notify_replicas=cfg.notify_replicas,
         target_rate=rate,
         services=services,
         redis_used_mb=mem["used_memory"] / 2**20,
@@ -868,6 +872,7 @@ class BenchOptions:
     rate: float | None = 1000.0
     duration: float = 30.0
     classify_replicas: tuple[int, ...] = (1,)
+    notify_replicas: int = 1
     log_level: str = "WARNING"
     progress: bool = True
     profile_dir: Path | None = None
@@ -919,6 +924,7 @@ def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None)
                 api_key_line=line,
                 batch=opts.batch,
                 classify_replicas=replicas,
+                notify_replicas=opts.notify_replicas,
                 log_level=opts.log_level,
                 profile_dir=opts.profile_dir,
                 redis_pid=server.process.pid if server.process is not None else None,
@@ -930,17 +936,19 @@ def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None)
                 r.ratio_to_ceiling = r.alerts_per_s / ceiling.alerts_per_s
             return r
 
+        notify = f", {opts.notify_replicas} notify" if opts.notify_replicas != 1 else ""
         if opts.flood and opts.stream:
             for replicas in opts.classify_replicas:
-                add(ratio(run_pipeline(cfg(replicas), texts, case=f"stream, {replicas} classify", progress=progress)))
+                case = f"stream, {replicas} classify{notify}"
+                add(ratio(run_pipeline(cfg(replicas), texts, case=case, progress=progress)))
         if opts.flood and opts.http:
-            add(ratio(run_pipeline(cfg(1), texts, case="http batch API, 1 classify", entry="http",
+            add(ratio(run_pipeline(cfg(1), texts, case=f"http batch API, 1 classify{notify}", entry="http",
                                    progress=progress)))  # fmt: skip
         if opts.rate:
             steady = make_texts(max(1, int(opts.rate * opts.duration)), seed=23)
             add(
                 run_pipeline(
-                    cfg(1), steady, case=f"steady {opts.rate:g}/s x {opts.duration:g}s", rate=opts.rate,
+                    cfg(1), steady, case=f"steady {opts.rate:g}/s x {opts.duration:g}s{notify}", rate=opts.rate,
                     progress=progress,
                 )
             )  # fmt: skip
@@ -1020,6 +1028,9 @@ def bench_command(
     classify_replicas: Annotated[
         str, typer.Option("--classify-replicas", help="Replica counts for the stream case, e.g. 1,2,3.")
     ] = "1",
+    notify_replicas: Annotated[
+        int, typer.Option("--notify-replicas", min=1, help="notify processes (one consumer group) in every case.")
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="Log level of the service processes.")] = "WARNING",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
@@ -1046,6 +1057,7 @@ def bench_command(
         rate=rate or None,
         duration=duration,
         classify_replicas=tuple(int(x) for x in classify_replicas.split(",") if x.strip()),
+        notify_replicas=notify_replicas,
         log_level=log_level,
         progress=not quiet,
         profile_dir=profile,
