@@ -316,16 +316,14 @@ def location_data_from_raw(
 
     # Country context: countries named in the text and countries of unambiguous places.
     context: set[str] = set()
-    infos = []
-    surfaces = []
+    prepared: list[tuple[int, int, _CandidateInfo, str, str, bool]] = []
     for start, end, cands in mentions:
         hit = _INFO.get(id(cands))
         info = hit[1] if hit is not None and hit[0] is cands else _info(places, cands)
         surface = text[start:end]
         low = surface.lower()
         is_common = low in common
-        infos.append(info)
-        surfaces.append((surface, low, is_common))
+        prepared.append((start, end, info, surface, low, is_common))
         if info.ctx_codes and not is_common:
             context.update(info.ctx_codes)
 
@@ -334,7 +332,7 @@ def location_data_from_raw(
     has_country = False
     last_city = (-1, "")
     """(end, country) of the last city mention: "Culiacan, Sinaloa" names the state only as context."""
-    for (start, end, _cands), info, (surface, low, is_common) in zip(mentions, infos, surfaces, strict=True):
+    for start, end, info, surface, low, is_common in prepared:
         if excluded and any(s <= start and end <= e for s, e in excluded):
             continue
         # The region cue (a regex behind pre-checks) matters only for a region candidate or a city
@@ -367,7 +365,7 @@ def location_data_from_raw(
             # a holiday ("Victoria Day", "Quebec Day"), not a place
             continue
         margin = best_score - second if second > -1e9 else 5.0
-        conf = 0.6 + min(margin, 4.0) * 0.08
+        conf = 0.6 + (4.0 if margin > 4.0 else margin) * 0.08  # min(margin, 4.0)
         if is_common:
             conf -= 0.2
         kind = p.kind
