@@ -81,6 +81,14 @@ def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[La
         elif n == 2:
             (s, e), (s2, e2) = spans
             evidence = [{"text": text[s:e], "start": s, "end": e}, {"text": text[s2:e2], "start": s2, "end": e2}]
+        elif n == 3:
+            # (read keeps at most three spans per label; no comprehension frame for the common case)
+            (s, e), (s2, e2), (s3, e3) = spans
+            evidence = [
+                {"text": text[s:e], "start": s, "end": e},
+                {"text": text[s2:e2], "start": s2, "end": e2},
+                {"text": text[s3:e3], "start": s3, "end": e3},
+            ]
         else:
             evidence = [{"text": text[s:e], "start": s, "end": e} for s, e in spans]
         out.append((-conf, label, {"type": label, "confidence": conf, "evidence": evidence}))
