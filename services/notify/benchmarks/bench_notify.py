@@ -9,7 +9,8 @@ subscriptions are ``vigil bench``'s (1 catch-all JSONL + ``--subs`` others), loa
 YAML sync like the service does. Each read batch (``--batch``) goes through
 ``Notifier.process_many`` (``--mode batch``: what the batch handler does) or through
 ``Notifier.process`` per alert, ``alert_concurrency`` at a time (``--mode single``: the per-event
-handler), and the outputs are encoded as the stream worker would (``encode_event_sync``).
+handler), and the outputs are encoded as the stream worker would (the service's publications: their ``data`` when
+notify encoded it, else ``encode_data`` of the event).
 
 Instruction counts of the timed loop alone (steadier than CPU time on a shared machine):
 ``valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=cg.out .venv/bin/python
@@ -78,10 +79,11 @@ def redis_cpu_s(info: dict[str, Any]) -> float:
 async def run(opts: argparse.Namespace) -> dict[str, Any]:
     from redis.asyncio import Redis
     from vigil_notify.notifier import Notifier
+    from vigil_notify.service import _publications
     from vigil_notify.settings import NotifySettings
     from vigil_shared.bench import make_subscriptions
     from vigil_shared.embedded_redis import EmbeddedRedis
-    from vigil_shared.envelope import encode_event_sync
+    from vigil_shared.envelope import encode_data
     from vigil_shared.events import parse_event
 
     raw = load_events(opts.n)
@@ -147,9 +149,11 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                 for res in results:
                     if isinstance(res, BaseException):
                         raise res
-                    for e in res.events:
-                        encode_event_sync(e)
-                        delivered += 1
+                    # what the stream worker does with the service's publications: their data if
+                    # the handler encoded it, else the event encoded
+                    for p in _publications(res):
+                        p.data if p.data is not None else encode_data(p.event)  # type: ignore[arg-type]
+                    delivered += len(res.events)
                 phases[0] += t1 - t0
                 phases[1] += t2 - t1
                 phases[2] += time.process_time() - t2

@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from pydantic import TypeAdapter
+from vigil_shared.envelope import encode_body
 from vigil_shared.events import (
     SCHEMA_VERSION,
     DeadLetter,
@@ -111,6 +113,51 @@ def _delivered_event(values: dict[str, Any]) -> NotificationDelivered:
     _set_attr(event, "__pydantic_extra__", None)
     _set_attr(event, "__pydantic_private__", None)
     return event
+
+
+_occurred_at_json: Callable[[datetime], bytes] = TypeAdapter(datetime).dump_json
+_DELIVERED_TYPE = NotificationDelivered.event_type
+_js: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def occurred_at_json(at: datetime) -> str:
+    """The JSON of ``at`` as an event's ``occurred_at`` (pydantic's own datetime serialiser)."""
+    return _occurred_at_json(at).decode()
+
+
+def delivered_data(values: dict[str, Any], at_json: str, heads: dict[str, bytes] | None = None) -> bytes | None:
+    """The ``__data__`` value (:func:`vigil_shared.envelope.encode_data`) of
+    ``_delivered_event(values)``, byte for byte, written here instead of by pydantic's serialiser:
+    ``at_json`` is :func:`occurred_at_json` of ``values["occurred_at"]`` (made once per batch),
+    ``heads`` caches the envelope's headers per correlation id (the deliveries of one alert share
+    them). The strings are JSON-escaped as pydantic does (``"``, ``\\``, control characters; the
+    rest kept as UTF-8; tested). None when a value is not a plain ``str``/``int`` or cannot be
+    UTF-8 encoded (a lone surrogate): the stream worker then encodes the event itself (and reports
+    what pydantic reports)."""
+    rev, attempt, version = values["revision"], values["attempt"], values["schema_version"]
+    if type(rev) is not int or type(attempt) is not int or type(version) is not int:
+        return None
+    cid = values["correlation_id"]
+    try:
+        body = "".join(
+            (
+                '{"event_id":', _js(values["event_id"]), ',"occurred_at":', at_json,
+                ',"schema_version":', str(version), ',"correlation_id":', _js(cid),
+                ',"producer":', _js(values["producer"]), ',"alert_id":', _js(values["alert_id"]),
+                ',"revision":', str(rev), ',"subscription_id":', _js(values["subscription_id"]),
+                ',"channel":', _js(values["channel"]), ',"kind":', _js(values["kind"]),
+                ',"attempt":', str(attempt), ',"idempotency_key":', _js(values["idempotency_key"]),
+                ',"reason":', _js(values["reason"]), "}",
+            )
+        ).encode()  # fmt: skip
+        if heads is None:
+            return encode_body(cid, _DELIVERED_TYPE, body)
+        head = heads.get(cid)
+        if head is None:
+            head = heads[cid] = encode_body(cid, _DELIVERED_TYPE, b"")
+        return head + body
+    except (TypeError, UnicodeEncodeError):
+        return None
 
 
 _json_array: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -360,6 +407,9 @@ class DeliveryOutcome:
     status: str  # "delivered" | "failed" | "skipped_sent" | "skipped_in_flight"
     events: list[Notification] = field(default_factory=list)
     dead_letter: DeadLetter | None = None
+    data: bytes | None = None
+    """The stream entry's ``__data__`` of ``events[-1]`` (the delivered event) when notify encoded it
+    (:func:`delivered_data`); None: the stream worker encodes the events."""
 
 
 # ----------------------------------------------------------------------------- recipients
@@ -506,7 +556,6 @@ class Deduplicator:
             sid: None if seen_id in ("", alert_id) else seen_id
             for sid, seen_id in zip(subscription_ids, seen, strict=True)
         }
-
 
     async def first_for_batch(self, checks: Sequence[tuple[str, str, str]]) -> list[str | None]:
         """:meth:`first_for` of several (subscription_id, fingerprint, alert_id), applied in order
@@ -829,8 +878,10 @@ class Deliverer:
                 accepted_jobs = [jobs[i] for i in accepted]
                 await self._mark_sent_many(accepted_jobs)
                 at = utcnow()
+                at_json = occurred_at_json(at)
+                heads: dict[str, bytes] = {}
                 for i in accepted:
-                    outcomes[i] = self._delivered(jobs[i], 1, at)
+                    outcomes[i] = self._delivered(jobs[i], 1, at, at_json, heads)
             if tasks:
                 done = await asyncio.gather(*tasks.values())
                 for i, outcome in zip(tasks, done, strict=True):
@@ -899,29 +950,39 @@ class Deliverer:
             "idempotency_key": job.idempotency_key,
         }
 
-    def _delivered(self, job: DeliveryJob, attempt: int, at: datetime | None = None) -> DeliveryOutcome:
-        """The outcome of a delivered job with its event; ``at``: the event's ``occurred_at`` (one
-        timestamp for the deliveries of a batch marked sent together; default now)."""
+    def _delivered(
+        self,
+        job: DeliveryJob,
+        attempt: int,
+        at: datetime | None = None,
+        at_json: str | None = None,
+        heads: dict[str, bytes] | None = None,
+    ) -> DeliveryOutcome:
+        """The outcome of a delivered job with its event and the event's stream entry data; ``at``:
+        the event's ``occurred_at`` (one timestamp for the deliveries of a batch marked sent
+        together; default now), ``at_json`` its JSON, ``heads``: see :func:`delivered_data`."""
         channel = mask_url(job.channel_url)
-        event = _delivered_event(
-            {
-                "event_id": _event_id(),
-                "occurred_at": utcnow() if at is None else at,
-                "schema_version": SCHEMA_VERSION,
-                "correlation_id": job.correlation_id,
-                "producer": self.settings.producer,
-                "alert_id": job.alert_id,
-                "revision": job.revision,
-                "subscription_id": job.subscription_id,
-                "channel": channel,
-                "kind": job.kind,
-                "attempt": attempt,
-                "idempotency_key": job.idempotency_key,
-                "reason": job.reason,
-            }
-        )
+        if at is None:
+            at, at_json = utcnow(), None
+        values = {
+            "event_id": _event_id(),
+            "occurred_at": at,
+            "schema_version": SCHEMA_VERSION,
+            "correlation_id": job.correlation_id,
+            "producer": self.settings.producer,
+            "alert_id": job.alert_id,
+            "revision": job.revision,
+            "subscription_id": job.subscription_id,
+            "channel": channel,
+            "kind": job.kind,
+            "attempt": attempt,
+            "idempotency_key": job.idempotency_key,
+            "reason": job.reason,
+        }
+        event = _delivered_event(values)
+        data = delivered_data(values, occurred_at_json(at) if at_json is None else at_json, heads)
         log.info("delivered %s rev %d to %s via %s", job.alert_id, job.revision, job.subscription_id, channel)
-        return DeliveryOutcome(job, "delivered", [event])
+        return DeliveryOutcome(job, "delivered", [event], data=data)
 
     async def _deliver_claimed(self, job: DeliveryJob, first_error: Exception | None = None) -> DeliveryOutcome:
         """Send a job whose key this process has claimed: attempts, back-off, final failure.
@@ -972,6 +1033,7 @@ class Deliverer:
                 done = self._delivered(job, attempt)
                 outcome.status = done.status
                 outcome.events.extend(done.events)
+                outcome.data = done.data  # of events[-1], the delivered event
                 return outcome
         raise AssertionError("unreachable")  # pragma: no cover
 

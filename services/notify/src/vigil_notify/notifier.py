@@ -110,15 +110,27 @@ class HandleResult:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     """(subscription_id, masked channel, why) — already sent / in flight elsewhere."""
     outcomes: list[DeliveryOutcome] = field(default_factory=list)
+    encoded: dict[int, tuple[Notification, bytes]] = field(default_factory=dict)
+    """By ``id`` of an event in ``events``: the event and its stream entry's ``__data__`` when notify
+    encoded it (see :meth:`data_of`)."""
 
     def absorb(self, outcomes: list[DeliveryOutcome]) -> None:
         for o in outcomes:
             self.outcomes.append(o)
             self.events.extend(o.events)
+            if o.data is not None:
+                last = o.events[-1]
+                self.encoded[id(last)] = (last, o.data)
             if o.dead_letter is not None:
                 self.dead_letters.append(o.dead_letter)
             if o.status.startswith("skipped"):
                 self.skipped.append((o.job.subscription_id, mask_url(o.job.channel_url), o.status))
+
+    def data_of(self, event: Notification) -> bytes | None:
+        """The ``__data__`` of ``event``'s stream entry if notify encoded it (for
+        ``Publication(data=...)``), else None (the stream worker encodes the event)."""
+        got = self.encoded.get(id(event))
+        return got[1] if got is not None and got[0] is event else None
 
 
 class DeliveryStillInFlight(Exception):

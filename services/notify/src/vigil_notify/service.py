@@ -40,7 +40,7 @@ def _publications(result: HandleResult, counts: Counter[tuple[str, str]] | None 
     if counts is None:
         _record(tally)
     return [
-        *(Publication(streams.NOTIFICATIONS, e) for e in result.events),
+        *(Publication(streams.NOTIFICATIONS, e, result.data_of(e)) for e in result.events),
         *(Publication(streams.DEADLETTER, d) for d in result.dead_letters),
     ]
 

@@ -1,0 +1,160 @@
+"""notify writes the stream entry of each NotificationDelivered itself (``Publication(data=...)``):
+byte for byte what the stream worker's ``encode_data`` (pydantic's serialiser) makes of the event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from vigil_notify.delivery import _delivered_event, _event_id, delivered_data, occurred_at_json
+from vigil_notify.notifier import HandleResult, Notifier
+from vigil_notify.service import _publications
+from vigil_notify.subscriptions import SubscriptionStore
+from vigil_shared import streams
+from vigil_shared.envelope import encode_data
+from vigil_shared.events import NotificationDelivered, NotificationFailed
+
+from .helpers import make_alert, make_sub
+from .test_notifier import Clock, lines, no_sleep
+
+HOSTILE = [
+    "",
+    "plain",
+    'quote " and backslash \\ and slash /',
+    "".join(chr(c) for c in range(0x20)),  # every control character (short and \\u00XX escapes)
+    "DEL \x7f, NEL \x85, LS \u2028, PS \u2029, BOM \ufeff",
+    "Zürich, İstanbul, Москва, 東京, emoji 😀 and a combining e\u0301",
+    '{"json": ["inside", 1]}',
+    "\\u0000 written out",
+]
+
+
+def _values(**over: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "event_id": _event_id(),
+        "occurred_at": datetime(2026, 11, 25, 21, 0, 0, 123456, tzinfo=UTC),
+        "schema_version": 1,
+        "correlation_id": "corr-1",
+        "producer": "notify",
+        "alert_id": "a1",
+        "revision": 1,
+        "subscription_id": "desk",
+        "channel": "jsonl:///tmp/out.jsonl",
+        "kind": "new",
+        "attempt": 1,
+        "idempotency_key": "0123456789abcdef0123456789abcdef",
+        "reason": "in Moscow, RU",
+    }
+    values.update(over)
+    return values
+
+
+def _cases() -> Iterator[dict[str, Any]]:
+    for field in ("correlation_id", "producer", "alert_id", "subscription_id", "channel", "idempotency_key", "reason"):
+        for s in HOSTILE:
+            yield _values(**{field: s})
+    for kind in ("new", "update", "cancel", "digest"):
+        yield _values(kind=kind, revision=7, attempt=3)
+    yield _values(revision=2**40, attempt=12)
+    for at in (
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),  # no microseconds
+        datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 120000, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime.now(UTC),
+    ):
+        yield _values(occurred_at=at)
+
+
+def test_delivered_data_is_the_workers_encoding_byte_for_byte() -> None:
+    heads: dict[str, bytes] = {}
+    n = 0
+    for values in _cases():
+        event = _delivered_event(dict(values))
+        expected = encode_data(event)
+        # the event is a valid one: the same bytes as the validated event's encoding
+        assert encode_data(NotificationDelivered.model_validate(event.model_dump())) == expected
+        at_json = occurred_at_json(values["occurred_at"])
+        assert delivered_data(values, at_json) == expected
+        assert delivered_data(values, at_json, heads) == expected  # headers cached per correlation id
+        assert delivered_data(values, at_json, heads) == expected  # and taken from the cache
+        n += 1
+    assert n > 50
+    assert len(heads) > 1
+
+
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"reason": "lone surrogate \ud800"},  # pydantic refuses it too: the worker reports its error
+        {"revision": True},  # not a plain int: left to pydantic
+        {"attempt": 1.0},
+        {"reason": None},
+    ],
+)
+def test_values_it_does_not_write_are_left_to_the_worker(over: dict[str, Any]) -> None:
+    values = _values(**over)
+    assert delivered_data(values, occurred_at_json(values["occurred_at"])) is None
+
+
+def notifier(redis, settings) -> Notifier:  # type: ignore[no-untyped-def]
+    return Notifier(redis, settings=settings, clock=Clock(), sleep=no_sleep)
+
+
+def _check_publications(result: HandleResult) -> int:
+    """Each delivered event's publication carries the worker's encoding of it; the others none."""
+    pubs = _publications(result)
+    encoded = 0
+    for e, p in zip(result.events, pubs, strict=False):
+        assert p.stream == streams.NOTIFICATIONS
+        assert p.event is e
+        if isinstance(e, NotificationDelivered):
+            assert p.data == encode_data(e)
+            encoded += 1
+        else:
+            assert isinstance(e, NotificationFailed)
+            assert p.data is None
+    return encoded
+
+
+async def test_batch_publications_carry_the_encoded_delivered_events(redis, settings, tmp_path) -> None:
+    out = tmp_path / "out.jsonl"
+    store = SubscriptionStore(redis)
+    await store.put(make_sub("desk", [f"jsonl://{out}", "console://"]))
+    await store.put(make_sub("ru", [f"jsonl://{out}"], countries=["RU"]))
+    n = notifier(redis, settings)
+    batch = [
+        make_alert(alert_id="e1"),
+        make_alert(alert_id="e2", title='Zürich "quoted" \\ alert', text="Москва 😀\x7f\t text"),
+        make_alert(alert_id="e1", revision=2, revision_of="e1", title="e1 updated", text="v2"),
+    ]
+    results = await n.process_many(batch)
+    total = 0
+    for r in results:
+        assert isinstance(r, HandleResult), r
+        total += _check_publications(r)
+    assert total == 9 == len(lines(out)) + 3  # 2 JSONL + 1 console per alert
+    await n.aclose()
+
+
+async def test_a_delivery_after_a_failed_attempt_carries_its_encoding(redis, settings, receiver_factory) -> None:
+    rx = receiver_factory(plan=lambda n: 503 if n <= 1 else 200)
+    await SubscriptionStore(redis).put(make_sub("hook", [rx.webhook_url()]))
+    n = notifier(redis, settings.model_copy(update={"max_attempts": 3}))
+    (r,) = await n.process_many([make_alert(alert_id="w1")])
+    assert isinstance(r, HandleResult), r
+    assert [type(e).__name__ for e in r.events] == ["NotificationFailed", "NotificationDelivered"]
+    assert _check_publications(r) == 1
+    await n.aclose()
+
+
+def test_data_of_is_by_identity() -> None:
+    values = _values()
+    event = _delivered_event(dict(values))
+    twin = _delivered_event(dict(values))
+    assert twin == event
+    result = HandleResult(events=[event])
+    result.encoded[id(event)] = (event, b"data")
+    assert result.data_of(event) == b"data"
+    assert result.data_of(twin) is None  # an equal event is not the one encoded
