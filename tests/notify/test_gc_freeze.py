@@ -101,3 +101,39 @@ async def test_the_batch_path_leaves_no_reference_cycles(redis, settings, tmp_pa
         gc.garbage.clear()
         gc.enable()
         await n.aclose()
+
+
+async def test_young_collections_spaced_after_the_freeze(redis, settings, monkeypatch) -> None:
+    """CPython's first threshold is raised (never lowered) after the freeze: a read batch frees what
+    it allocated, so young collections of the batch in flight only traversed it for nothing."""
+    from vigil_notify.subscriptions import space_young_collections
+
+    monkeypatch.setattr(subs_mod, "_last_freeze", float("-inf"))
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, before[1], before[2])
+        n = Notifier(redis, settings=settings.model_copy(update={"gc_freeze": True}))
+        assert n.store.young_threshold == 100_000
+        await n.store.index()
+        assert gc.get_threshold()[0] == 100_000
+        space_young_collections(5_000)  # never lowered
+        assert gc.get_threshold()[0] == 100_000
+        await n.aclose()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+async def test_young_collections_left_alone_without_the_freeze_or_at_zero(redis, settings, monkeypatch) -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, before[1], before[2])
+        for update in ({}, {"gc_freeze": True, "gc_young_threshold": 0}):
+            monkeypatch.setattr(subs_mod, "_last_freeze", float("-inf"))
+            n = Notifier(redis, settings=settings.model_copy(update=update))
+            await n.store.index(force=True)
+            assert gc.get_threshold()[0] == 700
+            await n.aclose()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -206,6 +206,7 @@ class Notifier:
             refresh_interval_s=self.settings.subscriptions_refresh_s,
             freeze_gc=self.settings.gc_freeze,
             gen1_per_full_collection=self.settings.gc_gen1_per_full_collection,
+            young_threshold=self.settings.gc_young_threshold,
         )
         self.registry = registry or default_registry()
         self.renderer = renderer or Renderer()

@@ -54,6 +54,11 @@ class NotifySettings(BaseSettings):
     """With ``gc_freeze``: a full garbage collection at most every this many generation-1
     collections (CPython's third GC threshold, process-wide; its default 10 made every tenth one a
     full collection that only re-traversed the batch in flight). 0 keeps CPython's threshold."""
+    gc_young_threshold: int = Field(default=100_000, ge=0)
+    """With ``gc_freeze``: a young (generation-0) garbage collection only once this many more
+    container objects were allocated than freed (CPython's first GC threshold, process-wide; its
+    default 700 made one every few alerts, each traversing the read batch in flight and reclaiming
+    nothing: ~25 µs per alert). 0 keeps CPython's threshold."""
     housekeeping_interval_s: float = Field(default=5.0, gt=0)
     """How often digests and quiet-hour deferrals are checked and released."""
     producer: str = "notify"
