@@ -212,6 +212,10 @@ def test_pipeline_health_and_dead_letter_replay(page: Any, pipeline: Pipeline) -
     first.get_by_role("button", name="Replay").click()
     page.wait_for_function("document.querySelector('#dlq-status').textContent.includes('replayed')")
     assert int(client.xlen(streams.ALERTS_RECEIVED)) == before + 1
+    # the outcome survives the refreshes that follow (the replay's own and the 5-second one)
+    updated = page.locator("#health-updated").inner_text()
+    page.wait_for_function(f"document.querySelector('#health-updated').textContent !== {updated!r}", timeout=15000)
+    assert "replayed" in page.locator("#dlq-status").inner_text()
     client.close()
 
 

@@ -14,6 +14,7 @@
     stream: null,         // AbortController of the live feed
     map: null,
     subs: [],
+    lastReplay: null,     // {msg, at}: the last replay's outcome, kept in the dead-letter status a while
     healthTimer: null,
     detailTimer: null,
     view: null,
@@ -486,7 +487,11 @@
     if (d.ok) renderDeadLetters(d.data.dead_letters, h.data.dead_letters);
   }
   function renderDeadLetters(list, total) {
-    $("#dlq-status").textContent = total ? `${total} dead letter${total === 1 ? "" : "s"} (newest ${list.length} shown)` : "No dead letters.";
+    const count = total ? `${total} dead letter${total === 1 ? "" : "s"} (newest ${list.length} shown)` : "No dead letters.";
+    // the outcome of the last replay stays in view for a while: the refresh that follows it (and the
+    // 5-second one) must not wipe it before anyone has read it
+    const recent = state.lastReplay && Date.now() - state.lastReplay.at < 30000 ? `${state.lastReplay.msg} ` : "";
+    $("#dlq-status").textContent = recent + count;
     const open = new Set([...document.querySelectorAll("#dlq-list details[open]")].map((x) => x.dataset.id));
     $("#dlq-list").replaceChildren(...list.map((x) => el("li", { "data-id": x.id },
       el("div", {}, el("strong", {}, `${x.service} / ${x.stream}`), ` · ${x.attempts} attempt${x.attempts === 1 ? "" : "s"} · `, timeEl(x.occurred_at)),
@@ -501,6 +506,7 @@
     btn.disabled = true;
     const r = await api(`/console/api/deadletters/${encodeURIComponent(x.id)}/replay`, { method: "POST" });
     const msg = r.ok ? `Dead letter ${x.id} replayed into ${x.stream}.` : detailText(r.data, `Replay failed (${r.status}).`);
+    state.lastReplay = { msg, at: Date.now() };
     $("#dlq-status").textContent = msg; announce(msg);
     await loadHealth();
   }
