@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from vigil_notify.channels import PermanentFailure, TemporaryFailure, default_registry
@@ -170,6 +171,21 @@ async def test_email_through_local_smtp(smtp_server) -> None:
     assert mail["To"] == "traveller@example.com"
     body = mail.get_body(("html", "plain")).get_content()
     assert "html body" in body
+
+
+async def test_back_to_back_emails_through_one_channel_are_not_paced_by_apprise(smtp_server) -> None:
+    # Apprise paces each plugin object to one send per 5.5 s by sleeping inside notify(); a channel
+    # object is reused for every delivery to its URL, so the second alert's e-mail slept inside the
+    # send's timeout, timed out, was retried and was then sent twice. Pacing is Vigil's (per-subscription
+    # throttle and digests; retries with back-off when a service refuses).
+    url = f"mailto://127.0.0.1:{smtp_server.port}?to=traveller@example.com&from=vigil@example.com"
+    ch = AppriseChannel(url, timeout_s=3)
+    started = time.monotonic()
+    for _ in range(3):
+        await ch.send(MSG)
+    assert time.monotonic() - started < 3
+    assert len(smtp_server.messages) == 3
+    await ch.aclose()
 
 
 @pytest.mark.parametrize(("reply", "exc"), [("451 4.3.0 try later", TemporaryFailure),

@@ -88,6 +88,12 @@ class AppriseChannel:
         if plugin is None:
             raise ValueError("no notification service understands this URL")
         self._plugin: Any = plugin
+        # Apprise paces each plugin object to one send per ``request_rate_per_sec`` (5.5 s for most
+        # services) by sleeping inside notify(). This object serves every delivery to its URL, so that
+        # sleep landed inside the send's timeout: the second e-mail within 5.5 s timed out, was retried
+        # and then went out twice. Pacing is Vigil's job (per-subscription throttle and digests,
+        # retries with back-off when a service refuses), so Apprise's is switched off.
+        plugin.request_rate_per_sec = 0
         fmt = getattr(plugin, "notify_format", "text")
         fmt = fmt[0] if isinstance(fmt, tuple | list) else fmt
         self.body_format = str(getattr(fmt, "value", fmt))
