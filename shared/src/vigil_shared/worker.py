@@ -337,7 +337,10 @@ class StreamWorker(Generic[E]):
         settings: VigilSettings,
         concurrency: int = 1,
         description: str | None = None,
+        consumer: str | None = None,
     ) -> None:
+        """``consumer``: this worker's consumer name in the group (default ``settings.consumer_name``);
+        several workers of one process on the same group need distinct names."""
         if (handler is None) == (batch_handler is None):
             raise ValueError("StreamWorker needs exactly one of handler= and batch_handler=")
         self.service = service
@@ -348,7 +351,7 @@ class StreamWorker(Generic[E]):
         self.handler = handler
         self.batch_handler = batch_handler
         self.settings = settings
-        self.consumer = settings.consumer_name
+        self.consumer = consumer or settings.consumer_name
         self.concurrency = concurrency
         self.description = description
         self.stats = WorkerStats()

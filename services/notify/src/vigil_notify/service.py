@@ -114,17 +114,30 @@ async def build(ctx: ServiceContext) -> ServiceParts:
                 if pubs:
                     await publish_events(ctx.redis, pubs, ctx.settings.stream_maxlen)
 
-    worker = StreamWorker(
-        service="notify",
-        stream=streams.ALERTS_CLASSIFIED,
-        group=streams.GROUP_NOTIFY,
-        model=AlertClassified,
-        batch_handler=handle_batch,
-        settings=ctx.settings,
-        description="Matches each classified alert against subscriptions and delivers it.",
-    )
+    # several consumers of the group in this process (VIGIL_NOTIFY_CONSUMERS): while one batch waits on
+    # Redis (its dedup/throttle/claim/mark scripts run one after the other), another is matched and
+    # rendered; they share the subscription index and the notifier, as replicas share Redis state
+    names = [ctx.settings.consumer_name]
+    if settings.consumers > 1:
+        names = [f"{ctx.settings.consumer_name}-{i}" for i in range(settings.consumers)]
+    workers = [
+        StreamWorker(
+            service="notify",
+            stream=streams.ALERTS_CLASSIFIED,
+            group=streams.GROUP_NOTIFY,
+            model=AlertClassified,
+            batch_handler=handle_batch,
+            settings=ctx.settings,
+            description="Matches each classified alert against subscriptions and delivers it.",
+            consumer=name,
+        )
+        for name in names
+    ]
     return ServiceParts(
-        workers=[worker], routers=[build_router(notifier.store)], background=[housekeeping], on_stop=[notifier.aclose]
+        workers=workers,
+        routers=[build_router(notifier.store)],
+        background=[housekeeping],
+        on_stop=[notifier.aclose],
     )
 
 
