@@ -4,7 +4,6 @@ out on vigil.alerts.classified, with the classifier's labels and the alert's cor
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -83,8 +82,7 @@ async def test_alert_received_becomes_alert_classified_with_labels(classify_serv
     routine = received(
         2,
         "Embassy closure",
-        "The Embassy will be closed on Monday for a federal holiday; routine passport services resume on "
-        "Tuesday.",
+        "The Embassy will be closed on Monday for a federal holiday; routine passport services resume on Tuesday.",
     )
     quake = received(
         3,
@@ -134,29 +132,9 @@ async def test_alert_received_becomes_alert_classified_with_labels(classify_serv
 HOSTILE = 'Quotes " and \\ backslashes, tab\t, control \x01, \u2028, é, Москва, 😀, </script>'
 
 
-def contract_alerts() -> list[AlertReceived]:
+def contract_alerts(dev_received: list[AlertReceived]) -> list[AlertReceived]:
     """The dev fixture's alerts (some with CAP values, non-ASCII correlation ids) and a hostile one."""
-    alerts = []
-    lines = (FIXTURES / "dev_alerts.jsonl").read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(x for x in lines if x.strip()):
-        item = json.loads(line)
-        cap = None
-        if i % 3 == 0:
-            cap = CapInfo(identifier=f"cap-{i}", sender="s@example.org", sent="2026-01-01T00:00:00Z",
-                          urgency="Future", severity="Minor", certainty="Possible")  # fmt: skip
-        alerts.append(
-            AlertReceived(
-                correlation_id=f"corr-{i}-\u00e9",
-                producer="ingest",
-                alert_id=str(item.get("id") or f"a{i}"),
-                source_kind="text",
-                source_name="dev",
-                issuer=item.get("issuer"),
-                title=str(item.get("title", "")),
-                text=str(item.get("text") or "x"),
-                cap=cap,
-            )
-        )
+    alerts = list(dev_received)
     alerts.append(
         received(999, "Protests in Moscow " + HOSTILE, "Demonstrations near the metro in Moscow turned violent. "
                  + HOSTILE, extra={"k": HOSTILE, "n": [1, 2.5, None, True], "nested": {"x": 1e-05}})
@@ -172,20 +150,22 @@ def reference_fields(classifier: Classifier, alert: AlertReceived, published: Al
     return encode_event_sync(ref)
 
 
-def test_classified_data_is_the_validated_events_entry() -> None:
+def test_classified_data_is_the_validated_events_entry(dev_received: list[AlertReceived]) -> None:
     classifier = Classifier()
-    for alert in contract_alerts():
+    for alert in contract_alerts(dev_received):
         data = classified_data(classifier, alert)
         published = AlertClassified.model_validate_json(decode_body({DATA_FIELD: data}))
         assert type(published) is AlertClassified
         assert {DATA_FIELD: data} == reference_fields(classifier, alert, published), alert.alert_id
 
 
-async def test_published_entries_are_the_validated_events_bytes(classify_service: Redis) -> None:
+async def test_published_entries_are_the_validated_events_bytes(
+    classify_service: Redis, dev_received: list[AlertReceived]
+) -> None:
     """What the service writes to the stream (its own path, without event objects) is byte for byte
     the entry of the validated ``AlertClassified`` (apart from the fresh event id and time)."""
     redis = classify_service
-    alerts = contract_alerts()
+    alerts = contract_alerts(dev_received)
     await publish_events(redis, [Publication(streams.ALERTS_RECEIVED, a) for a in alerts])
     deadline = asyncio.get_running_loop().time() + 20
     while await redis.xlen(streams.ALERTS_CLASSIFIED) < len(alerts):

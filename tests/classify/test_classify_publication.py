@@ -3,7 +3,6 @@ the published bytes must be those of the validated event and parse back as the s
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,44 +10,15 @@ import pytest
 from vigil_classify.engine import Classifier
 from vigil_classify.service import classified_event, validated_event
 from vigil_shared.envelope import decode_body, decode_entry, encode_event_faststream, encode_event_sync
-from vigil_shared.events import AlertClassified, AlertReceived, CapInfo
+from vigil_shared.events import AlertClassified, AlertReceived
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-@pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier()
-
-
-def dev_alerts() -> list[AlertReceived]:
-    alerts = []
-    for i, line in enumerate((FIXTURES / "dev_alerts.jsonl").read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        item = json.loads(line)
-        cap = None
-        if i % 3 == 0:  # some with CAP values, which win over the text's
-            cap = CapInfo(identifier=f"cap-{i}", sender="s@example.org", sent="2026-01-01T00:00:00Z",
-                          urgency="Future", severity="Minor", certainty="Possible")  # fmt: skip
-        alerts.append(
-            AlertReceived(
-                correlation_id=f"corr-{i}-\u00e9",  # non-ASCII: the JSON must still match
-                producer="ingest",
-                alert_id=str(item.get("id") or f"a{i}"),
-                source_kind="text",
-                source_name="dev",
-                issuer=item.get("issuer"),
-                title=str(item.get("title", "")),
-                text=str(item.get("text") or "x"),
-                cap=cap,
-            )
-        )
-    return alerts
-
-
-def test_published_bytes_are_a_valid_alert_classified_equal_to_the_validated_path(classifier: Classifier) -> None:
-    alerts = dev_alerts()
+def test_published_bytes_are_a_valid_alert_classified_equal_to_the_validated_path(
+    classifier: Classifier, dev_received: list[AlertReceived]
+) -> None:
+    alerts = dev_received
     assert len(alerts) >= 20
     for alert in alerts:
         fast = classified_event(classifier, alert)
@@ -66,8 +36,10 @@ def test_published_bytes_are_a_valid_alert_classified_equal_to_the_validated_pat
         assert type(parsed) is AlertClassified
 
 
-async def test_fast_event_entry_is_what_faststream_writes(classifier: Classifier) -> None:
-    alert = dev_alerts()[0]
+async def test_fast_event_entry_is_what_faststream_writes(
+    classifier: Classifier, dev_received: list[AlertReceived]
+) -> None:
+    alert = dev_received[0]
     alert = alert.model_copy(update={"correlation_id": "ascii-only"})  # FastStream's length quirk
     fast = classified_event(classifier, alert)
     assert encode_event_sync(fast) == await encode_event_faststream(fast)
@@ -76,8 +48,8 @@ async def test_fast_event_entry_is_what_faststream_writes(classifier: Classifier
     assert AlertClassified.model_validate_json(body).alert == alert
 
 
-def test_fresh_ids_per_event(classifier: Classifier) -> None:
-    alert = dev_alerts()[1]
+def test_fresh_ids_per_event(classifier: Classifier, dev_received: list[AlertReceived]) -> None:
+    alert = dev_received[1]
     one, two = classified_event(classifier, alert), classified_event(classifier, alert)
     assert one.event_id != two.event_id
     assert one.occurred_at.tzinfo is not None
@@ -85,8 +57,7 @@ def test_fresh_ids_per_event(classifier: Classifier) -> None:
 
 
 HOSTILE = (
-    'Quotes " and \\ backslashes, tab\t, newline\n, control \x01\x1f, DEL \x7f, \u2028 \u2029, '
-    "é, Москва, 😀, </script>"
+    'Quotes " and \\ backslashes, tab\t, newline\n, control \x01\x1f, DEL \x7f, \u2028 \u2029, é, Москва, 😀, </script>'
 )
 
 
