@@ -637,7 +637,7 @@ class PipelineConfig:
     batch: int = 500
     classify_replicas: int = 1
     notify_replicas: int = 1
-    log_level: str = "WARNING"
+    log_level: str = "INFO"
     extra_env: dict[str, str] = field(default_factory=dict)
     retention_max_len: int = 10_000
     redis_pid: int | None = None
@@ -873,7 +873,7 @@ class BenchOptions:
     duration: float = 30.0
     classify_replicas: tuple[int, ...] = (1,)
     notify_replicas: int = 1
-    log_level: str = "WARNING"
+    log_level: str = "INFO"
     progress: bool = True
     profile_dir: Path | None = None
     retention: int = 10_000
@@ -1031,7 +1031,7 @@ def bench_command(
     notify_replicas: Annotated[
         int, typer.Option("--notify-replicas", min=1, help="notify processes (one consumer group) in every case.")
     ] = 1,
-    log_level: Annotated[str, typer.Option(help="Log level of the service processes.")] = "WARNING",
+    log_level: Annotated[str, typer.Option(help="Log level of the service processes (INFO, their default in a deployment).")] = "INFO",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
     profile: Annotated[
