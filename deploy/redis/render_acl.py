@@ -48,7 +48,7 @@ CONSUME = (
 )
 PRODUCE = "+xadd +xlen +exists +type"  # TYPE: the fenced commit checks its output keys are streams
 # every host runs the lag-aware retention trimmer over all Vigil streams (vigil_shared.retention)
-RETENTION = "+exists +xlen +xrange +xinfo +xpending +xtrim"
+RETENTION = "+exists +xlen +xrange +xrevrange +xinfo +xpending +xtrim"
 # a service's own non-stream keys: data commands only (no SCAN/KEYS: they would list others' key names)
 OWN = "+@read +@write -@dangerous -@admin -@pubsub -scan -keys -randomkey -xadd"
 SCRIPTS = "+evalsha +eval +evalsha_ro +eval_ro"
