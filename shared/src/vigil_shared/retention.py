@@ -45,8 +45,9 @@ LAG_SCAN_LIMIT = 1_000
 
 # KEYS[1] = stream; ARGV[1] = the age rule's cut ("ms-seq", '' = no age rule), ARGV[2] = max_len
 # (0 = no length rule), ARGV[3] = LENGTH_SCAN_LIMIT, ARGV[4] = LAG_SCAN_LIMIT, ARGV[5] = the cut the
-# caller computed ('' = let the script find it). Returns {trimmed, cut ('' = no rule applied),
-# holder ('' = none)}, or {-1, '', ''}: the caller must compute the cut (ARGV[5]) and call again.
+# caller computed ('' = let the script find it), ARGV[6] = '1' when the rules' cut is past ARGV[5].
+# Returns {trimmed, cut ('' = no rule applied), holder ('' = none)}, or {-1, floor, ''}: the caller
+# must compute the cut (ARGV[5]) and call again.
 #
 # The cut is the stricter rule's (the age cut, or the id of the first entry the length rule keeps),
 # lowered to the oldest entry any group still needs (the floor: a group's oldest pending entry, or
@@ -56,11 +57,12 @@ LAG_SCAN_LIMIT = 1_000
 # trimming by count (XTRIM MAXLEN) does exactly what trimming to the cut would. The script learns
 # that from the entries from the floor on (few when the groups keep up: no group at all, or a lag
 # of one read batch), and reads nothing from the head. When they are many (a group lags), it hands
-# back to the caller, which reads the head as before (the length cut's id) and passes the cut in.
+# back to the caller, which reads the head as before (the length cut's id; only the entries before
+# the floor: a group held back near the head leaves few) and passes the cut in.
 _TRIM_LUA = """
 local call = redis.call
 local key, age, max_len = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local limit, lag_limit, given = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local limit, lag_limit, given, strict = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
 if call('EXISTS', key) == 0 then return {0, '', ''} end
 local function parse(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -116,7 +118,7 @@ if excess > 0 then
         if #rows >= keep then len_cut = rows[#rows - keep + 1][1] else below = true end
       end
     end
-    if len_cut == nil and not below then return {-1, '', ''} end
+    if len_cut == nil and not below then return {-1, floor, ''} end
   end
 end
 if below and (age == '' or floor == nil or less(age, floor)) then
@@ -134,7 +136,8 @@ if cut == '' then
   cut = age  -- (below: the age cut is at or past the floor, so it is the stricter rule)
   if len_cut and (age == '' or less(age, len_cut)) then cut = len_cut end
 end
-if floor ~= nil and less(floor, cut) then
+-- (strict: the given cut stands for a stricter one just past it, so a floor at it holds it back too)
+if floor ~= nil and (less(floor, cut) or (strict and not less(cut, floor))) then
   cut = floor
 else
   holder = ''
@@ -167,24 +170,28 @@ def _text(value: bytes | str | int) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def retention_cut(
-    redis: Redis, stream: str, *, max_len: int, max_age_s: float, now_ms: int | None = None
-) -> str | None:
-    """The id before which the retention rules alone would remove entries (the stricter rule wins),
-    the length cut read from the stream's head."""
-    cuts: list[tuple[int, int]] = []
-    if max_age_s > 0:
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        cuts.append((now_ms - int(max_age_s * 1000), 0))
-    if max_len > 0:
-        excess = int(await redis.xlen(stream)) - max_len
-        if excess > 0:
-            rows = streams.entries(await redis.xrange(stream, "-", "+", count=min(excess + 1, LENGTH_SCAN_LIMIT)))
-            if rows:
-                cuts.append(_parse(rows[-1][0]))
+async def _head_cut(redis: Redis, stream: str, floor: str, *, max_len: int, age_cut: str) -> tuple[str, bool] | None:
+    """The cut for the trim script when a group lags: the retention's (the age cut or the length
+    cut read from the stream's head, the later), or ``(floor, True)`` when the length cut is past
+    the floor (the script trims to the floor then; which entry the cut is does not matter). Reads
+    the entries before the floor only, at most ``LENGTH_SCAN_LIMIT``."""
+    cuts = [_parse(age_cut)] if age_cut else []
+    excess = int(await redis.xlen(stream)) - max_len if max_len > 0 else 0
+    if excess > 0:
+        count = min(excess + 1, LENGTH_SCAN_LIMIT)
+        rows = [] if floor == "0-0" else streams.entries(await redis.xrange(stream, "-", f"({floor}", count=count))
+        if len(rows) == count:  # the first ``count`` entries: the length cut is the last
+            cuts.append(_parse(rows[-1][0]))
+        else:
+            first_kept = []  # the length cut, when it is the first entry from the floor on
+            if len(rows) == count - 1:
+                first_kept = streams.entries(await redis.xrange(stream, floor, "+", count=1))
+            if not first_kept:
+                return floor, True
+            cuts.append(_parse(first_kept[0][0]))
     if not cuts:
         return None
-    return _id(*max(cuts))
+    return _id(*max(cuts)), False
 
 
 async def trim_stream(
@@ -196,13 +203,13 @@ async def trim_stream(
     if not age_cut and max_len <= 0:
         return TrimResult(stream, 0, None)
     script = redis.register_script(_TRIM_LUA)
-    args: list[str | int] = [age_cut, max(max_len, 0), LENGTH_SCAN_LIMIT, LAG_SCAN_LIMIT, ""]
+    args: list[str | int] = [age_cut, max(max_len, 0), LENGTH_SCAN_LIMIT, LAG_SCAN_LIMIT, "", ""]
     trimmed, cut, holder = await script(keys=[stream], args=args)
     if int(trimmed) < 0:  # a group lags: the length cut is read from the head
-        given = await retention_cut(redis, stream, max_len=max_len, max_age_s=max_age_s, now_ms=now_ms)
+        given = await _head_cut(redis, stream, _text(cut), max_len=max_len, age_cut=age_cut)
         if given is None:
             return TrimResult(stream, 0, None)
-        args[-1] = given
+        args[4], args[5] = given[0], "1" if given[1] else ""
         trimmed, cut, holder = await script(keys=[stream], args=args)
     return TrimResult(stream, int(trimmed), _text(cut) or None, _text(holder) or None)
 
