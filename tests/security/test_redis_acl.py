@@ -252,8 +252,9 @@ def test_allowed_basics_per_user(acl_redis: dict[str, str]) -> None:
 def test_retention_trims_under_each_service_user(
     acl_redis: dict[str, str], user: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every path of the lag-aware trimmer (vigil_shared.retention: the script deciding alone, the
-    guess of the floor's side, the head read when a group lags) runs under each service's user."""
+    """Every path of the lag-aware trimmer (vigil_shared.retention: its lease, the script deciding
+    alone, the guess of the floor's side, the head read when a group lags) runs under each service's
+    user."""
     from redis.asyncio import Redis
     from vigil_shared import retention
 
@@ -270,6 +271,7 @@ def test_retention_trims_under_each_service_user(
         finally:
             await client.aclose()
 
+    assert _client(acl_redis[user]).set(retention.LEASE_KEY, user, nx=True, px=50) in (True, None)
     assert asyncio.run(trim(40)).trimmed == 20  # the script alone (the 5 entries from the floor on)
     monkeypatch.setattr(retention, "LAG_SCAN_LIMIT", 1)
     root.xgroup_setid(stream, "g", ids[45])

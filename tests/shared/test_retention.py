@@ -224,3 +224,34 @@ async def test_trim_with_a_lagging_group_reads_the_head_as_before(redis: Redis) 
     await redis.xgroup_create(S, "g", id=ids[3])
     r = await trim_stream(redis, S, max_len=100, max_age_s=0)
     assert (r.trimmed, r.cut, r.held_back_by) == (3, ids[3].decode(), "g")
+
+
+async def test_processes_sharing_a_redis_take_turns_through_the_lease(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several retention loops on one Redis: about one pass per interval among them, not one each."""
+    import asyncio
+
+    from vigil_shared import retention
+    from vigil_shared.settings import VigilSettings
+
+    passes: list[str] = []
+
+    async def counting_trim_all(redis: Redis, settings: VigilSettings, names: object = ()) -> list[object]:
+        passes.append(settings.consumer_name)
+        return []
+
+    monkeypatch.setattr(retention, "trim_all", counting_trim_all)
+    loops = [
+        asyncio.create_task(
+            retention.retention_loop(redis, VigilSettings(retention_interval_s=0.25, consumer_name=f"p{i}"))
+        )
+        for i in range(3)
+    ]
+    await asyncio.sleep(2.0)
+    for task in loops:
+        task.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    # 3 loops x ~8 passes each without the lease; with it about one per interval (0.2-0.3 s)
+    assert 4 <= len(passes) <= 11, passes
+    assert await redis.pttl(retention.LEASE_KEY) <= 200

@@ -13,7 +13,8 @@ forgot) holds the stream back; ``vigil status`` reports it, and the XADD safety 
 can drop entries a group has not read. See ``docs/guarantees.md``.
 
 Every host runs :func:`retention_loop` (``VIGIL_RETENTION_INTERVAL_S``); trimming is idempotent, so
-several replicas doing it is harmless. While the groups keep up, a pass reads no entries (the length
+several replicas doing it is harmless, and a short lease (:data:`LEASE_KEY`) lets one of them pass
+per interval. While the groups keep up, a pass reads no entries (the length
 rule is applied by count inside the script, see ``_TRIM_LUA``); only a lagging group makes it read
 the stream's head to find the length cut.
 """
@@ -42,6 +43,12 @@ is brought back over several passes."""
 LAG_SCAN_LIMIT = 1_000
 """At most this many entries from the groups' floor on are looked at inside the trim script (see
 ``_TRIM_LUA``); past that, the length cut is found as before, by reading the stream's head."""
+
+LEASE_KEY = streams.key("retention", "lease")
+"""Taken (``SET NX PX``, 0.8 x the interval) by the process whose :func:`retention_loop` passes first
+in an interval; the others skip theirs. Trimming is idempotent, so their passes only repeated the
+same reads (the groups' state, the entries from the floor on). A holder that dies just lets the
+lease expire. Processes configured with different retention rules take turns applying theirs."""
 
 # KEYS[1] = stream; ARGV[1] = the age rule's cut ("ms-seq", '' = no age rule), ARGV[2] = max_len
 # (0 = no length rule), ARGV[3] = LENGTH_SCAN_LIMIT, ARGV[4] = LAG_SCAN_LIMIT, ARGV[5] = the cut the
@@ -232,9 +239,13 @@ async def retention_loop(
     interval = settings.retention_interval_s
     if interval <= 0:
         return
+    lease_ms = max(1, int(interval * 800))
     while True:
         await asyncio.sleep(interval * random.uniform(0.8, 1.2))
         try:
+            # one pass per interval among the processes sharing this Redis (see LEASE_KEY)
+            if not await redis.set(LEASE_KEY, settings.consumer_name, nx=True, px=lease_ms):
+                continue
             for r in await trim_all(redis, settings, names):
                 if r.trimmed:
                     log.info(
