@@ -48,7 +48,9 @@ CONSUME = (
 )
 PRODUCE = "+xadd +xlen +exists +type"  # TYPE: the fenced commit checks its output keys are streams
 # every host runs the lag-aware retention trimmer over all Vigil streams (vigil_shared.retention)
-RETENTION = "+exists +xlen +xrange +xinfo +xpending +xtrim"
+RETENTION = "+exists +xlen +xrange +xrevrange +xinfo +xpending +xtrim"
+# ... and its lease, one pass per interval among the processes (vigil_shared.retention.LEASE_KEY)
+RETENTION_LEASE = ("vigil:retention:lease", "+set")
 # a service's own non-stream keys: data commands only (no SCAN/KEYS: they would list others' key names)
 OWN = "+@read +@write -@dangerous -@admin -@pubsub -scan -keys -randomkey -xadd"
 SCRIPTS = "+evalsha +eval +evalsha_ro +eval_ro"
@@ -67,6 +69,7 @@ def service_rules(consumes: list[str], produces: list[str], own: list[str]) -> s
     if own:
         selectors.append(_sel(own, OWN))
     selectors.append(_sel(["vigil.*"], RETENTION))
+    selectors.append(_sel([RETENTION_LEASE[0]], RETENTION_LEASE[1]))
     # EVAL checks its declared keys as one command: one selector spans every key the user may touch
     # (all streams: the retention script declares each one); each redis.call inside the script is then
     # checked against the selectors above on its own, so a script cannot do more than the user can

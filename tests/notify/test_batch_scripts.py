@@ -125,3 +125,32 @@ async def test_throttle_batch_with_several_instants_for_one_key(redis, settings)
     k1, k2 = (f"vigil:notify:throttle:{sid}:{channel_hash(url)}" for sid in ("one", "two"))
     assert await redis.zrange(k1, 0, -1, withscores=True) == await redis.zrange(k2, 0, -1, withscores=True)
     assert await redis.ttl(k1) > 90
+
+
+async def test_throttle_batch_equals_one_by_one_randomised(redis, settings) -> None:
+    """The batch script asks for a rank only when the window holds more than throttle_max members
+    (it counts them as it trims and adds): the same decisions and windows as the one-key script,
+    through windows that fill up, slide and are met again at several instants within one call."""
+    import asyncio
+    import random
+
+    rnd = random.Random(7)
+    url = "jsonl:///tmp/x.jsonl"
+    for case in range(30):
+        s = settings.model_copy(update={"throttle_max": rnd.randint(1, 6), "throttle_window_s": rnd.choice((5, 50))})
+        batch, single = Throttle(redis, s), Throttle(redis, s)
+        now = 1000.0
+        for _ in range(4):
+            calls = []
+            for _ in range(rnd.randint(1, 4)):
+                now += rnd.choice((0.0, 0.25, 1.0, 20.0))
+                checks = [(f"s{rnd.randint(0, 2)}", f"m{rnd.randint(0, 12)}") for _ in range(rnd.randint(1, 8))]
+                calls.append((now, checks))
+            together = await asyncio.gather(
+                *(batch.allow_many([(f"b{case}{sid}", url, m) for sid, m in checks], at) for at, checks in calls)
+            )
+            apart = [[await single.allow(f"o{case}{sid}", url, m, at) for sid, m in checks] for at, checks in calls]
+            assert together == apart, (case, calls)
+        for sid in ("s0", "s1", "s2"):
+            kb, ko = (f"vigil:notify:throttle:{p}{case}{sid}:{channel_hash(url)}" for p in ("b", "o"))
+            assert await redis.zrange(kb, 0, -1, withscores=True) == await redis.zrange(ko, 0, -1, withscores=True)

@@ -246,3 +246,35 @@ def test_allowed_basics_per_user(acl_redis: dict[str, str]) -> None:
     admin = _client(acl_redis["admin"])
     assert admin.xlen(streams.ALERTS_RECEIVED) >= 1
     assert admin.hgetall("vigil:subscriptions")
+
+
+@pytest.mark.parametrize("user", ["ingest", "classify", "notify", "capfeed"])
+def test_retention_trims_under_each_service_user(
+    acl_redis: dict[str, str], user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every path of the lag-aware trimmer (vigil_shared.retention: its lease, the script deciding
+    alone, the guess of the floor's side, the head read when a group lags) runs under each service's
+    user."""
+    from redis.asyncio import Redis
+    from vigil_shared import retention
+
+    root = _client(acl_redis["_root"])
+    stream = f"vigil.test.retention.{user}"
+    ids = [root.xadd(stream, {"n": str(i)}) for i in range(60)]
+    root.xgroup_create(stream, "g", id=ids[55])  # XINFO knows no lag: the floor's side is guessed
+    root.execute_command("ACL", "LOG", "RESET")
+
+    async def trim(max_len: int) -> retention.TrimResult:
+        client = Redis.from_url(acl_redis[user])
+        try:
+            return await retention.trim_stream(client, stream, max_len=max_len, max_age_s=3600)
+        finally:
+            await client.aclose()
+
+    assert _client(acl_redis[user]).set(retention.LEASE_KEY, user, nx=True, px=50) in (True, None)
+    assert asyncio.run(trim(40)).trimmed == 20  # the script alone (the 5 entries from the floor on)
+    monkeypatch.setattr(retention, "LAG_SCAN_LIMIT", 1)
+    root.xgroup_setid(stream, "g", ids[45])
+    r = asyncio.run(trim(5))  # the head read: the group holds the stream back
+    assert (r.trimmed, r.held_back_by) == (25, "g")
+    assert root.execute_command("ACL", "LOG") == []

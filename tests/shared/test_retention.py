@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -95,3 +96,162 @@ async def test_new_group_from_start_or_now(redis: Redis) -> None:
         await add_group(redis, S, "live", "now")
     assert await remove_group(redis, S, "live")
     assert {g["name"] for g in await list_groups(redis, S)} == {"existing", "replay"}
+
+
+# ----------------------------------------------------------------------------- the one-script trim
+# equals the previous algorithm (kept here as the reference): XRANGE up to LENGTH_SCAN_LIMIT entries
+# to the client to learn the length cut, then a script that lowers it to the groups' floor and trims.
+
+_REFERENCE_LUA = """
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function less(a, b)
+  local am, as = parse(a)
+  local bm, bs = parse(b)
+  return am < bm or (am == bm and as < bs)
+end
+local cut = ARGV[1]
+local holder = ''
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local info = {}
+  for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+  local need = info['last-delivered-id']
+  if tonumber(info['pending']) > 0 then
+    local summary = redis.call('XPENDING', KEYS[1], info['name'])
+    if summary[2] and less(summary[2], need) then need = summary[2] end
+  end
+  if less(need, cut) then
+    cut = need
+    holder = info['name']
+  end
+end
+local trimmed = redis.call('XTRIM', KEYS[1], 'MINID', cut)
+return {trimmed, cut, holder}
+"""
+
+
+async def reference_trim(
+    redis: Redis, stream: str, *, max_len: int, max_age_s: float, now_ms: int, limit: int
+) -> tuple[int, str | None, str | None]:
+    if not await redis.exists(stream):
+        return 0, None, None
+    cuts: list[tuple[int, int]] = []
+    if max_age_s > 0:
+        cuts.append((max(now_ms - int(max_age_s * 1000), 0), 0))
+    if max_len > 0:
+        excess = int(await redis.xlen(stream)) - max_len
+        if excess > 0:
+            rows = await redis.xrange(stream, "-", "+", count=min(excess + 1, limit))
+            ms, _, seq = rows[-1][0].decode().partition("-")
+            cuts.append((int(ms), int(seq)))
+    if not cuts:
+        return 0, None, None
+    ms, seq = max(cuts)
+    cut = f"{ms}-{seq}"
+    trimmed, final, holder = await redis.register_script(_REFERENCE_LUA)(keys=[stream], args=[cut])
+    return int(trimmed), final.decode(), holder.decode() or None
+
+
+async def build_scenario(redis: Redis, stream: str, rnd: random.Random) -> None:
+    """A stream with gaps and deleted entries, groups at various places, some entries pending."""
+    ids: list[str] = []
+    ms = rnd.randint(1, 3) * 1000
+    for _ in range(rnd.randint(1, 60)):
+        ms += rnd.choice((0, 1, 1, 5, 50))
+        seq = int(ids[-1].split("-")[1]) + 1 if ids and ids[-1].startswith(f"{ms}-") else 0
+        ids.append(f"{ms}-{seq}")
+        await redis.xadd(stream, {"n": str(len(ids))}, id=ids[-1])
+    for eid in ids:
+        if rnd.random() < 0.1:
+            await redis.xdel(stream, eid)
+    for g in range(rnd.randint(0, 3)):
+        start = rnd.choice(["0", "$", rnd.choice(ids), f"{ms + 7}-0", "0-1"])
+        await redis.xgroup_create(stream, f"g{g}", id=start)
+        for c in range(rnd.randint(0, 3)):
+            got = await redis.xreadgroup(f"g{g}", f"c{c}", {stream: ">"}, count=rnd.randint(1, 30))
+            read = [eid for eid, _ in got[0][1]] if got else []
+            acked = [eid for eid in read if rnd.random() < 0.7]
+            if acked:
+                await redis.xack(stream, f"g{g}", *acked)
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_trim_equals_the_reference_algorithm(redis: Redis, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Randomised: same trimmed count, cut, holder and remaining entries as the previous algorithm,
+    with every kind of floor (none, below, at, past the length cut; pending; deleted ids), small
+    scan limits (several passes to reach the length; the head read when the floor's side is long)."""
+    from vigil_shared import retention
+
+    rnd = random.Random(seed)
+    for case in range(40):
+        a, b = f"ref.{seed}.{case}", f"new.{seed}.{case}"
+        state = rnd.getstate()
+        await build_scenario(redis, a, rnd)
+        rnd.setstate(state)
+        await build_scenario(redis, b, rnd)
+        limit = rnd.choice((5_000, 2, 4, 9))
+        monkeypatch.setattr(retention, "LENGTH_SCAN_LIMIT", limit)
+        monkeypatch.setattr(retention, "LAG_SCAN_LIMIT", rnd.choice((256, 0, 1, 5)))
+        for _ in range(2):  # a second pass from what the first left
+            max_len = rnd.choice((0, 1, 3, 10, 20, 40, 100))
+            age_s = rnd.choice((0, 0, 1.0, 2.5, 4.0))
+            now_ms = 5_000 + rnd.randint(0, 60)
+            want = await reference_trim(redis, a, max_len=max_len, max_age_s=age_s, now_ms=now_ms, limit=limit)
+            got = await trim_stream(redis, b, max_len=max_len, max_age_s=age_s, now_ms=now_ms)
+            context = f"seed {seed} case {case}: max_len {max_len}, age {age_s}, limit {limit}"
+            assert (got.trimmed, got.cut, got.held_back_by) == want, context
+            assert [e for e, _ in await redis.xrange(b)] == [e for e, _ in await redis.xrange(a)], context
+
+
+async def test_trim_with_a_group_near_the_tail_reads_only_its_side(redis: Redis) -> None:
+    """A healthy group (lag of a few entries): the length rule is applied without reading the
+    entries it removes (XTRIM MAXLEN by count)."""
+    ids = await fill(redis, 300)
+    await redis.xgroup_create(S, "g", id="0")
+    await redis.xreadgroup("g", "c", {S: ">"}, count=290)
+    await redis.xack(S, "g", *ids[:285])  # 5 pending, 10 unread
+    await redis.config_resetstat()
+    r = await trim_stream(redis, S, max_len=100, max_age_s=0)
+    assert (r.trimmed, r.cut, r.held_back_by) == (200, ids[200].decode(), None)
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_xrange"]["calls"] <= 2  # the 15 entries from the floor on; the new first id
+
+
+async def test_trim_with_a_lagging_group_reads_the_head_as_before(redis: Redis) -> None:
+    ids = await fill(redis, 300)
+    await redis.xgroup_create(S, "g", id=ids[3])
+    r = await trim_stream(redis, S, max_len=100, max_age_s=0)
+    assert (r.trimmed, r.cut, r.held_back_by) == (3, ids[3].decode(), "g")
+
+
+async def test_processes_sharing_a_redis_take_turns_through_the_lease(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several retention loops on one Redis: about one pass per interval among them, not one each."""
+    import asyncio
+
+    from vigil_shared import retention
+    from vigil_shared.settings import VigilSettings
+
+    passes: list[str] = []
+
+    async def counting_trim_all(redis: Redis, settings: VigilSettings, names: object = ()) -> list[object]:
+        passes.append(settings.consumer_name)
+        return []
+
+    monkeypatch.setattr(retention, "trim_all", counting_trim_all)
+    loops = [
+        asyncio.create_task(
+            retention.retention_loop(redis, VigilSettings(retention_interval_s=0.25, consumer_name=f"p{i}"))
+        )
+        for i in range(3)
+    ]
+    await asyncio.sleep(2.0)
+    for task in loops:
+        task.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    # 3 loops x ~8 passes each without the lease; with it about one per interval (0.2-0.3 s)
+    assert 4 <= len(passes) <= 11, passes
+    assert await redis.pttl(retention.LEASE_KEY) <= 200

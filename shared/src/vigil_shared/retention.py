@@ -13,7 +13,10 @@ forgot) holds the stream back; ``vigil status`` reports it, and the XADD safety 
 can drop entries a group has not read. See ``docs/guarantees.md``.
 
 Every host runs :func:`retention_loop` (``VIGIL_RETENTION_INTERVAL_S``); trimming is idempotent, so
-several replicas doing it is harmless.
+several replicas doing it is harmless, and a short lease (:data:`LEASE_KEY`) lets one of them pass
+per interval. While the groups keep up, a pass reads no entries (the length
+rule is applied by count inside the script, see ``_TRIM_LUA``); only a lagging group makes it read
+the stream's head to find the length cut.
 """
 
 from __future__ import annotations
@@ -37,9 +40,37 @@ LENGTH_SCAN_LIMIT = 5_000
 """At most this many entries are read per pass to find the length cut; a stream far over its limit
 is brought back over several passes."""
 
-# KEYS[1] = stream; ARGV[1] = the retention's cut ("ms-seq": entries before it may go).
-# Lowers the cut to the oldest entry any group still needs, trims, returns {trimmed, cut, holder}.
+LAG_SCAN_LIMIT = 1_000
+"""At most this many entries from the groups' floor on are looked at inside the trim script (see
+``_TRIM_LUA``); past that, the length cut is found as before, by reading the stream's head."""
+
+LEASE_KEY = streams.key("retention", "lease")
+"""Taken (``SET NX PX``, 0.8 x the interval) by the process whose :func:`retention_loop` passes first
+in an interval; the others skip theirs. Trimming is idempotent, so their passes only repeated the
+same reads (the groups' state, the entries from the floor on). A holder that dies just lets the
+lease expire. Processes configured with different retention rules take turns applying theirs."""
+
+# KEYS[1] = stream; ARGV[1] = the age rule's cut ("ms-seq", '' = no age rule), ARGV[2] = max_len
+# (0 = no length rule), ARGV[3] = LENGTH_SCAN_LIMIT, ARGV[4] = LAG_SCAN_LIMIT, ARGV[5] = the cut the
+# caller computed ('' = let the script find it), ARGV[6] = '1' when the rules' cut is past ARGV[5].
+# Returns {trimmed, cut ('' = no rule applied), holder ('' = none)}, or {-1, floor, ''}: the caller
+# must compute the cut (ARGV[5]) and call again.
+#
+# The cut is the stricter rule's (the age cut, or the id of the first entry the length rule keeps),
+# lowered to the oldest entry any group still needs (the floor: a group's oldest pending entry, or
+# the entry it last read - the entries after it are unread). The length cut is an entry *position*,
+# and no stream command returns the id at a position without returning every entry before it
+# (~3 KB each, thousands per pass). It is not needed when the length cut is below the floor: then
+# trimming by count (XTRIM MAXLEN) does exactly what trimming to the cut would. The script learns
+# that from the entries from the floor on (few when the groups keep up: no group at all, or a lag
+# of one read batch), and reads nothing from the head. When they are many (a group lags), it hands
+# back to the caller, which reads the head as before (the length cut's id; only the entries before
+# the floor: a group held back near the head leaves few) and passes the cut in.
 _TRIM_LUA = """
+local call = redis.call
+local key, age, max_len = KEYS[1], ARGV[1], tonumber(ARGV[2])
+local limit, lag_limit, given, strict = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
+if call('EXISTS', key) == 0 then return {0, '', ''} end
 local function parse(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return tonumber(ms), tonumber(seq)
@@ -49,24 +80,76 @@ local function less(a, b)
   local bm, bs = parse(b)
   return am < bm or (am == bm and as < bs)
 end
-local cut = ARGV[1]
-local holder = ''
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+local length, excess = 0, 0
+if given == '' and max_len > 0 then
+  length = call('XLEN', key)
+  excess = math.min(length - max_len, limit - 1)  -- the entries the length rule removes
+end
+if given == '' and age == '' and excess <= 0 then return {0, '', ''} end
+-- the floor; the holder is the first group that has it
+local floor, holder, floor_side = nil, '', nil
+for _, g in ipairs(call('XINFO', 'GROUPS', key)) do
   local info = {}
   for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
   -- entries after last-delivered-id are unread; keeping that one entry too costs nothing
   local need = info['last-delivered-id']
-  if tonumber(info['pending']) > 0 then
-    local summary = redis.call('XPENDING', KEYS[1], info['name'])
+  local pending = tonumber(info['pending'])
+  if pending > 0 then
+    local summary = call('XPENDING', key, info['name'])
     if summary[2] and less(summary[2], need) then need = summary[2] end
   end
-  if less(need, cut) then
-    cut = need
-    holder = info['name']
+  if floor == nil or less(need, floor) then
+    floor, holder = need, info['name']
+    -- at least this many entries from the floor on, when XINFO knows the group's lag
+    floor_side = info['lag'] and (tonumber(info['lag']) + pending) or nil
   end
 end
-local trimmed = redis.call('XTRIM', KEYS[1], 'MINID', cut)
-return {trimmed, cut, holder}
+-- else guessed from the ids' times (a steady rate): only decides whether looking is worth it
+local function guess_floor_side()
+  local first = call('XRANGE', key, '-', '+', 'COUNT', 1)[1][1]
+  local last = call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1][1]
+  local f, l, m = parse(first), parse(last), parse(floor)
+  if m <= f then return length end
+  return math.floor(length * (l - m) / (l - f + 1))
+end
+local keep = length - excess  -- the entries the length rule keeps
+local len_cut, below = nil, false  -- the length cut's id, or: it is below the floor
+if excess > 0 then
+  if floor == nil then
+    below = true
+  else
+    local n = math.min(excess, lag_limit)
+    if (floor_side or guess_floor_side()) <= n then
+      local rows = call('XRANGE', key, floor, '+', 'COUNT', n + 1)
+      if #rows <= n then  -- every entry from the floor on
+        if #rows >= keep then len_cut = rows[#rows - keep + 1][1] else below = true end
+      end
+    end
+    if len_cut == nil and not below then return {-1, floor, ''} end
+  end
+end
+if below and (age == '' or floor == nil or less(age, floor)) then
+  -- both rules cut below the floor: by age, then by count; the cut is the later of the two
+  local trimmed = 0
+  if age ~= '' then trimmed = call('XTRIM', key, 'MINID', age) end
+  local left = call('XLEN', key)
+  if left > keep then trimmed = trimmed + call('XTRIM', key, 'MAXLEN', keep) end
+  local cut = age
+  if left >= keep then cut = call('XRANGE', key, '-', '+', 'COUNT', 1)[1][1] end
+  return {trimmed, cut, ''}
+end
+local cut = given
+if cut == '' then
+  cut = age  -- (below: the age cut is at or past the floor, so it is the stricter rule)
+  if len_cut and (age == '' or less(age, len_cut)) then cut = len_cut end
+end
+-- (strict: the given cut stands for a stricter one just past it, so a floor at it holds it back too)
+if floor ~= nil and (less(floor, cut) or (strict and not less(cut, floor))) then
+  cut = floor
+else
+  holder = ''
+end
+return {call('XTRIM', key, 'MINID', cut), cut, holder}
 """
 
 
@@ -90,39 +173,52 @@ def _parse(entry_id: bytes | str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-async def retention_cut(
-    redis: Redis, stream: str, *, max_len: int, max_age_s: float, now_ms: int | None = None
-) -> str | None:
-    """The id before which the retention rules alone would remove entries (the stricter rule wins)."""
-    cuts: list[tuple[int, int]] = []
-    if max_age_s > 0:
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        cuts.append((now_ms - int(max_age_s * 1000), 0))
-    if max_len > 0:
-        excess = int(await redis.xlen(stream)) - max_len
-        if excess > 0:
-            rows = streams.entries(await redis.xrange(stream, "-", "+", count=min(excess + 1, LENGTH_SCAN_LIMIT)))
-            if rows:
-                cuts.append(_parse(rows[-1][0]))
+def _text(value: bytes | str | int) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _head_cut(redis: Redis, stream: str, floor: str, *, max_len: int, age_cut: str) -> tuple[str, bool] | None:
+    """The cut for the trim script when a group lags: the retention's (the age cut or the length
+    cut read from the stream's head, the later), or ``(floor, True)`` when the length cut is past
+    the floor (the script trims to the floor then; which entry the cut is does not matter). Reads
+    the entries before the floor only, at most ``LENGTH_SCAN_LIMIT``."""
+    cuts = [_parse(age_cut)] if age_cut else []
+    excess = int(await redis.xlen(stream)) - max_len if max_len > 0 else 0
+    if excess > 0:
+        count = min(excess + 1, LENGTH_SCAN_LIMIT)
+        rows = [] if floor == "0-0" else streams.entries(await redis.xrange(stream, "-", f"({floor}", count=count))
+        if len(rows) == count:  # the first ``count`` entries: the length cut is the last
+            cuts.append(_parse(rows[-1][0]))
+        else:
+            first_kept = []  # the length cut, when it is the first entry from the floor on
+            if len(rows) == count - 1:
+                first_kept = streams.entries(await redis.xrange(stream, floor, "+", count=1))
+            if not first_kept:
+                return floor, True
+            cuts.append(_parse(first_kept[0][0]))
     if not cuts:
         return None
-    return _id(*max(cuts))
+    return _id(*max(cuts)), False
 
 
 async def trim_stream(
     redis: Redis, stream: str, *, max_len: int, max_age_s: float, now_ms: int | None = None
 ) -> TrimResult:
-    """Apply the retention to one stream, lag-aware (see the module docstring)."""
-    if not await redis.exists(stream):
-        return TrimResult(stream, 0, None)
-    cut = await retention_cut(redis, stream, max_len=max_len, max_age_s=max_age_s, now_ms=now_ms)
-    if cut is None:
+    """Apply the retention to one stream, lag-aware (see the module docstring and ``_TRIM_LUA``)."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    age_cut = _id(now_ms - int(max_age_s * 1000)) if max_age_s > 0 else ""
+    if not age_cut and max_len <= 0:
         return TrimResult(stream, 0, None)
     script = redis.register_script(_TRIM_LUA)
-    trimmed, final_cut, holder = await script(keys=[stream], args=[cut])
-    final = final_cut.decode() if isinstance(final_cut, bytes) else str(final_cut)
-    held = (holder.decode() if isinstance(holder, bytes) else str(holder)) or None
-    return TrimResult(stream, int(trimmed), final, held)
+    args: list[str | int] = [age_cut, max(max_len, 0), LENGTH_SCAN_LIMIT, LAG_SCAN_LIMIT, "", ""]
+    trimmed, cut, holder = await script(keys=[stream], args=args)
+    if int(trimmed) < 0:  # a group lags: the length cut is read from the head
+        given = await _head_cut(redis, stream, _text(cut), max_len=max_len, age_cut=age_cut)
+        if given is None:
+            return TrimResult(stream, 0, None)
+        args[4], args[5] = given[0], "1" if given[1] else ""
+        trimmed, cut, holder = await script(keys=[stream], args=args)
+    return TrimResult(stream, int(trimmed), _text(cut) or None, _text(holder) or None)
 
 
 async def trim_all(
@@ -143,9 +239,13 @@ async def retention_loop(
     interval = settings.retention_interval_s
     if interval <= 0:
         return
+    lease_ms = max(1, int(interval * 800))
     while True:
         await asyncio.sleep(interval * random.uniform(0.8, 1.2))
         try:
+            # one pass per interval among the processes sharing this Redis (see LEASE_KEY)
+            if not await redis.set(LEASE_KEY, settings.consumer_name, nx=True, px=lease_ms):
+                continue
             for r in await trim_all(redis, settings, names):
                 if r.trimmed:
                     log.info(

@@ -166,13 +166,10 @@ _json_array: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separat
 
 # ----------------------------------------------------------------------------- idempotency ledger
 
+# SET ... NX GET (Redis >= 7.0): absent -> set, reply nil; present -> not set, reply the value: the
+# GET-then-SET of a claim as one command.
 _CLAIM = """
-local v = redis.call('GET', KEYS[1])
-if not v then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-  return 'claimed'
-end
-return v
+return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2]) or 'claimed'
 """
 # The batch scripts take their items as one JSON array (ARGV[1]) and build the keys from a prefix:
 # redis-py packs each argument in Python (~0.7 us each, ~30 per alert as separate keys and values);
@@ -184,13 +181,7 @@ local items = cjson.decode(ARGV[1])
 local prefix, token, ttl = ARGV[2], ARGV[3], ARGV[4]
 local out = {}
 for i, idem in ipairs(items) do
-  local k = prefix .. idem
-  local v = redis.call('GET', k)
-  if not v then
-    redis.call('SET', k, token, 'EX', ttl)
-    v = 'claimed'
-  end
-  out[i] = v
+  out[i] = redis.call('SET', prefix .. idem, token, 'NX', 'GET', 'EX', ttl) or 'claimed'
 end
 return out
 """
@@ -504,18 +495,14 @@ def content_fingerprint(title: str, text: str) -> str:
 
 
 # ARGV[1]: JSON [subscription id, fingerprint, alert id, ...]; ARGV[2]: key prefix; ARGV[3]: TTL.
+# (SET ... NX GET: the stored id when the key exists, else nil and the key set: SET NX, else GET.)
 _FIRST_MANY = """
 local items = cjson.decode(ARGV[1])
 local prefix, ttl = ARGV[2], ARGV[3]
 local out = {}
 for i = 1, #items, 3 do
   local k = prefix .. items[i] .. ':' .. items[i + 1]
-  local id = items[i + 2]
-  if redis.call('SET', k, id, 'NX', 'EX', ttl) then
-    out[#out + 1] = ''
-  else
-    out[#out + 1] = redis.call('GET', k) or ''
-  end
+  out[#out + 1] = redis.call('SET', k, items[i + 2], 'NX', 'GET', 'EX', ttl) or ''
 end
 return out
 """
@@ -578,30 +565,44 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 
 
 # ARGV[1]: JSON [subscription id, channel hash, now, member, ...] (now as the text of the float, what
-# the one-key script gets); ARGV[2]: key prefix; ARGV[3]: the window.
+# the one-key script gets); ARGV[2]: key prefix; ARGV[3]: the window; ARGV[4]: throttle_max. Returns
+# 1 (allowed: the member's rank in the window < throttle_max) or 0 per item.
 #
 # A key met again at the same instant is not trimmed again (the cut-off is the same, and every member
 # added since scores ``now``), and each key's EXPIRE is set once at the end (the script is atomic: the
 # same TTL from the same instant): the one-key script's effects, with a shared subscription's
-# window (every alert of a batch) trimmed once instead of once per alert.
+# window (every alert of a batch) trimmed once instead of once per alert. The rank is only asked for
+# when the window holds more than throttle_max members (a rank is below the window's size): the
+# size is read once per key (ZCARD) and kept up to date from what ZREMRANGEBYSCORE and ZADD report.
 _THROTTLE_MANY = """
 local items = cjson.decode(ARGV[1])
 local prefix = ARGV[2]
 local window = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
 local out = {}
 local trimmed_at = {}
+local size = {}
 local touched = {}
 for i = 1, #items, 4 do
   local k = prefix .. items[i] .. ':' .. items[i + 1]
   local now = items[i + 2]
   local member = items[i + 3]
   if trimmed_at[k] ~= now then
-    redis.call('ZREMRANGEBYSCORE', k, '-inf', tonumber(now) - window)
-    if trimmed_at[k] == nil then touched[#touched + 1] = k end
+    local removed = redis.call('ZREMRANGEBYSCORE', k, '-inf', tonumber(now) - window)
+    if trimmed_at[k] == nil then
+      touched[#touched + 1] = k
+      size[k] = redis.call('ZCARD', k)
+    else
+      size[k] = size[k] - removed
+    end
     trimmed_at[k] = now
   end
-  redis.call('ZADD', k, 'NX', now, member)
-  out[#out + 1] = redis.call('ZRANK', k, member)
+  size[k] = size[k] + redis.call('ZADD', k, 'NX', now, member)
+  if size[k] <= limit or redis.call('ZRANK', k, member) < limit then
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
 end
 for _, k in ipairs(touched) do
   redis.call('EXPIRE', k, ARGV[3])
@@ -636,13 +637,16 @@ class Throttle:
         return await self._coalesced.submit([(sid, channel_hash(url), now, m) for sid, url, m in checks])
 
     async def _run_many(self, items: list[tuple[str, str, str, str]]) -> list[bool]:
-        """(subscription id, channel hash, now, member) each: the window's rank of the member."""
+        """(subscription id, channel hash, now, member) each: whether the member's rank in the window
+        is below ``throttle_max``."""
         flat = [x for item in items for x in item]
-        ranks = await self._many(
-            args=[_json_array(flat), key("notify", "throttle", ""), self.settings.throttle_window_s]
-        )
-        limit = self.settings.throttle_max
-        return [int(r) < limit for r in ranks]
+        allowed = await self._many(
+            args=[
+                _json_array(flat), key("notify", "throttle", ""), self.settings.throttle_window_s,
+                self.settings.throttle_max,
+            ]
+        )  # fmt: skip
+        return [a == 1 for a in allowed]
 
 
 class DigestStore:
