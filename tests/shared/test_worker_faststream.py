@@ -10,7 +10,8 @@ from typing import Any
 
 import fast_depends.utils
 import pytest
-from faststream.redis import StreamSub
+from fast_depends.core import CallModel
+from faststream.redis import RedisBroker, StreamSub
 from redis.asyncio import Redis
 
 # the per-entry worker tests' helpers (tests/shared is on sys.path: pytest's rootdir-relative import)
@@ -46,19 +47,9 @@ def test_stream_sub_prefix_copy_equals_faststreams_deep_copy(prefix: str) -> Non
     assert _fields(ours) == before
 
 
-async def test_batches_are_handed_over_without_a_worker_thread(
-    redis: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """fast_depends runs synchronous parameter hooks in a thread pool: the body's no-cast field must
-    not be one (it cost a thread hand-off per read batch)."""
-    to_thread: list[str] = []
-    real = fast_depends.utils.run_in_threadpool
-
-    async def spy(func: Any, *args: Any, **kwargs: Any) -> Any:
-        to_thread.append(getattr(func, "__qualname__", repr(func)))
-        return await real(func, *args, **kwargs)
-
-    monkeypatch.setattr(fast_depends.utils, "run_in_threadpool", spy)
+async def _relay_through_worker(redis: Redis, redis_url: str, broker: RedisBroker, n: int = 30) -> list[list[str]]:
+    """Run a batch worker (batches of at most 7) on ``broker`` until it relayed ``n`` alerts; the
+    alert ids of each batch its handler got."""
     seen: list[list[str]] = []
 
     async def relay(events: Sequence[AlertReceived]) -> Sequence[Sequence[Publication]]:
@@ -68,20 +59,19 @@ async def test_batches_are_handed_over_without_a_worker_thread(
     settings = VigilSettings(
         redis_url=redis_url, consumer_name="c1", block_ms=50, batch_size=7, claim_interval_s=60, retention_interval_s=0
     )
-    broker = make_broker(redis_url)
     client = Redis.from_url(redis_url)
     worker = StreamWorker(
         service="tester", stream=IN, group=GROUP, model=AlertReceived, batch_handler=relay, settings=settings
     )
     worker.attach(broker)
     await worker.prepare(client)
-    await publish_events(redis, [Publication(IN, alert(i)) for i in range(30)], 10_000)
+    await publish_events(redis, [Publication(IN, alert(i)) for i in range(n)], 10_000)
     await broker.start()
     await worker.start_background(client)
     try:
 
         async def all_out() -> bool:
-            return bool(await redis.exists(OUT)) and int(await redis.xlen(OUT)) >= 30
+            return bool(await redis.exists(OUT)) and int(await redis.xlen(OUT)) >= n
 
         await wait_for(all_out)
         await asyncio.sleep(0.1)  # a few empty polls too
@@ -89,6 +79,41 @@ async def test_batches_are_handed_over_without_a_worker_thread(
         await worker.stop()
         await broker.stop()
         await client.aclose()
-    assert [a for batch in seen for a in batch] == [f"al_{i}" for i in range(30)]
-    assert len(seen) >= 5  # batches of at most 7
+    assert [a for batch in seen for a in batch] == [f"al_{i}" for i in range(n)]
+    assert len(seen) >= n // 7
+    return seen
+
+
+async def test_batches_are_handed_over_without_a_worker_thread(
+    redis: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a broker with FastStream's dependency injection on (its default), fast_depends runs
+    synchronous parameter hooks in a thread pool: the body's no-cast field must not be one (it cost
+    a thread hand-off per read batch)."""
+    to_thread: list[str] = []
+    real = fast_depends.utils.run_in_threadpool
+
+    async def spy(func: Any, *args: Any, **kwargs: Any) -> Any:
+        to_thread.append(getattr(func, "__qualname__", repr(func)))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(fast_depends.utils, "run_in_threadpool", spy)
+    await _relay_through_worker(redis, redis_url, RedisBroker(redis_url, apply_types=True))
     assert to_thread == []
+
+
+async def test_vigils_broker_hands_batches_over_without_dependency_injection(
+    redis: Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make_broker``'s broker calls the worker's handler with the raw batch: no fast_depends call
+    model is solved per batch (the worker injects nothing)."""
+    solved: list[str] = []
+    real = CallModel.asolve
+
+    async def spy(self: CallModel, *args: Any, **kwargs: Any) -> Any:
+        solved.append(getattr(self.call, "__name__", repr(self.call)))
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(CallModel, "asolve", spy)
+    await _relay_through_worker(redis, redis_url, make_broker(redis_url))
+    assert solved == []
