@@ -13,6 +13,8 @@ under the temp directory), written to a stream of a private redis-server before 
 * ``--mode worker``: a real FastStream broker and :class:`~vigil_shared.worker.StreamWorker` in
   batch mode whose handler is trivial: each event's publication is its input entry's ``__data__``
   unchanged, to an output stream (what the plain relay writes, so the two are comparable).
+* ``--mode direct``: the same worker and handler, its ``process`` fed by a bare ``XREADGROUP`` loop
+  instead of FastStream's subscriber: the difference to ``worker`` is FastStream's per-batch path.
 * ``--mode relay``: :func:`vigil_shared.bench_relay.relay` (the ceiling's hop) on the same entries.
 * ``--mode decode``: only the worker's per-entry decode (``decode_body`` + ``parse_event``).
 
@@ -122,14 +124,19 @@ async def run_worker(
     worker: StreamWorker[Any] = StreamWorker(
         service="bench", stream=SRC, group=GROUP, model=model, batch_handler=handler, settings=settings
     )
-    worker.attach(broker)
+    direct = opts.mode == "direct"
+    if not direct:
+        worker.attach(broker)
     await worker.prepare(client)
-    await broker.connect()
+    if not direct:
+        await broker.connect()
     gc.collect()  # as vigil_shared.runtime.Host does before it starts the broker
     gc.freeze()
     if opts.gc_threshold:
         gc.set_threshold(*(int(x) for x in opts.gc_threshold.split(",")))
-    await broker.start()
+    reader = asyncio.create_task(read_directly(worker, client, opts.batch, total)) if direct else None
+    if not direct:
+        await broker.start()
     await worker.start_background(client)
     # warm-up: the first batches pay one-time costs (imports at the subscriber's start, caches)
     while worker.stats.consumed < opts.warmup:  # noqa: ASYNC110 - polls the stats, as a benchmark may
@@ -157,7 +164,10 @@ async def run_worker(
         profiler.dump_stats(opts.profile)
     measured = worker.stats.consumed - first
     worker._stopping = True  # no watchdog restart of the subscriber while the broker stops
-    await broker.stop()
+    if reader is not None:
+        await reader
+    else:
+        await broker.stop()
     await worker.stop(grace_s=1)
     await client.aclose()
     if worker.stats.published != total or worker.stats.deadlettered:
@@ -165,6 +175,17 @@ async def run_worker(
     gc_timer.per_entry = gc_timer.seconds / measured
     print(f"(system CPU {system_s / measured * 1e6:.1f} µs/entry of the process CPU)", file=sys.stderr)
     return cpu / measured, redis_s / measured
+
+
+async def read_directly(worker: Any, client: Any, count: int, total: int) -> None:
+    """``--mode direct``: the worker's :meth:`process` fed by a bare ``XREADGROUP`` loop instead of
+    FastStream's subscriber (what FastStream's per-batch path costs is the difference)."""
+    from vigil_shared.streams import read_entries
+
+    while worker.stats.consumed < total:
+        reply = await client.xreadgroup(GROUP, worker.consumer, {SRC: ">"}, count=count, block=100)
+        if reply:
+            await worker.process(read_entries(reply))
 
 
 def run_relay(url: str, total: int, opts: argparse.Namespace) -> float:
@@ -200,7 +221,7 @@ def run_decode(kind: str, entries: Sequence[dict[bytes, bytes]], rounds: int, op
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--kind", choices=("received", "classified"), default="classified")
-    p.add_argument("--mode", choices=("worker", "relay", "decode"), default="worker")
+    p.add_argument("--mode", choices=("worker", "direct", "relay", "decode"), default="worker")
     p.add_argument("-n", type=int, default=3000, help="distinct entries")
     p.add_argument("--rounds", type=int, default=2, help="each entry is written this many times")
     p.add_argument("--batch", type=int, default=200, help="entries per XREADGROUP (VIGIL_BATCH_SIZE)")
