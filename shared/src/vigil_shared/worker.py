@@ -310,8 +310,8 @@ class _StreamSub(StreamSub):
     """FastStream's ``StreamSub`` with a cheap :meth:`add_prefix`.
 
     The stream subscriber calls ``add_prefix`` on every ``XREADGROUP`` and again for each batch's
-    log context, and the stock one deep-copies the object each time (~30 ``deepcopy`` calls, about
-    a tenth of the worker's CPU per read batch of 10). Every attribute of a ``StreamSub`` is an
+    log context, and the stock one deep-copies the object each time (~30 ``deepcopy`` calls each;
+    a tenth of the worker's profiled CPU at read batches of 10 entries). Every attribute of a ``StreamSub`` is an
     immutable scalar (names, ids, numbers, flags), so copying the slots is an equal, independent
     object (``copy.copy`` would be too, through the slower pickle protocol)."""
 
