@@ -81,12 +81,19 @@ def make_broker(url: str, graceful_timeout: float | None = None) -> RedisBroker:
     """FastStream's broker; its own per-message logs go to DEBUG, its errors still show.
 
     ``graceful_timeout``: on stop, how long FastStream waits for in-flight batches to finish.
+
+    ``apply_types=False``: Vigil's subscribers (:meth:`vigil_shared.worker.StreamWorker.attach`) take
+    the raw batch and validate each entry themselves, and inject nothing, so FastStream's dependency
+    injection (fast_depends: a call model solved, an anyio task group opened per read batch) only
+    cost CPU. The handlers' annotations still document the payload model in AsyncAPI.
     """
     fs_logger = logging.getLogger("vigil.faststream")
     fs_logger.setLevel(logging.WARNING)
     if graceful_timeout is None:
-        return RedisBroker(url, logger=fs_logger, log_level=logging.DEBUG)
-    return RedisBroker(url, logger=fs_logger, log_level=logging.DEBUG, graceful_timeout=graceful_timeout)
+        return RedisBroker(url, logger=fs_logger, log_level=logging.DEBUG, apply_types=False)
+    return RedisBroker(
+        url, logger=fs_logger, log_level=logging.DEBUG, graceful_timeout=graceful_timeout, apply_types=False
+    )
 
 
 def redis_client(url: str) -> Redis:
