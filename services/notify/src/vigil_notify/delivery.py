@@ -829,7 +829,8 @@ class Deliverer:
                 await self.ledger.extend(job.idempotency_key)
                 state = "claimed"
             if state == SENT:
-                log.info("skip %s -> %s: already sent", job.subscription_id, mask_url(job.channel_url))
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("skip %s -> %s: already sent", job.subscription_id, mask_url(job.channel_url))
                 outcomes[i] = DeliveryOutcome(job, "skipped_sent")
             elif state != "claimed":
                 waiting.append(i)
@@ -927,7 +928,8 @@ class Deliverer:
     async def deliver(self, job: DeliveryJob) -> DeliveryOutcome:
         state = await self._await_other(job)
         if state == SENT:
-            log.info("skip %s -> %s: already sent", job.subscription_id, mask_url(job.channel_url))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("skip %s -> %s: already sent", job.subscription_id, mask_url(job.channel_url))
             return DeliveryOutcome(job, "skipped_sent")
         if state != "claimed":
             log.warning("skip %s -> %s: still in flight elsewhere", job.subscription_id, mask_url(job.channel_url))
@@ -981,7 +983,7 @@ class Deliverer:
         }
         event = _delivered_event(values)
         data = delivered_data(values, occurred_at_json(at) if at_json is None else at_json, heads)
-        log.info("delivered %s rev %d to %s via %s", job.alert_id, job.revision, job.subscription_id, channel)
+        log.debug("delivered %s rev %d to %s via %s", job.alert_id, job.revision, job.subscription_id, channel)
         return DeliveryOutcome(job, "delivered", [event], data=data)
 
     async def _deliver_claimed(self, job: DeliveryJob, first_error: Exception | None = None) -> DeliveryOutcome:
