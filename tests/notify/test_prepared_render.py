@@ -86,6 +86,8 @@ def test_json_line_equals_the_payload_and_text_encoded(kind: str) -> None:
     hostile = [*HOSTILE, '\\', 'q"uo\\te\n\t\u2028 é 😀', _REASON_MARK, f"\\{_NAME_MARK}", "\\u0000x"]
     alerts = [*_variants(), make_alert(text=f"a \\{_REASON_MARK} b"), make_alert(title='"\\\x01')]
     alerts += [make_alert(text="ascii with DEL \x7f inside"), make_alert(text="plain ascii")]
+    # non-ASCII around the stand-ins (the text's pieces are encoded one by one, by the other encoder)
+    alerts += [make_alert(title="Zürich \u2028 😀", text="Москва \x7f é\n\ttab \"q\" \\ end")]
     for alert in alerts:
         prepared = r.prepare(alert, kind=kind)
         for reason in hostile:
