@@ -561,9 +561,11 @@ class PreparedMessage:
             return cast("_JsonParts | None", self._jparts)
         text = self._prepared_body("text")
         parts: _JsonParts | None = None
+        r = n = -1
         if text is not None:
-            r, n = text.index(_REASON_MARK), text.index(_NAME_MARK)
-            (i, li), (j, lj) = sorted(((r, len(_REASON_MARK)), (n, len(_NAME_MARK))))
+            r, n = text.find(_REASON_MARK), text.find(_NAME_MARK)
+        (i, li), (j, lj) = sorted(((r, len(_REASON_MARK)), (n, len(_NAME_MARK))))
+        if text is not None and i >= 0 and i + li <= j:  # both there, apart (never otherwise: belt and braces)
             t0, t1, t2 = (_json_text(x)[1:-1] for x in (text[:i], text[i + li : j], text[j + lj :]))
             b = self._base
             head = _json_plain({"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]})
