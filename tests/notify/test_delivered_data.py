@@ -197,3 +197,23 @@ def test_data_of_is_by_identity() -> None:
     result.encoded[id(event)] = (event, b"data")
     assert result.data_of(event) == b"data"
     assert result.data_of(twin) is None  # an equal event is not the one encoded
+
+
+async def test_publications_count_each_outcome_and_end_with_the_dead_letters(redis, settings, receiver_factory) -> None:
+    from collections import Counter
+
+    rx = receiver_factory(plan=lambda n: 400)  # a permanent failure: one failed event and a dead letter
+    store = SubscriptionStore(redis)
+    await store.put(make_sub("hook", [rx.webhook_url()]))
+    await store.put(make_sub("con", ["console://"]))
+    n = notifier(redis, settings)
+    (r,) = await n.process_many([make_alert(alert_id="p1")])
+    assert isinstance(r, HandleResult), r
+    counts: Counter[tuple[str, str]] = Counter()
+    pubs = _publications(r, counts)
+    assert [p.stream for p in pubs] == [streams.NOTIFICATIONS] * len(r.events) + [streams.DEADLETTER]
+    assert [p.event for p in pubs] == [*r.events, *r.dead_letters]
+    (failed,) = [e for e in r.events if isinstance(e, NotificationFailed)]
+    assert failed.channel.startswith("webhook+")
+    assert counts == {("console://", "delivered"): 1, (failed.channel, "failed_permanent"): 1}
+    await n.aclose()

@@ -37,18 +37,20 @@ def _publications(result: HandleResult, counts: Counter[tuple[str, str]] | None 
     """The events to publish for one alert; delivery outcomes are counted into ``counts`` (then
     recorded once per batch), or recorded at once without it."""
     tally: Counter[tuple[str, str]] = Counter() if counts is None else counts
-    for e in result.events:
+    pubs: list[Publication] = []
+    data_of, notifications = result.data_of, streams.NOTIFICATIONS
+    for e in result.events:  # one pass: the count and the publication of each event
         if isinstance(e, NotificationDelivered):
             outcome = "delivered"
         else:
             outcome = "failed_permanent" if e.permanent else "failed_retrying"
         tally[(e.channel, outcome)] += 1
+        pubs.append(Publication(notifications, e, data_of(e)))
     if counts is None:
         _record(tally)
-    return [
-        *(Publication(streams.NOTIFICATIONS, e, result.data_of(e)) for e in result.events),
-        *(Publication(streams.DEADLETTER, d) for d in result.dead_letters),
-    ]
+    if result.dead_letters:
+        pubs.extend([Publication(streams.DEADLETTER, d) for d in result.dead_letters])
+    return pubs
 
 
 def _record(counts: Counter[tuple[str, str]]) -> None:
