@@ -130,3 +130,4 @@ def test_ascii_json_string_encoder_equals_the_general_one_on_ascii() -> None:
     for s in (every_ascii, every_ascii[::-1] * 3, "", 'a"b\\c\nd'):
         assert _json_ascii(s) == _json_str(s)
     assert _json_ascii("\x7f") != _json_str("\x7f")
+

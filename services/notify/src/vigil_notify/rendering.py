@@ -602,8 +602,8 @@ class PreparedMessage:
         first, second = (reason_json[1:-1], name_json) if reason_first else (name_json, reason_json[1:-1])
         return "".join(
             (
-                head, _json_str(subscription_id), middle, reason_json, tail, _json_str(idempotency_key), text_head,
-                first, text_middle, second, text_tail,
+                head, _json_str(subscription_id), middle, reason_json, tail, _json_token(idempotency_key),
+                text_head, first, text_middle, second, text_tail,
             )
         )  # fmt: skip
 
@@ -691,6 +691,12 @@ def _json_plain(obj: Any) -> str:
     return "".join(_c_encode(obj, 0))
 
 
+
+
+def _json_token(value: str) -> str:
+    """``_json_str(value)``; an ASCII letters-and-digits string (a hex key, say: nothing to escape)
+    without running the escaper over it."""
+    return f'"{value}"' if type(value) is str and value.isascii() and value.isalnum() else _json_str(value)
 
 
 def _json_text(text: str) -> str:
