@@ -159,8 +159,9 @@ class _Compiled:
     """A subscription's filter in the shape the hot loop wants."""
 
     __slots__ = (
-        "countries", "from_", "has_location", "ids", "include_non_threats", "min_sev", "min_urg",
-        "names", "near", "places", "sub", "targets", "threats", "until", "windowed",
+        "active_reason", "countries", "from_", "has_location", "ids", "include_non_threats", "min_sev",
+        "min_urg", "names", "near", "places", "severity_floor", "sub", "targets", "threats", "until",
+        "urgency_floor", "windowed",
     )  # fmt: skip
 
     def __init__(self, sub: Subscription) -> None:
@@ -180,6 +181,10 @@ class _Compiled:
         self.from_ = f.active.from_ if f.active else None
         self.until = f.active.until if f.active else None
         self.windowed = f.active is not None
+        # the subscription's own words in every explanation, spelled out once
+        self.severity_floor = f" >= {f.min_severity}"
+        self.urgency_floor = f" >= {f.min_urgency}"
+        self.active_reason = f"active {f.active.from_ or '…'}..{f.active.until or '…'}" if f.active else None
 
     def evaluate(self, a: AlertFeatures, today: date) -> Match | None:
         if self.windowed and (
@@ -214,12 +219,11 @@ class _Compiled:
             reasons.append("non-threat message (included)")
         if self.targets:
             reasons.append("target " + ", ".join(sorted(self.targets & a.targets)))
-        f = self.sub.filter
-        reasons.append(f"severity {a.severity} >= {f.min_severity}")
+        reasons.append("severity " + a.severity + self.severity_floor)
         if self.min_urg:
-            reasons.append(f"urgency {a.urgency} >= {f.min_urgency}")
-        if f.active:
-            reasons.append(f"active {f.active.from_ or '…'}..{f.active.until or '…'}")
+            reasons.append("urgency " + a.urgency + self.urgency_floor)
+        if self.active_reason is not None:
+            reasons.append(self.active_reason)
         return tuple(reasons)
 
     def _where(self, a: AlertFeatures) -> str | None:
