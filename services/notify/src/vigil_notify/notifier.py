@@ -302,7 +302,8 @@ class Notifier:
                 assert isinstance(result, HandleResult)
                 try:
                     result.matches = match(alert, index, now)
-                    fingerprint = content_fingerprint(alert.alert.title, alert.alert.text)
+                    # (only for the content-dedup checks of its matches: none, no hash)
+                    fingerprint = content_fingerprint(alert.alert.title, alert.alert.text) if result.matches else ""
                 except Exception as exc:
                     out[i] = exc
                     continue

@@ -267,8 +267,11 @@ def default_html(ctx: dict[str, Any]) -> str:
     return "".join(h)
 
 
+_HTTP_URL = re.compile(r"^https?://", re.I)
+
+
 def _safe_url(url: str | None) -> str | None:
-    return url if url and re.match(r"^https?://", url, re.I) else None
+    return url if url and _HTTP_URL.match(url) else None
 
 
 @dataclass(frozen=True)
