@@ -119,14 +119,16 @@ class AlertFeatures:
     @classmethod
     def of(cls, alert: AlertClassified) -> AlertFeatures:
         c = alert.classification
+        # (list comprehensions, not generator expressions: half the overhead on a few items)
         locs = tuple(
-            _loc(loc.name, loc.country_code, loc.geonameid, loc.latitude, loc.longitude, loc.kind)
-            for loc in c.locations
+            [
+                _loc(loc.name, loc.country_code, loc.geonameid, loc.latitude, loc.longitude, loc.kind)
+                for loc in c.locations
+            ]
         )
+        countries = frozenset([loc.country for loc in locs])
         if c.countries:
-            countries = frozenset([*(cc.upper() for cc in c.countries), *(loc.country for loc in locs)])
-        else:
-            countries = frozenset([loc.country for loc in locs])
+            countries = countries.union([cc.upper() for cc in c.countries])
         threats = tuple([t.type for t in c.threat_types])
         return cls(
             countries,
@@ -187,13 +189,15 @@ class _Compiled:
         self.active_reason = f"active {f.active.from_ or '…'}..{f.active.until or '…'}" if f.active else None
 
     def evaluate(self, a: AlertFeatures, today: date) -> Match | None:
+        # every test must pass, so their order is free: the one that turns most candidates away first
+        # (the severity and urgency floors: a location or threat bucket holds subscriptions of every floor)
+        if a.severity_rank < self.min_sev or a.urgency_rank < self.min_urg:
+            return None
         if self.windowed and (
             (self.from_ is not None and today < self.from_) or (self.until is not None and today > self.until)
         ):
             return None
         if not a.is_threat and not self.include_non_threats:
-            return None
-        if a.severity_rank < self.min_sev or a.urgency_rank < self.min_urg:
             return None
         if self.threats and not (self.threats & a.threat_set):
             return None
