@@ -267,3 +267,55 @@ def test_jsonl_send_many_one_write_and_a_write_cut_short(tmp_path, monkeypatch) 
     assert isinstance(got[1], ValueError)
     assert got[2] is None
     ch._close()
+
+
+async def test_jsonl_send_many_a_line_that_cannot_be_encoded_fails_alone(tmp_path, monkeypatch) -> None:
+    """A lone surrogate in one message: send() raises UnicodeEncodeError for it, and send_many
+    reports that for it alone, writing the others in one write(2) (and, cut short, as usual)."""
+    import dataclasses
+    import errno
+    import os
+
+    import vigil_notify.channels.jsonl as jsonl_mod
+
+    path = tmp_path / "s.jsonl"
+    ch = JsonlChannel(f"jsonl://{path}")
+    good = [dataclasses.replace(MSG, payload={**MSG.payload, "n": i}) for i in range(3)]
+    bad = dataclasses.replace(MSG, text="lone \ud800 surrogate")
+    with pytest.raises(UnicodeEncodeError):
+        await ch.send(bad)
+    lines = [(m.json_line() + "\n").encode() for m in good]
+    real_write = os.write
+    calls: list[int] = []
+
+    def one_write(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(jsonl_mod.os, "write", one_write)
+    got = ch.send_many([good[0], bad, good[1], good[2]])
+    assert got[0] is None
+    assert isinstance(got[1], UnicodeEncodeError)
+    assert got[2:] == [None, None]
+    assert calls == [sum(map(len, lines))]
+    assert path.read_bytes() == b"".join(lines)
+
+    path.unlink()
+    plan = iter(["short", "full"])
+
+    def cut_short(fd: int, data: bytes) -> int:
+        step = next(plan, "ok")
+        if step == "short":  # the first good line whole, then the disk is full
+            return real_write(fd, data[: len(lines[0])])
+        if step == "full":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(jsonl_mod.os, "write", cut_short)
+    got = ch.send_many([good[0], bad, good[1], good[2]])
+    assert got[0] is None
+    assert isinstance(got[1], UnicodeEncodeError)
+    assert isinstance(got[2], TemporaryFailure)  # the write failed at its start
+    assert got[3] is None
+    assert path.read_bytes() == lines[0] + lines[2]
+    ch._close()

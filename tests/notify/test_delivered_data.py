@@ -3,12 +3,13 @@ byte for byte what the stream worker's ``encode_data`` (pydantic's serialiser) m
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from vigil_notify.delivery import _delivered_event, _event_id, delivered_data, occurred_at_json
+from vigil_notify.delivery import _delivered_event, _event_id, _event_ids, delivered_data, occurred_at_json
 from vigil_notify.notifier import HandleResult, Notifier
 from vigil_notify.service import _publications
 from vigil_notify.subscriptions import SubscriptionStore
@@ -91,11 +92,42 @@ def test_delivered_data_is_the_workers_encoding_byte_for_byte() -> None:
         {"revision": True},  # not a plain int: left to pydantic
         {"attempt": 1.0},
         {"reason": None},
+        {"event_id": 12345},  # not a str: orjson would write it, pydantic refuses it
+        {"idempotency_key": None},
+        {"channel": ["not", "a", "str"]},
+        {"kind": 7},
+        {"correlation_id": b"bytes"},
     ],
 )
 def test_values_it_does_not_write_are_left_to_the_worker(over: dict[str, Any]) -> None:
     values = _values(**over)
     assert delivered_data(values, occurred_at_json(values["occurred_at"])) is None
+    assert delivered_data(values, occurred_at_json(values["occurred_at"]), {}) is None
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 17, 500])
+def test_event_ids_of_a_batch_are_uuid4_hex_like_one_by_one(n: int) -> None:
+    ids = _event_ids(n)
+    assert len(ids) == n == len(set(ids))
+    for x in ids:
+        u = uuid.UUID(hex=x)
+        assert (u.hex, u.version, u.variant) == (x, 4, uuid.RFC_4122)
+    one = _event_id()
+    assert (uuid.UUID(hex=one).version, len(one)) == (4, 32)
+
+
+def test_event_ids_keep_the_122_random_bits_random() -> None:
+    """Every bit outside the version and variant is seen both set and clear over a few hundred ids
+    (the translates touch bytes 6 and 8 of each id only, and only their fixed bits)."""
+    ids = [int(x, 16) for x in _event_ids(400)]
+    fixed = (0xF << 76) | (0x3 << 62)
+    ones = zeros = 0
+    for v in ids:
+        ones |= v
+        zeros |= ~v
+    assert ones & ~fixed == (2**128 - 1) & ~fixed
+    assert zeros & ~fixed & (2**128 - 1) == (2**128 - 1) & ~fixed
+    assert all((v >> 76) & 0xF == 4 and (v >> 62) & 0x3 == 0b10 for v in ids)
 
 
 def notifier(redis, settings) -> Notifier:  # type: ignore[no-untyped-def]
@@ -158,3 +190,30 @@ def test_data_of_is_by_identity() -> None:
     result.encoded[id(event)] = (event, b"data")
     assert result.data_of(event) == b"data"
     assert result.data_of(twin) is None  # an equal event is not the one encoded
+
+
+async def test_publications_count_each_outcome_and_end_with_the_dead_letters(redis, settings, receiver_factory) -> None:
+    from collections import Counter
+
+    rx = receiver_factory(plan=lambda n: 400)  # a permanent failure: one failed event and a dead letter
+    store = SubscriptionStore(redis)
+    await store.put(make_sub("hook", [rx.webhook_url()]))
+    await store.put(make_sub("con", ["console://"]))
+    n = notifier(redis, settings)
+    (r,) = await n.process_many([make_alert(alert_id="p1")])
+    assert isinstance(r, HandleResult), r
+    counts: Counter[tuple[str, str]] = Counter()
+    pubs = _publications(r, counts)
+    assert [p.stream for p in pubs] == [streams.NOTIFICATIONS] * len(r.events) + [streams.DEADLETTER]
+    assert [p.event for p in pubs] == [*r.events, *r.dead_letters]
+    (failed,) = [e for e in r.events if isinstance(e, NotificationFailed)]
+    assert failed.channel.startswith("webhook+")
+    assert counts == {("console://", "delivered"): 1, (failed.channel, "failed_permanent"): 1}
+    await n.aclose()
+
+
+@pytest.mark.parametrize("value", ["", "0123abcdefABCDEF", "a" * 64, "hex-with-dash", "é1", "a\x00", 'q"', "x\\", "1²"])
+def test_token_fast_path_equals_the_escaper(value: str) -> None:
+    from vigil_notify.rendering import _json_str, _json_token
+
+    assert _json_token(value) == _json_str(value)

@@ -74,6 +74,20 @@ def test_explanation_names_place_threat_and_severity() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("active", "spelled"),
+    [({"from": "2026-11-01", "until": "2026-12-01"}, "active 2026-11-01..2026-12-01"),
+     ({"from": "2026-11-01"}, "active 2026-11-01..…"), ({"until": "2026-12-01"}, "active …..2026-12-01")],
+)  # fmt: skip
+def test_explanation_names_the_urgency_floor_and_the_trip_window(active: dict[str, str], spelled: str) -> None:
+    sub = make_sub("x", countries=["RU"], min_urgency="Future", active=active)
+    (m,) = match(make_alert(), SubscriptionIndex([sub]), NOW)
+    assert m.explanation == (
+        "matched: country RU; threat terrorism (any threat); severity Severe >= Unknown; urgency Expected >= Future; "
+        + spelled
+    )
+
+
 def test_moscow_idaho_alert_does_not_reach_moscow_russia_near_subscriber() -> None:
     alert = make_alert(locations=(MOSCOW_ID,))
     got = ids(match(alert, SubscriptionIndex(ALL), NOW))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from vigil_notify.rendering import _REASON_MARK, Renderer
 
@@ -86,6 +88,10 @@ def test_json_line_equals_the_payload_and_text_encoded(kind: str) -> None:
     hostile = [*HOSTILE, '\\', 'q"uo\\te\n\t\u2028 é 😀', _REASON_MARK, f"\\{_NAME_MARK}", "\\u0000x"]
     alerts = [*_variants(), make_alert(text=f"a \\{_REASON_MARK} b"), make_alert(title='"\\\x01')]
     alerts += [make_alert(text="ascii with DEL \x7f inside"), make_alert(text="plain ascii")]
+    # non-ASCII around the stand-ins (the text's pieces are encoded one by one, by the other encoder)
+    alerts += [make_alert(title="Zürich \u2028 😀", text="Москва \x7f é\n\ttab \"q\" \\ end")]
+    # a lone surrogate (orjson refuses it; the json module writes it as the line always did)
+    alerts += [make_alert(text="lone \ud800 surrogate")]
     for alert in alerts:
         prepared = r.prepare(alert, kind=kind)
         for reason in hostile:
@@ -121,10 +127,12 @@ def test_json_plain_equals_json_dumps() -> None:
         assert _json_plain(v) == json.dumps(v, ensure_ascii=False)
 
 
-def test_ascii_json_string_encoder_equals_the_general_one_on_ascii() -> None:
-    from vigil_notify.rendering import _json_ascii, _json_str
+def test_text_json_encoder_equals_the_json_module() -> None:
+    """orjson's string escapes are the json module's (``ensure_ascii=False``) on every code point
+    of the BMP and on astral ones; a lone surrogate takes the json module itself."""
+    from vigil_notify.rendering import _json_str, _json_text
 
-    every_ascii = "".join(chr(c) for c in range(127))  # DEL aside: only the ASCII encoder escapes it
-    for s in (every_ascii, every_ascii[::-1] * 3, "", 'a"b\\c\nd'):
-        assert _json_ascii(s) == _json_str(s)
-    assert _json_ascii("\x7f") != _json_str("\x7f")
+    every = "".join(chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF)
+    for s in (every, every[::-1] * 2, "", 'a"b\\c\nd', "\x7f\x85\u2028\u2029\ufeff", "😀\U0010ffff", "x\ud800y"):
+        assert _json_text(s) == _json_str(s) == json.dumps(s, ensure_ascii=False)
+

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def redis_cpu_s(info: dict[str, Any]) -> float:
 async def run(opts: argparse.Namespace) -> dict[str, Any]:
     from redis.asyncio import Redis
     from vigil_notify.notifier import Notifier
-    from vigil_notify.service import _publications
+    from vigil_notify.service import _publications, _record
     from vigil_notify.settings import NotifySettings
     from vigil_shared.bench import make_subscriptions
     from vigil_shared.embedded_redis import EmbeddedRedis
@@ -146,14 +147,16 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                 else:
                     results = await asyncio.gather(*(one(ev) for ev in events))
                 t2 = time.process_time()
+                counts: Counter[tuple[str, str]] = Counter()
                 for res in results:
                     if isinstance(res, BaseException):
                         raise res
                     # what the stream worker does with the service's publications: their data if
                     # the handler encoded it, else the event encoded
-                    for p in _publications(res):
+                    for p in _publications(res, counts):
                         p.data if p.data is not None else encode_data(p.event)  # type: ignore[arg-type]
                     delivered += len(res.events)
+                _record(counts)  # the delivery metrics once per batch, as the batch handler does
                 phases[0] += t1 - t0
                 phases[1] += t2 - t1
                 phases[2] += time.process_time() - t2

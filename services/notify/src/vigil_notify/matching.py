@@ -119,14 +119,16 @@ class AlertFeatures:
     @classmethod
     def of(cls, alert: AlertClassified) -> AlertFeatures:
         c = alert.classification
+        # (list comprehensions, not generator expressions: half the overhead on a few items)
         locs = tuple(
-            _loc(loc.name, loc.country_code, loc.geonameid, loc.latitude, loc.longitude, loc.kind)
-            for loc in c.locations
+            [
+                _loc(loc.name, loc.country_code, loc.geonameid, loc.latitude, loc.longitude, loc.kind)
+                for loc in c.locations
+            ]
         )
+        countries = frozenset([loc.country for loc in locs])
         if c.countries:
-            countries = frozenset([*(cc.upper() for cc in c.countries), *(loc.country for loc in locs)])
-        else:
-            countries = frozenset([loc.country for loc in locs])
+            countries = countries.union([cc.upper() for cc in c.countries])
         threats = tuple([t.type for t in c.threat_types])
         return cls(
             countries,
@@ -159,8 +161,9 @@ class _Compiled:
     """A subscription's filter in the shape the hot loop wants."""
 
     __slots__ = (
-        "countries", "from_", "has_location", "ids", "include_non_threats", "min_sev", "min_urg",
-        "names", "near", "places", "sub", "targets", "threats", "until", "windowed",
+        "active_reason", "countries", "from_", "has_location", "ids", "include_non_threats", "min_sev",
+        "min_urg", "names", "near", "places", "severity_floor", "sub", "targets", "threats", "until",
+        "urgency_floor", "windowed",
     )  # fmt: skip
 
     def __init__(self, sub: Subscription) -> None:
@@ -180,15 +183,21 @@ class _Compiled:
         self.from_ = f.active.from_ if f.active else None
         self.until = f.active.until if f.active else None
         self.windowed = f.active is not None
+        # the subscription's own words in every explanation, spelled out once
+        self.severity_floor = f" >= {f.min_severity}"
+        self.urgency_floor = f" >= {f.min_urgency}"
+        self.active_reason = f"active {f.active.from_ or '…'}..{f.active.until or '…'}" if f.active else None
 
     def evaluate(self, a: AlertFeatures, today: date) -> Match | None:
+        # every test must pass, so their order is free: the one that turns most candidates away first
+        # (the severity and urgency floors: a location or threat bucket holds subscriptions of every floor)
+        if a.severity_rank < self.min_sev or a.urgency_rank < self.min_urg:
+            return None
         if self.windowed and (
             (self.from_ is not None and today < self.from_) or (self.until is not None and today > self.until)
         ):
             return None
         if not a.is_threat and not self.include_non_threats:
-            return None
-        if a.severity_rank < self.min_sev or a.urgency_rank < self.min_urg:
             return None
         if self.threats and not (self.threats & a.threat_set):
             return None
@@ -214,12 +223,11 @@ class _Compiled:
             reasons.append("non-threat message (included)")
         if self.targets:
             reasons.append("target " + ", ".join(sorted(self.targets & a.targets)))
-        f = self.sub.filter
-        reasons.append(f"severity {a.severity} >= {f.min_severity}")
+        reasons.append("severity " + a.severity + self.severity_floor)
         if self.min_urg:
-            reasons.append(f"urgency {a.urgency} >= {f.min_urgency}")
-        if f.active:
-            reasons.append(f"active {f.active.from_ or '…'}..{f.active.until or '…'}")
+            reasons.append("urgency " + a.urgency + self.urgency_floor)
+        if self.active_reason is not None:
+            reasons.append(self.active_reason)
         return tuple(reasons)
 
     def _where(self, a: AlertFeatures) -> str | None:

@@ -302,7 +302,8 @@ class Notifier:
                 assert isinstance(result, HandleResult)
                 try:
                     result.matches = match(alert, index, now)
-                    fingerprint = content_fingerprint(alert.alert.title, alert.alert.text)
+                    # (only for the content-dedup checks of its matches: none, no hash)
+                    fingerprint = content_fingerprint(alert.alert.title, alert.alert.text) if result.matches else ""
                 except Exception as exc:
                     out[i] = exc
                     continue
@@ -318,7 +319,7 @@ class Notifier:
                     assert isinstance(result, HandleResult)
                     result.duplicates.append((m.subscription.id, earlier))
                     aid = alerts[i].alert.alert_id
-                    log.info("%s: same content as %s already sent to %s", aid, earlier, m.subscription.id)
+                    log.debug("%s: same content as %s already sent to %s", aid, earlier, m.subscription.id)
                     continue
                 reason = m.explanation
                 targets[i].extend(Target(m.subscription, url, "new", reason) for url in m.subscription.channels)
@@ -493,7 +494,7 @@ class Notifier:
         originals = original_keys(alert)
         got = await self.recipients.recipients(originals)
         if not got:
-            log.info("%s: %s of an alert nobody received; nothing to send", alert.alert.alert_id, kind)
+            log.debug("%s: %s of an alert nobody received; nothing to send", alert.alert.alert_id, kind)
             return []
         _, subs = await self.store.snapshot()
         targets = []

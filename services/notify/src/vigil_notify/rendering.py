@@ -15,8 +15,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
+import orjson
 from jinja2 import DictLoader, Environment, StrictUndefined
 from markupsafe import escape as html_escape
 from vigil_shared.events import AlertClassified, DeliveryKind
@@ -266,8 +267,11 @@ def default_html(ctx: dict[str, Any]) -> str:
     return "".join(h)
 
 
+_HTTP_URL = re.compile(r"^https?://", re.I)
+
+
 def _safe_url(url: str | None) -> str | None:
-    return url if url and re.match(r"^https?://", url, re.I) else None
+    return url if url and _HTTP_URL.match(url) else None
 
 
 @dataclass(frozen=True)
@@ -422,6 +426,21 @@ class Renderer:
 _UNSET = object()
 
 
+class _JsonParts(NamedTuple):
+    """The JSONL line of a prepared message without its per-delivery values: the line is ``head``,
+    the subscription id's JSON, ``middle``, the reason's JSON, ``tail``, the idempotency key's JSON,
+    ``text_head``, the first stand-in's value, ``text_middle``, the second's, ``text_tail`` (the
+    stand-ins' values JSON-escaped, without quotes; the reason first when ``reason_first``)."""
+
+    head: str
+    middle: str
+    tail: str
+    text_head: str
+    text_middle: str
+    text_tail: str
+    reason_first: bool
+
+
 def sent_at_now() -> str:
     """A payload's ``sent_at``: now, local time with its offset, ISO 8601."""
     return datetime.now().astimezone().isoformat()
@@ -435,8 +454,7 @@ class PreparedMessage:
     quoting one, say) takes the full render per delivery."""
 
     __slots__ = (
-        "_alert", "_base", "_bodies", "_ctx", "_fast", "_jparts", "_kind", "_renderer", "_segments", "_sent_at",
-        "_title",
+        "_alert", "_base", "_bodies", "_ctx", "_fast", "_jparts", "_kind", "_renderer", "_sent_at", "_title",
     )  # fmt: skip
 
     # per body: how many NULs the default template leaves (two per stand-in) and whether the
@@ -450,7 +468,6 @@ class PreparedMessage:
         self._fast = False
         self._bodies: dict[str, str | None] = {}
         self._jparts: object = _UNSET
-        self._segments: tuple[str, str, str, bool] | None = None
         if renderer.templates:
             return
         a, c = alert.alert, alert.classification
@@ -535,42 +552,44 @@ class PreparedMessage:
             idempotency_key=idempotency_key,
         )
 
-    def _json_parts(self) -> tuple[str, str, str, str] | None:
-        """What :meth:`Message.json_line` of every delivery shares, JSON-encoded once: the text
-        part before and after the reason and name stand-ins and the payload around the
-        per-delivery fields; None when the JSON of the text does not have each stand-in exactly once
-        (then each delivery encodes its own line)."""
+    def _json_parts(self) -> _JsonParts | None:
+        """What :meth:`Message.json_line` of every delivery shares, JSON-encoded once (see
+        :class:`_JsonParts`); None when the text body takes the full render (then each delivery
+        encodes its own line).
+
+        The text body is cut at its two stand-ins (each there exactly once, checked by
+        :meth:`_prepared_body`) before encoding, and each piece is encoded on its own: JSON escapes
+        character by character, so the pieces' JSON around the JSON of the reason and the name is
+        the JSON of the filled-in text."""
         if self._jparts is not _UNSET:
-            return cast("tuple[str, str, str, str] | None", self._jparts)
+            return cast("_JsonParts | None", self._jparts)
         text = self._prepared_body("text")
-        parts: tuple[str, str, str, str] | None = None
+        parts: _JsonParts | None = None
+        r = n = -1
         if text is not None:
-            # ASCII text without DEL (the usual case) by the faster ASCII encoder: the same escapes
-            encoded = _json_ascii(text) if text.isascii() and "\x7f" not in text else _json_str(text)
-            r, n = encoded.find(_REASON_JSON), encoded.find(_NAME_JSON)
-            if (
-                encoded.count(_REASON_JSON) == 1
-                and encoded.count(_NAME_JSON) == 1
-                and (r + len(_REASON_JSON) <= n or n + len(_NAME_JSON) <= r)  # apart, as replace() needs
-            ):
-                b = self._base
-                head = _json_plain(
-                    {"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]}
-                )
-                middle = _json_plain(
-                    {
-                        "kind": self._kind, "title": b["title"], "severity": b["severity"],
-                        "urgency": b["urgency"], "places": b["places"], "countries": b["countries"],
-                        "threat_types": b["threat_types"], "targets": b["targets"], "advice": b["advice"],
-                        "url": b["url"],
-                    }
-                )  # fmt: skip
-                parts = (
-                    head[:-1] + ', "subscription_id": ',
-                    ", " + middle[1:-1] + ', "reason": ',
-                    ', "correlation_id": ' + _json(b["correlation_id"]) + ', "idempotency_key": ',
-                    encoded,
-                )
+            r, n = text.find(_REASON_MARK), text.find(_NAME_MARK)
+        (i, li), (j, lj) = sorted(((r, len(_REASON_MARK)), (n, len(_NAME_MARK))))
+        if text is not None and i >= 0 and i + li <= j:  # both there, apart (never otherwise: belt and braces)
+            t0, t1, t2 = (_json_text(x)[1:-1] for x in (text[:i], text[i + li : j], text[j + lj :]))
+            b = self._base
+            head = _json_plain({"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]})
+            middle = _json_plain(
+                {
+                    "kind": self._kind, "title": b["title"], "severity": b["severity"],
+                    "urgency": b["urgency"], "places": b["places"], "countries": b["countries"],
+                    "threat_types": b["threat_types"], "targets": b["targets"], "advice": b["advice"],
+                    "url": b["url"],
+                }
+            )  # fmt: skip
+            parts = _JsonParts(
+                head=head[:-1] + ', "subscription_id": ',
+                middle=", " + middle[1:-1] + ', "reason": ',
+                tail=', "correlation_id": ' + _json(b["correlation_id"]) + ', "idempotency_key": ',
+                text_head=', "sent_at": ' + _json_str(self._sent_at) + ', "rendered_text": "' + t0,
+                text_middle=t1,
+                text_tail=t2 + '"}',
+                reason_first=r < n,
+            )
         self._jparts = parts
         return parts
 
@@ -581,28 +600,16 @@ class PreparedMessage:
             text = self._body(reason, subscription_id, subscription_name, idempotency_key, "text")
             payload = self._payload(reason, subscription_id, idempotency_key)
             return json.dumps({**payload, "rendered_text": text}, ensure_ascii=False)
-        head, middle, tail, text = parts
-        reason_json = _json_str(reason)
+        head, middle, tail, text_head, text_middle, text_tail, reason_first = parts
+        reason_json = _json_text(reason)  # (a match explanation: long enough for orjson to be cheaper)
         name_json = _json_str(subscription_name)[1:-1]
-        t0, t1, t2, reason_first = self._text_segments(text)
         first, second = (reason_json[1:-1], name_json) if reason_first else (name_json, reason_json[1:-1])
         return "".join(
             (
-                head, _json_str(subscription_id), middle, reason_json, tail, _json_str(idempotency_key),
-                ', "sent_at": ', _json_str(self._sent_at), ', "rendered_text": ', t0, first, t1, second, t2, "}",
+                head, _json_str(subscription_id), middle, reason_json, tail, _json_token(idempotency_key),
+                text_head, first, text_middle, second, text_tail,
             )
         )  # fmt: skip
-
-    def _text_segments(self, encoded: str) -> tuple[str, str, str, bool]:
-        """The JSON of the text body cut at its two stand-ins (each there exactly once, checked by
-        :meth:`_json_parts`): before the first, between, after the second, and whether the reason
-        comes first. Filling in is then one join, not two scans of the text."""
-        got = self._segments
-        if got is None:
-            r, n = encoded.index(_REASON_JSON), encoded.index(_NAME_JSON)
-            (i, li), (j, lj) = sorted(((r, len(_REASON_JSON)), (n, len(_NAME_JSON))))
-            got = self._segments = (encoded[:i], encoded[i + li : j], encoded[j + lj :], r < n)
-        return got
 
     def _body(self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str, part: str) -> str:
         """One body of a filled-in message (called by :class:`LazyMessage` on first access)."""
@@ -665,11 +672,7 @@ _json: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False).encode
 call when given an option)."""
 _json_str: Callable[[str], str] = json.encoder.encode_basestring
 """``json.dumps(s, ensure_ascii=False)`` of a str, without building an encoder per call."""
-
-
-_json_ascii: Callable[[str], str] = json.encoder.encode_basestring_ascii
-"""``_json_str`` of an ASCII str without DEL (equal there: both escape only ``"``, ``\\`` and control
-characters; this one also escapes DEL, as ``\\u007f``)."""
+_orjson_dumps: Callable[[Any], bytes] = orjson.dumps
 _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
 _c_encode: Callable[[Any, int], Any] | None = (
     None
@@ -688,8 +691,24 @@ def _json_plain(obj: Any) -> str:
     return "".join(_c_encode(obj, 0))
 
 
-_REASON_JSON = _json_str(_REASON_MARK)[1:-1]
-_NAME_JSON = _json_str(_NAME_MARK)[1:-1]
+
+
+def _json_token(value: str) -> str:
+    """``_json_str(value)``; an ASCII letters-and-digits string (a hex key, say: nothing to escape)
+    without running the escaper over it."""
+    return f'"{value}"' if type(value) is str and value.isascii() and value.isalnum() else _json_str(value)
+
+
+def _json_text(text: str) -> str:
+    """``_json_str(text)`` of a long text by orjson, five times faster (the same escapes: ``"``,
+    ``\\`` and control characters, everything else kept; tested), or by the json module when orjson
+    refuses the text (a lone surrogate)."""
+    try:
+        return _orjson_dumps(text).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return _json_str(text)
+
+
 
 _BODY_MAKERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "text": default_text,

@@ -9,9 +9,12 @@ mode) and publishes the ``NotificationDelivered``/``NotificationFailed`` events
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from redis.exceptions import RedisError
@@ -24,6 +27,9 @@ from vigil_notify.api import build_router
 from vigil_notify.notifier import DeliveryStillInFlight, HandleResult, Notifier
 from vigil_notify.settings import NotifySettings
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
 log = structlog.get_logger("vigil.notify")
 
 
@@ -31,18 +37,20 @@ def _publications(result: HandleResult, counts: Counter[tuple[str, str]] | None 
     """The events to publish for one alert; delivery outcomes are counted into ``counts`` (then
     recorded once per batch), or recorded at once without it."""
     tally: Counter[tuple[str, str]] = Counter() if counts is None else counts
-    for e in result.events:
+    pubs: list[Publication] = []
+    data_of, notifications = result.data_of, streams.NOTIFICATIONS
+    for e in result.events:  # one pass: the count and the publication of each event
         if isinstance(e, NotificationDelivered):
             outcome = "delivered"
         else:
             outcome = "failed_permanent" if e.permanent else "failed_retrying"
         tally[(e.channel, outcome)] += 1
+        pubs.append(Publication(notifications, e, data_of(e)))
     if counts is None:
         _record(tally)
-    return [
-        *(Publication(streams.NOTIFICATIONS, e, result.data_of(e)) for e in result.events),
-        *(Publication(streams.DEADLETTER, d) for d in result.dead_letters),
-    ]
+    if result.dead_letters:
+        pubs.extend([Publication(streams.DEADLETTER, d) for d in result.dead_letters])
+    return pubs
 
 
 def _record(counts: Counter[tuple[str, str]]) -> None:
@@ -52,6 +60,111 @@ def _record(counts: Counter[tuple[str, str]]) -> None:
         by_label[(channel.split(":", 1)[0], outcome)] += n
     for (scheme, outcome), n in by_label.items():
         metrics.DELIVERIES.labels(channel=scheme, outcome=outcome).inc(n)
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    """What one read batch did, for its one INFO line: alerts in, those that reached at least one
+    subscription, and the fate of their deliveries."""
+
+    alerts: int
+    routed: int = 0
+    deferred: int = 0
+    digested: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    errors: int = 0
+    """Alerts that failed as a whole (left pending and retried, or dead-lettered by the worker)."""
+
+    def add(self, result: HandleResult) -> None:
+        if result.matches or result.events:
+            self.routed += 1
+        self.deferred += len(result.deferred)
+        self.digested += len(result.digested)
+        self.duplicates += len(result.duplicates)
+        self.skipped += len(result.skipped)
+
+
+def _log_batch(summary: BatchSummary, counts: Counter[tuple[str, str]]) -> None:
+    """One INFO line per read batch; ``counts``: the batch's delivery outcomes (as :func:`_record`)."""
+    by_outcome: Counter[str] = Counter()
+    for (_, outcome), n in counts.items():
+        by_outcome[outcome] += n
+    log.info(
+        "batch routed",
+        alerts=summary.alerts,
+        routed=summary.routed,
+        deliveries=by_outcome["delivered"],
+        failed_retrying=by_outcome["failed_retrying"],
+        failed_permanent=by_outcome["failed_permanent"],
+        deferred=summary.deferred,
+        digested=summary.digested,
+        duplicates=summary.duplicates,
+        skipped=summary.skipped,
+        errors=summary.errors,
+    )
+
+
+def _debug_enabled() -> bool:
+    """Whether ``log`` emits DEBUG lines (structlog's filtering loggers say so; others: assume yes)."""
+    is_enabled_for = getattr(log, "is_enabled_for", None)
+    return True if is_enabled_for is None else bool(is_enabled_for(logging.DEBUG))
+
+
+def batch_handler(
+    notifier: Notifier, redis: Redis, stream_maxlen: int
+) -> Callable[[Sequence[AlertClassified]], Awaitable[list[Sequence[Publication] | BaseException]]]:
+    """The stream worker's batch handler: a read batch through :meth:`Notifier.process_many`, the
+    publications of each alert back, the delivery metrics recorded once per batch.
+
+    Logging is per batch: one INFO summary line (see :func:`_log_batch`); an alert routed, a
+    delivery made, a duplicate skipped are DEBUG lines at most (an INFO line per alert costs more
+    CPU than routing it, at thousands a second). Warnings stay per alert, with its correlation id."""
+
+    async def handle_batch(alerts: Sequence[AlertClassified]) -> list[Sequence[Publication] | BaseException]:
+        out: list[Sequence[Publication] | BaseException] = []
+        counts: Counter[tuple[str, str]] = Counter()
+        summary = BatchSummary(alerts=len(alerts))
+        debug = _debug_enabled()
+        for alert, result in zip(alerts, await notifier.process_many(alerts), strict=True):
+            if isinstance(result, DeliveryStillInFlight):
+                # what the other deliveries did is published now (they are marked sent and are
+                # skipped when the entry comes back); the entry itself stays pending
+                log.warning(
+                    "alert not finished: a delivery is still claimed elsewhere; retried later",
+                    correlation_id=alert.correlation_id,
+                    alert_id=alert.alert.alert_id,
+                    error=str(result),
+                )
+                summary.add(result.result)
+                pubs = _publications(result.result, counts)
+                if pubs:
+                    try:
+                        await publish_events(redis, pubs, stream_maxlen)
+                    except Exception as exc:  # the outcome records of this attempt are lost, not the alert
+                        log.warning("could not publish partial outcomes", alert_id=alert.alert.alert_id, error=str(exc))
+            if isinstance(result, BaseException):
+                summary.errors += 1
+                out.append(result)
+                continue
+            summary.add(result)
+            if debug and (result.matches or result.events):
+                log.debug(
+                    "alert routed",
+                    correlation_id=alert.correlation_id,
+                    alert_id=alert.alert.alert_id,
+                    matches=len(result.matches),
+                    sent=len(result.events),
+                    deferred=len(result.deferred),
+                    digested=len(result.digested),
+                    duplicates=len(result.duplicates),
+                )
+            out.append(_publications(result, counts))
+        _record(counts)
+        _log_batch(summary, counts)
+        return out
+
+    return handle_batch
 
 
 async def build(ctx: ServiceContext) -> ServiceParts:
@@ -69,42 +182,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
     except (RedisError, OSError) as exc:  # Redis not reachable yet: the first batch builds it
         log.warning("subscription index not built at start-up; the first alert builds it", error=str(exc))
 
-    async def handle_batch(alerts: Sequence[AlertClassified]) -> list[Sequence[Publication] | BaseException]:
-        out: list[Sequence[Publication] | BaseException] = []
-        counts: Counter[tuple[str, str]] = Counter()
-        for alert, result in zip(alerts, await notifier.process_many(alerts), strict=True):
-            if isinstance(result, DeliveryStillInFlight):
-                # what the other deliveries did is published now (they are marked sent and are
-                # skipped when the entry comes back); the entry itself stays pending
-                log.warning(
-                    "alert not finished: a delivery is still claimed elsewhere; retried later",
-                    correlation_id=alert.correlation_id,
-                    alert_id=alert.alert.alert_id,
-                    error=str(result),
-                )
-                pubs = _publications(result.result, counts)
-                if pubs:
-                    try:
-                        await publish_events(ctx.redis, pubs, ctx.settings.stream_maxlen)
-                    except Exception as exc:  # the outcome records of this attempt are lost, not the alert
-                        log.warning("could not publish partial outcomes", alert_id=alert.alert.alert_id, error=str(exc))
-            if isinstance(result, BaseException):
-                out.append(result)
-                continue
-            if result.matches or result.events:
-                log.info(
-                    "alert routed",
-                    correlation_id=alert.correlation_id,
-                    alert_id=alert.alert.alert_id,
-                    matches=len(result.matches),
-                    sent=len(result.events),
-                    deferred=len(result.deferred),
-                    digested=len(result.digested),
-                    duplicates=len(result.duplicates),
-                )
-            out.append(_publications(result, counts))
-        _record(counts)
-        return out
+    handle_batch = batch_handler(notifier, ctx.redis, ctx.settings.stream_maxlen)
 
     async def housekeeping() -> None:
         while True:
