@@ -48,6 +48,8 @@ _HTML_HINT = re.compile(
 _CONTROL = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\ufeff\ufffe]"
 )
+_ASCII_CONTROLS = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+"""_CONTROL's characters in ASCII."""
 _BLANKS = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 # what _BLANKS changes: runs of two or more blanks, and single blanks other than a space
 _ODD_BLANKS = r"[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
@@ -114,10 +116,19 @@ def _parser_config() -> ParserConfig:
 def normalize_text(text: str) -> str:
     """Plain text normalised: NFC, no control characters, collapsed blanks, tidy line breaks."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = _CONTROL.sub("", text)
+    if text.isascii():
+        # ASCII text (most alerts) is checked with bytes/str methods, not by regex scans: its only
+        # controls are _ASCII_CONTROLS, its only blank other than a space is a tab
+        data = text.encode("ascii")
+        if len(data.translate(None, _ASCII_CONTROLS)) != len(data):
+            text = _CONTROL.sub("", text)
+        odd_blank = "\t" in text
+    else:
+        text = _CONTROL.sub("", text)
+        odd_blank = _ODD_BLANK.search(text) is not None
     # blanks collapsed in one pass over the text, skipped when there is nothing to collapse
     # (the same as _BLANKS.sub(" ", line) per line: no blank is a line break)
-    if "  " in text or _ODD_BLANK.search(text) is not None:
+    if odd_blank or "  " in text:
         text = _BLANK_RUNS.sub(" ", text)
     text = "\n".join([line.strip() for line in text.split("\n")])
     if "\n\n\n" in text:
@@ -132,6 +143,8 @@ def normalize_inline(text: str) -> str:
 
 def looks_like_html(text: str) -> bool:
     """Whether ``text`` contains HTML markup or character references worth rendering."""
+    if "<" not in text and "&" not in text:  # what every hint starts with: no regex scan needed
+        return False
     return _HTML_HINT.search(text) is not None
 
 
