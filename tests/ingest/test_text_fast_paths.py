@@ -6,8 +6,16 @@ import random
 import re
 import unicodedata
 
-from vigil_ingest.cleaning import _CONTROL, _HTML_HINT, _ODD_BLANK, looks_like_html, normalize_text
-from vigil_ingest.identity import collapse_whitespace, normalize_for_hash
+from vigil_ingest.cleaning import (
+    _CONTROL,
+    _HTML_HINT,
+    _ODD_BLANK,
+    collapse_whitespace,
+    looks_like_html,
+    normalize_inline,
+    normalize_text,
+)
+from vigil_ingest.identity import normalize_for_hash
 
 # every ASCII control and blank, a few letters and markup characters, and some non-ASCII blanks
 ALPHABET = [chr(c) for c in range(0x00, 0x21)] + list("ab  <>&;#p\x7f") + ["\u00a0", "\u2003", "é", "\x85"]
@@ -34,6 +42,7 @@ def test_normalize_text_ascii_path_is_the_general_path() -> None:
     samples += ["plain words", "tab\there", "bell\x07", "del\x7f", "  lead", "a  b", "x\x1fy\x1cz"]
     for sample in samples:
         assert normalize_text(sample) == _normalize_text_general(sample), repr(sample)
+        assert normalize_inline(sample) == " ".join(_normalize_text_general(sample).split()), repr(sample)
 
 
 def test_html_hint_precheck_is_the_regex() -> None:
