@@ -79,3 +79,53 @@ async def test_concurrent_replicas_publish_each_alert_once(redis_url: str, strea
     finally:
         for c in clients:
             await c.aclose()
+
+
+async def test_one_info_summary_per_call_and_per_alert_lines_at_debug(redis: Redis) -> None:
+    from structlog.testing import capture_logs
+
+    [first] = await accept(redis, [_draft(url="https://x.test/a")])
+    drafts = [
+        _draft(url="https://x.test/a"),  # duplicate
+        _draft("Changed text.", url="https://x.test/a"),  # revision 2
+        _draft(url="https://x.test/b"),
+        _draft(url="https://x.test/c").model_copy(update={"source_name": "other"}),
+    ]
+    with capture_logs() as logs:
+        results = await accept(redis, drafts)
+    info = [e for e in logs if e["log_level"] != "debug"]
+    assert info == [
+        {
+            "event": "alerts accepted",
+            "log_level": "info",
+            "alerts": 4,
+            "new": 2,
+            "revisions": 1,
+            "duplicates": 1,
+            "published": 3,
+            "sources": ["other", "t"],
+            "source_kinds": ["api"],
+        }
+    ]
+    per_alert = [e for e in logs if e["log_level"] == "debug"]
+    assert [e["event"] for e in per_alert] == [
+        "alert duplicate, not published",
+        "alert published",
+        "alert published",
+        "alert published",
+    ]
+    assert [e["correlation_id"] for e in per_alert] == [r.correlation_id for r in results]
+    assert per_alert[0]["correlation_id"] == first.correlation_id
+
+
+async def test_the_summary_lists_a_few_sources_and_counts_the_rest(redis: Redis) -> None:
+    from structlog.testing import capture_logs
+
+    drafts = [
+        _draft(url=f"https://x.test/{i}").model_copy(update={"source_name": f"s{i}"}) for i in range(8)
+    ]
+    with capture_logs() as logs:
+        await accept(redis, drafts)
+    [summary] = [e for e in logs if e["event"] == "alerts accepted"]
+    assert summary["sources"] == ["s0", "s1", "s2", "s3", "s4", "+3 more"]
+    assert (summary["alerts"], summary["new"]) == (8, 8)

@@ -23,6 +23,7 @@ import re
 import unicodedata
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from vigil_ingest.cleaning import collapse_whitespace
 from vigil_ingest.drafts import AlertDraft
 from vigil_ingest.errors import InvalidInput
 
@@ -73,7 +74,8 @@ def normalize_url(url: str, *, keep_fragment: bool = False) -> str:
 
 def normalize_for_hash(text: str) -> str:
     """Text folded for comparison: NFKC, casefolded, whitespace collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return collapse_whitespace(unicodedata.normalize("NFKC", text).casefold())
+
 
 
 def _is_absolute_url(value: str) -> bool:

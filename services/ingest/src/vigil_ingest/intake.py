@@ -18,6 +18,9 @@ gets the same id and is published at most once per revision whichever way it cam
 Each new alert or revision gets a fresh ``correlation_id``; it is remembered with the dedup state
 (by the registration script) so a duplicate answer can name the correlation id its alert was
 published with.
+
+Logging: one INFO line per call (``alerts accepted``: how many, new/revisions/duplicates, the
+sources); the per-alert lines (``alert published`` with its ids and correlation id) are DEBUG.
 """
 
 from __future__ import annotations
@@ -148,7 +151,7 @@ async def accept(
         )
         results.append(result)
         outcomes[(draft.source_kind, status)] += 1
-        log.info(  # a no-op call below INFO (structlog's filtering logger)
+        log.debug(  # per alert: DEBUG only (a no-op call above it, structlog's filtering logger)
             "alert " + ("published" if maybe_event is not None else "duplicate, not published"),
             alert_id=reg.alert_id,
             revision=reg.revision,
@@ -159,7 +162,34 @@ async def accept(
         )
     for (kind, outcome), count in outcomes.items():
         metrics.ALERTS_INGESTED.labels(source_kind=kind, outcome=outcome).inc(count)
+    _log_summary(drafts, outcomes)
     return results
+
+
+_SUMMARY_SOURCES = 5
+"""Source names listed in a summary line (a batch rarely has more; the rest are counted)."""
+
+
+def _log_summary(drafts: Sequence[AlertDraft], outcomes: Counter[tuple[str, str]]) -> None:
+    """One INFO line per call (HTTP request, batch, feed poll): the counts, not a line per alert,
+    which at thousands of alerts a second would cost more than the work it reports."""
+    by_status: Counter[str] = Counter()
+    for (_, status), count in outcomes.items():
+        by_status[status] += count
+    names = sorted({d.source_name for d in drafts})
+    sources = names[:_SUMMARY_SOURCES]
+    if len(names) > _SUMMARY_SOURCES:
+        sources.append(f"+{len(names) - _SUMMARY_SOURCES} more")
+    log.info(
+        "alerts accepted",
+        alerts=len(drafts),
+        new=by_status["new"],
+        revisions=by_status["revision"],
+        duplicates=by_status["duplicate"],
+        published=by_status["new"] + by_status["revision"],
+        sources=sources,
+        source_kinds=sorted({kind for kind, _ in outcomes}),
+    )
 
 
 async def _undo(redis: Redis, sightings: Sequence[Sighting]) -> None:

@@ -18,6 +18,11 @@ folding of aliased labels; only how the model is held and how the sums are compu
   converting the rows a text hits to float32 (what ``numpy`` does inside py3langid's ``@``) cost
   more than the whole rest of the scoring. The rows hit by a batch of texts are converted once,
   then each text's sum is an ordinary float32 BLAS product over those rows.
+* **Whole chunks at once** (up to ~1 MB of text): the texts' DFA walks run in lockstep (three numpy
+  calls per byte position for all of them), and the per-text ``Counter`` of features (distinct
+  features in order of first occurrence, which fixes the order of py3langid's sum) is one sort of
+  position-tagged keys for the whole chunk (:func:`_counted_many`), not a dozen calls per text.
+  The per-text product keeps py3langid's terms in py3langid's order, so scores stay bit for bit.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ import tempfile
 import threading
 import unicodedata
 import zipfile
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,25 +230,61 @@ def _walk(m: LanguageModel, s: int, data: bytes) -> tuple[int, list[int]]:
 
 
 def _counted(features: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Distinct features in order of first occurrence, and their counts (as a ``Counter`` has them).
+    """Distinct features in order of first occurrence, and their counts (as a ``Counter`` has them):
+    :func:`_counted_many` of one text."""
+    counted = _counted_many(features, np.zeros(len(features), dtype=np.int64), 1)
+    return counted.features, counted.counts
 
-    ``np.unique(..., return_index=True, return_counts=True)`` and a sort by first index, without its
-    generality: one unstable sort, the first index of each run is its minimum position.
+
+@dataclass(frozen=True)
+class _Counted:
+    """Per text of a chunk, its distinct features in order of first occurrence and their counts:
+    text ``k``'s are ``features[bounds[k]:bounds[k + 1]]`` (and the same slice of ``counts``)."""
+
+    features: np.ndarray[Any, Any]
+    counts: np.ndarray[Any, Any]
+    bounds: np.ndarray[Any, Any]
+
+
+def _counted_many(features: np.ndarray[Any, Any], text_of: np.ndarray[Any, Any], n_texts: int) -> _Counted:
+    """:func:`_counted` of every text of a chunk at once, in a constant number of numpy calls.
+
+    ``features`` are all the texts' features, text after text and in order within each
+    (``text_of``: the text of each, non-decreasing). One position-tagged key per feature
+    (text, feature, position) is sorted: each run of one (text, feature) starts at its first
+    occurrence and its length is the count. The runs' first positions then put them back in text
+    order and, within a text, in order of first occurrence (a scatter, not a second sort).
     """
     n = len(features)
     if n == 0:
-        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float32)
-    order = features.argsort()
-    ordered = features[order]
+        return _Counted(
+            np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float32), np.zeros(n_texts + 1, dtype=np.intp)
+        )
+    shift = max(1, (n - 1).bit_length())  # positions take the key's low bits: shifts, no divisions
+    key = text_of.astype(np.int64)
+    key *= int(features.max()) + 1
+    key += features
+    key <<= shift
+    key |= np.arange(n, dtype=np.int64)
+    key.sort()
+    group = key >> shift
     starts_run = np.empty(n, dtype=bool)
     starts_run[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts_run[1:])
+    np.not_equal(group[1:], group[:-1], out=starts_run[1:])
+    del group
     starts = np.flatnonzero(starts_run)
-    first = np.minimum.reduceat(order, starts)
-    counts = np.empty(len(starts), dtype=np.float32)
-    np.subtract(np.append(starts[1:], n), starts, out=counts, casting="unsafe")
-    by_first = first.argsort()
-    return ordered[starts[by_first]].astype(np.intp), counts[by_first]
+    first = key[starts]  # the position of each (text, feature)'s first occurrence
+    first &= (1 << shift) - 1
+    del key
+    lengths = np.empty(len(starts), dtype=np.float32)
+    np.subtract(np.append(starts[1:], n), starts, out=lengths, casting="unsafe")
+    count_at = np.zeros(n, dtype=np.float32)
+    count_at[first] = lengths
+    in_order = np.zeros(n, dtype=bool)
+    in_order[first] = True
+    where = np.flatnonzero(in_order)  # first positions, ascending: text order, then first occurrence
+    bounds = np.searchsorted(text_of[where], np.arange(n_texts + 1), side="left")
+    return _Counted(features[where].astype(np.intp), count_at[where], bounds)
 
 
 _LOCKSTEP_MIN = 48
@@ -252,53 +292,79 @@ _LOCKSTEP_MIN = 48
 them) rather than one by one in Python: per step the cost hardly depends on how many texts walk."""
 
 
-def _hits(m: LanguageModel, datas: Sequence[bytes]) -> list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
-    """Per text: the feature rows its walk hits, in order of first occurrence, and how often."""
+def _features(m: LanguageModel, datas: Sequence[bytes]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The features every text's walk emits, text after text, in order; and the text of each."""
     n = len(datas)
     lengths = sorted((len(d) for d in datas), reverse=True)
     if n < _LOCKSTEP_MIN or lengths[_LOCKSTEP_MIN - 1] == 0:
-        out = []
-        for data in datas:
-            visits = Counter(_walk(m, 0, data)[1])
-            out.append(
-                (
-                    np.fromiter(visits.keys(), dtype=np.intp, count=len(visits)),
-                    np.fromiter(visits.values(), dtype=np.float32, count=len(visits)),
-                )
-            )
-        return out
-    # Lockstep: all texts advance one byte per step, as long as _LOCKSTEP_MIN of them are still
-    # walking; the few longer ones then finish in Python from where they are. Positions past a
-    # text's end walk on byte 0 (valid transitions) and are dropped.
-    steps = lengths[_LOCKSTEP_MIN - 1]
+        walks = [np.asarray(_walk(m, 0, data)[1], dtype=np.int32) for data in datas]
+    else:
+        walks = _walk_lockstep(m, datas, lengths[_LOCKSTEP_MIN - 1])
+    sizes = [len(w) for w in walks]
+    features = np.concatenate(walks) if walks else np.zeros(0, dtype=np.int32)
+    return features, np.repeat(np.arange(n, dtype=np.int64), sizes)
+
+
+def _walk_lockstep(m: LanguageModel, datas: Sequence[bytes], steps: int) -> list[np.ndarray[Any, Any]]:
+    """Per text, the features its walk emits: all texts advance one byte per step for ``steps``
+    steps (as long as _LOCKSTEP_MIN of them are still walking); the few longer ones then finish in
+    Python from where they are. Positions past a text's end walk on byte 0 (valid transitions) and
+    are dropped. Three calls per step, nothing allocated; the states' features are read after the
+    walk, in one call."""
+    n = len(datas)
     grid = np.zeros((n, steps), dtype=np.uint8)
     for k, data in enumerate(datas):
         head = data[:steps]
         grid[k, : len(head)] = np.frombuffer(head, dtype=np.uint8)
     columns = np.ascontiguousarray(grid.T)  # one row of bytes per step
-    nm, rb, out_of = m.nextmove_array, m.rowbase_array, m.out_array
-    state = np.zeros(n, dtype=nm.dtype)
-    position = np.empty(n, dtype=np.int64)
-    emitted = np.empty((steps, n), dtype=np.int32)
-    for i in range(steps):  # four calls per step, nothing allocated
-        np.take(rb, state, out=position)
+    del grid
+    nm, rb = m.nextmove_array, m.rowbase_array
+    states = np.empty((steps, n), dtype=nm.dtype)
+    position = np.full(n, int(rb[0]), dtype=np.int64)  # the start state's row
+    for i in range(steps):
         np.add(position, columns[i], out=position)
-        np.take(nm, position, out=state)
-        np.take(out_of, state, out=emitted[i])
-    per_text = emitted.T
-    result = []
+        np.take(nm, position, out=states[i])
+        np.take(rb, states[i], out=position)
+    del columns, position
+    per_text = np.ascontiguousarray(np.take(m.out_array, states).T)
+    last = states[-1]
+    del states
+    walks = []
     for k, data in enumerate(datas):
         walked = per_text[k, : min(len(data), steps)]
         features = walked[walked >= 0]
         if len(data) > steps:
-            _, rest = _walk(m, int(state[k]), data[steps:])
+            _, rest = _walk(m, int(last[k]), data[steps:])
             features = np.concatenate([features, np.asarray(rest, dtype=np.int32)])
-        result.append(_counted(features))
-    return result
+        walks.append(features)
+    return walks
 
 
-_CHUNK = 256
-"""Texts scored together: the rows they hit are converted once (memory stays small per chunk)."""
+def _hits(m: LanguageModel, datas: Sequence[bytes]) -> list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
+    """Per text: the feature rows its walk hits, in order of first occurrence, and how often."""
+    counted = _counted_many(*_features(m, datas), len(datas))
+    b = counted.bounds.tolist()
+    return [(counted.features[b[k] : b[k + 1]], counted.counts[b[k] : b[k + 1]]) for k in range(len(datas))]
+
+
+_CHUNK_BYTES = 1 << 20
+"""Texts walked and scored together: as many as keep (texts x longest text) within this (the walk's
+arrays are a few bytes per cell), at most _CHUNK_TEXTS."""
+_CHUNK_TEXTS = 1024
+
+
+def _chunks(lengths: Sequence[int]) -> list[tuple[int, int]]:
+    """``(start, stop)`` of consecutive texts per chunk (see _CHUNK_BYTES)."""
+    out: list[tuple[int, int]] = []
+    start, longest = 0, 0
+    for i, size in enumerate(lengths):
+        longest = max(longest, size)
+        if i > start and ((i - start + 1) * longest > _CHUNK_BYTES or i - start >= _CHUNK_TEXTS):
+            out.append((start, i))
+            start, longest = i, size
+    if lengths:
+        out.append((start, len(lengths)))
+    return out
 
 
 def classify_many(texts: Sequence[str]) -> list[tuple[str, float]]:
@@ -307,25 +373,35 @@ def classify_many(texts: Sequence[str]) -> list[tuple[str, float]]:
     if not texts:
         return results
     m = model()
-    for start in range(0, len(texts), _CHUNK):
-        results.extend(_classify_chunk(m, texts[start : start + _CHUNK]))
+    datas = [_encode(text) for text in texts]
+    for start, stop in _chunks([len(d) for d in datas]):
+        results.extend(_classify_chunk(m, datas[start:stop]))
     return results
 
 
-def _classify_chunk(m: LanguageModel, texts: Sequence[str]) -> list[tuple[str, float]]:
-    datas = [_encode(text) for text in texts]
-    lengths = [len(d) for d in datas]
-    hits = _hits(m, datas)
-    del datas
-    union = np.unique(np.concatenate([idx for idx, _ in hits]))
+def _classify_chunk(m: LanguageModel, datas: Sequence[bytes]) -> list[tuple[str, float]]:
+    n = len(datas)
+    counted = _counted_many(*_features(m, datas), n)
+    # the rows the chunk hits, converted once: a scatter marks them (no sort), each feature's row
+    # in that block is then one lookup
+    hit = np.zeros(m.ptc.shape[0], dtype=bool)
+    hit[counted.features] = True
+    union = np.flatnonzero(hit)
+    del hit
     rows = np.asarray(m.ptc[union], dtype=np.float32)  # the one float16 -> float32 conversion
+    row_of = np.empty(m.ptc.shape[0], dtype=np.intp)
+    row_of[union] = np.arange(len(union), dtype=np.intp)
+    block_rows = row_of[counted.features]
+    weights = np.log1p(counted.counts)
+    bounds = counted.bounds.tolist()
     # a text without any feature scores 0 everywhere (uniform), like py3langid under norm_probs
-    scores = np.zeros((len(texts), len(m.classes)), dtype=np.float32)
-    for k, (idx, counts) in enumerate(hits):
-        if len(idx):
-            np.add(np.log1p(counts) @ rows[np.searchsorted(union, idx)], m.pc, out=scores[k])
+    scores = np.zeros((n, len(m.classes)), dtype=np.float32)
+    for k in range(n):
+        a, b = bounds[k], bounds[k + 1]
+        if b > a:  # py3langid's sum, term by term in its order: log1p(counts) @ ptc[features] + pc
+            np.add(weights[a:b] @ rows[block_rows[a:b]], m.pc, out=scores[k])
     # py3langid's normalisation, for all texts at once: x 1/sqrt(bytes), softmax, aliases folded
-    scores *= np.array([1.0 / math.sqrt(n or 1) for n in lengths], dtype=np.float32)[:, None]
+    scores *= np.array([1.0 / math.sqrt(len(d) or 1) for d in datas], dtype=np.float32)[:, None]
     scores -= scores.max(axis=1, keepdims=True)
     np.exp(scores, out=scores)
     scores /= scores.sum(axis=1, keepdims=True)
@@ -333,5 +409,5 @@ def _classify_chunk(m: LanguageModel, texts: Sequence[str]) -> list[tuple[str, f
         scores[:, i] += scores[:, j]
         scores[:, j] = 0.0
     best = scores.argmax(axis=1)
-    probs = scores[np.arange(len(texts)), best]
+    probs = scores[np.arange(n), best]
     return [(m.classes[b], p) for b, p in zip(best.tolist(), probs.tolist(), strict=True)]
