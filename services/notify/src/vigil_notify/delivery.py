@@ -184,7 +184,7 @@ def delivered_data(values: dict[str, Any], at_json: str, heads: dict[str, bytes]
     return head + body
 
 
-_json_array: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_json_array: Callable[[Any], bytes] = orjson.dumps
 """The JSON array of a batch script's items (strings, and lists of strings), in one C call."""
 
 
