@@ -293,7 +293,7 @@ def location_data_from_raw(
         end = start - neg_len - 2
         if not text[start].isupper():
             continue
-        before = text[max(0, start - 60) : start]
+        before = text[start - 60 if start > 60 else 0 : start]  # (no max() call per hit)
         tail = before[-5:]
         feature_before = (
             (" " in tail or "." in tail)
@@ -401,7 +401,8 @@ def location_data_from_raw(
         f = found.get(k)
         if f is not None:
             f.evidence.append(ev)
-            f.confidence = max(f.confidence, conf)
+            if conf > f.confidence:  # max(f.confidence, conf)
+                f.confidence = conf
         else:
             found[k] = _Found(best, name, kind, conf, [ev])
             order.append(k)

@@ -408,6 +408,31 @@ def _evidence(weight: float, span: tuple[int, int]) -> LabelEvidence:
     return ev
 
 
+def _credit(table: dict[str, LabelEvidence], label: str, weight: float, span: tuple[int, int]) -> None:
+    """Add ``weight`` to ``label``'s score in ``table``, keeping its first three spans."""
+    ev = table.get(label)
+    if ev is None:
+        table[label] = _evidence(weight, span)
+        return
+    ev.score += weight
+    if len(ev.spans) < 3:
+        ev.spans.append(span)
+
+
+def _credit_all(table: dict[str, LabelEvidence], hits: list[tuple[int, str, float, tuple[int, int]]]) -> None:
+    """:func:`_credit` of each ``(position, label, weight, span)`` in order, in one loop (the targets
+    of an alert: about six calls per alert saved)."""
+    get = table.get
+    for _pos, label, weight, span in hits:
+        ev = get(label)
+        if ev is None:
+            table[label] = _evidence(weight, span)
+        else:
+            ev.score += weight
+            if len(ev.spans) < 3:
+                ev.spans.append(span)
+
+
 @dataclass(slots=True)
 class Reading:
     threats: dict[str, LabelEvidence]
@@ -481,15 +506,7 @@ def _read(
     air_at: list[int] = []
     target_at: list[tuple[int, str, float, Span]] = []
     last_cue_end = -1
-
-    def credit(table: dict[str, LabelEvidence], label: str, weight: float, span: Span) -> None:
-        ev = table.get(label)
-        if ev is None:
-            table[label] = _evidence(weight, span)
-            return
-        ev.score += weight
-        if len(ev.spans) < 3:
-            ev.spans.append(span)
+    credit = _credit
 
     # ``negated(start)`` is ``_negated_window`` of the 60 characters before ``start`` when they hold
     # "no" or "No" (or, if the text has one of the rarer hints at all, one of those), else False:
@@ -579,8 +596,7 @@ def _read(
     if not (weak_at or suppress_at or (subject_at and effect_at)):
         # No rule compares sentences: every hit may as well share one (the rules below then reduce
         # to crediting the targets in order).
-        for _start, label, weight, span in target_at:
-            credit(targets, label, weight, span)
+        _credit_all(targets, target_at)
         return Reading(threats, targets, cues, routine)
     # A recovery notice ("aftershocks have eased ... some roads remain closed for repairs") reports
     # no transport disruption from a subject and an effect.
@@ -642,6 +658,5 @@ def _read(
                 continue
             credit(targets, label, weight, span)
     else:
-        for _pos, label, weight, span in target_at:
-            credit(targets, label, weight, span)
+        _credit_all(targets, target_at)
     return Reading(threats, targets, cues, routine)
