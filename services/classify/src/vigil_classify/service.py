@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import orjson
+import structlog
 from pydantic_core import to_json
 from vigil_shared import streams
 from vigil_shared.envelope import encode_body
@@ -97,6 +98,7 @@ def _classified_json(
 
 
 _ALERT_JSON = AlertReceived.__pydantic_serializer__.to_json
+log = structlog.get_logger("vigil.classify")
 _PRODUCER = "classify"
 
 
@@ -181,9 +183,12 @@ def validated_event(classifier: Classifier, alert: AlertReceived) -> AlertClassi
 
 
 async def build(ctx: ServiceContext) -> ServiceParts:
+    from vigil_classify import native
     from vigil_classify.engine import Classifier  # loads the gazetteer once per process
 
     classifier = Classifier()
+    # the compiled modules cost ~40 % less CPU per alert; say which ones run (vigil classify-compile)
+    log.info("classifier loaded", native=native.active(), version=classifier.version)
     out_stream = streams.ALERTS_CLASSIFIED
 
     async def handle_batch(alerts: Sequence[AlertReceived]) -> list[Sequence[Publication] | BaseException]:
