@@ -54,6 +54,7 @@ def _can_compile() -> bool:
     return importlib.util.find_spec("mypyc") is not None and (shutil.which("cc") or shutil.which("gcc")) is not None
 
 
+@pytest.mark.slow  # compiles five modules (~20 CPU-s)
 @pytest.mark.skipif(not _can_compile(), reason="needs mypyc and a C compiler")
 def test_native_build_classifies_byte_for_byte_as_the_pure_modules(tmp_path: Path) -> None:
     env = {"VIGIL_CLASSIFY_NATIVE_DIR": str(tmp_path), "VIGIL_CLASSIFY_NATIVE": "1"}
