@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from vigil_classify.engine import Classifier
-from vigil_classify.service import classified_event, validated_event
+from vigil_classify.service import alert_payload, classified_event, classifier_inputs, validated_event
 from vigil_shared.envelope import decode_body, decode_entry, encode_event_faststream, encode_event_sync
 from vigil_shared.events import AlertClassified, AlertReceived
 
@@ -34,6 +34,26 @@ def test_published_bytes_are_a_valid_alert_classified_equal_to_the_validated_pat
         assert parsed.correlation_id == alert.correlation_id
         assert parsed.producer == "classify"
         assert type(parsed) is AlertClassified
+
+
+def test_alert_payload_is_the_payload_of_the_classifier_inputs(
+    classifier: Classifier, dev_received: list[AlertReceived]
+) -> None:
+    """The service's call with the keywords spelt out classifies with the same inputs, CAP values
+    included (every third dev alert carries them, and they win over the text's)."""
+    with_cap = 0
+    for alert in dev_received:
+        payload = alert_payload(classifier, alert)
+        assert payload == classifier.classify_payload(alert.text, **classifier_inputs(alert)), alert.alert_id
+        if alert.cap is not None:
+            with_cap += 1
+            cap = alert.cap
+            assert (payload["urgency"], payload["severity"], payload["certainty"]) == (
+                cap.urgency,
+                cap.severity,
+                cap.certainty,
+            )
+    assert with_cap >= 5
 
 
 async def test_fast_event_entry_is_what_faststream_writes(

@@ -87,3 +87,52 @@ def test_feature_resident_and_magnitude_prechecks_match_regexes() -> None:
             assert geoparse._resident_before(text, start) == ref, (text, start)
         got, ref_m = severity._magnitude(text), severity._MAGNITUDE.search(text)
         assert (got and (got.span(), got.group(1))) == (ref_m and (ref_m.span(), ref_m.group(1))), text
+
+
+def _issuer_spans_by_regex(text: str, issuer: str | None) -> list[tuple[int, int]]:
+    """The issuer's spans as they were found before the per-issuer patterns: regexes made per call."""
+    import re
+
+    if not issuer:
+        return []
+    spans: list[tuple[int, int]] = []
+    needle = issuer.strip()
+    if len(needle) >= 4:
+        spans += [(m.start(), m.end()) for m in re.finditer(re.escape(needle), text)]
+    seat = geoparse._ISSUER_SEAT.search(needle)
+    if seat:
+        pattern = r"(?:Embassy|Consulate(?:\s+General)?)\s+" + re.escape(seat.group(1)) + r"\b"
+        spans += [(m.start(), m.end()) for m in re.finditer(pattern, text)]
+    return spans
+
+
+def test_issuer_spans_match_the_regexes() -> None:
+    issuers = (
+        None, "", " ", "US", "U.S. Embassy Moscow", "  U.S. Embassy Moscow ", "Consulate General Istanbul",
+        "Embassy in Paris", "Mission", "aaaa", "a.b*c(d)", "British Embassy Kyiv", "Delegation Geneva",
+        "U.S. Consulate General Ho Chi Minh City",
+    )  # fmt: skip
+    rnd = random.Random(5)
+    pieces = (
+        "U.S. Embassy Moscow", "Embassy Moscow", "Embassy  Moscow", "Consulate Istanbul",
+        "Consulate General Istanbul", "Consulate General  Istanbul", "Embassy Paris", "Embassy in Paris",
+        "Moscow", "Moscowa", "aaaaaaaaa", "a.b*c(d)", "Embassy Kyiv", "Mission", " ", ", ", ". ", "\n",
+        "Embassy Ho Chi Minh City", "Ho Chi Minh City", "é",
+    )  # fmt: skip
+    texts = ["", "aaaa", "aaaaaaa"] + [
+        "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 15))) for _ in range(2_000)
+    ]
+    for text in texts:
+        for issuer in issuers:
+            assert geoparse._issuer_spans(text, issuer) == _issuer_spans_by_regex(text, issuer), (text, issuer)
+
+
+def test_a_lone_candidate_wins_with_the_margin_of_no_runner_up() -> None:
+    """location_data_from_raw skips the scoring of a mention with one candidate: whatever the
+    context and the region cue, the scoring would pick that candidate with a margin of 5.0."""
+    for kind in ("city", "region", "country"):
+        for code_in_context in (False, True):
+            for region_cue in (None, False, True):
+                scored = ((7, 1.0 + 2.0 * code_in_context, "FR", kind),)
+                context = {"FR"} if code_in_context else {"DE"}
+                assert geoparse._resolve(scored, context, region_cue) == (7, 5.0)

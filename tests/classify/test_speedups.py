@@ -102,3 +102,23 @@ def test_sentence_fallback_reads_the_same(
     monkeypatch.setattr(taxonomy, "sentence_ids", lambda _text, _positions: None)
     for text, found, want in zip(texts, founds, expected, strict=True):
         assert taxonomy.read_found(text, found) == want, text
+
+
+def test_credit_all_is_credit_of_each_hit_in_order() -> None:
+    import random
+
+    rnd = random.Random(4)
+    for _ in range(300):
+        hits = [
+            (rnd.randint(0, 99), rnd.choice("abc"), rnd.choice((0.0, 0.5, 1, 1.0)), (rnd.randint(0, 9), i))
+            for i in range(rnd.randint(0, 9))
+        ]
+        start = {"a": taxonomy._evidence(0.25, (1, 2))} if rnd.random() < 0.5 else {}
+        one_by_one = {k: LabelEvidence(v.score, list(v.spans)) for k, v in start.items()}
+        for _pos, label, weight, span in hits:
+            taxonomy._credit(one_by_one, label, weight, span)
+        together = {k: LabelEvidence(v.score, list(v.spans)) for k, v in start.items()}
+        taxonomy._credit_all(together, hits)
+        assert together == one_by_one
+        assert list(together) == list(one_by_one)  # same label order
+        assert all(len(ev.spans) <= 3 for ev in together.values())

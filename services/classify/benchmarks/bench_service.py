@@ -167,6 +167,9 @@ def main() -> None:
             f"Redis {r.redis_us:.1f} CPU-us/alert ({n / r.wall_s:,.0f} alerts/s wall)",
             flush=True,
         )
+    from vigil_classify import native
+
+    print(f"classifier modules: {'native (compiled)' if native.active() else 'pure Python'}")
     proc = statistics.median(r.process_us for r in runs)
     red = statistics.median(r.redis_us for r in runs)
     print(f"median: classify process {proc:.1f} CPU-us/alert, Redis {red:.1f} CPU-us/alert")

@@ -115,8 +115,18 @@ def bench_command(
             typer.echo(f"{k:14} {v}")
 
 
+def compile_command() -> None:
+    """Compile the classifier's hot modules with mypyc (needs mypy and a C compiler): later
+    processes use the build while the source is unchanged (VIGIL_CLASSIFY_NATIVE=0: never)."""
+    from vigil_classify import native
+
+    target = native.build()
+    typer.echo(str(target))
+
+
 def register(app: typer.Typer) -> None:
     """Add the classify commands to the ``vigil`` CLI."""
     app.command("classify")(classify_command)
     app.command("eval")(eval_command)
     app.command("classify-bench")(bench_command)
+    app.command("classify-compile")(compile_command)

@@ -173,19 +173,36 @@ class _Found:
 def _issuer_spans(text: str, issuer: str | None) -> list[tuple[int, int]]:
     if not issuer:
         return []
+    needle, seat = _issuer_patterns(issuer)
     spans: list[tuple[int, int]] = []
-    needle = issuer.strip()
-    if len(needle) >= 4:
-        for m in re.finditer(re.escape(needle), text):
-            spans.append((m.start(), m.end()))
-    seat = _ISSUER_SEAT.search(needle)
-    if seat:
+    if needle:
+        # the non-overlapping occurrences, leftmost first: what re.finditer(re.escape(needle)) gives
+        size = len(needle)
+        i = text.find(needle)
+        while i >= 0:
+            spans.append((i, i + size))
+            i = text.find(needle, i + size)
+    if seat is not None:
         # "Embassy Moscow" (no "in") names the issuer, not a place of the alert.
-        for m in re.finditer(
-            r"(?:Embassy|Consulate(?:\s+General)?)\s+" + re.escape(seat.group(1)) + r"\b", text
-        ):
+        for m in seat.finditer(text):
             spans.append((m.start(), m.end()))
     return spans
+
+
+@lru_cache(maxsize=1024)
+def _issuer_patterns(issuer: str) -> tuple[str, re.Pattern[str] | None]:
+    """What :func:`_issuer_spans` looks for in a text of this issuer: the issuer's name (``""`` when
+    shorter than 4 characters) and the pattern of its seat named after its office ("Embassy
+    Moscow"), if the name has one. Worked out once per issuer (a feed has one or a few), not per
+    alert: the seat's pattern was compiled, or found in ``re``'s cache, on every alert."""
+    needle = issuer.strip()
+    seat = _ISSUER_SEAT.search(needle)
+    pattern = (
+        re.compile(r"(?:Embassy|Consulate(?:\s+General)?)\s+" + re.escape(seat.group(1)) + r"\b")
+        if seat
+        else None
+    )
+    return (needle if len(needle) >= 4 else ""), pattern
 
 
 class _CandidateInfo(NamedTuple):
@@ -276,7 +293,7 @@ def location_data_from_raw(
         end = start - neg_len - 2
         if not text[start].isupper():
             continue
-        before = text[max(0, start - 60) : start]
+        before = text[start - 60 if start > 60 else 0 : start]  # (no max() call per hit)
         tail = before[-5:]
         feature_before = (
             (" " in tail or "." in tail)
@@ -335,24 +352,18 @@ def location_data_from_raw(
     for start, end, info, surface, low, is_common in prepared:
         if excluded and any(s <= start and end <= e for s, e in excluded):
             continue
-        # The region cue (a regex behind pre-checks) matters only for a region candidate or a city
-        # winner: evaluated for those alone (it has no side effects).
-        region_cue = _region_cue(text, end) if info.regional else None
-        best = -1
-        best_score = -1e9
-        second = -1e9
-        for place, base, code, kind in info.scored:
-            score = base
-            if code in context:
-                score += 4.0
-            if kind == "region" and region_cue:
-                score += 3.0
-            if kind == "country":
-                score += 3.0
-            if score > best_score:
-                second, best_score, best = best_score, score, place
-            elif score > second:
-                second = score
+        scored = info.scored
+        if len(scored) == 1:
+            # A lone candidate wins whatever its score, with the margin of no runner-up; the region
+            # cue, which only moves scores, is then left to a city winner (below).
+            best = scored[0][0]
+            region_cue = None
+            margin = 5.0
+        else:
+            # The region cue (a regex behind pre-checks) matters only for a region candidate or a
+            # city winner: evaluated for those alone (it has no side effects).
+            region_cue = _region_cue(text, end) if info.regional else None
+            best, margin = _resolve(scored, context, region_cue)
         p = places[best]
         if is_common and not (
             (p.country_code in context and p.kind != "country")
@@ -364,7 +375,6 @@ def location_data_from_raw(
         if text.startswith(" Day", end):
             # a holiday ("Victoria Day", "Quebec Day"), not a place
             continue
-        margin = best_score - second if second > -1e9 else 5.0
         conf = 0.6 + (4.0 if margin > 4.0 else margin) * 0.08  # min(margin, 4.0)
         if is_common:
             conf -= 0.2
@@ -391,7 +401,8 @@ def location_data_from_raw(
         f = found.get(k)
         if f is not None:
             f.evidence.append(ev)
-            f.confidence = max(f.confidence, conf)
+            if conf > f.confidence:  # max(f.confidence, conf)
+                f.confidence = conf
         else:
             found[k] = _Found(best, name, kind, conf, [ev])
             order.append(k)
@@ -414,6 +425,29 @@ def location_data_from_raw(
             continue
         locations.append(_location(p, f))
     return locations, sorted(countries)
+
+
+def _resolve(
+    scored: tuple[tuple[int, float, str, str], ...], context: set[str], region_cue: bool | None
+) -> tuple[int, float]:
+    """The winning candidate of a mention (rule 4 of the module docstring) and its margin over the
+    runner-up (5.0 without one): the first best score wins a tie."""
+    best = -1
+    best_score = -1e9
+    second = -1e9
+    for place, base, code, kind in scored:
+        score = base
+        if code in context:
+            score += 4.0
+        if kind == "region" and region_cue:
+            score += 3.0
+        if kind == "country":
+            score += 3.0
+        if score > best_score:
+            second, best_score, best = best_score, score, place
+        elif score > second:
+            second = score
+    return best, (best_score - second if second > -1e9 else 5.0)
 
 
 def _office_seat(text: str, start: int) -> bool:

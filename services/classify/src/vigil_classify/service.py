@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import orjson
+import structlog
 from pydantic_core import to_json
 from vigil_shared import streams
 from vigil_shared.envelope import encode_body
@@ -38,7 +39,7 @@ from vigil_shared.runtime import Service, ServiceContext, ServiceParts
 from vigil_shared.worker import Publication, StreamWorker
 
 if TYPE_CHECKING:
-    from vigil_classify.engine import Classifier
+    from vigil_classify.engine import ClassificationPayload, Classifier
 
 
 class ClassifiedPayload(AlertClassified):
@@ -97,6 +98,7 @@ def _classified_json(
 
 
 _ALERT_JSON = AlertReceived.__pydantic_serializer__.to_json
+log = structlog.get_logger("vigil.classify")
 _PRODUCER = "classify"
 
 
@@ -123,10 +125,27 @@ def classifier_inputs(alert: AlertReceived) -> ClassifierInputs:
     }
 
 
+def alert_payload(classifier: Classifier, alert: AlertReceived) -> ClassificationPayload:
+    """``classifier.classify_payload(alert.text, **classifier_inputs(alert))``, the keywords spelt out:
+    no dict is built and unpacked per alert (about half a microsecond of the service's hot path)."""
+    cap = alert.cap
+    if cap is None:  # the CAP keywords' defaults are None
+        return classifier.classify_payload(alert.text, title=alert.title, issuer=alert.issuer, alert_id=alert.alert_id)
+    return classifier.classify_payload(
+        alert.text,
+        title=alert.title,
+        issuer=alert.issuer,
+        alert_id=alert.alert_id,
+        cap_urgency=cap.urgency,
+        cap_severity=cap.severity,
+        cap_certainty=cap.certainty,
+    )
+
+
 def classified_event(classifier: Classifier, alert: AlertReceived) -> ClassifiedPayload:
     """The ``AlertClassified`` of ``alert``, without re-validating what is already valid (the alert was
     validated at the worker's edge; the payload is the JSON form of a valid ``Classification``)."""
-    payload = classifier.classify_payload(alert.text, **classifier_inputs(alert))
+    payload = alert_payload(classifier, alert)
     # The envelope is validated as usual (the alert instance is kept as it is, the payload dict is
     # taken without looking inside): as cheap as model_construct here, which in pydantic 2.14 loops
     # over the fields in Python and inspects each default factory's signature on every call.
@@ -148,7 +167,7 @@ def classified_data(classifier: Classifier, alert: AlertReceived) -> bytes:
     path). The envelope's fields need no validation here: fresh ids, the current time, the schema
     version, a constant producer and the correlation id of an alert validated at the worker's edge.
     Tested byte for byte against the validated event (``tests/classify/test_service_redis.py``)."""
-    payload = classifier.classify_payload(alert.text, **classifier_inputs(alert))
+    payload = alert_payload(classifier, alert)
     correlation_id = alert.correlation_id
     body = _classified_json(
         new_event_id(), utcnow(), SCHEMA_VERSION, correlation_id, _PRODUCER, alert, payload
@@ -164,9 +183,12 @@ def validated_event(classifier: Classifier, alert: AlertReceived) -> AlertClassi
 
 
 async def build(ctx: ServiceContext) -> ServiceParts:
+    from vigil_classify import native
     from vigil_classify.engine import Classifier  # loads the gazetteer once per process
 
     classifier = Classifier()
+    # the compiled modules cost ~40 % less CPU per alert; say which ones run (vigil classify-compile)
+    log.info("classifier loaded", native=native.active(), version=classifier.version)
     out_stream = streams.ALERTS_CLASSIFIED
 
     async def handle_batch(alerts: Sequence[AlertReceived]) -> list[Sequence[Publication] | BaseException]:

@@ -229,6 +229,10 @@ _BASE: dict[str, str] = {
     "cyber": "Minor",
 }
 _BY_RANK = {v: k for k, v in SEVERITY_RANK.items() if k != "Unknown"}
+_BASE_RANK = {t: SEVERITY_RANK[base] for t, base in _BASE.items()}
+"""The rank of each type's base severity (an unlisted type is Moderate)."""
+_MODERATE = SEVERITY_RANK["Moderate"]
+_MINOR = SEVERITY_RANK["Minor"]
 _MAGNITUDE = re.compile(r"magnitude[\s-]+(?:of\s+)?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -275,13 +279,13 @@ def severity(
     """CAP severity from the threat types, cue counts and magnitudes (see module docstring)."""
     if not threats:
         return "Unknown"
-    ranks = []
+    # Crime is petty (Minor) with a petty cue, unless kidnapping or terrorism is among the types.
+    petty = bool(cues.get("sev:petty", 0)) and "kidnapping" not in threats and "terrorism" not in threats
+    rank = 0  # below every base rank; threats is not empty
     for t in threats:
-        base = _BASE.get(t, "Moderate")
-        if t == "crime" and cues.get("sev:petty", 0) and not {"kidnapping", "terrorism"} & set(threats):
-            base = "Minor"
-        ranks.append(SEVERITY_RANK[base])
-    rank = max(ranks)
+        r = _MINOR if petty and t == "crime" else _BASE_RANK.get(t, _MODERATE)
+        if r > rank:
+            rank = r
     if cues.get("sev:Severe", 0):
         rank = max(rank, 3)
     grave = cues.get("sev:Grave", 0)
