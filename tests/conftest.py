@@ -24,6 +24,10 @@ os.environ.setdefault("VIGIL_OUTBOUND_ALLOWLIST", "127.0.0.1")
 # The HTTP APIs need API keys (vigil_shared.auth). Tests that are not about authentication run with the
 # development switch; tests/security enables authentication explicitly and runs processes with real keys.
 os.environ.setdefault("VIGIL_AUTH_DISABLED", "true")
+# The suite tests the classifier's source: a compiled build in the user's cache (`make native`) would
+# otherwise replace the pure modules (and make tests that patch their functions vacuous).
+# tests/classify/test_native.py builds one of its own and checks it classifies byte for byte the same.
+os.environ.setdefault("VIGIL_CLASSIFY_NATIVE", "0")
 
 
 def _docker_reachable() -> bool:

@@ -53,3 +53,20 @@ def test_classify_image_warm_up_builds_the_cache_the_service_then_only_reads(tmp
     finally:
         for path in (cache, cache / "vigil"):
             path.chmod(stat.S_IRWXU)
+
+
+def test_classify_image_compiles_the_classifier_with_the_locked_mypy_and_drops_the_compiler() -> None:
+    """The image's compiled build: made by ``vigil classify-compile`` into the cache directory the
+    service reads at run time, with the mypy version the lock pins, and the compiler taken out of the
+    venv again before the venv is copied into the final image."""
+    text = (ROOT / "services/classify/Dockerfile").read_text().replace("\\\n", " ")
+    (step,) = [line for line in text.splitlines() if line.startswith("RUN ") and "classify-compile" in line]
+    assert "VIGIL_CACHE_DIR=/app/classify-cache" in step
+    lock = (ROOT / "uv.lock").read_text()
+    locked = re.search(r'name = "mypy"\nversion = "([^"]+)"', lock)
+    assert locked, "mypy is not in uv.lock"
+    assert f'"mypy=={locked.group(1)}"' in step, "the Dockerfile's mypy pin differs from uv.lock's"
+    # the final sync (which removes mypy again) comes after the compile, and the build is checked
+    assert step.index("classify-compile") < step.rindex("uv sync --frozen --no-dev")
+    assert step.rstrip().endswith("classify-native/*/COMPLETE")
+    assert "COPY --from=build --chown=root:root /app/classify-cache /app/classify-cache" in text

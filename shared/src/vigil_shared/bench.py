@@ -1031,7 +1031,7 @@ def bench_command(
     notify_replicas: Annotated[
         int, typer.Option("--notify-replicas", min=1, help="notify processes (one consumer group) in every case.")
     ] = 1,
-    log_level: Annotated[str, typer.Option(help="Log level of the service processes (INFO, their default in a deployment).")] = "INFO",
+    log_level: Annotated[str, typer.Option(help="Service log level (INFO: their default when deployed).")] = "INFO",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress output.")] = False,
     profile: Annotated[
