@@ -326,6 +326,9 @@ class CaseResult:
     """Redis ``used_memory`` sampled through the run (MB, at 0, 10, ... 100% of its duration)."""
     redis_commands: dict[str, RedisCommandFigures] = field(default_factory=dict)
     """Redis's own time per command over the case (``INFO commandstats``), the costliest first."""
+    classify_native: bool | None = None
+    """Whether classify ran its compiled build (``make native``; from its "classifier loaded" log
+    line), None when that line was not found."""
 
 
 @dataclass
@@ -808,6 +811,7 @@ def run_pipeline(
         progress.done()
         redis_cpu = cpu_seconds(cfg.redis_pid) - redis_before if cfg.redis_pid else float("nan")
         commands = _redis_commands(client)
+        procs_logs = [p.log for p in procs if p.service == "classify"]
         _stop_profilers(spies)
         services: dict[str, ServiceFigures] = {}
         for p in procs:
@@ -854,7 +858,21 @@ def run_pipeline(
         redis_streams_mb=streams_mb,
         redis_used_mb_timeline=sampler.timeline(),
         redis_commands=commands,
+        classify_native=_classify_native(procs_logs),
     )
+
+
+def _classify_native(logs: Sequence[Path]) -> bool | None:
+    """What the classify processes logged at start: all compiled (True), any pure (False)."""
+    seen: list[bool] = []
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            if '"classifier loaded"' in line:
+                with_native = json.loads(line).get("native")
+                if isinstance(with_native, bool):
+                    seen.append(with_native)
+                break
+    return all(seen) if seen else None
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -1070,7 +1088,10 @@ def bench_command(
             typer.echo(
                 f"{c.case}: notifications {c.notifications} ({c.notifications / max(c.alerts, 1):.1f}/alert), "
                 f"catch-all got {c.catch_all_deliveries}/{c.alerts} ({c.catch_all_duplicates} duplicates), "
-                f"dead letters {c.deadletters}, max latency {_fmt(c.max_ms)} ms"
+                f"dead letters {c.deadletters}, max latency {_fmt(c.max_ms)} ms, classifier "
+                + {True: "compiled (make native)", False: "pure Python (no build: make native)", None: "?"}[
+                    c.classify_native
+                ]
             )
             typer.echo(
                 f"  Redis used MB over the run (0..100%): {c.redis_used_mb_timeline}; at the end streams "
