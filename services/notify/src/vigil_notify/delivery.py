@@ -115,7 +115,7 @@ def channel_hash(channel_url: str) -> str:
     return hashlib.sha256(channel_url.encode()).hexdigest()[:16]
 
 
-_NOTIFICATION_DELIVERED_FIELDS = tuple(NotificationDelivered.model_fields)
+_ALL_DELIVERED_FIELDS = set(NotificationDelivered.model_fields)
 _new_model = object.__new__
 _set_attr = object.__setattr__
 
@@ -127,7 +127,7 @@ def _delivered_event(values: dict[str, Any]) -> NotificationDelivered:
     validated event)."""
     event = _new_model(NotificationDelivered)
     _set_attr(event, "__dict__", values)
-    _set_attr(event, "__pydantic_fields_set__", set(_NOTIFICATION_DELIVERED_FIELDS))
+    _set_attr(event, "__pydantic_fields_set__", _ALL_DELIVERED_FIELDS.copy())
     _set_attr(event, "__pydantic_extra__", None)
     _set_attr(event, "__pydantic_private__", None)
     return event
@@ -151,29 +151,29 @@ def delivered_data(values: dict[str, Any], at_json: str, heads: dict[str, bytes]
     :func:`occurred_at_json` of ``values["occurred_at"]`` (made once per batch), ``heads`` caches
     the envelope's headers per correlation id (the deliveries of one alert share them). orjson
     escapes strings as pydantic does (``"``, ``\\``, control characters; the rest kept as UTF-8;
-    tested) and writes the fields in the model's order. None when a value is not a plain
+    tested); ``values`` holds every field of the model, in its order (as an event's ``__dict__``
+    does). None when a value is not a plain
     ``str``/``int`` or cannot be UTF-8 encoded (a lone surrogate): the stream worker then encodes
     the event itself (and reports what pydantic reports)."""
+    return _delivered_body({**values, "occurred_at": _Fragment(at_json)}, heads)
+
+
+def _delivered_body(values: dict[str, Any], heads: dict[str, bytes] | None) -> bytes | None:
+    """:func:`delivered_data` of ``values`` whose ``occurred_at`` already is the Fragment of its
+    JSON (every field, in the model's order): the deliverer builds that dict once and then hands it,
+    ``occurred_at`` set back to the datetime, to the event (one dict per delivery, not two)."""
     rev, attempt, version = values["revision"], values["attempt"], values["schema_version"]
     if type(rev) is not int or type(attempt) is not int or type(version) is not int:
         return None
-    eid, cid, producer, alert_id = values["event_id"], values["correlation_id"], values["producer"], values["alert_id"]
-    sub_id, channel, kind = values["subscription_id"], values["channel"], values["kind"]
-    idem, reason = values["idempotency_key"], values["reason"]
+    cid = values["correlation_id"]
     if not (
-        type(eid) is type(cid) is type(producer) is type(alert_id) is type(sub_id) is type(channel) is type(kind)
-        is type(idem) is type(reason) is str
+        type(values["event_id"]) is type(cid) is type(values["producer"]) is type(values["alert_id"])
+        is type(values["subscription_id"]) is type(values["channel"]) is type(values["kind"])
+        is type(values["idempotency_key"]) is type(values["reason"]) is str
     ):
         return None
     try:
-        body = _orjson_dumps(
-            {
-                "event_id": eid, "occurred_at": _Fragment(at_json), "schema_version": version,
-                "correlation_id": cid, "producer": producer, "alert_id": alert_id, "revision": rev,
-                "subscription_id": sub_id, "channel": channel, "kind": kind, "attempt": attempt,
-                "idempotency_key": idem, "reason": reason,
-            }
-        )  # fmt: skip
+        body = _orjson_dumps(values)
     except TypeError:  # orjson.JSONEncodeError: a lone surrogate
         return None
     if heads is None:
@@ -1012,9 +1012,10 @@ class Deliverer:
         channel = mask_url(job.channel_url)
         if at is None:
             at, at_json = utcnow(), None
-        values = {
+        # the stream data's field values (occurred_at as its JSON), then the same dict is the event's
+        values: dict[str, Any] = {
             "event_id": _event_id() if event_id is None else event_id,
-            "occurred_at": at,
+            "occurred_at": _Fragment(occurred_at_json(at) if at_json is None else at_json),
             "schema_version": SCHEMA_VERSION,
             "correlation_id": job.correlation_id,
             "producer": self.settings.producer,
@@ -1027,8 +1028,9 @@ class Deliverer:
             "idempotency_key": job.idempotency_key,
             "reason": job.reason,
         }
+        data = _delivered_body(values, heads)
+        values["occurred_at"] = at
         event = _delivered_event(values)
-        data = delivered_data(values, occurred_at_json(at) if at_json is None else at_json, heads)
         if debug:
             log.debug("delivered %s rev %d to %s via %s", job.alert_id, job.revision, job.subscription_id, channel)
         return DeliveryOutcome(job, "delivered", [event], data=data)
