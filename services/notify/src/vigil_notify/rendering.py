@@ -441,6 +441,18 @@ class _JsonParts(NamedTuple):
     reason_first: bool
 
 
+class _JsonBytesParts(NamedTuple):
+    """:class:`_JsonParts` UTF-8 encoded, ``text_tail`` with the line's newline."""
+
+    head: bytes
+    middle: bytes
+    tail: bytes
+    text_head: bytes
+    text_middle: bytes
+    text_tail: bytes
+    reason_first: bool
+
+
 def sent_at_now() -> str:
     """A payload's ``sent_at``: now, local time with its offset, ISO 8601."""
     return datetime.now().astimezone().isoformat()
@@ -454,7 +466,7 @@ class PreparedMessage:
     quoting one, say) takes the full render per delivery."""
 
     __slots__ = (
-        "_alert", "_base", "_bodies", "_ctx", "_fast", "_jparts", "_kind", "_renderer", "_sent_at", "_title",
+        "_alert", "_base", "_bodies", "_ctx", "_fast", "_jbparts", "_jparts", "_kind", "_renderer", "_sent_at", "_title",
     )  # fmt: skip
 
     # per body: how many NULs the default template leaves (two per stand-in) and whether the
@@ -468,6 +480,7 @@ class PreparedMessage:
         self._fast = False
         self._bodies: dict[str, str | None] = {}
         self._jparts: object = _UNSET
+        self._jbparts: object = _UNSET
         if renderer.templates:
             return
         a, c = alert.alert, alert.classification
@@ -611,6 +624,47 @@ class PreparedMessage:
             )
         )  # fmt: skip
 
+    def _json_bparts(self) -> _JsonBytesParts | None:
+        """:meth:`_json_parts` UTF-8 encoded, once per (alert, kind), the newline after the tail;
+        None when there are none or they cannot be encoded (a lone surrogate in the alert: each
+        delivery then encodes its own line, and fails as that does)."""
+        if self._jbparts is not _UNSET:
+            return cast("_JsonBytesParts | None", self._jbparts)
+        parts = self._json_parts()
+        bparts: _JsonBytesParts | None = None
+        if parts is not None:
+            try:
+                bparts = _JsonBytesParts(
+                    parts.head.encode(), parts.middle.encode(), parts.tail.encode(), parts.text_head.encode(),
+                    parts.text_middle.encode(), (parts.text_tail + "\n").encode(), parts.reason_first,
+                )  # fmt: skip
+            except UnicodeEncodeError:
+                bparts = None
+        self._jbparts = bparts
+        return bparts
+
+    def _json_line_bytes(
+        self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str
+    ) -> bytes:
+        """:meth:`Message.json_line_bytes` of this delivery from the shared encoded parts (the same
+        bytes as ``(self._json_line(...) + "\\n").encode()``, tested)."""
+        parts = self._json_bparts()
+        if parts is None or not (type(reason) is type(subscription_id) is type(idempotency_key) is str):
+            return (self._json_line(reason, subscription_id, subscription_name, idempotency_key) + "\n").encode()
+        head, middle, tail, text_head, text_middle, text_tail, reason_first = parts
+        try:
+            reason_json = _orjson_dumps(reason)
+        except TypeError:  # orjson.JSONEncodeError: a lone surrogate (encode() raises for it below)
+            reason_json = _json_str(reason).encode()
+        name_json = _json_str(subscription_name)[1:-1].encode()
+        first, second = (reason_json[1:-1], name_json) if reason_first else (name_json, reason_json[1:-1])
+        return b"".join(
+            (
+                head, _json_str(subscription_id).encode(), middle, reason_json, tail,
+                _json_token(idempotency_key).encode(), text_head, first, text_middle, second, text_tail,
+            )
+        )  # fmt: skip
+
     def _body(self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str, part: str) -> str:
         """One body of a filled-in message (called by :class:`LazyMessage` on first access)."""
         body = self._prepared_body(part)
@@ -665,6 +719,13 @@ class FilledMessage(LazyMessage):
         fill: tuple[PreparedMessage, str, str, str, str] = self.__dict__["_fill"]
         prepared, reason, sub_id, name, key = fill
         return prepared._json_line(reason, sub_id, name, key)
+
+    def json_line_bytes(self) -> bytes:
+        if "payload" in self.__dict__:
+            return Message.json_line_bytes(self)
+        fill: tuple[PreparedMessage, str, str, str, str] = self.__dict__["_fill"]
+        prepared, reason, sub_id, name, key = fill
+        return prepared._json_line_bytes(reason, sub_id, name, key)
 
 
 _json: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False).encode
