@@ -200,12 +200,20 @@ return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2]) or 'claim
 # one JSON string costs one. Every key is still touched exactly as the one-key scripts do, in order.
 # (Keys not passed as KEYS are fine for a standalone Redis; Vigil's multi-key scripts never ran on a
 # cluster anyway, their keys span slots.)
+#
+# The batch scripts' replies are sparse: only the items that are not the usual case (a claim already
+# held, a fingerprint already stored, an alert over the throttle limit), as (position, value) or
+# positions; a reply of one element per item cost the client a string object and a decode each.
 _CLAIM_MANY = """
 local items = cjson.decode(ARGV[1])
 local prefix, token, ttl = ARGV[2], ARGV[3], ARGV[4]
 local out = {}
 for i, idem in ipairs(items) do
-  out[i] = redis.call('SET', prefix .. idem, token, 'NX', 'GET', 'EX', ttl) or 'claimed'
+  local held = redis.call('SET', prefix .. idem, token, 'NX', 'GET', 'EX', ttl)
+  if held then
+    out[#out + 1] = i
+    out[#out + 1] = held
+  end
 end
 return out
 """
@@ -238,6 +246,16 @@ for _, rec in ipairs(items[2]) do
 end
 return #items[1]
 """
+
+
+def _expand(sparse: list[Any], n: int, usual: str) -> list[str]:
+    """A batch script's sparse reply (position from 1, value, ...) as one value per item: ``usual``
+    where the reply names none."""
+    out = [usual] * n
+    for x in range(0, len(sparse), 2):
+        value = sparse[x + 1]
+        out[sparse[x] - 1] = value.decode() if isinstance(value, bytes) else str(value)
+    return out
 
 
 class IdempotencyLedger:
@@ -276,7 +294,7 @@ class IdempotencyLedger:
         raw = await self._claim_many(
             args=[_json_array(idem_keys), self.redis_key(""), self.token, self.settings.claim_ttl_s]
         )
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
+        return _expand(raw, len(idem_keys), "claimed")
 
     async def _abandoned(self, idem_keys: list[str], states: list[str]) -> None:
         """Claims made for callers that were cancelled meanwhile: give the keys back."""
@@ -519,14 +537,21 @@ def content_fingerprint(title: str, text: str) -> str:
 
 
 # ARGV[1]: JSON [subscription id, fingerprint, alert id, ...]; ARGV[2]: key prefix; ARGV[3]: TTL.
+# Reply: (position from 1, stored alert id) of each item whose key already held one.
 # (SET ... NX GET: the stored id when the key exists, else nil and the key set: SET NX, else GET.)
 _FIRST_MANY = """
 local items = cjson.decode(ARGV[1])
 local prefix, ttl = ARGV[2], ARGV[3]
 local out = {}
+local pos = 0
 for i = 1, #items, 3 do
+  pos = pos + 1
   local k = prefix .. items[i] .. ':' .. items[i + 1]
-  out[#out + 1] = redis.call('SET', k, items[i + 2], 'NX', 'GET', 'EX', ttl) or ''
+  local seen = redis.call('SET', k, items[i + 2], 'NX', 'GET', 'EX', ttl)
+  if seen then
+    out[#out + 1] = pos
+    out[#out + 1] = seen
+  end
 end
 return out
 """
@@ -543,7 +568,7 @@ class Deduplicator:
         """(subscription id, fingerprint, alert id) each: SET NX the key, else GET it."""
         flat = [x for item in items for x in item]
         raw = await self._script(args=[_json_array(flat), key("notify", "fp", ""), self.settings.fingerprint_ttl_s])
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
+        return _expand(raw, len(items), "")
 
     async def first_for(self, subscription_id: str, fingerprint: str, alert_id: str) -> str | None:
         """None when ``alert_id`` is the first with this content for the subscriber (or is the
@@ -589,8 +614,8 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 
 
 # ARGV[1]: JSON [subscription id, channel hash, now, member, ...] (now as the text of the float, what
-# the one-key script gets); ARGV[2]: key prefix; ARGV[3]: the window; ARGV[4]: throttle_max. Returns
-# 1 (allowed: the member's rank in the window < throttle_max) or 0 per item.
+# the one-key script gets); ARGV[2]: key prefix; ARGV[3]: the window; ARGV[4]: throttle_max. An item is
+# allowed when the member's rank in the window is below throttle_max; the reply lists the others.
 #
 # A key met again at the same instant is not trimmed again (the cut-off is the same, and every member
 # added since scores ``now``), and each key's EXPIRE is set once at the end (the script is atomic: the
@@ -598,6 +623,7 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 # window (every alert of a batch) trimmed once instead of once per alert. The rank is only asked for
 # when the window holds more than throttle_max members (a rank is below the window's size): the
 # size is read once per key (ZCARD) and kept up to date from what ZREMRANGEBYSCORE and ZADD report.
+# The reply: the positions (from 1) of the items not allowed (sparse, as the other batch scripts').
 _THROTTLE_MANY = """
 local items = cjson.decode(ARGV[1])
 local prefix = ARGV[2]
@@ -607,7 +633,9 @@ local out = {}
 local trimmed_at = {}
 local size = {}
 local touched = {}
+local pos = 0
 for i = 1, #items, 4 do
+  pos = pos + 1
   local k = prefix .. items[i] .. ':' .. items[i + 1]
   local now = items[i + 2]
   local member = items[i + 3]
@@ -622,10 +650,8 @@ for i = 1, #items, 4 do
     trimmed_at[k] = now
   end
   size[k] = size[k] + redis.call('ZADD', k, 'NX', now, member)
-  if size[k] <= limit or redis.call('ZRANK', k, member) < limit then
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
+  if size[k] > limit and redis.call('ZRANK', k, member) >= limit then
+    out[#out + 1] = pos
   end
 end
 for _, k in ipairs(touched) do
@@ -664,13 +690,16 @@ class Throttle:
         """(subscription id, channel hash, now, member) each: whether the member's rank in the window
         is below ``throttle_max``."""
         flat = [x for item in items for x in item]
-        allowed = await self._many(
+        denied = await self._many(
             args=[
                 _json_array(flat), key("notify", "throttle", ""), self.settings.throttle_window_s,
                 self.settings.throttle_max,
             ]
         )  # fmt: skip
-        return [a == 1 for a in allowed]
+        allowed = [True] * len(items)
+        for position in denied:
+            allowed[position - 1] = False
+        return allowed
 
 
 class DigestStore:
