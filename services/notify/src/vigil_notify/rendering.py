@@ -574,37 +574,52 @@ class PreparedMessage:
         :meth:`_prepared_body`) before encoding, and each piece is encoded on its own: JSON escapes
         character by character, so the pieces' JSON around the JSON of the reason and the name is
         the JSON of the filled-in text."""
-        if self._jparts is not _UNSET:
-            return cast("_JsonParts | None", self._jparts)
+        if self._jparts is _UNSET:
+            self._jparts = self._make_json_parts(as_bytes=False)
+        return cast("_JsonParts | None", self._jparts)
+
+    def _json_bparts(self) -> _JsonBytesParts | None:
+        """:meth:`_json_parts` UTF-8 encoded, once per (alert, kind), the newline after the tail
+        (the text's pieces as orjson writes them, never made into ``str``); None when there are
+        none or they cannot be encoded (a lone surrogate in the alert: each delivery then encodes
+        its own line, and fails as that does)."""
+        if self._jbparts is _UNSET:
+            self._jbparts = self._make_json_parts(as_bytes=True)
+        return cast("_JsonBytesParts | None", self._jbparts)
+
+    def _make_json_parts(self, *, as_bytes: bool) -> _JsonParts | _JsonBytesParts | None:
         text = self._prepared_body("text")
-        parts: _JsonParts | None = None
         r = n = -1
         if text is not None:
             r, n = text.find(_REASON_MARK), text.find(_NAME_MARK)
         (i, li), (j, lj) = sorted(((r, len(_REASON_MARK)), (n, len(_NAME_MARK))))
-        if text is not None and i >= 0 and i + li <= j:  # both there, apart (never otherwise: belt and braces)
-            t0, t1, t2 = (_json_text(x)[1:-1] for x in (text[:i], text[i + li : j], text[j + lj :]))
-            b = self._base
-            head = _json_plain({"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]})
-            middle = _json_plain(
-                {
-                    "kind": self._kind, "title": b["title"], "severity": b["severity"],
-                    "urgency": b["urgency"], "places": b["places"], "countries": b["countries"],
-                    "threat_types": b["threat_types"], "targets": b["targets"], "advice": b["advice"],
-                    "url": b["url"],
-                }
-            )  # fmt: skip
-            parts = _JsonParts(
-                head=head[:-1] + ', "subscription_id": ',
-                middle=", " + middle[1:-1] + ', "reason": ',
-                tail=', "correlation_id": ' + _json(b["correlation_id"]) + ', "idempotency_key": ',
-                text_head=', "sent_at": ' + _json_str(self._sent_at) + ', "rendered_text": "' + t0,
-                text_middle=t1,
-                text_tail=t2 + '"}',
-                reason_first=r < n,
-            )
-        self._jparts = parts
-        return parts
+        if text is None or i < 0 or i + li > j:  # both there, apart (never otherwise: belt and braces)
+            return None
+        pieces = (text[:i], text[i + li : j], text[j + lj :])
+        b = self._base
+        head = _json_plain({"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]})
+        middle = _json_plain(
+            {
+                "kind": self._kind, "title": b["title"], "severity": b["severity"],
+                "urgency": b["urgency"], "places": b["places"], "countries": b["countries"],
+                "threat_types": b["threat_types"], "targets": b["targets"], "advice": b["advice"],
+                "url": b["url"],
+            }
+        )  # fmt: skip
+        head = head[:-1] + ', "subscription_id": '
+        middle = ", " + middle[1:-1] + ', "reason": '
+        tail = ', "correlation_id": ' + _json(b["correlation_id"]) + ', "idempotency_key": '
+        text_head = ', "sent_at": ' + _json_str(self._sent_at) + ', "rendered_text": "'
+        if as_bytes:
+            try:
+                t0, t1, t2 = (_orjson_dumps(x)[1:-1] for x in pieces)
+                return _JsonBytesParts(
+                    head.encode(), middle.encode(), tail.encode(), text_head.encode() + t0, t1, t2 + b'"}\n', r < n
+                )
+            except (TypeError, UnicodeEncodeError):  # orjson.JSONEncodeError or encode(): a lone surrogate
+                return None
+        s0, s1, s2 = (_json_text(x)[1:-1] for x in pieces)
+        return _JsonParts(head, middle, tail, text_head + s0, s1, s2 + '"}', r < n)
 
     def _json_line(self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str) -> str:
         """:meth:`Message.json_line` of this delivery from the shared parts (the same string)."""
@@ -623,25 +638,6 @@ class PreparedMessage:
                 text_head, first, text_middle, second, text_tail,
             )
         )  # fmt: skip
-
-    def _json_bparts(self) -> _JsonBytesParts | None:
-        """:meth:`_json_parts` UTF-8 encoded, once per (alert, kind), the newline after the tail;
-        None when there are none or they cannot be encoded (a lone surrogate in the alert: each
-        delivery then encodes its own line, and fails as that does)."""
-        if self._jbparts is not _UNSET:
-            return cast("_JsonBytesParts | None", self._jbparts)
-        parts = self._json_parts()
-        bparts: _JsonBytesParts | None = None
-        if parts is not None:
-            try:
-                bparts = _JsonBytesParts(
-                    parts.head.encode(), parts.middle.encode(), parts.tail.encode(), parts.text_head.encode(),
-                    parts.text_middle.encode(), (parts.text_tail + "\n").encode(), parts.reason_first,
-                )  # fmt: skip
-            except UnicodeEncodeError:
-                bparts = None
-        self._jbparts = bparts
-        return bparts
 
     def _json_line_bytes(
         self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str
