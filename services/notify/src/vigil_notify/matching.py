@@ -218,7 +218,7 @@ class _Compiled:
             where = "country " + ", ".join(sorted(self.countries & a.countries))
         reasons = [where]
         if self.threats:
-            reasons.append("threat " + ", ".join(t for t in a.threats if t in self.threats))
+            reasons.append("threat " + ", ".join([t for t in a.threats if t in self.threats]))
         elif a.threats:
             reasons.append("threat " + ", ".join(a.threats) + " (any threat)")
         elif not a.is_threat:
