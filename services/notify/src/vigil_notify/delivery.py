@@ -947,12 +947,11 @@ class Deliverer:
             if accepted:
                 accepted_jobs = [jobs[i] for i in accepted]
                 await self._mark_sent_many(accepted_jobs)
-                at = utcnow()
-                at_json = occurred_at_json(at)
-                heads: dict[str, bytes] = {}
-                debug = log.isEnabledFor(logging.DEBUG)
-                for i, event_id in zip(accepted, _event_ids(len(accepted)), strict=True):
-                    outcomes[i] = self._delivered(jobs[i], 1, at, at_json, heads, event_id, debug=debug)
+                done = self._delivered_many(
+                    accepted_jobs, utcnow(), _event_ids(len(accepted)), debug=log.isEnabledFor(logging.DEBUG)
+                )
+                for i, outcome in zip(accepted, done, strict=True):
+                    outcomes[i] = outcome
             if tasks:
                 done = await asyncio.gather(*tasks.values())
                 for i, outcome in zip(tasks, done, strict=True):
@@ -1022,47 +1021,53 @@ class Deliverer:
             "idempotency_key": job.idempotency_key,
         }
 
-    def _delivered(
+    def _delivered(self, job: DeliveryJob, attempt: int) -> DeliveryOutcome:
+        """The outcome of a job delivered at its ``attempt`` now (see :meth:`_delivered_many`)."""
+        return self._delivered_many([job], utcnow(), [_event_id()], attempt=attempt)[0]
+
+    def _delivered_many(
         self,
-        job: DeliveryJob,
-        attempt: int,
-        at: datetime | None = None,
-        at_json: str | None = None,
-        heads: dict[str, bytes] | None = None,
-        event_id: str | None = None,
+        jobs: Sequence[DeliveryJob],
+        at: datetime,
+        event_ids: Sequence[str],
         *,
+        attempt: int = 1,
         debug: bool = True,
-    ) -> DeliveryOutcome:
-        """The outcome of a delivered job with its event and the event's stream entry data; ``at``:
-        the event's ``occurred_at`` (one timestamp for the deliveries of a batch marked sent
-        together; default now), ``at_json`` its JSON, ``heads``: see :func:`delivered_data`;
-        ``event_id``: one of :func:`_event_ids` (default a new one);
-        ``debug=False``: the caller knows DEBUG is off (a batch asks once, not per delivery)."""
-        channel = mask_url(job.channel_url)
-        if at is None:
-            at, at_json = utcnow(), None
-        # the stream data's field values (occurred_at as its JSON), then the same dict is the event's
-        values: dict[str, Any] = {
-            "event_id": _event_id() if event_id is None else event_id,
-            "occurred_at": _Fragment(occurred_at_json(at) if at_json is None else at_json),
-            "schema_version": SCHEMA_VERSION,
-            "correlation_id": job.correlation_id,
-            "producer": self.settings.producer,
-            "alert_id": job.alert_id,
-            "revision": job.revision,
-            "subscription_id": job.subscription_id,
-            "channel": channel,
-            "kind": job.kind,
-            "attempt": attempt,
-            "idempotency_key": job.idempotency_key,
-            "reason": job.reason,
-        }
-        data = _delivered_body(values, heads)
-        values["occurred_at"] = at
-        event = _delivered_event(values)
-        if debug:
-            log.debug("delivered %s rev %d to %s via %s", job.alert_id, job.revision, job.subscription_id, channel)
-        return DeliveryOutcome(job, "delivered", [event], data=data)
+    ) -> list[DeliveryOutcome]:
+        """The outcomes of delivered jobs, each with its event and the event's stream entry data
+        (:func:`delivered_data`): ``at`` is every event's ``occurred_at`` (one timestamp for the
+        deliveries of a batch marked sent together), ``event_ids`` one per job (:func:`_event_ids`);
+        ``debug=False``: the caller knows DEBUG is off (a batch asks once, not per delivery). What
+        every event shares (the timestamp's JSON, the producer, the envelope headers per correlation
+        id) is made once for the lot."""
+        at_fragment = _Fragment(occurred_at_json(at))
+        heads: dict[str, bytes] = {}
+        producer = self.settings.producer
+        out: list[DeliveryOutcome] = []
+        for job, event_id in zip(jobs, event_ids, strict=True):
+            channel = mask_url(job.channel_url)
+            # the stream data's field values (occurred_at as its JSON), then the same dict is the event's
+            values: dict[str, Any] = {
+                "event_id": event_id,
+                "occurred_at": at_fragment,
+                "schema_version": SCHEMA_VERSION,
+                "correlation_id": job.correlation_id,
+                "producer": producer,
+                "alert_id": job.alert_id,
+                "revision": job.revision,
+                "subscription_id": job.subscription_id,
+                "channel": channel,
+                "kind": job.kind,
+                "attempt": attempt,
+                "idempotency_key": job.idempotency_key,
+                "reason": job.reason,
+            }
+            data = _delivered_body(values, heads)
+            values["occurred_at"] = at
+            out.append(DeliveryOutcome(job, "delivered", [_delivered_event(values)], None, data))
+            if debug:
+                log.debug("delivered %s rev %d to %s via %s", job.alert_id, job.revision, job.subscription_id, channel)
+        return out
 
     async def _deliver_claimed(self, job: DeliveryJob, first_error: Exception | None = None) -> DeliveryOutcome:
         """Send a job whose key this process has claimed: attempts, back-off, final failure.
