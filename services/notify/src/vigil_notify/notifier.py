@@ -370,11 +370,16 @@ class Notifier:
             planned: list[DeliveryJob] = []
             decisions = allowed.get(i)
             entry_id = entry_ids[i]
+            extreme = alert.classification.severity == "Extreme"
             try:
                 for j, t in enumerate(ts):
-                    job = self._plan(
-                        alert, t, now, result, entry_id, shared, None if decisions is None else decisions[j], held
-                    )
+                    decision = None if decisions is None else decisions[j]
+                    if (extreme or t.subscription.filter.quiet_hours is None) and (
+                        extreme or decision is not False or t.kind != "new"
+                    ):  # neither held for quiet hours nor folded into a digest: _plan's job at once
+                        planned.append(self._job(alert, t, entry_id, shared))
+                        continue
+                    job = self._plan(alert, t, now, result, entry_id, shared, decision, held)
                     if job is not None:
                         planned.append(job)
             except Exception as exc:
