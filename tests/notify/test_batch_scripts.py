@@ -154,3 +154,21 @@ async def test_throttle_batch_equals_one_by_one_randomised(redis, settings) -> N
         for sid in ("s0", "s1", "s2"):
             kb, ko = (f"vigil:notify:throttle:{p}{case}{sid}:{channel_hash(url)}" for p in ("b", "o"))
             assert await redis.zrange(kb, 0, -1, withscores=True) == await redis.zrange(ko, 0, -1, withscores=True)
+
+
+async def test_sparse_replies_put_each_value_at_its_item(redis, settings) -> None:
+    """The batch scripts reply only for the unusual items (held claims, stored fingerprints); each
+    value lands at its own item, the usual value everywhere else, wherever they fall in the batch."""
+    ledger = IdempotencyLedger(redis, settings, owner="me")
+    keys = [f"sparse{i}" for i in range(12)]
+    held = {1: SENT, 5: "sending:other", 6: SENT, 11: "sending:x"}
+    for i, state in held.items():
+        await redis.set(ledger.redis_key(keys[i]), state)
+    assert await ledger.claim_many(keys) == [held.get(i, "claimed") for i in range(12)]
+
+    d = Deduplicator(redis, settings)
+    stored = {0: "first é", 4: "x", 9: 'q"'}
+    for i, aid in stored.items():
+        assert await d.first_for(f"s{i}", "fp", aid) is None
+    got = await d.first_for_batch([(f"s{i}", "fp", "new") for i in range(12)])
+    assert got == [stored.get(i) for i in range(12)]

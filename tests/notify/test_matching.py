@@ -212,3 +212,14 @@ def test_near_circle_index_never_misses(lat0, lon0, radius, lat1, lon1) -> None:
     alert = make_alert(locations=({"name": "X", "country_code": "US", "latitude": lat1, "longitude": lon1},))
     inside = haversine_km(lat0, lon0, lat1, lon1) <= radius
     assert bool(match(alert, SubscriptionIndex([sub]), NOW)) is inside
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(subs=st.lists(subscriptions(), max_size=25, unique_by=lambda s: s.id), alert=alerts())
+def test_index_candidates_meet_their_severity_floor_and_miss_no_match(subs, alert) -> None:
+    from vigil_notify.matching import AlertFeatures
+
+    features = AlertFeatures.of(alert)
+    found = SubscriptionIndex(subs).candidates(features)
+    assert all(features.severity_rank >= c.min_sev for c in found)
+    assert {m.subscription.id for m in match_scan(alert, subs, NOW)} <= {c.sub.id for c in found}

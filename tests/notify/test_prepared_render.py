@@ -136,3 +136,39 @@ def test_text_json_encoder_equals_the_json_module() -> None:
     for s in (every, every[::-1] * 2, "", 'a"b\\c\nd', "\x7f\x85\u2028\u2029\ufeff", "😀\U0010ffff", "x\ud800y"):
         assert _json_text(s) == _json_str(s) == json.dumps(s, ensure_ascii=False)
 
+
+
+@pytest.mark.parametrize("kind", ["new", "update", "cancel"])
+def test_json_line_bytes_equal_the_line_and_a_newline_encoded(kind: str) -> None:
+    """What JSONL writes of a prepared message (its shared parts encoded once) is the line plus a
+    newline, UTF-8 encoded; with a lone surrogate anywhere, it raises what that encoding raises."""
+    from vigil_notify.channels.base import Message
+    from vigil_notify.rendering import _NAME_MARK, FilledMessage
+
+    r = Renderer()
+    hostile = [*HOSTILE, 'q"uo\\te\n\t\u2028 é 😀', _REASON_MARK, f"\\{_NAME_MARK}", "lone \udc80"]
+    alerts = [*_variants(), make_alert(text=f"a \\{_REASON_MARK} b"), make_alert(title='"\\\x01')]
+    alerts += [make_alert(title="Zürich \u2028 😀", text="Москва \x7f é\n\ttab \"q\" \\ end")]
+    alerts += [make_alert(text="lone \ud800 surrogate"), make_alert(title="t \udfff")]
+    fast = 0
+    for alert in alerts:
+        prepared = r.prepare(alert, kind=kind)
+        for reason in hostile:
+            for name in hostile[:3] + hostile[-1:]:
+                for sub_id in ('s"1\\', "é", "lone \ud801"):
+                    msg = prepared.render(reason=reason, subscription_id=sub_id, subscription_name=name,
+                                          idempotency_key="0123abcd")  # fmt: skip
+                    fast += isinstance(msg, FilledMessage)
+                    line = msg.json_line()
+                    try:
+                        expected = (line + "\n").encode("utf-8")
+                    except UnicodeEncodeError:
+                        with pytest.raises(UnicodeEncodeError):
+                            msg.json_line_bytes()
+                        continue
+                    assert msg.json_line_bytes() == expected
+                    msg.payload  # noqa: B018  (handed out: the default path from now on)
+                    assert msg.json_line_bytes() == expected == Message.json_line_bytes(msg)
+    assert fast > 100
+    assert r.prepare(make_alert(), kind=kind)._json_bparts() is not None  # the encoded parts were used
+    assert r.prepare(make_alert(text="lone \ud800 surrogate"), kind=kind)._json_bparts() is None

@@ -115,7 +115,7 @@ def channel_hash(channel_url: str) -> str:
     return hashlib.sha256(channel_url.encode()).hexdigest()[:16]
 
 
-_NOTIFICATION_DELIVERED_FIELDS = tuple(NotificationDelivered.model_fields)
+_ALL_DELIVERED_FIELDS = set(NotificationDelivered.model_fields)
 _new_model = object.__new__
 _set_attr = object.__setattr__
 
@@ -127,7 +127,7 @@ def _delivered_event(values: dict[str, Any]) -> NotificationDelivered:
     validated event)."""
     event = _new_model(NotificationDelivered)
     _set_attr(event, "__dict__", values)
-    _set_attr(event, "__pydantic_fields_set__", set(_NOTIFICATION_DELIVERED_FIELDS))
+    _set_attr(event, "__pydantic_fields_set__", _ALL_DELIVERED_FIELDS.copy())
     _set_attr(event, "__pydantic_extra__", None)
     _set_attr(event, "__pydantic_private__", None)
     return event
@@ -151,29 +151,29 @@ def delivered_data(values: dict[str, Any], at_json: str, heads: dict[str, bytes]
     :func:`occurred_at_json` of ``values["occurred_at"]`` (made once per batch), ``heads`` caches
     the envelope's headers per correlation id (the deliveries of one alert share them). orjson
     escapes strings as pydantic does (``"``, ``\\``, control characters; the rest kept as UTF-8;
-    tested) and writes the fields in the model's order. None when a value is not a plain
+    tested); ``values`` holds every field of the model, in its order (as an event's ``__dict__``
+    does). None when a value is not a plain
     ``str``/``int`` or cannot be UTF-8 encoded (a lone surrogate): the stream worker then encodes
     the event itself (and reports what pydantic reports)."""
+    return _delivered_body({**values, "occurred_at": _Fragment(at_json)}, heads)
+
+
+def _delivered_body(values: dict[str, Any], heads: dict[str, bytes] | None) -> bytes | None:
+    """:func:`delivered_data` of ``values`` whose ``occurred_at`` already is the Fragment of its
+    JSON (every field, in the model's order): the deliverer builds that dict once and then hands it,
+    ``occurred_at`` set back to the datetime, to the event (one dict per delivery, not two)."""
     rev, attempt, version = values["revision"], values["attempt"], values["schema_version"]
     if type(rev) is not int or type(attempt) is not int or type(version) is not int:
         return None
-    eid, cid, producer, alert_id = values["event_id"], values["correlation_id"], values["producer"], values["alert_id"]
-    sub_id, channel, kind = values["subscription_id"], values["channel"], values["kind"]
-    idem, reason = values["idempotency_key"], values["reason"]
+    cid = values["correlation_id"]
     if not (
-        type(eid) is type(cid) is type(producer) is type(alert_id) is type(sub_id) is type(channel) is type(kind)
-        is type(idem) is type(reason) is str
+        type(values["event_id"]) is type(cid) is type(values["producer"]) is type(values["alert_id"])
+        is type(values["subscription_id"]) is type(values["channel"]) is type(values["kind"])
+        is type(values["idempotency_key"]) is type(values["reason"]) is str
     ):
         return None
     try:
-        body = _orjson_dumps(
-            {
-                "event_id": eid, "occurred_at": _Fragment(at_json), "schema_version": version,
-                "correlation_id": cid, "producer": producer, "alert_id": alert_id, "revision": rev,
-                "subscription_id": sub_id, "channel": channel, "kind": kind, "attempt": attempt,
-                "idempotency_key": idem, "reason": reason,
-            }
-        )  # fmt: skip
+        body = _orjson_dumps(values)
     except TypeError:  # orjson.JSONEncodeError: a lone surrogate
         return None
     if heads is None:
@@ -200,12 +200,20 @@ return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2]) or 'claim
 # one JSON string costs one. Every key is still touched exactly as the one-key scripts do, in order.
 # (Keys not passed as KEYS are fine for a standalone Redis; Vigil's multi-key scripts never ran on a
 # cluster anyway, their keys span slots.)
+#
+# The batch scripts' replies are sparse: only the items that are not the usual case (a claim already
+# held, a fingerprint already stored, an alert over the throttle limit), as (position, value) or
+# positions; a reply of one element per item cost the client a string object and a decode each.
 _CLAIM_MANY = """
 local items = cjson.decode(ARGV[1])
 local prefix, token, ttl = ARGV[2], ARGV[3], ARGV[4]
 local out = {}
 for i, idem in ipairs(items) do
-  out[i] = redis.call('SET', prefix .. idem, token, 'NX', 'GET', 'EX', ttl) or 'claimed'
+  local held = redis.call('SET', prefix .. idem, token, 'NX', 'GET', 'EX', ttl)
+  if held then
+    out[#out + 1] = i
+    out[#out + 1] = held
+  end
 end
 return out
 """
@@ -238,6 +246,16 @@ for _, rec in ipairs(items[2]) do
 end
 return #items[1]
 """
+
+
+def _expand(sparse: list[Any], n: int, usual: str) -> list[str]:
+    """A batch script's sparse reply (position from 1, value, ...) as one value per item: ``usual``
+    where the reply names none."""
+    out = [usual] * n
+    for x in range(0, len(sparse), 2):
+        value = sparse[x + 1]
+        out[sparse[x] - 1] = value.decode() if isinstance(value, bytes) else str(value)
+    return out
 
 
 class IdempotencyLedger:
@@ -276,7 +294,7 @@ class IdempotencyLedger:
         raw = await self._claim_many(
             args=[_json_array(idem_keys), self.redis_key(""), self.token, self.settings.claim_ttl_s]
         )
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
+        return _expand(raw, len(idem_keys), "claimed")
 
     async def _abandoned(self, idem_keys: list[str], states: list[str]) -> None:
         """Claims made for callers that were cancelled meanwhile: give the keys back."""
@@ -519,14 +537,21 @@ def content_fingerprint(title: str, text: str) -> str:
 
 
 # ARGV[1]: JSON [subscription id, fingerprint, alert id, ...]; ARGV[2]: key prefix; ARGV[3]: TTL.
+# Reply: (position from 1, stored alert id) of each item whose key already held one.
 # (SET ... NX GET: the stored id when the key exists, else nil and the key set: SET NX, else GET.)
 _FIRST_MANY = """
 local items = cjson.decode(ARGV[1])
 local prefix, ttl = ARGV[2], ARGV[3]
 local out = {}
+local pos = 0
 for i = 1, #items, 3 do
+  pos = pos + 1
   local k = prefix .. items[i] .. ':' .. items[i + 1]
-  out[#out + 1] = redis.call('SET', k, items[i + 2], 'NX', 'GET', 'EX', ttl) or ''
+  local seen = redis.call('SET', k, items[i + 2], 'NX', 'GET', 'EX', ttl)
+  if seen then
+    out[#out + 1] = pos
+    out[#out + 1] = seen
+  end
 end
 return out
 """
@@ -543,7 +568,7 @@ class Deduplicator:
         """(subscription id, fingerprint, alert id) each: SET NX the key, else GET it."""
         flat = [x for item in items for x in item]
         raw = await self._script(args=[_json_array(flat), key("notify", "fp", ""), self.settings.fingerprint_ttl_s])
-        return [r.decode() if isinstance(r, bytes) else str(r) for r in raw]
+        return _expand(raw, len(items), "")
 
     async def first_for(self, subscription_id: str, fingerprint: str, alert_id: str) -> str | None:
         """None when ``alert_id`` is the first with this content for the subscriber (or is the
@@ -589,8 +614,8 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 
 
 # ARGV[1]: JSON [subscription id, channel hash, now, member, ...] (now as the text of the float, what
-# the one-key script gets); ARGV[2]: key prefix; ARGV[3]: the window; ARGV[4]: throttle_max. Returns
-# 1 (allowed: the member's rank in the window < throttle_max) or 0 per item.
+# the one-key script gets); ARGV[2]: key prefix; ARGV[3]: the window; ARGV[4]: throttle_max. An item is
+# allowed when the member's rank in the window is below throttle_max; the reply lists the others.
 #
 # A key met again at the same instant is not trimmed again (the cut-off is the same, and every member
 # added since scores ``now``), and each key's EXPIRE is set once at the end (the script is atomic: the
@@ -598,6 +623,7 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 # window (every alert of a batch) trimmed once instead of once per alert. The rank is only asked for
 # when the window holds more than throttle_max members (a rank is below the window's size): the
 # size is read once per key (ZCARD) and kept up to date from what ZREMRANGEBYSCORE and ZADD report.
+# The reply: the positions (from 1) of the items not allowed (sparse, as the other batch scripts').
 _THROTTLE_MANY = """
 local items = cjson.decode(ARGV[1])
 local prefix = ARGV[2]
@@ -607,7 +633,9 @@ local out = {}
 local trimmed_at = {}
 local size = {}
 local touched = {}
+local pos = 0
 for i = 1, #items, 4 do
+  pos = pos + 1
   local k = prefix .. items[i] .. ':' .. items[i + 1]
   local now = items[i + 2]
   local member = items[i + 3]
@@ -622,10 +650,8 @@ for i = 1, #items, 4 do
     trimmed_at[k] = now
   end
   size[k] = size[k] + redis.call('ZADD', k, 'NX', now, member)
-  if size[k] <= limit or redis.call('ZRANK', k, member) < limit then
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
+  if size[k] > limit and redis.call('ZRANK', k, member) >= limit then
+    out[#out + 1] = pos
   end
 end
 for _, k in ipairs(touched) do
@@ -664,13 +690,16 @@ class Throttle:
         """(subscription id, channel hash, now, member) each: whether the member's rank in the window
         is below ``throttle_max``."""
         flat = [x for item in items for x in item]
-        allowed = await self._many(
+        denied = await self._many(
             args=[
                 _json_array(flat), key("notify", "throttle", ""), self.settings.throttle_window_s,
                 self.settings.throttle_max,
             ]
         )  # fmt: skip
-        return [a == 1 for a in allowed]
+        allowed = [True] * len(items)
+        for position in denied:
+            allowed[position - 1] = False
+        return allowed
 
 
 class DigestStore:
@@ -918,12 +947,11 @@ class Deliverer:
             if accepted:
                 accepted_jobs = [jobs[i] for i in accepted]
                 await self._mark_sent_many(accepted_jobs)
-                at = utcnow()
-                at_json = occurred_at_json(at)
-                heads: dict[str, bytes] = {}
-                debug = log.isEnabledFor(logging.DEBUG)
-                for i, event_id in zip(accepted, _event_ids(len(accepted)), strict=True):
-                    outcomes[i] = self._delivered(jobs[i], 1, at, at_json, heads, event_id, debug=debug)
+                done = self._delivered_many(
+                    accepted_jobs, utcnow(), _event_ids(len(accepted)), debug=log.isEnabledFor(logging.DEBUG)
+                )
+                for i, outcome in zip(accepted, done, strict=True):
+                    outcomes[i] = outcome
             if tasks:
                 done = await asyncio.gather(*tasks.values())
                 for i, outcome in zip(tasks, done, strict=True):
@@ -993,45 +1021,53 @@ class Deliverer:
             "idempotency_key": job.idempotency_key,
         }
 
-    def _delivered(
+    def _delivered(self, job: DeliveryJob, attempt: int) -> DeliveryOutcome:
+        """The outcome of a job delivered at its ``attempt`` now (see :meth:`_delivered_many`)."""
+        return self._delivered_many([job], utcnow(), [_event_id()], attempt=attempt)[0]
+
+    def _delivered_many(
         self,
-        job: DeliveryJob,
-        attempt: int,
-        at: datetime | None = None,
-        at_json: str | None = None,
-        heads: dict[str, bytes] | None = None,
-        event_id: str | None = None,
+        jobs: Sequence[DeliveryJob],
+        at: datetime,
+        event_ids: Sequence[str],
         *,
+        attempt: int = 1,
         debug: bool = True,
-    ) -> DeliveryOutcome:
-        """The outcome of a delivered job with its event and the event's stream entry data; ``at``:
-        the event's ``occurred_at`` (one timestamp for the deliveries of a batch marked sent
-        together; default now), ``at_json`` its JSON, ``heads``: see :func:`delivered_data`;
-        ``event_id``: one of :func:`_event_ids` (default a new one);
-        ``debug=False``: the caller knows DEBUG is off (a batch asks once, not per delivery)."""
-        channel = mask_url(job.channel_url)
-        if at is None:
-            at, at_json = utcnow(), None
-        values = {
-            "event_id": _event_id() if event_id is None else event_id,
-            "occurred_at": at,
-            "schema_version": SCHEMA_VERSION,
-            "correlation_id": job.correlation_id,
-            "producer": self.settings.producer,
-            "alert_id": job.alert_id,
-            "revision": job.revision,
-            "subscription_id": job.subscription_id,
-            "channel": channel,
-            "kind": job.kind,
-            "attempt": attempt,
-            "idempotency_key": job.idempotency_key,
-            "reason": job.reason,
-        }
-        event = _delivered_event(values)
-        data = delivered_data(values, occurred_at_json(at) if at_json is None else at_json, heads)
-        if debug:
-            log.debug("delivered %s rev %d to %s via %s", job.alert_id, job.revision, job.subscription_id, channel)
-        return DeliveryOutcome(job, "delivered", [event], data=data)
+    ) -> list[DeliveryOutcome]:
+        """The outcomes of delivered jobs, each with its event and the event's stream entry data
+        (:func:`delivered_data`): ``at`` is every event's ``occurred_at`` (one timestamp for the
+        deliveries of a batch marked sent together), ``event_ids`` one per job (:func:`_event_ids`);
+        ``debug=False``: the caller knows DEBUG is off (a batch asks once, not per delivery). What
+        every event shares (the timestamp's JSON, the producer, the envelope headers per correlation
+        id) is made once for the lot."""
+        at_fragment = _Fragment(occurred_at_json(at))
+        heads: dict[str, bytes] = {}
+        producer = self.settings.producer
+        out: list[DeliveryOutcome] = []
+        for job, event_id in zip(jobs, event_ids, strict=True):
+            channel = mask_url(job.channel_url)
+            # the stream data's field values (occurred_at as its JSON), then the same dict is the event's
+            values: dict[str, Any] = {
+                "event_id": event_id,
+                "occurred_at": at_fragment,
+                "schema_version": SCHEMA_VERSION,
+                "correlation_id": job.correlation_id,
+                "producer": producer,
+                "alert_id": job.alert_id,
+                "revision": job.revision,
+                "subscription_id": job.subscription_id,
+                "channel": channel,
+                "kind": job.kind,
+                "attempt": attempt,
+                "idempotency_key": job.idempotency_key,
+                "reason": job.reason,
+            }
+            data = _delivered_body(values, heads)
+            values["occurred_at"] = at
+            out.append(DeliveryOutcome(job, "delivered", [_delivered_event(values)], None, data))
+            if debug:
+                log.debug("delivered %s rev %d to %s via %s", job.alert_id, job.revision, job.subscription_id, channel)
+        return out
 
     async def _deliver_claimed(self, job: DeliveryJob, first_error: Exception | None = None) -> DeliveryOutcome:
         """Send a job whose key this process has claimed: attempts, back-off, final failure.

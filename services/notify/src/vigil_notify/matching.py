@@ -17,9 +17,10 @@ Semantics of a :class:`~vigil_notify.subscriptions.SubscriptionFilter` (empty me
 :class:`SubscriptionIndex` is built once per subscription-set version. It files each subscription
 under the keys that can make it match — country, place name, geonameid, a 1°x1° geo cell of its
 ``near`` circle, or (without any location) its threat types or a catch-all list — so one alert looks
-up a few buckets instead of scanning every subscription; the full predicate then runs on the
-candidates only. The index is a superset filter by construction; tests check it equals a brute
-force scan.
+up a few buckets instead of scanning every subscription; each bucket is kept once per alert severity
+rank, holding only the subscriptions whose ``min_severity`` that rank meets (the floor turns most of
+a bucket away). The full predicate then runs on the candidates only. The index is a superset
+filter by construction; tests check it equals a brute force scan.
 """
 
 from __future__ import annotations
@@ -190,7 +191,8 @@ class _Compiled:
 
     def evaluate(self, a: AlertFeatures, today: date) -> Match | None:
         # every test must pass, so their order is free: the one that turns most candidates away first
-        # (the severity and urgency floors: a location or threat bucket holds subscriptions of every floor)
+        # (the severity and urgency floors: the index only hands out candidates whose severity floor
+        # the alert meets, but match_one and match_scan do not go through it)
         if a.severity_rank < self.min_sev or a.urgency_rank < self.min_urg:
             return None
         if self.windowed and (
@@ -216,7 +218,7 @@ class _Compiled:
             where = "country " + ", ".join(sorted(self.countries & a.countries))
         reasons = [where]
         if self.threats:
-            reasons.append("threat " + ", ".join(t for t in a.threats if t in self.threats))
+            reasons.append("threat " + ", ".join([t for t in a.threats if t in self.threats]))
         elif a.threats:
             reasons.append("threat " + ", ".join(a.threats) + " (any threat)")
         elif not a.is_threat:
@@ -284,68 +286,101 @@ def _circle_cells(lat: float, lon: float, radius_km: float) -> list[tuple[int, i
     return [(r, c) for r in rows for c in cols]
 
 
+_SEVERITY_RANKS = range(max(SEVERITY_RANK.values()) + 1)
+
+Floors = tuple[tuple[_Compiled, ...], ...]
+"""A bucket of subscriptions by alert severity rank: entry ``r`` holds those whose severity floor
+an alert of rank ``r`` meets (:func:`_by_floor`)."""
+
+
+def _by_floor(subs: list[_Compiled]) -> Floors:
+    """``subs`` once per alert severity rank, each time only those whose ``min_severity`` that
+    rank meets: the floor is the test that turns most candidates away (a bucket holds
+    subscriptions of every floor), so an alert never gathers those it would fail. A rank that adds
+    nobody shares the previous rank's tuple."""
+    out: list[tuple[_Compiled, ...]] = []
+    for r in _SEVERITY_RANKS:
+        cur = tuple([c for c in subs if c.min_sev <= r])
+        out.append(out[-1] if out and len(out[-1]) == len(cur) else cur)
+    return tuple(out)
+
+
+_NO_FLOORS: Floors = ((),) * len(_SEVERITY_RANKS)
+
+
 class SubscriptionIndex:
-    """Subscriptions filed by what can make them match; immutable, one per set version."""
+    """Subscriptions filed by what can make them match; immutable, one per set version.
+
+    Every bucket is kept by alert severity rank (:data:`Floors`): a candidate always meets its
+    severity floor. :func:`match` still runs the whole predicate on each candidate."""
 
     def __init__(self, subscriptions: Iterable[Subscription], *, version: int = 0) -> None:
         self.version = version
-        self.by_country: dict[str, list[_Compiled]] = {}
-        self.by_name: dict[str, list[_Compiled]] = {}
-        self.by_geonameid: dict[int, list[_Compiled]] = {}
-        self.by_place_country: dict[str, list[_Compiled]] = {}
-        self.by_cell: dict[tuple[int, int], list[_Compiled]] = {}
-        self.wide_near: list[_Compiled] = []
-        self.by_threat: dict[str, list[_Compiled]] = {}
-        self.catch_all: list[_Compiled] = []
+        by_country: dict[str, list[_Compiled]] = {}
+        by_name: dict[str, list[_Compiled]] = {}
+        by_geonameid: dict[int, list[_Compiled]] = {}
+        by_place_country: dict[str, list[_Compiled]] = {}
+        by_cell: dict[tuple[int, int], list[_Compiled]] = {}
+        wide_near: list[_Compiled] = []
+        by_threat: dict[str, list[_Compiled]] = {}
+        catch_all: list[_Compiled] = []
         self.size = 0
         for sub in subscriptions:
-            if sub.enabled:
-                self._add(_Compiled(sub))
+            if not sub.enabled:
+                continue
+            c = _Compiled(sub)
+            self.size += 1
+            if not c.has_location:
+                if c.threats:
+                    for t in c.threats:
+                        by_threat.setdefault(t, []).append(c)
+                else:
+                    catch_all.append(c)
+                continue
+            for cc in c.countries:
+                by_country.setdefault(cc, []).append(c)
+            for p in c.places:
+                if p.geonameid is not None:
+                    by_geonameid.setdefault(p.geonameid, []).append(c)
+                if p.name:
+                    by_name.setdefault(p.norm, []).append(c)
+                if p.country_code:
+                    by_place_country.setdefault(p.country_code, []).append(c)
+            if c.near is not None:
+                cells = _circle_cells(*c.near)
+                if cells is None:
+                    wide_near.append(c)
+                else:
+                    for cell in cells:
+                        by_cell.setdefault(cell, []).append(c)
+        self.by_country = {k: _by_floor(v) for k, v in by_country.items()}
+        self.by_name = {k: _by_floor(v) for k, v in by_name.items()}
+        self.by_geonameid = {k: _by_floor(v) for k, v in by_geonameid.items()}
+        self.by_place_country = {k: _by_floor(v) for k, v in by_place_country.items()}
+        self.by_cell = {k: _by_floor(v) for k, v in by_cell.items()}
+        self.by_threat = {k: _by_floor(v) for k, v in by_threat.items()}
+        self.always = _by_floor(wide_near + catch_all)
+        """The catch-all subscriptions and the ``near`` circles too wide to file by cell."""
 
     def __len__(self) -> int:
         return self.size
 
-    def _add(self, c: _Compiled) -> None:
-        self.size += 1
-        if not c.has_location:
-            if c.threats:
-                for t in c.threats:
-                    self.by_threat.setdefault(t, []).append(c)
-            else:
-                self.catch_all.append(c)
-            return
-        for cc in c.countries:
-            self.by_country.setdefault(cc, []).append(c)
-        for p in c.places:
-            if p.geonameid is not None:
-                self.by_geonameid.setdefault(p.geonameid, []).append(c)
-            if p.name:
-                self.by_name.setdefault(p.norm, []).append(c)
-            if p.country_code:
-                self.by_place_country.setdefault(p.country_code, []).append(c)
-        if c.near is not None:
-            cells = _circle_cells(*c.near)
-            if cells is None:
-                self.wide_near.append(c)
-            else:
-                for cell in cells:
-                    self.by_cell.setdefault(cell, []).append(c)
-
     def candidates(self, a: AlertFeatures) -> set[_Compiled]:
-        found: set[_Compiled] = set(self.catch_all)
-        found.update(self.wide_near)
+        """Every subscription that may match ``a`` and whose severity floor ``a`` meets."""
+        r, none = a.severity_rank, _NO_FLOORS
+        found: set[_Compiled] = set(self.always[r])
         for t in a.threat_set:
-            found.update(self.by_threat.get(t, ()))
+            found.update(self.by_threat.get(t, none)[r])
         for cc in a.countries:
-            found.update(self.by_country.get(cc, ()))
+            found.update(self.by_country.get(cc, none)[r])
         for loc in a.locations:
-            found.update(self.by_name.get(loc.norm, ()))
+            found.update(self.by_name.get(loc.norm, none)[r])
             if loc.geonameid is not None:
-                found.update(self.by_geonameid.get(loc.geonameid, ()))
+                found.update(self.by_geonameid.get(loc.geonameid, none)[r])
             if loc.is_country:
-                found.update(self.by_place_country.get(loc.country, ()))
+                found.update(self.by_place_country.get(loc.country, none)[r])
             elif loc.lat is not None and loc.lon is not None:
-                found.update(self.by_cell.get(_cell(loc.lat, loc.lon), ()))
+                found.update(self.by_cell.get(_cell(loc.lat, loc.lon), none)[r])
         return found
 
 

@@ -155,13 +155,18 @@ class _AlertShared:
     """What every delivery of one alert shares, computed on first use: the rendering per kind and
     the dead-letter copy of the event."""
 
-    __slots__ = ("_alert", "_dl", "_own", "_prepared", "_renderer", "_sent_at")
+    __slots__ = (
+        "_alert", "_dl", "_own", "_prepared", "_renderer", "_sent_at", "alert_id", "correlation_id", "revision",
+    )  # fmt: skip
 
     def __init__(self, alert: AlertClassified, renderer: Renderer, sent_at: str | None = None) -> None:
         self._alert, self._renderer, self._sent_at = alert, renderer, sent_at
         self._prepared: dict[str, PreparedMessage] = {}
         self._dl: str | None = None
         self._own: tuple[str, ...] | None = None
+        # what every job of the alert copies (read once: a pydantic model's attributes are slow)
+        a = alert.alert
+        self.alert_id, self.revision, self.correlation_id = a.alert_id, a.revision, alert.correlation_id
 
     def own_keys(self) -> tuple[str, ...]:
         if self._own is None:
@@ -321,18 +326,20 @@ class Notifier:
                     aid = alerts[i].alert.alert_id
                     log.debug("%s: same content as %s already sent to %s", aid, earlier, m.subscription.id)
                     continue
-                reason = m.explanation
-                targets[i].extend(Target(m.subscription, url, "new", reason) for url in m.subscription.channels)
+                sub, reason, ts = m.subscription, m.explanation, targets[i]
+                for url in sub.channels:
+                    ts.append(Target(sub, url, "new", reason))
         else:
             for i in idx:
                 targets[i] = await self._route_revision(alerts[i], kinds[i])
         # the throttle decisions of every target of the group, in order, in one script call
-        member_of = {i: f"{alerts[i].alert.alert_id}:{alerts[i].alert.revision}" for i in targets}
         throttled: list[tuple[int, int]] = []
         tchecks: list[tuple[str, str, str]] = []
         for i, ts in targets.items():
-            if alerts[i].classification.severity == "Extreme":
+            if not ts or alerts[i].classification.severity == "Extreme":
                 continue
+            a = alerts[i].alert
+            member = f"{a.alert_id}:{a.revision}"
             for j, t in enumerate(ts):
                 if t.kind != "new":
                     continue
@@ -340,10 +347,15 @@ class Notifier:
                 if quiet is not None and quiet.is_quiet(now):
                     continue  # deferred before the throttle is consulted
                 throttled.append((i, j))
-                tchecks.append((t.subscription.id, t.channel_url, member_of[i]))
-        allowed: dict[tuple[int, int], bool] = {}
+                tchecks.append((t.subscription.id, t.channel_url, member))
+        # per alert, the decision of each of its targets (None: not consulted)
+        allowed: dict[int, list[bool | None]] = {}
         if tchecks:
-            allowed = dict(zip(throttled, await self.throttle.allow_many(tchecks, now.timestamp()), strict=True))
+            for (i, j), ok in zip(throttled, await self.throttle.allow_many(tchecks, now.timestamp()), strict=True):
+                decided = allowed.get(i)
+                if decided is None:
+                    decided = allowed[i] = [None] * len(targets[i])
+                decided[j] = ok
         # plan every target: a job, or a quiet-hour deferral / a digest entry (written in one pipeline)
         jobs: list[DeliveryJob] = []
         job_owner: list[int] = []
@@ -352,11 +364,22 @@ class Notifier:
         for i, ts in targets.items():
             alert, result = alerts[i], out[i]
             assert isinstance(result, HandleResult)
+            if not ts:
+                continue
             shared = _AlertShared(alert, self.renderer, sent_at)
             planned: list[DeliveryJob] = []
+            decisions = allowed.get(i)
+            entry_id = entry_ids[i]
+            extreme = alert.classification.severity == "Extreme"
             try:
                 for j, t in enumerate(ts):
-                    job = self._plan(alert, t, now, result, entry_ids[i], shared, allowed.get((i, j)), held)
+                    decision = None if decisions is None else decisions[j]
+                    if (extreme or t.subscription.filter.quiet_hours is None) and (
+                        extreme or decision is not False or t.kind != "new"
+                    ):  # neither held for quiet hours nor folded into a digest: _plan's job at once
+                        planned.append(self._job(alert, t, entry_id, shared))
+                        continue
+                    job = self._plan(alert, t, now, result, entry_id, shared, decision, held)
                     if job is not None:
                         planned.append(job)
             except Exception as exc:
@@ -581,27 +604,16 @@ class Notifier:
             threat_types=tuple(x.type for x in c.threat_types),
         )
 
-    def _job(self, alert: AlertClassified, t: Target, entry_id: str, shared: _AlertShared) -> DeliveryJob:
-        a = alert.alert
-        sub, url = t.subscription, t.channel_url
-        idem = idempotency_key(a.alert_id, a.revision, sub.id, url)
-        message = shared.prepared(t.kind).render(
-            reason=t.reason,
-            subscription_id=sub.id,
-            subscription_name=sub.name,
-            idempotency_key=idem,
+    @staticmethod
+    def _job(alert: AlertClassified, t: Target, entry_id: str, shared: _AlertShared) -> DeliveryJob:
+        sub, url, kind, reason = t.subscription, t.channel_url, t.kind, t.reason
+        sub_id, aid, rev = sub.id, shared.alert_id, shared.revision
+        idem = idempotency_key(aid, rev, sub_id, url)
+        message = shared.prepared(kind).render(
+            reason=reason, subscription_id=sub_id, subscription_name=sub.name, idempotency_key=idem
         )
+        # (positional: DeliveryJob's fields in order, cheaper than keywords once per delivery)
         return DeliveryJob(
-            alert_id=a.alert_id,
-            revision=a.revision,
-            correlation_id=alert.correlation_id,
-            subscription_id=sub.id,
-            channel_url=url,
-            kind=t.kind,
-            reason=t.reason,
-            idempotency_key=idem,
-            message=message,
-            record_under=shared.own_keys(),
-            entry_id=entry_id,
-            dead_letter_source=shared.dead_letter_fields,
-        )
+            aid, rev, shared.correlation_id, sub_id, url, kind, reason, idem, message, shared.own_keys(), None,
+            entry_id, shared.dead_letter_fields,
+        )  # fmt: skip

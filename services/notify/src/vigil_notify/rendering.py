@@ -441,6 +441,18 @@ class _JsonParts(NamedTuple):
     reason_first: bool
 
 
+class _JsonBytesParts(NamedTuple):
+    """:class:`_JsonParts` UTF-8 encoded, ``text_tail`` with the line's newline."""
+
+    head: bytes
+    middle: bytes
+    tail: bytes
+    text_head: bytes
+    text_middle: bytes
+    text_tail: bytes
+    reason_first: bool
+
+
 def sent_at_now() -> str:
     """A payload's ``sent_at``: now, local time with its offset, ISO 8601."""
     return datetime.now().astimezone().isoformat()
@@ -454,7 +466,7 @@ class PreparedMessage:
     quoting one, say) takes the full render per delivery."""
 
     __slots__ = (
-        "_alert", "_base", "_bodies", "_ctx", "_fast", "_jparts", "_kind", "_renderer", "_sent_at", "_title",
+        "_alert", "_base", "_bodies", "_ctx", "_fast", "_jbparts", "_jparts", "_kind", "_renderer", "_sent_at", "_title",
     )  # fmt: skip
 
     # per body: how many NULs the default template leaves (two per stand-in) and whether the
@@ -468,6 +480,7 @@ class PreparedMessage:
         self._fast = False
         self._bodies: dict[str, str | None] = {}
         self._jparts: object = _UNSET
+        self._jbparts: object = _UNSET
         if renderer.templates:
             return
         a, c = alert.alert, alert.classification
@@ -561,37 +574,52 @@ class PreparedMessage:
         :meth:`_prepared_body`) before encoding, and each piece is encoded on its own: JSON escapes
         character by character, so the pieces' JSON around the JSON of the reason and the name is
         the JSON of the filled-in text."""
-        if self._jparts is not _UNSET:
-            return cast("_JsonParts | None", self._jparts)
+        if self._jparts is _UNSET:
+            self._jparts = self._make_json_parts(as_bytes=False)
+        return cast("_JsonParts | None", self._jparts)
+
+    def _json_bparts(self) -> _JsonBytesParts | None:
+        """:meth:`_json_parts` UTF-8 encoded, once per (alert, kind), the newline after the tail
+        (the text's pieces as orjson writes them, never made into ``str``); None when there are
+        none or they cannot be encoded (a lone surrogate in the alert: each delivery then encodes
+        its own line, and fails as that does)."""
+        if self._jbparts is _UNSET:
+            self._jbparts = self._make_json_parts(as_bytes=True)
+        return cast("_JsonBytesParts | None", self._jbparts)
+
+    def _make_json_parts(self, *, as_bytes: bool) -> _JsonParts | _JsonBytesParts | None:
         text = self._prepared_body("text")
-        parts: _JsonParts | None = None
         r = n = -1
         if text is not None:
             r, n = text.find(_REASON_MARK), text.find(_NAME_MARK)
         (i, li), (j, lj) = sorted(((r, len(_REASON_MARK)), (n, len(_NAME_MARK))))
-        if text is not None and i >= 0 and i + li <= j:  # both there, apart (never otherwise: belt and braces)
-            t0, t1, t2 = (_json_text(x)[1:-1] for x in (text[:i], text[i + li : j], text[j + lj :]))
-            b = self._base
-            head = _json_plain({"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]})
-            middle = _json_plain(
-                {
-                    "kind": self._kind, "title": b["title"], "severity": b["severity"],
-                    "urgency": b["urgency"], "places": b["places"], "countries": b["countries"],
-                    "threat_types": b["threat_types"], "targets": b["targets"], "advice": b["advice"],
-                    "url": b["url"],
-                }
-            )  # fmt: skip
-            parts = _JsonParts(
-                head=head[:-1] + ', "subscription_id": ',
-                middle=", " + middle[1:-1] + ', "reason": ',
-                tail=', "correlation_id": ' + _json(b["correlation_id"]) + ', "idempotency_key": ',
-                text_head=', "sent_at": ' + _json_str(self._sent_at) + ', "rendered_text": "' + t0,
-                text_middle=t1,
-                text_tail=t2 + '"}',
-                reason_first=r < n,
-            )
-        self._jparts = parts
-        return parts
+        if text is None or i < 0 or i + li > j:  # both there, apart (never otherwise: belt and braces)
+            return None
+        pieces = (text[:i], text[i + li : j], text[j + lj :])
+        b = self._base
+        head = _json_plain({"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]})
+        middle = _json_plain(
+            {
+                "kind": self._kind, "title": b["title"], "severity": b["severity"],
+                "urgency": b["urgency"], "places": b["places"], "countries": b["countries"],
+                "threat_types": b["threat_types"], "targets": b["targets"], "advice": b["advice"],
+                "url": b["url"],
+            }
+        )  # fmt: skip
+        head = head[:-1] + ', "subscription_id": '
+        middle = ", " + middle[1:-1] + ', "reason": '
+        tail = ', "correlation_id": ' + _json(b["correlation_id"]) + ', "idempotency_key": '
+        text_head = ', "sent_at": ' + _json_str(self._sent_at) + ', "rendered_text": "'
+        if as_bytes:
+            try:
+                t0, t1, t2 = (_orjson_dumps(x)[1:-1] for x in pieces)
+                return _JsonBytesParts(
+                    head.encode(), middle.encode(), tail.encode(), text_head.encode() + t0, t1, t2 + b'"}\n', r < n
+                )
+            except (TypeError, UnicodeEncodeError):  # orjson.JSONEncodeError or encode(): a lone surrogate
+                return None
+        s0, s1, s2 = (_json_text(x)[1:-1] for x in pieces)
+        return _JsonParts(head, middle, tail, text_head + s0, s1, s2 + '"}', r < n)
 
     def _json_line(self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str) -> str:
         """:meth:`Message.json_line` of this delivery from the shared parts (the same string)."""
@@ -608,6 +636,28 @@ class PreparedMessage:
             (
                 head, _json_str(subscription_id), middle, reason_json, tail, _json_token(idempotency_key),
                 text_head, first, text_middle, second, text_tail,
+            )
+        )  # fmt: skip
+
+    def _json_line_bytes(
+        self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str
+    ) -> bytes:
+        """:meth:`Message.json_line_bytes` of this delivery from the shared encoded parts (the same
+        bytes as ``(self._json_line(...) + "\\n").encode()``, tested)."""
+        parts = self._json_bparts()
+        if parts is None or not (type(reason) is type(subscription_id) is type(idempotency_key) is str):
+            return (self._json_line(reason, subscription_id, subscription_name, idempotency_key) + "\n").encode()
+        head, middle, tail, text_head, text_middle, text_tail, reason_first = parts
+        try:
+            reason_json = _orjson_dumps(reason)
+        except TypeError:  # orjson.JSONEncodeError: a lone surrogate (encode() raises for it below)
+            reason_json = _json_str(reason).encode()
+        name_json = _json_str(subscription_name)[1:-1].encode()
+        first, second = (reason_json[1:-1], name_json) if reason_first else (name_json, reason_json[1:-1])
+        return b"".join(
+            (
+                head, _json_str(subscription_id).encode(), middle, reason_json, tail,
+                _json_token(idempotency_key).encode(), text_head, first, text_middle, second, text_tail,
             )
         )  # fmt: skip
 
@@ -665,6 +715,13 @@ class FilledMessage(LazyMessage):
         fill: tuple[PreparedMessage, str, str, str, str] = self.__dict__["_fill"]
         prepared, reason, sub_id, name, key = fill
         return prepared._json_line(reason, sub_id, name, key)
+
+    def json_line_bytes(self) -> bytes:
+        if "payload" in self.__dict__:
+            return Message.json_line_bytes(self)
+        fill: tuple[PreparedMessage, str, str, str, str] = self.__dict__["_fill"]
+        prepared, reason, sub_id, name, key = fill
+        return prepared._json_line_bytes(reason, sub_id, name, key)
 
 
 _json: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False).encode

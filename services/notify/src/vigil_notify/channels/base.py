@@ -40,6 +40,12 @@ class Message:
         """The JSON object a JSONL channel appends: the payload plus ``rendered_text`` (no newline)."""
         return json.dumps({**self.payload, "rendered_text": self.text}, ensure_ascii=False)
 
+    def json_line_bytes(self) -> bytes:
+        """What a JSONL channel writes: :meth:`json_line` and a newline, UTF-8 encoded (raises as
+        that encoding does: a lone surrogate). A prepared message writes it from its shared parts
+        already encoded, without the line's ``str`` (a copy and an encode of its text per delivery)."""
+        return (self.json_line() + "\n").encode("utf-8")
+
 
 class LazyMessage(Message):
     """A :class:`Message` whose ``text``, ``markdown`` and ``html`` are made on first access by

@@ -46,9 +46,9 @@ class JsonlChannel:
         return self._url
 
     async def send(self, message: Message) -> None:
-        line = message.json_line() + "\n"
+        data = message.json_line_bytes()
         try:
-            self._append(line.encode("utf-8"))
+            self._append(data)
         except OSError as exc:
             raise self._failure(exc) from exc
 
@@ -67,7 +67,7 @@ class JsonlChannel:
         where: list[int] = []
         for i, message in enumerate(messages):
             try:
-                datas.append((message.json_line() + "\n").encode("utf-8"))
+                datas.append(message.json_line_bytes())
             except Exception as exc:  # as send() would raise it
                 out[i] = exc
             else:
