@@ -103,9 +103,8 @@ async def run_worker(
 ) -> tuple[float, float]:
     """Relay ``total`` entries through a StreamWorker; returns its CPU seconds and Redis's per entry
     after the first ``opts.warmup`` entries."""
-    from redis.asyncio import Redis
-    from vigil_shared.events import AlertClassified, AlertReceived, Event
-    from vigil_shared.runtime import make_broker
+    from vigil_shared.events import AlertClassified, AlertReceived, Event, NotificationDelivered
+    from vigil_shared.runtime import make_broker, redis_client
     from vigil_shared.settings import VigilSettings
     from vigil_shared.worker import Publication, StreamWorker
 
@@ -113,8 +112,13 @@ async def run_worker(
 
     if opts.outputs:  # notify's shape: ~3 NotificationDelivered per alert, encoded by the handler
         outs = notification_data(data, opts.outputs)
+        template = NotificationDelivered(
+            correlation_id="c", producer="notify", alert_id="a", subscription_id="s", channel="x", idempotency_key="k"
+        )
 
         async def handler(events: Sequence[Event]) -> list[list[Publication]]:
+            if opts.with_events:  # each publication also holds an event object, as notify's do
+                return [[Publication(DST, template.model_copy(), d) for d in outs[e.correlation_id]] for e in events]
             return [[Publication(DST, None, d) for d in outs[e.correlation_id]] for e in events]
 
     else:
@@ -131,7 +135,7 @@ async def run_worker(
         retention_interval_s=0,
     )
     broker = make_broker(url)
-    client = Redis.from_url(url)
+    client = redis_client(url)  # the services' client (vigil_shared.runtime.Host's)
     workers: list[StreamWorker[Any]] = [
         StreamWorker(
             service="bench",
@@ -205,7 +209,8 @@ async def run_worker(
     if published != total * max(opts.outputs, 1) or deadlettered:
         raise SystemExit(f"workers published {published}, dead-lettered {deadlettered}")
     gc_timer.per_entry = gc_timer.seconds / measured
-    print(f"(system CPU {system_s / measured * 1e6:.1f} µs/entry of the process CPU)", file=sys.stderr)
+    system_us = system_s / measured * 1e6
+    print(f"(measured {measured} entries; system CPU {system_us:.1f} µs/entry of the process CPU)", file=sys.stderr)
     return cpu / measured, redis_s / measured
 
 
@@ -288,6 +293,11 @@ def main() -> None:
         type=int,
         default=0,
         help="publications per entry, each a pre-encoded NotificationDelivered (notify: ~3); 0: the input relayed",
+    )
+    p.add_argument(
+        "--with-events",
+        action="store_true",
+        help="with --outputs: each publication also carries a new NotificationDelivered object, as notify's do",
     )
     p.add_argument("--warmup", type=int, default=400, help="worker mode: entries before the clock starts")
     p.add_argument(
