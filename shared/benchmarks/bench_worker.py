@@ -1,7 +1,7 @@
 """The stream worker alone: CPU per entry of a StreamWorker relaying entries, beside a plain relay.
 
 Run: ``uv run python shared/benchmarks/bench_worker.py [--kind received|classified] [-n 3000]
-[--rounds 2] [--batch 200] [--mode worker|relay|decode]``.
+[--rounds 2] [--batch 200] [--mode worker|direct|relay|decode] [--outputs 3] [--consumers 2]``.
 
 Why: in ``vigil bench`` classify and notify spend CPU in the worker (FastStream's batch path, entry
 decode and event validation, the fenced commit, redis-py) on top of their handlers. This isolates
@@ -13,6 +13,9 @@ under the temp directory), written to a stream of a private redis-server before 
 * ``--mode worker``: a real FastStream broker and :class:`~vigil_shared.worker.StreamWorker` in
   batch mode whose handler is trivial: each event's publication is its input entry's ``__data__``
   unchanged, to an output stream (what the plain relay writes, so the two are comparable).
+  ``--outputs N``: notify's shape instead: each event publishes N pre-encoded ``NotificationDelivered``
+  entries (``Publication(data=...)``, as notify hands them over; ~3 per alert in ``vigil bench``).
+  ``--consumers K``: K workers of the group in one process (notify runs 2: VIGIL_NOTIFY_CONSUMERS).
 * ``--mode direct``: the same worker and handler, its ``process`` fed by a bare ``XREADGROUP`` loop
   instead of FastStream's subscriber: the difference to ``worker`` is FastStream's per-batch path.
 * ``--mode relay``: :func:`vigil_shared.bench_relay.relay` (the ceiling's hop) on the same entries.
@@ -100,16 +103,28 @@ async def run_worker(
 ) -> tuple[float, float]:
     """Relay ``total`` entries through a StreamWorker; returns its CPU seconds and Redis's per entry
     after the first ``opts.warmup`` entries."""
-    from redis.asyncio import Redis
-    from vigil_shared.events import AlertClassified, AlertReceived, Event
-    from vigil_shared.runtime import make_broker
+    from vigil_shared.events import AlertClassified, AlertReceived, Event, NotificationDelivered
+    from vigil_shared.runtime import make_broker, redis_client
     from vigil_shared.settings import VigilSettings
     from vigil_shared.worker import Publication, StreamWorker
 
     model: type[Event] = AlertClassified if kind == "classified" else AlertReceived
 
-    async def handler(events: Sequence[Event]) -> list[list[Publication]]:
-        return [[Publication(DST, None, data[e.correlation_id])] for e in events]
+    if opts.outputs:  # notify's shape: ~3 NotificationDelivered per alert, encoded by the handler
+        outs = notification_data(data, opts.outputs)
+        template = NotificationDelivered(
+            correlation_id="c", producer="notify", alert_id="a", subscription_id="s", channel="x", idempotency_key="k"
+        )
+
+        async def handler(events: Sequence[Event]) -> list[list[Publication]]:
+            if opts.with_events:  # each publication also holds an event object, as notify's do
+                return [[Publication(DST, template.model_copy(), d) for d in outs[e.correlation_id]] for e in events]
+            return [[Publication(DST, None, d) for d in outs[e.correlation_id]] for e in events]
+
+    else:
+
+        async def handler(events: Sequence[Event]) -> list[list[Publication]]:
+            return [[Publication(DST, None, data[e.correlation_id])] for e in events]
 
     settings = VigilSettings(
         redis_url=url,
@@ -120,26 +135,43 @@ async def run_worker(
         retention_interval_s=0,
     )
     broker = make_broker(url)
-    client = Redis.from_url(url)
-    worker: StreamWorker[Any] = StreamWorker(
-        service="bench", stream=SRC, group=GROUP, model=model, batch_handler=handler, settings=settings
-    )
+    client = redis_client(url)  # the services' client (vigil_shared.runtime.Host's)
+    workers: list[StreamWorker[Any]] = [
+        StreamWorker(
+            service="bench",
+            stream=SRC,
+            group=GROUP,
+            model=model,
+            batch_handler=handler,
+            settings=settings,
+            consumer=f"bench-{i}",
+        )
+        for i in range(opts.consumers)
+    ]
     direct = opts.mode == "direct"
-    if not direct:
-        worker.attach(broker)
-    await worker.prepare(client)
+    for worker in workers:
+        if not direct:
+            worker.attach(broker)
+        await worker.prepare(client)
     if not direct:
         await broker.connect()
     gc.collect()  # as vigil_shared.runtime.Host does before it starts the broker
     gc.freeze()
     if opts.gc_threshold:
         gc.set_threshold(*(int(x) for x in opts.gc_threshold.split(",")))
-    reader = asyncio.create_task(read_directly(worker, client, opts.batch, total)) if direct else None
-    if not direct:
+    readers: list[asyncio.Task[None]] = []
+    if direct:
+        readers = [asyncio.create_task(read_directly(w, workers, client, opts.batch, total)) for w in workers]
+    else:
         await broker.start()
-    await worker.start_background(client)
+    for worker in workers:
+        await worker.start_background(client)
+
+    def consumed() -> int:
+        return sum(w.stats.consumed for w in workers)
+
     # warm-up: the first batches pay one-time costs (imports at the subscriber's start, caches)
-    while worker.stats.consumed < opts.warmup:  # noqa: ASYNC110 - polls the stats, as a benchmark may
+    while consumed() < opts.warmup:  # noqa: ASYNC110 - polls the stats, as a benchmark may
         await asyncio.sleep(0.001)
     if opts.profile:
         import cProfile
@@ -149,9 +181,9 @@ async def run_worker(
     if opts.callgrind:
         callgrind("on")
     gc_timer.on = True
-    first, t0, redis0 = worker.stats.consumed, time.process_time(), redis_cpu_s(await client.info("cpu"))
+    first, t0, redis0 = consumed(), time.process_time(), redis_cpu_s(await client.info("cpu"))
     sys0 = resource.getrusage(resource.RUSAGE_SELF).ru_stime
-    while worker.stats.consumed < total:  # noqa: ASYNC110
+    while consumed() < total:  # noqa: ASYNC110
         await asyncio.sleep(0.005)
     cpu = time.process_time() - t0
     system_s = resource.getrusage(resource.RUSAGE_SELF).ru_stime - sys0
@@ -162,27 +194,57 @@ async def run_worker(
     if opts.profile:
         profiler.disable()
         profiler.dump_stats(opts.profile)
-    measured = worker.stats.consumed - first
-    worker._stopping = True  # no watchdog restart of the subscriber while the broker stops
-    if reader is not None:
-        await reader
+    measured = consumed() - first
+    for worker in workers:
+        worker._stopping = True  # no watchdog restart of the subscriber while the broker stops
+    if readers:
+        await asyncio.gather(*readers)
     else:
         await broker.stop()
-    await worker.stop(grace_s=1)
+    for worker in workers:
+        await worker.stop(grace_s=1)
     await client.aclose()
-    if worker.stats.published != total or worker.stats.deadlettered:
-        raise SystemExit(f"worker published {worker.stats.published}, dead-lettered {worker.stats.deadlettered}")
+    published = sum(w.stats.published for w in workers)
+    deadlettered = sum(w.stats.deadlettered for w in workers)
+    if published != total * max(opts.outputs, 1) or deadlettered:
+        raise SystemExit(f"workers published {published}, dead-lettered {deadlettered}")
     gc_timer.per_entry = gc_timer.seconds / measured
-    print(f"(system CPU {system_s / measured * 1e6:.1f} µs/entry of the process CPU)", file=sys.stderr)
+    system_us = system_s / measured * 1e6
+    print(f"(measured {measured} entries; system CPU {system_us:.1f} µs/entry of the process CPU)", file=sys.stderr)
     return cpu / measured, redis_s / measured
 
 
-async def read_directly(worker: Any, client: Any, count: int, total: int) -> None:
+def notification_data(data: dict[str, bytes], per_alert: int) -> dict[str, list[bytes]]:
+    """Per correlation id, ``per_alert`` encoded ``NotificationDelivered`` entries of the size notify
+    publishes for ``vigil bench``'s subscriptions (what notify's handler hands the worker pre-encoded)."""
+    from vigil_shared.envelope import encode_data
+    from vigil_shared.events import NotificationDelivered
+
+    out: dict[str, list[bytes]] = {}
+    for i, cid in enumerate(data):
+        out[cid] = [
+            encode_data(
+                NotificationDelivered(
+                    correlation_id=cid,
+                    producer="notify",
+                    alert_id=f"bench-{i:07d}",
+                    subscription_id=f"bench-sub-{k:05d}",
+                    channel="jsonl:///tmp/vigil-bench/all.jsonl",
+                    idempotency_key=f"{cid}:bench-sub-{k:05d}:{k:064x}",
+                    reason="threat types terrorism, crowded_places in FR (Paris); severity Severe >= Moderate",
+                )
+            )
+            for k in range(per_alert)
+        ]
+    return out
+
+
+async def read_directly(worker: Any, workers: Sequence[Any], client: Any, count: int, total: int) -> None:
     """``--mode direct``: the worker's :meth:`process` fed by a bare ``XREADGROUP`` loop instead of
     FastStream's subscriber (what FastStream's per-batch path costs is the difference)."""
     from vigil_shared.streams import read_entries
 
-    while worker.stats.consumed < total:
+    while sum(w.stats.consumed for w in workers) < total:
         reply = await client.xreadgroup(GROUP, worker.consumer, {SRC: ">"}, count=count, block=100)
         if reply:
             await worker.process(read_entries(reply))
@@ -225,6 +287,18 @@ def main() -> None:
     p.add_argument("-n", type=int, default=3000, help="distinct entries")
     p.add_argument("--rounds", type=int, default=2, help="each entry is written this many times")
     p.add_argument("--batch", type=int, default=200, help="entries per XREADGROUP (VIGIL_BATCH_SIZE)")
+    p.add_argument("--consumers", type=int, default=1, help="workers (consumers of the group) in this process")
+    p.add_argument(
+        "--outputs",
+        type=int,
+        default=0,
+        help="publications per entry, each a pre-encoded NotificationDelivered (notify: ~3); 0: the input relayed",
+    )
+    p.add_argument(
+        "--with-events",
+        action="store_true",
+        help="with --outputs: each publication also carries a new NotificationDelivered object, as notify's do",
+    )
     p.add_argument("--warmup", type=int, default=400, help="worker mode: entries before the clock starts")
     p.add_argument(
         "--gc-threshold",
@@ -265,8 +339,9 @@ def main() -> None:
             else:
                 cpu, redis_s = asyncio.run(run_worker(server.url, opts.kind, total, data, opts))
                 redis_us = redis_s * 1e6
-            if int(client.xlen(DST)) != total:
-                raise SystemExit(f"{DST} has {client.xlen(DST)} entries, expected {total}")
+            expected = total if opts.mode == "relay" else total * max(opts.outputs, 1)
+            if int(client.xlen(DST)) != expected:
+                raise SystemExit(f"{DST} has {client.xlen(DST)} entries, expected {expected}")
             client.close()
     out = {
         "mode": opts.mode,

@@ -301,3 +301,64 @@ async def test_an_output_that_cannot_be_encoded_fails_only_its_entry(redis: Redi
     assert "handler failed 3 times" in dl.error
     assert w.stats.failed == 3
     assert await out_ids(redis) == ["al_0", "al_2"]
+
+
+async def test_counts_of_a_batch_with_fenced_dead_lettered_and_multi_output_entries(
+    redis: Redis, redis_url: str
+) -> None:
+    """``process`` releases the batch's events and publications before the commit's round trip and
+    counts from what it kept: the published count is the outputs of the committed entries only (not a
+    fenced entry's, not a dead letter), and the handler's objects are no longer referenced by the
+    worker while the commit runs."""
+    import gc
+    import weakref
+
+    from vigil_shared import worker as worker_module
+    from vigil_shared.streams import read_entries
+
+    outputs_per_alert = {"al_0": 0, "al_1": 2, "al_2": 3, "al_3": 1}
+    await publish_events(redis, [Publication(IN, alert(i)) for i in range(4)])
+    await redis.xadd(IN, {"not_data": "x"})  # invalid: dead-lettered at once
+    client = Redis.from_url(redis_url)
+    settings = VigilSettings(redis_url=redis_url, consumer_name="c1", retention_interval_s=0)
+    made: list[weakref.ref[Any]] = []
+
+    async def fan_out(events: Sequence[AlertReceived]) -> Sequence[Outcome]:
+        # al_1 is claimed by another consumer while the handler runs: its results are fenced
+        await redis.xclaim(IN, GROUP, "rescuer", min_idle_time=0, message_ids=[entries[1][0]])
+        out: list[Outcome] = []
+        for e in events:
+            made.append(weakref.ref(e))
+            pubs = [Publication(OUT, e.model_copy()) for _ in range(outputs_per_alert[e.alert_id])]
+            made.extend(weakref.ref(p.event) for p in pubs)
+            out.append(pubs)
+        return out
+
+    alive_at_commit: list[int] = []
+    real_commit = worker_module.commit_encoded
+
+    async def watching_commit(*args: Any, **kwargs: Any) -> set[bytes]:
+        gc.collect()
+        alive_at_commit.append(sum(r() is not None for r in made))
+        return await real_commit(*args, **kwargs)
+
+    w = StreamWorker(
+        service="tester", stream=IN, group=GROUP, model=AlertReceived, batch_handler=fan_out, settings=settings
+    )
+    await w.prepare(client)
+    await w.start_background(client)
+    worker_module.commit_encoded = watching_commit  # type: ignore[assignment]
+    try:
+        entries = read_entries(await client.xreadgroup(GROUP, "c1", {IN: ">"}, count=10))
+        assert len(entries) == 5
+        await w.process(entries)
+    finally:
+        worker_module.commit_encoded = real_commit
+        w._stopping = True
+        await w.stop(grace_s=1)
+        await client.aclose()
+    assert alive_at_commit == [0]  # the events (in and out) were released before the commit
+    assert (w.stats.consumed, w.stats.fenced, w.stats.deadlettered) == (5, 1, 1)
+    assert w.stats.published == 0 + 3 + 1  # al_1's two outputs were fenced; the dead letter is not counted
+    assert await out_ids(redis) == ["al_2", "al_2", "al_2", "al_3"]
+    assert len(await dead_letters(redis)) == 1

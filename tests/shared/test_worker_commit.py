@@ -121,3 +121,23 @@ async def test_an_output_key_that_is_not_a_stream_fails_the_commit_before_any_wr
         await commit_encoded(redis, IN, GROUP, "c1", results)
     assert not await redis.exists(OUT)  # nothing published ...
     assert await pending_ids(redis, "c1") == set(ids)  # ... nothing acknowledged: retried later
+
+
+async def test_outputs_arrive_byte_for_byte_past_fenced_entries_with_several_outputs(redis: Redis) -> None:
+    # the script cuts every id and output out of one binary argument: a fenced entry's outputs must be
+    # skipped exactly, and any bytes (CR LF, NUL, non-UTF-8, empty, larger than redis-py's 6000-byte
+    # buffer cut-off) must arrive unchanged
+    ids = await read_as(redis, "c1", 4)
+    await redis.xclaim(IN, GROUP, "c2", min_idle_time=0, message_ids=[ids[1]])
+    odd = [b"", b"\r\n*3\r\n$4\r\n", b"\x00\xff\xfe" * 7, "été ☂".encode(), bytes(range(256)) * 400]
+    results = [
+        (ids[0], [(OUT, odd[0]), (OUT2, odd[1])]),
+        (ids[1], [(OUT, b"fenced-" + odd[4]), (OUT2, b"fenced"), (OUT, b"")]),
+        (ids[2], []),
+        (ids[3], [(OUT2, odd[2]), (OUT, odd[3]), (OUT, odd[4])]),
+    ]
+    done = await commit_encoded(redis, IN, GROUP, "c1", results)
+    assert done == {ids[0], ids[2], ids[3]}
+    assert await values(redis, OUT) == [odd[0], odd[3], odd[4]]
+    assert await values(redis, OUT2) == [odd[1], odd[2]]
+    assert await pending_ids(redis) == {ids[1]}

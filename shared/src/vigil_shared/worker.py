@@ -540,8 +540,8 @@ class StreamWorker(Generic[E]):
             if fields is None:  # deleted (trimmed) while pending
                 done[entry_id] = []
                 continue
-            try:
-                event = parse_event(self.model, decode_body(fields))
+            try:  # (no local for the event: it would keep the batch's last one alive past the commit)
+                jobs.append((entry_id, fields, parse_event(self.model, decode_body(fields))))
             except (MalformedEntry, InvalidEvent) as exc:
                 log.warning(
                     "invalid entry dead-lettered",
@@ -551,8 +551,6 @@ class StreamWorker(Generic[E]):
                 )
                 done[entry_id] = [self._dead_letter(entry_id, fields, str(exc), 1, correlation_id=None)]
                 dead_ids.add(entry_id)
-                continue
-            jobs.append((entry_id, fields, event))
 
         if self.batch_handler is not None:
             if jobs:
@@ -577,6 +575,13 @@ class StreamWorker(Generic[E]):
                 await asyncio.gather(*(run(*job) for job in jobs))
 
         ordered = self._encode(entries, jobs, delivery_counts, done, dead_ids)
+        # What the commit needs is in ``ordered`` now: the batch's events and publications are released
+        # before its round trip, not after it (by then the process's other consumers have run and their
+        # memory is colder), so a consumer waiting on its commit holds no event objects and the next
+        # batch reuses their memory. Only the per-entry output counts are kept, for the published count.
+        outputs = {eid: len(done[eid]) for eid in done}
+        del jobs
+        done.clear()
         committed = await commit_encoded(
             self.redis, self.stream, self.group, self.consumer, ordered, self.settings.stream_maxlen
         )
@@ -592,9 +597,9 @@ class StreamWorker(Generic[E]):
             )
         n_dead = sum(1 for eid in dead_ids if eid in committed)
         if fenced:
-            published = sum(len(done[eid]) for eid in committed if eid not in dead_ids)
+            published = sum(outputs[eid] for eid in committed if eid not in dead_ids)
         else:  # everything settled was committed
-            published = sum(map(len, done.values())) - sum(len(done[eid]) for eid in dead_ids)
+            published = sum(outputs.values()) - sum(outputs[eid] for eid in dead_ids)
         self.stats.consumed += len(entries)
         self.stats.published += published
         self.stats.deadlettered += n_dead
