@@ -35,11 +35,13 @@ lint: install
 	echo "mypy shared/src services/*/src"; $(UV) run mypy shared/src services/*/src || status=1; \
 	exit $$status
 
-# the classifier's compiled build (mypyc; vigil_classify/native.py), as the classify image has it: built
-# once per source digest into ~/.cache/vigil/classify-native (tens of seconds), then reused
+# the compiled builds (mypyc; vigil_shared/native.py) of the classifier's and notify's hot modules, as
+# their images have them: built once per source digest into ~/.cache/vigil/{classify,notify}-native
+# (tens of seconds each), then reused
 native: install
-	@echo "compiling the classifier's hot modules (mypyc; once per source version)"
+	@echo "compiling the classifier's and notify's hot modules (mypyc; once per source version)"
 	@$(UV) run vigil classify-compile
+	@$(UV) run vigil notify-compile
 
 bench: install native
 	$(UV) run vigil bench

@@ -28,6 +28,7 @@ os.environ.setdefault("VIGIL_AUTH_DISABLED", "true")
 # otherwise replace the pure modules (and make tests that patch their functions vacuous).
 # tests/classify/test_native.py builds one of its own and checks it classifies byte for byte the same.
 os.environ.setdefault("VIGIL_CLASSIFY_NATIVE", "0")
+os.environ.setdefault("VIGIL_NOTIFY_NATIVE", "0")  # the same for notify (tests/notify/test_native.py)
 
 
 def _docker_reachable() -> bool:

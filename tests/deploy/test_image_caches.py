@@ -70,3 +70,21 @@ def test_classify_image_compiles_the_classifier_with_the_locked_mypy_and_drops_t
     assert step.index("classify-compile") < step.rindex("uv sync --frozen --no-dev")
     assert step.rstrip().endswith("classify-native/*/COMPLETE")
     assert "COPY --from=build --chown=root:root /app/classify-cache /app/classify-cache" in text
+
+
+def test_notify_image_compiles_its_hot_modules_with_the_locked_mypy_and_drops_the_compiler() -> None:
+    """notify's compiled build, as classify's: made by ``vigil notify-compile`` into the cache
+    directory the service reads at run time (set in the final image too), with the mypy version the
+    lock pins, and the compiler taken out of the venv again before the venv is copied."""
+    text = (ROOT / "services/notify/Dockerfile").read_text().replace("\\\n", " ")
+    (step,) = [line for line in text.splitlines() if line.startswith("RUN ") and "notify-compile" in line]
+    assert "VIGIL_CACHE_DIR=/app/notify-cache" in step
+    lock = (ROOT / "uv.lock").read_text()
+    locked = re.search(r'name = "mypy"\nversion = "([^"]+)"', lock)
+    assert locked, "mypy is not in uv.lock"
+    assert f'"mypy=={locked.group(1)}"' in step, "the Dockerfile's mypy pin differs from uv.lock's"
+    assert step.index("notify-compile") < step.rindex("uv sync --frozen --no-dev")
+    assert step.rstrip().endswith("notify-native/*/COMPLETE")
+    assert "COPY --from=build --chown=root:root /app/notify-cache /app/notify-cache" in text
+    final = text[text.rindex("FROM ") :]
+    assert re.search(r"^ENV .*VIGIL_CACHE_DIR=/app/notify-cache", final, re.M), "the service would not find it"

@@ -171,6 +171,17 @@ def build_app() -> typer.Typer:
     return app
 
 
+def compile_command() -> None:
+    """Compile notify's hot modules (matching, rendering) with mypyc (needs mypy and a C compiler):
+    later processes use the build while the source is unchanged (VIGIL_NOTIFY_NATIVE=0: never)."""
+    from vigil_notify import native
+
+    target = native.build()
+    typer.echo(str(target))
+
+
 def register(app: typer.Typer) -> None:
-    """Entry point ``vigil.commands``: adds ``vigil subscriptions ...`` to the ``vigil`` CLI."""
+    """Entry point ``vigil.commands``: adds ``vigil subscriptions ...`` and ``vigil notify-compile``
+    to the ``vigil`` CLI."""
     app.add_typer(build_app(), name="subscriptions")
+    app.command("notify-compile")(compile_command)

@@ -23,6 +23,7 @@ from vigil_shared.events import AlertClassified, NotificationDelivered
 from vigil_shared.runtime import Service, ServiceContext, ServiceParts
 from vigil_shared.worker import Publication, StreamWorker, publish_events
 
+from vigil_notify import native
 from vigil_notify.api import build_router
 from vigil_notify.notifier import DeliveryStillInFlight, HandleResult, Notifier
 from vigil_notify.settings import NotifySettings
@@ -178,7 +179,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
     # way): a one-off ~1 CPU-s with 10,000 subscriptions that would otherwise delay the first batch
     try:
         index = await notifier.store.index()
-        log.info("subscription index built", subscriptions=len(index))
+        log.info("subscription index built", subscriptions=len(index), native=native.active())
     except (RedisError, OSError) as exc:  # Redis not reachable yet: the first batch builds it
         log.warning("subscription index not built at start-up; the first alert builds it", error=str(exc))
 

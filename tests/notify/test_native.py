@@ -1,0 +1,218 @@
+"""The optional native build (vigil_notify.native): used only when it matches the source, and then
+matching and rendering exactly as the pure modules."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+
+# Generates alerts and subscriptions (seeded), then prints whether the compiled modules were the ones
+# used, then one JSON line per alert: its matches (index and scan) with their explanations, and for
+# some of them the messages rendered every way notify renders them (prepared, full, digest).
+_MATCH_AND_RENDER = r"""
+import json, random, sys
+sys.path.insert(0, sys.argv[1])
+from notify.helpers import NOW, make_alert, make_sub
+from vigil_notify import native
+from vigil_notify.matching import SubscriptionIndex, match, match_scan
+from vigil_notify.rendering import DigestItem, Renderer
+from vigil_shared.events import SEVERITIES, TARGET_TYPES, THREAT_TYPES, URGENCIES
+
+print(json.dumps(native.active()))
+rnd = random.Random(20261126)
+NAMES = ["Moscow", "Saint Petersburg", "Istanbul", "Paris", "Sankt-Peterburg", "St. Petersburg", "İzmir"]
+CCS = ["RU", "TR", "FR", "US"]
+SENT_AT = "2026-11-25T12:00:00+00:00"
+HOSTILE = ['<b>x</b> & "q" *m* _u_ [l](u)', "plain", "Zürich — ünïcödé", "a\x00b", "\\ back \\n slash"]
+
+def coord():
+    return round(rnd.uniform(-60, 70), 3), round(rnd.uniform(-180, 180), 3)
+
+subs = []
+for i in range(400):
+    f = {}
+    if rnd.random() < 0.3:
+        f["countries"] = rnd.sample(CCS, rnd.randint(1, 2))
+    if rnd.random() < 0.4:
+        f["places"] = [rnd.choice([rnd.choice(NAMES), f"{rnd.choice(NAMES)}, {rnd.choice(CCS)}",
+                                   rnd.randint(1, 6)]) for _ in range(rnd.randint(1, 2))]
+    if rnd.random() < 0.4:
+        lat, lon = coord()
+        f["near"] = {"lat": lat, "lon": lon, "radius_km": rnd.choice([5, 50, 500, 3000, 9000])}
+    if rnd.random() < 0.4:
+        f["threat_types"] = rnd.sample(list(THREAT_TYPES), rnd.randint(1, 2))
+    if rnd.random() < 0.2:
+        f["target_types"] = rnd.sample(list(TARGET_TYPES), rnd.randint(1, 2))
+    f["min_severity"] = rnd.choice(SEVERITIES)
+    f["min_urgency"] = rnd.choice(URGENCIES) if rnd.random() < 0.3 else "Unknown"
+    f["include_non_threats"] = rnd.random() < 0.3
+    if rnd.random() < 0.2:
+        f["active"] = {"from": "2026-01-01", "until": rnd.choice(["2026-06-01", "2027-01-01"])}
+    sub = make_sub(f"s{i:03d}-" + rnd.choice(["a", "b"]), **f)
+    subs.append(sub.model_copy(update={"name": rnd.choice(HOSTILE) + f" {i}"}))
+index = SubscriptionIndex(subs)
+renderer = Renderer()
+for n in range(int(sys.argv[2])):
+    locs = []
+    for _ in range(rnd.randint(0, 3)):
+        lat, lon = coord()
+        coords = rnd.random() < 0.7
+        locs.append({"name": rnd.choice(NAMES), "country_code": rnd.choice(CCS),
+                     "geonameid": rnd.choice([None, 1, 2, 3, 4, 5, 6]),
+                     "kind": rnd.choice(["city", "region", "country"]),
+                     "latitude": lat if coords else None, "longitude": lon if coords else None})
+    alert = make_alert(
+        alert_id=f"gen-{n}", locations=tuple(locs), countries=tuple(rnd.sample(CCS, rnd.randint(0, 2))),
+        threats=tuple(rnd.sample(list(THREAT_TYPES), rnd.randint(0, 3))),
+        targets=tuple(rnd.sample(list(TARGET_TYPES), rnd.randint(0, 2))),
+        severity=rnd.choice(SEVERITIES), urgency=rnd.choice(URGENCIES), is_threat=rnd.random() < 0.85,
+        title=rnd.choice(HOSTILE) + f" alert {n}", text=" ".join(rnd.choice(HOSTILE) for _ in range(8)),
+        revision=rnd.randint(1, 3), url=rnd.choice([None, "https://example.org/a?b=1&c=<2>"]),
+    )
+    found = match(alert, index, NOW)
+    scanned = match_scan(alert, subs, NOW)
+    out = {"match": [(m.subscription.id, m.reasons, m.explanation, repr(m)) for m in found],
+           "scan": [(m.subscription.id, m.explanation) for m in scanned], "messages": []}
+    for m in found[:4]:
+        for kind in ("new", "update", "cancel"):
+            args = dict(reason=m.explanation, subscription_id=m.subscription.id,
+                        subscription_name=m.subscription.name, idempotency_key=f"k{n}")
+            fast = renderer.prepare(alert, kind=kind, sent_at=SENT_AT).render(**args)
+            line = fast.json_line_bytes().decode()
+            if json.loads(line)["sent_at"] != SENT_AT:  # a full render (a NUL in the name): the clock's
+                line = json.dumps({**json.loads(line), "sent_at": "now"})
+            full = renderer.render(alert, kind=kind, **args)
+            out["messages"].append([
+                [fast.title, fast.text, fast.markdown, fast.html, line],
+                [full.title, full.text, full.markdown, full.html,
+                 {k: v for k, v in full.payload.items() if k != "sent_at"}],
+            ])
+    if found:
+        items = [DigestItem(alert_id=alert.alert.alert_id, revision=1, title=alert.alert.title,
+                            severity=alert.classification.severity, places=("Moscow",),
+                            url=alert.alert.url, reason=m.explanation) for m in found[:3]]
+        d = renderer.render_digest(items, subscription_id="d", subscription_name=rnd.choice(HOSTILE))
+        out["digest"] = [d.title, d.text, d.markdown, d.html,
+                         {k: v for k, v in d.payload.items() if k != "sent_at"}]
+    print(json.dumps(out, ensure_ascii=False))
+"""
+
+
+def _run(env: dict[str, str], alerts: int = 600) -> tuple[bool, list[str]]:
+    out = subprocess.run(
+        [sys.executable, "-c", _MATCH_AND_RENDER, str(TESTS), str(alerts)],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    return json.loads(out[0]), out[1:]
+
+
+def _can_compile() -> bool:
+    return importlib.util.find_spec("mypyc") is not None and (shutil.which("cc") or shutil.which("gcc")) is not None
+
+
+@pytest.mark.slow  # compiles two modules (~20 CPU-s)
+@pytest.mark.skipif(not _can_compile(), reason="needs mypyc and a C compiler")
+def test_native_build_matches_and_renders_exactly_as_the_pure_modules(tmp_path: Path) -> None:
+    env = {"VIGIL_NOTIFY_NATIVE_DIR": str(tmp_path), "VIGIL_NOTIFY_NATIVE": "1"}
+    subprocess.run(
+        [sys.executable, "-c", "from vigil_notify import native; native.build()"],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
+    builds = [p for p in tmp_path.iterdir() if (p / "COMPLETE").exists()]
+    assert len(builds) == 1
+    compiled, native_out = _run(env)
+    pure, pure_out = _run({**env, "VIGIL_NOTIFY_NATIVE": "0"})
+    assert compiled
+    assert not pure
+    assert len(native_out) == 600
+    # the generated cases reach matches and every rendering path (not a comparison of empty lists)
+    parsed = [json.loads(line) for line in pure_out]
+    assert sum(len(p["match"]) for p in parsed) > 1000
+    assert sum(len(p["messages"]) for p in parsed) > 1000
+    assert sum("digest" in p for p in parsed) > 100
+    assert native_out == pure_out
+    # a build is used only under the digest of the source being imported
+    (build,) = builds
+    elsewhere = build.with_name("0" * len(build.name))
+    build.rename(elsewhere)
+    assert not _active(env)
+    elsewhere.rename(build)
+    assert _active(env)
+
+
+def test_a_damaged_build_falls_back_to_the_pure_modules(tmp_path: Path) -> None:
+    env = {"VIGIL_NOTIFY_NATIVE_DIR": str(tmp_path), "VIGIL_NOTIFY_NATIVE": "1"}
+    build = tmp_path / _digest(env)
+    (build / "vigil_notify").mkdir(parents=True)
+    suffix = subprocess.run(
+        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    # the second module damaged: the first loads, and must not stay loaded either
+    (build / "vigil_notify" / f"rendering{suffix}").write_bytes(b"not a shared object")
+    (build / "COMPLETE").write_text("x\n")
+    assert not _active(env)
+    # and the pure modules still match and render
+    _compiled, out = _run(env, alerts=50)
+    assert len(out) == 50
+    assert any(json.loads(line)["messages"] for line in out)
+
+
+def test_the_digest_follows_the_modules_the_build_is_typed_against(tmp_path: Path) -> None:
+    """An edit to a module the compiled ones read from (a model's field type, say) gives a new
+    digest, so a build compiled against the old types is never used with the new ones."""
+    from vigil_notify import native
+    from vigil_shared.native import NativeBuild
+
+    assert {"subscriptions.py", "filled.py", "channels/base.py"} <= set(native._BUILD.support)
+    assert not {f"{name}.py" for name in native.NATIVE_MODULES} & set(native._BUILD.support)
+    (tmp_path / "hot.py").write_text("X = 1\n")
+    (tmp_path / "models.py").write_text("Y: int = 1\n")
+    build = NativeBuild(package="pkg", source_dir=tmp_path, modules=("hot",), support=("models.py",),
+                        env_switch="X_NATIVE", env_dir="X_NATIVE_DIR", cache_name="x", probes=("hot",),
+                        hash_support=True, depends=("vigil_shared.events",))  # fmt: skip
+    before = build.source_digest()
+    (tmp_path / "models.py").write_text("Y: str = '1'\n")
+    assert build.source_digest() != before
+    (tmp_path / "models.py").write_text("Y: int = 1\n")
+    assert build.source_digest() == before
+    (tmp_path / "hot.py").write_text("X = 2\n")
+    assert build.source_digest() != before
+
+
+def _digest(env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", "from vigil_notify import native; print(native.source_digest())"],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def _active(env: dict[str, str]) -> bool:
+    out = subprocess.run(
+        [sys.executable, "-c", "from vigil_notify import native; print(int(native.active()))"],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip() == "1"
