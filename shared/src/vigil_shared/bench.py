@@ -329,6 +329,8 @@ class CaseResult:
     classify_native: bool | None = None
     """Whether classify ran its compiled build (``make native``; from its "classifier loaded" log
     line), None when that line was not found."""
+    notify_native: bool | None = None
+    """The same for notify (its "subscription index built" log line)."""
 
 
 @dataclass
@@ -811,7 +813,7 @@ def run_pipeline(
         progress.done()
         redis_cpu = cpu_seconds(cfg.redis_pid) - redis_before if cfg.redis_pid else float("nan")
         commands = _redis_commands(client)
-        procs_logs = [p.log for p in procs if p.service == "classify"]
+        logs = {name: [p.log for p in procs if p.service == name] for name in ("classify", "notify")}
         _stop_profilers(spies)
         services: dict[str, ServiceFigures] = {}
         for p in procs:
@@ -858,16 +860,18 @@ def run_pipeline(
         redis_streams_mb=streams_mb,
         redis_used_mb_timeline=sampler.timeline(),
         redis_commands=commands,
-        classify_native=_classify_native(procs_logs),
+        classify_native=_native(logs["classify"], "classifier loaded"),
+        notify_native=_native(logs["notify"], "subscription index built"),
     )
 
 
-def _classify_native(logs: Sequence[Path]) -> bool | None:
-    """What the classify processes logged at start: all compiled (True), any pure (False)."""
+def _native(logs: Sequence[Path], event: str) -> bool | None:
+    """Whether a service's processes ran its compiled build, from the ``native`` field of the
+    ``event`` line each logged at start: all compiled (True), any pure (False), unknown (None)."""
     seen: list[bool] = []
     for log in logs:
         for line in log.read_text(errors="replace").splitlines():
-            if '"classifier loaded"' in line:
+            if f'"{event}"' in line:
                 with_native = json.loads(line).get("native")
                 if isinstance(with_native, bool):
                     seen.append(with_native)
@@ -986,6 +990,10 @@ COLUMNS = (
 )  # fmt: skip
 
 
+def _yes_no(flag: bool | None) -> str:
+    return {True: "yes", False: "no", None: "?"}[flag]
+
+
 def _fmt(x: float | None, digits: int = 0) -> str:
     if x is None or x != x:
         return "-"
@@ -1088,10 +1096,8 @@ def bench_command(
             typer.echo(
                 f"{c.case}: notifications {c.notifications} ({c.notifications / max(c.alerts, 1):.1f}/alert), "
                 f"catch-all got {c.catch_all_deliveries}/{c.alerts} ({c.catch_all_duplicates} duplicates), "
-                f"dead letters {c.deadletters}, max latency {_fmt(c.max_ms)} ms, classifier "
-                + {True: "compiled (make native)", False: "pure Python (no build: make native)", None: "?"}[
-                    c.classify_native
-                ]
+                f"dead letters {c.deadletters}, max latency {_fmt(c.max_ms)} ms; compiled modules "
+                f"(make native): classify {_yes_no(c.classify_native)}, notify {_yes_no(c.notify_native)}"
             )
             typer.echo(
                 f"  Redis used MB over the run (0..100%): {c.redis_used_mb_timeline}; at the end streams "
