@@ -194,15 +194,26 @@ async def test_trim_equals_the_reference_algorithm(redis: Redis, seed: int, monk
         limit = rnd.choice((5_000, 2, 4, 9))
         monkeypatch.setattr(retention, "LENGTH_SCAN_LIMIT", limit)
         monkeypatch.setattr(retention, "LAG_SCAN_LIMIT", rnd.choice((256, 0, 1, 5)))
+        unlimited = f"all.{seed}.{case}"
         for _ in range(2):  # a second pass from what the first left
+            # the references start from the new algorithm's state (COPY keeps the groups and PELs)
+            for copy in (a, unlimited):
+                await redis.copy(b, copy, replace=True)
             max_len = rnd.choice((0, 1, 3, 10, 20, 40, 100))
             age_s = rnd.choice((0, 0, 1.0, 2.5, 4.0))
             now_ms = 5_000 + rnd.randint(0, 60)
             want = await reference_trim(redis, a, max_len=max_len, max_age_s=age_s, now_ms=now_ms, limit=limit)
+            want_all = await reference_trim(
+                redis, unlimited, max_len=max_len, max_age_s=age_s, now_ms=now_ms, limit=10**9
+            )
             got = await trim_stream(redis, b, max_len=max_len, max_age_s=age_s, now_ms=now_ms)
             context = f"seed {seed} case {case}: max_len {max_len}, age {age_s}, limit {limit}"
-            assert (got.trimmed, got.cut, got.held_back_by) == want, context
-            assert [e for e, _ in await redis.xrange(b)] == [e for e, _ in await redis.xrange(a)], context
+            # the scan limit bounds only a head read (a lagging group); without one the pass trims
+            # as if there were no limit
+            result = (got.trimmed, got.cut, got.held_back_by)
+            assert result in (want, want_all), context
+            same_as = unlimited if result == want_all else a
+            assert [e for e, _ in await redis.xrange(b)] == [e for e, _ in await redis.xrange(same_as)], context
 
 
 async def test_trim_with_a_group_near_the_tail_reads_only_its_side(redis: Redis) -> None:
@@ -217,6 +228,27 @@ async def test_trim_with_a_group_near_the_tail_reads_only_its_side(redis: Redis)
     assert (r.trimmed, r.cut, r.held_back_by) == (200, ids[200].decode(), None)
     stats = await redis.info("commandstats")
     assert stats["cmdstat_xrange"]["calls"] <= 2  # the 15 entries from the floor on; the new first id
+
+
+async def test_a_stream_far_over_its_limit_is_trimmed_to_it_in_one_pass_while_groups_keep_up(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan limit must not cap trimming that reads nothing: a stream written faster than one
+    limit's worth per interval (notifications at 3 per alert) would otherwise grow without bound."""
+    from vigil_shared import retention
+
+    monkeypatch.setattr(retention, "LENGTH_SCAN_LIMIT", 50)
+    ids = await fill(redis, 400)
+    r = await trim_stream(redis, S, max_len=100, max_age_s=0)  # no group at all
+    assert (r.trimmed, await redis.xlen(S)) == (300, 100)
+    assert r.cut == ids[300].decode()
+    await redis.delete(S)
+    ids = await fill(redis, 405)
+    await redis.xgroup_create(S, "g", id=ids[399])
+    await redis.xreadgroup("g", "c", {S: ">"}, count=3)  # a healthy group: 3 pending, 2 unread
+    r = await trim_stream(redis, S, max_len=100, max_age_s=0)
+    assert (r.trimmed, r.cut, r.held_back_by) == (305, ids[305].decode(), None)
+    assert [e for e, _ in await redis.xrange(S)] == ids[305:]
 
 
 async def test_trim_with_a_lagging_group_reads_the_head_as_before(redis: Redis) -> None:

@@ -37,8 +37,10 @@ from vigil_shared.settings import VigilSettings
 log = structlog.get_logger("vigil.retention")
 
 LENGTH_SCAN_LIMIT = 5_000
-"""At most this many entries are read per pass to find the length cut; a stream far over its limit
-is brought back over several passes."""
+"""At most this many entries are read per pass to find the length cut when a lagging group makes
+the pass read the stream's head; such a stream far over its limit is brought back over several
+passes. While the groups keep up (or there are none) the length rule needs no read and a pass
+trims all the way to the limit, however far over it the stream is."""
 
 LAG_SCAN_LIMIT = 1_000
 """At most this many entries from the groups' floor on are looked at inside the trim script (see
@@ -69,7 +71,7 @@ lease expire. Processes configured with different retention rules take turns app
 _TRIM_LUA = """
 local call = redis.call
 local key, age, max_len = KEYS[1], ARGV[1], tonumber(ARGV[2])
-local limit, lag_limit, given, strict = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
+local lag_limit, given, strict = tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'  -- (ARGV[3]: unused)
 if call('EXISTS', key) == 0 then return {0, '', ''} end
 local function parse(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -83,7 +85,9 @@ end
 local length, excess = 0, 0
 if given == '' and max_len > 0 then
   length = call('XLEN', key)
-  excess = math.min(length - max_len, limit - 1)  -- the entries the length rule removes
+  -- the entries the length rule removes: all of them here, where no entry before the floor is read
+  -- (the scan limit bounds the caller's head read only, when it has to find the cut)
+  excess = length - max_len
 end
 if given == '' and age == '' and excess <= 0 then return {0, '', ''} end
 -- the floor; the holder is the first group that has it
