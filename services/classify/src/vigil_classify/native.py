@@ -34,36 +34,12 @@ _BUILD = NativeBuild(
 )
 
 
-def source_digest() -> str:
-    """Digest of what a build depends on: each compiled module's source and the interpreter (its
-    cache tag and extension ABI)."""
-    return _BUILD.source_digest()
-
-
-def cache_root() -> Path:
-    """Where builds live: ``$VIGIL_CLASSIFY_NATIVE_DIR`` if set, else ``classify-native`` in the
-    gazetteer's cache directory (``$VIGIL_CACHE_DIR/vigil``, else ``$XDG_CACHE_HOME`` or ``~/.cache``)."""
-    return _BUILD.cache_root()
-
-
-def build_dir(digest: str | None = None) -> Path:
-    """The directory of the build for the current source (it may not exist)."""
-    return _BUILD.build_dir(digest)
-
-
-def build() -> Path:
-    """Compile :data:`NATIVE_MODULES` with mypyc into :func:`build_dir` (tens of seconds; needs mypy
-    and a C compiler) and return that directory. An existing complete build is kept as it is."""
-    return _BUILD.build()
-
-
-def activate(package_path: list[str]) -> bool:
-    """Put the build for the current source in front of the package's modules (``package_path`` is
-    the package's ``__path__``); ``False`` (nothing changed) without such a build, when
-    ``VIGIL_CLASSIFY_NATIVE=0``, or on any error."""
-    return _BUILD.activate(package_path)
-
-
-def active() -> bool:
-    """Whether the compiled modules are the ones imported (checked on :mod:`vigil_classify.engine`)."""
-    return _BUILD.active()
+# The package's names for its build (vigil_shared.native.NativeBuild documents each): the digest
+# of the source, where builds live (``$VIGIL_CLASSIFY_NATIVE_DIR``, else the Vigil cache directory), the
+# build directory for a digest, compiling, activating at import, and whether the build is in use.
+source_digest = _BUILD.source_digest
+cache_root = _BUILD.cache_root
+build_dir = _BUILD.build_dir
+build = _BUILD.build
+activate = _BUILD.activate
+active = _BUILD.active
