@@ -3,17 +3,14 @@ then classifying byte for byte as the pure modules."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import native_support
 import pytest
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PACKAGE = "vigil_classify"
 
 # Classifies the fixture corpus (with its issuers and a few others) and generated alerts; prints
 # whether the compiled modules were the ones used, then one JSON payload per line.
@@ -40,30 +37,15 @@ for i, (title, text, issuer) in enumerate(inputs):
 
 
 def _run(env: dict[str, str]) -> tuple[bool, list[str]]:
-    out = subprocess.run(
-        [sys.executable, "-c", _CLASSIFY_ALL, str(FIXTURES)],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.splitlines()
+    out = native_support.python(_CLASSIFY_ALL, env, str(FIXTURES)).splitlines()
     return json.loads(out[0]), out[1:]
 
 
-def _can_compile() -> bool:
-    return importlib.util.find_spec("mypyc") is not None and (shutil.which("cc") or shutil.which("gcc")) is not None
-
-
 @pytest.mark.slow  # compiles five modules (~20 CPU-s)
-@pytest.mark.skipif(not _can_compile(), reason="needs mypyc and a C compiler")
+@pytest.mark.skipif(not native_support.can_compile(), reason="needs mypyc and a C compiler")
 def test_native_build_classifies_byte_for_byte_as_the_pure_modules(tmp_path: Path) -> None:
     env = {"VIGIL_CLASSIFY_NATIVE_DIR": str(tmp_path), "VIGIL_CLASSIFY_NATIVE": "1"}
-    subprocess.run(
-        [sys.executable, "-c", "from vigil_classify import native; native.build()"],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-    )
+    native_support.build(PACKAGE, env)
     builds = [p for p in tmp_path.iterdir() if (p / "COMPLETE").exists()]
     assert len(builds) == 1
     compiled, native_out = _run(env)
@@ -76,46 +58,18 @@ def test_native_build_classifies_byte_for_byte_as_the_pure_modules(tmp_path: Pat
     (build,) = builds
     elsewhere = build.with_name("0" * len(build.name))
     build.rename(elsewhere)
-    assert not _active(env)
+    assert not native_support.active(PACKAGE, env)
     elsewhere.rename(build)
-    assert _active(env)
+    assert native_support.active(PACKAGE, env)
 
 
 def test_a_damaged_build_falls_back_to_the_pure_modules(tmp_path: Path) -> None:
     env = {"VIGIL_CLASSIFY_NATIVE_DIR": str(tmp_path), "VIGIL_CLASSIFY_NATIVE": "1"}
-    build = tmp_path / _digest(env)
+    build = tmp_path / native_support.digest(PACKAGE, env)
     (build / "vigil_classify").mkdir(parents=True)
-    suffix = subprocess.run(
-        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    (build / "vigil_classify" / f"textnorm{suffix}").write_bytes(b"not a shared object")
+    (build / "vigil_classify" / f"textnorm{native_support.ext_suffix()}").write_bytes(b"not a shared object")
     (build / "COMPLETE").write_text("x\n")
-    assert not _active(env)
+    assert not native_support.active(PACKAGE, env)
     # and the pure modules still classify
     _compiled, out = _run(env)
     assert len(out) > 600
-
-
-def _digest(env: dict[str, str]) -> str:
-    out = subprocess.run(
-        [sys.executable, "-c", "from vigil_classify import native; print(native.source_digest())"],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
-
-
-def _active(env: dict[str, str]) -> bool:
-    out = subprocess.run(
-        [sys.executable, "-c", "from vigil_classify import native; print(int(native.active()))"],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip() == "1"

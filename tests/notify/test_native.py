@@ -3,17 +3,14 @@ matching and rendering exactly as the pure modules."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import native_support
 import pytest
 
 TESTS = Path(__file__).resolve().parents[1]
+PACKAGE = "vigil_notify"
 
 # Generates alerts and subscriptions (seeded), then prints whether the compiled modules were the ones
 # used, then one JSON line per alert: its matches (index and scan) with their explanations, and for
@@ -108,30 +105,15 @@ for n in range(int(sys.argv[2])):
 
 
 def _run(env: dict[str, str], alerts: int = 600) -> tuple[bool, list[str]]:
-    out = subprocess.run(
-        [sys.executable, "-c", _MATCH_AND_RENDER, str(TESTS), str(alerts)],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.splitlines()
+    out = native_support.python(_MATCH_AND_RENDER, env, str(TESTS), str(alerts)).splitlines()
     return json.loads(out[0]), out[1:]
 
 
-def _can_compile() -> bool:
-    return importlib.util.find_spec("mypyc") is not None and (shutil.which("cc") or shutil.which("gcc")) is not None
-
-
 @pytest.mark.slow  # compiles two modules (~20 CPU-s)
-@pytest.mark.skipif(not _can_compile(), reason="needs mypyc and a C compiler")
+@pytest.mark.skipif(not native_support.can_compile(), reason="needs mypyc and a C compiler")
 def test_native_build_matches_and_renders_exactly_as_the_pure_modules(tmp_path: Path) -> None:
     env = {"VIGIL_NOTIFY_NATIVE_DIR": str(tmp_path), "VIGIL_NOTIFY_NATIVE": "1"}
-    subprocess.run(
-        [sys.executable, "-c", "from vigil_notify import native; native.build()"],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-    )
+    native_support.build(PACKAGE, env)
     builds = [p for p in tmp_path.iterdir() if (p / "COMPLETE").exists()]
     assert len(builds) == 1
     compiled, native_out = _run(env)
@@ -149,25 +131,20 @@ def test_native_build_matches_and_renders_exactly_as_the_pure_modules(tmp_path: 
     (build,) = builds
     elsewhere = build.with_name("0" * len(build.name))
     build.rename(elsewhere)
-    assert not _active(env)
+    assert not native_support.active(PACKAGE, env)
     elsewhere.rename(build)
-    assert _active(env)
+    assert native_support.active(PACKAGE, env)
 
 
 def test_a_damaged_build_falls_back_to_the_pure_modules(tmp_path: Path) -> None:
     env = {"VIGIL_NOTIFY_NATIVE_DIR": str(tmp_path), "VIGIL_NOTIFY_NATIVE": "1"}
-    build = tmp_path / _digest(env)
+    build = tmp_path / native_support.digest(PACKAGE, env)
     (build / "vigil_notify").mkdir(parents=True)
-    suffix = subprocess.run(
-        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    suffix = native_support.ext_suffix()
     # the second module damaged: the first loads, and must not stay loaded either
     (build / "vigil_notify" / f"rendering{suffix}").write_bytes(b"not a shared object")
     (build / "COMPLETE").write_text("x\n")
-    assert not _active(env)
+    assert not native_support.active(PACKAGE, env)
     # and the pure modules still match and render
     _compiled, out = _run(env, alerts=50)
     assert len(out) == 50
@@ -195,24 +172,3 @@ def test_the_digest_follows_the_modules_the_build_is_typed_against(tmp_path: Pat
     (tmp_path / "hot.py").write_text("X = 2\n")
     assert build.source_digest() != before
 
-
-def _digest(env: dict[str, str]) -> str:
-    out = subprocess.run(
-        [sys.executable, "-c", "from vigil_notify import native; print(native.source_digest())"],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
-
-
-def _active(env: dict[str, str]) -> bool:
-    out = subprocess.run(
-        [sys.executable, "-c", "from vigil_notify import native; print(int(native.active()))"],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip() == "1"
