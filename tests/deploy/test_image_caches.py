@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -55,36 +57,22 @@ def test_classify_image_warm_up_builds_the_cache_the_service_then_only_reads(tmp
             path.chmod(stat.S_IRWXU)
 
 
-def test_classify_image_compiles_the_classifier_with_the_locked_mypy_and_drops_the_compiler() -> None:
-    """The image's compiled build: made by ``vigil classify-compile`` into the cache directory the
-    service reads at run time, with the mypy version the lock pins, and the compiler taken out of the
-    venv again before the venv is copied into the final image."""
-    text = (ROOT / "services/classify/Dockerfile").read_text().replace("\\\n", " ")
-    (step,) = [line for line in text.splitlines() if line.startswith("RUN ") and "classify-compile" in line]
-    assert "VIGIL_CACHE_DIR=/app/classify-cache" in step
+@pytest.mark.parametrize("service", ["classify", "notify"])
+def test_image_compiles_the_hot_modules_with_the_locked_mypy_and_drops_the_compiler(service: str) -> None:
+    """The image's compiled build (classify's and notify's): made by ``vigil <service>-compile`` into
+    the cache directory the service reads at run time (set in the final image too), with the mypy
+    version the lock pins, and the compiler taken out of the venv again (the final ``uv sync``)
+    before the venv is copied into the final image."""
+    text = (ROOT / f"services/{service}/Dockerfile").read_text().replace("\\\n", " ")
+    (step,) = [line for line in text.splitlines() if line.startswith("RUN ") and f"{service}-compile" in line]
+    assert f"VIGIL_CACHE_DIR=/app/{service}-cache" in step
     lock = (ROOT / "uv.lock").read_text()
     locked = re.search(r'name = "mypy"\nversion = "([^"]+)"', lock)
     assert locked, "mypy is not in uv.lock"
     assert f'"mypy=={locked.group(1)}"' in step, "the Dockerfile's mypy pin differs from uv.lock's"
     # the final sync (which removes mypy again) comes after the compile, and the build is checked
-    assert step.index("classify-compile") < step.rindex("uv sync --frozen --no-dev")
-    assert step.rstrip().endswith("classify-native/*/COMPLETE")
-    assert "COPY --from=build --chown=root:root /app/classify-cache /app/classify-cache" in text
-
-
-def test_notify_image_compiles_its_hot_modules_with_the_locked_mypy_and_drops_the_compiler() -> None:
-    """notify's compiled build, as classify's: made by ``vigil notify-compile`` into the cache
-    directory the service reads at run time (set in the final image too), with the mypy version the
-    lock pins, and the compiler taken out of the venv again before the venv is copied."""
-    text = (ROOT / "services/notify/Dockerfile").read_text().replace("\\\n", " ")
-    (step,) = [line for line in text.splitlines() if line.startswith("RUN ") and "notify-compile" in line]
-    assert "VIGIL_CACHE_DIR=/app/notify-cache" in step
-    lock = (ROOT / "uv.lock").read_text()
-    locked = re.search(r'name = "mypy"\nversion = "([^"]+)"', lock)
-    assert locked, "mypy is not in uv.lock"
-    assert f'"mypy=={locked.group(1)}"' in step, "the Dockerfile's mypy pin differs from uv.lock's"
-    assert step.index("notify-compile") < step.rindex("uv sync --frozen --no-dev")
-    assert step.rstrip().endswith("notify-native/*/COMPLETE")
-    assert "COPY --from=build --chown=root:root /app/notify-cache /app/notify-cache" in text
+    assert step.index(f"{service}-compile") < step.rindex("uv sync --frozen --no-dev")
+    assert step.rstrip().endswith(f"{service}-native/*/COMPLETE")
+    assert f"COPY --from=build --chown=root:root /app/{service}-cache /app/{service}-cache" in text
     final = text[text.rindex("FROM ") :]
-    assert re.search(r"^ENV .*VIGIL_CACHE_DIR=/app/notify-cache", final, re.M), "the service would not find it"
+    assert re.search(rf"^ENV .*VIGIL_CACHE_DIR=/app/{service}-cache", final, re.M), "the service would not find it"
