@@ -251,8 +251,9 @@ class Host:
     async def stop(self) -> None:
         """Graceful stop, within ``shutdown_timeout_s`` + a few seconds (compose waits 15 s):
 
-        1. stop reading: FastStream's subscribers stop fetching and wait (up to ``shutdown_timeout_s``)
-           for the batches in flight, which commit or stay pending as usual;
+        1. stop reading: the workers' watchdogs and claim loops start nothing new, then FastStream's
+           subscribers stop fetching and wait (up to ``shutdown_timeout_s``) for the batches in
+           flight, which commit or stay pending as usual;
         2. the workers' claim loops finish their current batch (bounded), then each worker hands its
            remaining pending entries back so another replica claims them at once, and leaves its
            group when it owns nothing;
@@ -262,6 +263,8 @@ class Host:
         started = time.monotonic()
         budget = self.settings.shutdown_timeout_s
         log.info("stopping: no new entries are read; in-flight work finishes")
+        for worker in self.workers:  # first: their watchdogs must not restart what the broker stops
+            worker.begin_stop()
         try:
             await asyncio.wait_for(self.broker.stop(), timeout=budget + 1.0)
         except Exception as exc:

@@ -462,11 +462,17 @@ class StreamWorker(Generic[E]):
             asyncio.create_task(self._watchdog(), name=f"watchdog:{self.stream}:{self.group}"),
         ]
 
+    def begin_stop(self) -> None:
+        """From now on the helper loops start nothing new: the watchdog no longer restarts the consume
+        loop (which the broker is about to stop: a restart would read again during shutdown) and the
+        claim loop takes no new claim batch. Call before stopping the broker; :meth:`stop` after it."""
+        self._stopping = True
+        self._wake.set()
+
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop the helper loops (a claim batch in progress may finish within ``grace_s``), then hand
         back what this consumer still holds. Call after the broker stopped reading."""
-        self._stopping = True
-        self._wake.set()
+        self.begin_stop()
         if self._tasks:
             _, still = await asyncio.wait(self._tasks, timeout=grace_s)
             for t in still:

@@ -1,0 +1,57 @@
+"""Host.stop against a real Redis: once stopping has begun, no worker's watchdog restarts the consume
+loop the broker is stopping (a restart would read new entries during shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from structlog.testing import capture_logs
+from vigil_shared.events import AlertReceived
+from vigil_shared.runtime import Host, Service, ServiceContext, ServiceParts
+from vigil_shared.settings import VigilSettings
+from vigil_shared.worker import StreamWorker
+
+
+async def _ignore(_: AlertReceived) -> None:
+    return None
+
+
+BROKER_STOP_S = 2.5
+"""Longer than the watchdog's 1 s tick."""
+
+
+async def test_a_slow_broker_stop_is_not_undone_by_the_watchdog(redis_url: str) -> None:
+    settings = VigilSettings(
+        redis_url=redis_url, consumer_name="stopper", block_ms=50, retention_interval_s=0, http_port=0
+    )
+
+    async def build(ctx: ServiceContext) -> ServiceParts:
+        worker: StreamWorker[AlertReceived] = StreamWorker(
+            service="stopper", stream="test.stop.in", group="stoppers", model=AlertReceived,
+            handler=_ignore, settings=ctx.settings,
+        )  # fmt: skip
+        return ServiceParts(workers=[worker])
+
+    host = Host([Service(name="stopper", build=build)], settings)
+    await host.start()
+    (worker,) = host.workers
+    assert worker.subscriber_running
+    seen_stopping: list[bool] = []
+    real_stop = host.broker.stop
+
+    async def slow_stop(*args: Any, **kwargs: Any) -> None:
+        # what a broker waiting for a long batch in flight looks like to the watchdog (1 s ticks):
+        # the consume loop is stopped while the broker's stop has not returned yet
+        seen_stopping.append(worker._stopping)
+        await real_stop(*args, **kwargs)
+        await asyncio.sleep(BROKER_STOP_S)
+
+    host.broker.stop = slow_stop  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        await host.stop()
+    assert seen_stopping == [True]  # the workers were told first
+    # and no restart was even tried (before, one was, and failed on the disconnected broker)
+    assert not [e for e in logs if str(e.get("event", "")).startswith("consume loop restart")], logs
+    assert worker.stats.restarts == 0
+    assert not worker.subscriber_running
