@@ -8,6 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 
 def can_compile() -> bool:
@@ -38,3 +40,20 @@ def active(package: str, env: dict[str, str]) -> bool:
 def ext_suffix() -> str:
     """The file suffix of a C extension for this interpreter."""
     return python("import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))", {}).strip()
+
+
+def compiled_and_pure(
+    package: str, switch: str, tmp_path: Path, run: Callable[[dict[str, str]], tuple[bool, list[str]]]
+) -> tuple[dict[str, str], Path, list[str], list[str]]:
+    """Build ``package`` into ``tmp_path`` (``<switch>_DIR``), then ``run`` it with the build and with
+    ``<switch>=0``; checks there is one complete build, used by the first run and not the second.
+    Returns the environment using the build, the build's directory and both runs' output lines."""
+    env = {f"{switch}_DIR": str(tmp_path), switch: "1"}
+    build(package, env)
+    builds = [p for p in tmp_path.iterdir() if (p / "COMPLETE").exists()]
+    assert len(builds) == 1
+    compiled, native_out = run(env)
+    pure, pure_out = run({**env, switch: "0"})
+    assert compiled
+    assert not pure
+    return env, builds[0], native_out, pure_out

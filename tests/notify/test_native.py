@@ -112,14 +112,9 @@ def _run(env: dict[str, str], alerts: int = 600) -> tuple[bool, list[str]]:
 @pytest.mark.slow  # compiles two modules (~20 CPU-s)
 @pytest.mark.skipif(not native_support.can_compile(), reason="needs mypyc and a C compiler")
 def test_native_build_matches_and_renders_exactly_as_the_pure_modules(tmp_path: Path) -> None:
-    env = {"VIGIL_NOTIFY_NATIVE_DIR": str(tmp_path), "VIGIL_NOTIFY_NATIVE": "1"}
-    native_support.build(PACKAGE, env)
-    builds = [p for p in tmp_path.iterdir() if (p / "COMPLETE").exists()]
-    assert len(builds) == 1
-    compiled, native_out = _run(env)
-    pure, pure_out = _run({**env, "VIGIL_NOTIFY_NATIVE": "0"})
-    assert compiled
-    assert not pure
+    env, build, native_out, pure_out = native_support.compiled_and_pure(
+        PACKAGE, "VIGIL_NOTIFY_NATIVE", tmp_path, _run
+    )
     assert len(native_out) == 600
     # the generated cases reach matches and every rendering path (not a comparison of empty lists)
     parsed = [json.loads(line) for line in pure_out]
@@ -128,7 +123,6 @@ def test_native_build_matches_and_renders_exactly_as_the_pure_modules(tmp_path: 
     assert sum("digest" in p for p in parsed) > 100
     assert native_out == pure_out
     # a build is used only under the digest of the source being imported
-    (build,) = builds
     elsewhere = build.with_name("0" * len(build.name))
     build.rename(elsewhere)
     assert not native_support.active(PACKAGE, env)
