@@ -172,3 +172,17 @@ def test_json_line_bytes_equal_the_line_and_a_newline_encoded(kind: str) -> None
     assert fast > 100
     assert r.prepare(make_alert(), kind=kind)._json_bparts() is not None  # the encoded parts were used
     assert r.prepare(make_alert(text="lone \ud800 surrogate"), kind=kind)._json_bparts() is None
+
+
+
+def test_encoded_parts_values_are_the_json_modules() -> None:
+    """The encoded parts write each value with orjson between the json module's separators: for
+    the values a payload holds (str, int, None, bool and lists of them) that is ``json.dumps``."""
+    from vigil_notify.rendering import _orjson_dumps
+
+    scalars: list[object] = [*HOSTILE, 'q"uo\\te\n\t\u2028 é 😀', "\x7f\x85\ufeff", "", None, 0, 7, -3, 10**18, True]
+    for v in scalars:
+        assert _orjson_dumps(v) == json.dumps(v, ensure_ascii=False).encode()
+    for items in ([], [""], ["a", 'b"\\', "é\n"], scalars):
+        joined = b"[" + b", ".join(map(_orjson_dumps, items)) + b"]"
+        assert joined == json.dumps(items, ensure_ascii=False).encode()

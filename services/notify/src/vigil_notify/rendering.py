@@ -596,8 +596,13 @@ class PreparedMessage:
         (i, li), (j, lj) = sorted(((r, len(_REASON_MARK)), (n, len(_NAME_MARK))))
         if text is None or i < 0 or i + li > j:  # both there, apart (never otherwise: belt and braces)
             return None
-        pieces = (text[:i], text[i + li : j], text[j + lj :])
         b = self._base
+        if as_bytes:
+            try:
+                return self._make_json_bparts(text, i, li, j, lj, r < n)
+            except (TypeError, UnicodeEncodeError):  # orjson.JSONEncodeError or encode(): a lone surrogate
+                return None
+        pieces = (text[:i], text[i + li : j], text[j + lj :])
         head = _json_plain({"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]})
         middle = _json_plain(
             {
@@ -611,16 +616,37 @@ class PreparedMessage:
         middle = ", " + middle[1:-1] + ', "reason": '
         tail = ', "correlation_id": ' + _json(b["correlation_id"]) + ', "idempotency_key": '
         text_head = ', "sent_at": ' + _json_str(self._sent_at) + ', "rendered_text": "'
-        if as_bytes:
-            try:
-                t0, t1, t2 = (_orjson_dumps(x)[1:-1] for x in pieces)
-                return _JsonBytesParts(
-                    head.encode(), middle.encode(), tail.encode(), text_head.encode() + t0, t1, t2 + b'"}\n', r < n
-                )
-            except (TypeError, UnicodeEncodeError):  # orjson.JSONEncodeError or encode(): a lone surrogate
-                return None
         s0, s1, s2 = (_json_text(x)[1:-1] for x in pieces)
         return _JsonParts(head, middle, tail, text_head + s0, s1, s2 + '"}', r < n)
+
+    def _make_json_bparts(self, text: str, i: int, li: int, j: int, lj: int, reason_first: bool) -> _JsonBytesParts:
+        """:class:`_JsonBytesParts` of the text body ``text`` whose stand-ins are at ``i`` and ``j``
+        (lengths ``li``, ``lj``), each value written by orjson between the separators the json
+        module puts there (``", "`` and ``": "``, in lists too), without building the line's dicts
+        and their ``str`` JSON first: the values are ``str``, ``int`` or None and lists of ``str``
+        (made by :meth:`Renderer.context` from the validated alert), which orjson writes as the json
+        module does (the same string escapes, tested). Raises ``TypeError`` for a lone surrogate."""
+        b, d = self._base, _orjson_dumps
+        head = b"".join(
+            (
+                b'{"alert_id": ', d(b["alert_id"]), b', "revision": ', d(b["revision"]),
+                b', "revision_of": ', d(b["revision_of"]), b', "subscription_id": ',
+            )
+        )  # fmt: skip
+        middle = b"".join(
+            (
+                b', "kind": ', d(self._kind), b', "title": ', d(b["title"]), b', "severity": ', d(b["severity"]),
+                b', "urgency": ', d(b["urgency"]), b', "places": [', b", ".join(map(d, b["places"])),
+                b'], "countries": [', b", ".join(map(d, b["countries"])),
+                b'], "threat_types": [', b", ".join(map(d, b["threat_types"])),
+                b'], "targets": [', b", ".join(map(d, b["targets"])),
+                b'], "advice": ', d(b["advice"]), b', "url": ', d(b["url"]), b', "reason": ',
+            )
+        )  # fmt: skip
+        tail = b', "correlation_id": ' + d(b["correlation_id"]) + b', "idempotency_key": '
+        text_head = b', "sent_at": ' + d(self._sent_at) + b', "rendered_text": "'
+        t0, t1, t2 = d(text[:i])[1:-1], d(text[i + li : j])[1:-1], d(text[j + lj :])[1:-1]
+        return _JsonBytesParts(head, middle, tail, text_head + t0, t1, t2 + b'"}\n', reason_first)
 
     def _json_line(self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str) -> str:
         """:meth:`Message.json_line` of this delivery from the shared parts (the same string)."""
