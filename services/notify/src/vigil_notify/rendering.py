@@ -675,18 +675,16 @@ class PreparedMessage:
         if parts is None or not (type(reason) is type(subscription_id) is type(idempotency_key) is str):
             return (self._json_line(reason, subscription_id, subscription_name, idempotency_key) + "\n").encode()
         head, middle, tail, text_head, text_middle, text_tail, reason_first = parts
+        d = _orjson_dumps  # (each value's JSON already UTF-8: no str to encode per value)
         try:
-            reason_json = _orjson_dumps(reason)
-        except TypeError:  # orjson.JSONEncodeError: a lone surrogate (encode() raises for it below)
-            reason_json = _json_str(reason).encode()
-        name_json = _json_str(subscription_name)[1:-1].encode()
+            reason_json, name_json = d(reason), d(subscription_name)[1:-1]
+            sub_json, key_json = d(subscription_id), d(idempotency_key)
+        except TypeError:  # orjson.JSONEncodeError: a lone surrogate; encode() raises for it here
+            return (self._json_line(reason, subscription_id, subscription_name, idempotency_key) + "\n").encode()
         first, second = (reason_json[1:-1], name_json) if reason_first else (name_json, reason_json[1:-1])
         return b"".join(
-            (
-                head, _json_str(subscription_id).encode(), middle, reason_json, tail,
-                _json_token(idempotency_key).encode(), text_head, first, text_middle, second, text_tail,
-            )
-        )  # fmt: skip
+            (head, sub_json, middle, reason_json, tail, key_json, text_head, first, text_middle, second, text_tail)
+        )
 
     def _body(self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str, part: str) -> str:
         """One body of a filled-in message (called by :class:`LazyMessage` on first access)."""
