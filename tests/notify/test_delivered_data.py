@@ -217,3 +217,55 @@ def test_token_fast_path_equals_the_escaper(value: str) -> None:
     from vigil_notify.rendering import _json_str, _json_token
 
     assert _json_token(value) == _json_str(value)
+
+
+def _job_cases() -> Iterator[dict[str, Any]]:
+    yield from _cases()
+    yield _values(reason="lone surrogate \ud800")  # what delivered_data leaves to the worker
+    yield _values(revision=True)
+    yield _values(reason=None)
+    yield _values(idempotency_key=None)
+    yield _values(kind=7)
+    yield _values(correlation_id=b"bytes")
+
+
+def test_delivered_many_makes_each_event_and_its_data_as_delivered_data_does() -> None:
+    """The deliverer's batch writes each event and its entry data inline: the event
+    ``_delivered_event`` makes and the bytes (or None) of ``delivered_data``, for every job."""
+    from redis.asyncio import Redis
+    from vigil_notify.channels.base import Message
+    from vigil_notify.channels.registry import default_registry
+    from vigil_notify.delivery import Deliverer, DeliveryJob
+    from vigil_notify.settings import NotifySettings
+    from vigil_notify.subscriptions import mask_url
+
+    message = Message(title="t", text="x", markdown="x", html="x")
+    deliverer = Deliverer(Redis.from_url("redis://127.0.0.1:1/0"), default_registry(), NotifySettings(), owner="t")
+    at = datetime(2026, 11, 25, 21, 0, 0, 123456, tzinfo=UTC)
+    cases = list(_job_cases())
+    jobs = [
+        DeliveryJob(v["alert_id"], v["revision"], v["correlation_id"], v["subscription_id"], v["channel"], v["kind"],
+                    v["reason"], v["idempotency_key"], message)
+        for v in cases
+    ]  # fmt: skip
+    ids = _event_ids(len(jobs))
+    for attempt in (1, 3):
+        outcomes = deliverer._delivered_many(jobs, at, ids, attempt=attempt, debug=False)
+        assert len(outcomes) == len(jobs)
+        for job, event_id, outcome in zip(jobs, ids, outcomes, strict=True):
+            values = {
+                "event_id": event_id, "occurred_at": at, "schema_version": 1,
+                "correlation_id": job.correlation_id, "producer": NotifySettings().producer,
+                "alert_id": job.alert_id, "revision": job.revision, "subscription_id": job.subscription_id,
+                "channel": mask_url(job.channel_url), "kind": job.kind, "attempt": attempt,
+                "idempotency_key": job.idempotency_key, "reason": job.reason,
+            }  # fmt: skip
+            (event,) = outcome.events
+            assert (outcome.job, outcome.status, outcome.dead_letter) == (job, "delivered", None)
+            assert event.__dict__ == values
+            assert list(event.__dict__) == list(values)
+            assert event.model_fields_set == set(NotificationDelivered.model_fields)
+            assert event.__pydantic_extra__ is None
+            assert event.__pydantic_private__ is None
+            assert outcome.data == delivered_data(values, occurred_at_json(at))
+    assert sum(o.data is None for o in outcomes) == 6
