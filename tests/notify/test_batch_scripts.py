@@ -172,3 +172,38 @@ async def test_sparse_replies_put_each_value_at_its_item(redis, settings) -> Non
         assert await d.first_for(f"s{i}", "fp", aid) is None
     got = await d.first_for_batch([(f"s{i}", "fp", "new") for i in range(12)])
     assert got == [stored.get(i) for i in range(12)]
+
+
+async def test_throttle_batch_moves_a_busy_window_to_the_skiplist_encoding(redis, settings) -> None:
+    """A window met with ``_SKIPLIST_FROM`` members or more is converted to the skiplist encoding
+    (cheap ZADDs), invisibly: the same decisions, members, scores and TTL as the one-key script's
+    window (which stays a listpack), and no trace of the long member used to convert it."""
+    from vigil_notify.delivery import _SKIPLIST_FROM
+
+    url = "jsonl:///tmp/x.jsonl"
+    for limit in (3, _SKIPLIST_FROM + 2, 1000):  # ranks asked for early, across the conversion, never
+        s = settings.model_copy(update={"throttle_max": limit, "throttle_window_s": 100})
+        batch, single = Throttle(redis, s), Throttle(redis, s)
+        kb, ko = (f"vigil:notify:throttle:{p}{limit}:{channel_hash(url)}" for p in ("b", "o"))
+        members = [f"alert-{i:03d}:{i % 3}" for i in range(_SKIPLIST_FROM + 8)]
+        calls = [
+            (1000.0, members[: _SKIPLIST_FROM - 1]),  # below the threshold: stays a listpack
+            (1001.0, members[_SKIPLIST_FROM - 1 : _SKIPLIST_FROM + 4]),  # met at threshold - 1: not yet
+            (1002.0, members[_SKIPLIST_FROM + 4 :] + members[:2]),  # met past it: converted, then added to
+            (1080.0, [*members[5:9], "late:1"]),  # the window slides; members met again keep their places
+        ]
+        encodings = []
+        for now, ms in calls:
+            together = await batch.allow_many([(f"b{limit}", url, m) for m in ms], now)
+            apart = [await single.allow(f"o{limit}", url, m, now) for m in ms]
+            assert together == apart, (limit, now)
+            encodings.append((await redis.object("encoding", kb)).decode())
+            assert await redis.zrange(kb, 0, -1, withscores=True) == await redis.zrange(ko, 0, -1, withscores=True)
+        assert encodings == ["listpack", "listpack", "skiplist", "skiplist"]
+        assert (await redis.object("encoding", ko)).decode() == "listpack"
+        assert await redis.zscore(kb, "~" * 256) is None
+        assert 90 < await redis.ttl(kb) <= 100
+    # trimmed below the threshold, a skiplist window stays one (Redis does not convert back on removal)
+    assert await batch.allow_many([(f"b{limit}", url, "later:1")], 1179.5) == [True]
+    assert await redis.zcard(kb) == 2
+    assert (await redis.object("encoding", kb)).decode() == "skiplist"

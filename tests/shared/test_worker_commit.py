@@ -141,3 +141,40 @@ async def test_outputs_arrive_byte_for_byte_past_fenced_entries_with_several_out
     assert await values(redis, OUT) == [odd[0], odd[3], odd[4]]
     assert await values(redis, OUT2) == [odd[1], odd[2]]
     assert await pending_ids(redis) == {ids[1]}
+
+
+def _published(stream: str) -> float:
+    from vigil_shared import metrics
+
+    return float(metrics.EVENTS_PUBLISHED.labels(stream=stream)._value.get())
+
+
+async def test_a_server_that_lost_the_script_gets_it_loaded_again(redis: Redis) -> None:
+    """The commit calls the script by its SHA1; after SCRIPT FLUSH (or against a restarted server)
+    it loads it again and commits, once."""
+    ids = await read_as(redis, "c1", 2)
+    await redis.script_flush()
+    results = [(eid, [(OUT, b"out-%d" % i)]) for i, eid in enumerate(ids)]
+    assert await commit_encoded(redis, IN, GROUP, "c1", results) == set(ids)
+    assert await values(redis, OUT) == [b"out-0", b"out-1"]
+    assert await pending_ids(redis) == set()
+
+
+async def test_published_counts_follow_what_was_committed_per_stream(redis: Redis) -> None:
+    """vigil_events_published_total per output stream: one stream, several streams, and only the
+    committed entries' outputs when some were fenced."""
+    before = {s: _published(s) for s in (OUT, OUT2)}
+    ids = await read_as(redis, "c1", 3)
+    await commit_encoded(redis, IN, GROUP, "c1", [(eid, [(OUT, b"a"), (OUT, b"b")]) for eid in ids])
+    assert _published(OUT) - before[OUT] == 6
+    ids = await read_as(redis, "c1", 3)
+    await commit_encoded(redis, IN, GROUP, "c1", [(ids[0], [(OUT, b"a")]), (ids[1], []), (ids[2], [(OUT2, b"b")] * 2)])
+    assert (_published(OUT) - before[OUT], _published(OUT2) - before[OUT2]) == (7, 2)
+    ids = await read_as(redis, "c1", 3)
+    await redis.xclaim(IN, GROUP, "c2", min_idle_time=0, message_ids=[ids[1]])
+    await commit_encoded(redis, IN, GROUP, "c1", [(eid, [(OUT, b"a")]) for eid in ids])
+    assert _published(OUT) - before[OUT] == 9
+    ids = await read_as(redis, "c1", 2)
+    await redis.xclaim(IN, GROUP, "c2", min_idle_time=0, message_ids=[ids[0]])
+    await commit_encoded(redis, IN, GROUP, "c1", [(ids[0], [(OUT2, b"x")]), (ids[1], [(OUT, b"y"), (OUT2, b"z")])])
+    assert (_published(OUT) - before[OUT], _published(OUT2) - before[OUT2]) == (10, 3)

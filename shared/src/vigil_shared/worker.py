@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -45,7 +46,7 @@ from faststream.params.no_cast import NoCastField
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import ConsumerProtocol, RedisBatchStreamMessage
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from vigil_shared import metrics, streams
 from vigil_shared.envelope import (
@@ -261,39 +262,60 @@ async def commit_encoded(
     if not results:
         return set()
     keys: list[str] = [stream]
-    index: dict[str, int] = {}
-    layout = bytearray()
+    index: dict[str, bytes] = {}  # output stream -> its KEYS index as the layout's 16-bit number
+    layout: list[bytes] = []
+    lay = layout.append
     argv: list[Any] = [group, consumer, int(maxlen or 0), b"", results[0][0], results[-1][0], 2 * len(results) + 16]
     append = argv.append
-    per_stream: dict[str, int] = {}
+    n_outputs = 0
     for entry_id, outputs in results:
         append(entry_id)
         n_out = len(outputs)
-        if n_out > _U16_MAX:
+        if n_out < _SMALL:
+            lay(_U16[n_out])
+        elif n_out > _U16_MAX:
             raise ValueError(f"an entry cannot publish more than {_U16_MAX} events at once (got {n_out})")
-        layout += n_out.to_bytes(2)
+        else:
+            lay(n_out.to_bytes(2))
+        n_outputs += n_out
         for out_stream, data in outputs:
             key_index = index.get(out_stream)
             if key_index is None:
                 keys.append(out_stream)
-                key_index = index[out_stream] = len(keys)  # Lua is 1-based
-                if key_index > _U16_MAX:
+                if len(keys) > _U16_MAX:
                     raise ValueError(f"a batch cannot publish to more than {_U16_MAX - 1} streams")
-                per_stream[out_stream] = 0
-            per_stream[out_stream] += 1
-            layout += key_index.to_bytes(2)
+                key_index = index[out_stream] = len(keys).to_bytes(2)  # Lua is 1-based
+            lay(key_index)
             append(data)
-    argv[3] = bytes(layout)
-    script = redis.register_script(_COMMIT_LUA)
-    fenced = {f if isinstance(f, bytes) else str(f).encode() for f in await script(keys=keys, args=argv)}
+    argv[3] = b"".join(layout)
+    fenced = {f if isinstance(f, bytes) else str(f).encode() for f in await _run_commit(redis, keys, argv)}
     done = {entry_id for entry_id, _ in results}
     if fenced:
         done -= fenced
+    if fenced or len(keys) > 2:  # per output stream (one stream: all the outputs went there)
         per_stream = Counter(name for entry_id, outputs in results if entry_id in done for name, _ in outputs)
-    for name, n in per_stream.items():
-        if n:
+        for name, n in per_stream.items():
             metrics.EVENTS_PUBLISHED.labels(stream=name).inc(n)
+    elif n_outputs:
+        metrics.EVENTS_PUBLISHED.labels(stream=keys[1]).inc(n_outputs)
     return done
+
+
+_SMALL = 256
+_U16 = [n.to_bytes(2) for n in range(_SMALL)]
+"""The 16-bit big-endian numbers below ``_SMALL``, made once (an entry's output count)."""
+_COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
+
+
+async def _run_commit(redis: Redis, keys: list[str], argv: list[Any]) -> list[Any]:
+    """EVALSHA the commit script, loading it first if the server does not know it: what
+    ``register_script(...)(keys, args)`` does, without making a script object (its SHA1 over the
+    script, through the client's encoder) for every batch: ~28 µs a batch on the bench machine."""
+    try:
+        return cast("list[Any]", await redis.evalsha(_COMMIT_SHA, len(keys), *keys, *argv))
+    except NoScriptError:
+        await redis.script_load(_COMMIT_LUA)
+        return cast("list[Any]", await redis.evalsha(_COMMIT_SHA, len(keys), *keys, *argv))
 
 
 class _NoCast(NoCastField):
