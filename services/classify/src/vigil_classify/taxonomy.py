@@ -21,14 +21,14 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ahocorasick
 
 from vigil_classify import severity as sev
 from vigil_classify import taxonomy_data as data
-from vigil_classify.textnorm import _ASCII_MAP
+from vigil_classify.textnorm import _ASCII_MAP, sort_hits
 from vigil_classify.textnorm import key as norm_key
 
 Entry = tuple[str, str, float]
@@ -205,10 +205,29 @@ def _ascii_words(text: str) -> list[bytes]:
     return text.encode("ascii").translate(_ASCII_MAP).split()
 
 
-def _locative_before(window: str) -> bool:
+def _padded_words(text: str) -> str:
+    """The ASCII ``text`` lower-cased with every character other than a letter or digit made a space,
+    padded with a space on each side: a word ``w`` is one of :func:`_ascii_words` exactly when
+    ``f" {w} "`` occurs in it (a str: ``in`` on bytes first tries the needle as an int)."""
+    return f" {text.encode('ascii').translate(_ASCII_MAP).decode('ascii')} "
+
+
+def _has_word(padded_words: str, keys: tuple[str, ...]) -> bool:
+    """Whether one of ``keys`` (padded words, see :func:`_padded_words`) occurs in ``padded_words``:
+    ``not words.isdisjoint(_ascii_words(text))`` with substring tests instead of a list of word
+    objects and a hash of each."""
+    return any(k in padded_words for k in keys)
+
+
+_NEGATOR_FIRST_KEYS = tuple(f" {w.decode('ascii')} " for w in sorted(_NEGATOR_FIRST_WORDS))
+_LOCATIVE_KEYS = tuple(f" {w.decode('ascii')} " for w in sorted(_LOCATIVE_WORDS))
+
+
+def _locative_before(window: str, ascii: bool = False) -> bool:
     """``_LOCATIVE.search(window) is not None``, skipping the regex for an ASCII window without one of
-    :data:`_LOCATIVE_WORDS`."""
-    if window.isascii() and _LOCATIVE_WORDS.isdisjoint(_ascii_words(window)):
+    :data:`_LOCATIVE_WORDS`. ``ascii=True`` says the window is known to be ASCII (a slice of an
+    ASCII text), which spares the test."""
+    if (ascii or window.isascii()) and not _has_word(_padded_words(window), _LOCATIVE_KEYS):
         return False
     return _LOCATIVE.search(window) is not None
 
@@ -341,9 +360,10 @@ def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _clause_cut(window: str) -> int:
-    """End of the last :data:`_CLAUSE_BREAK` match in ``window`` (0 if none), with ``str.rfind``."""
-    if not window.isascii():
+def _clause_cut(window: str, ascii: bool = False) -> int:
+    """End of the last :data:`_CLAUSE_BREAK` match in ``window`` (0 if none), with ``str.rfind``
+    (``ascii=True``: the window is known to be ASCII)."""
+    if not (ascii or window.isascii()):
         cut = 0
         for m in _CLAUSE_BREAK.finditer(window):
             cut = m.end()
@@ -366,14 +386,16 @@ def _clause_cut(window: str) -> int:
     return cut
 
 
-def _negated_window(window: str) -> bool:
+def _negated_window(window: str, ascii: bool = False) -> bool:
+    """Whether a negator ends ``window`` within its last clause (``ascii=True``: the window is known
+    to be ASCII, e.g. a slice of an ASCII text; the result is the same either way)."""
     # The clause starts after a break character or a whole word, so its words are words of the
     # window: without a first word of a negator in the window there is none in the clause either.
-    if window.isascii():
-        if _NEGATOR_FIRST_WORDS.isdisjoint(_ascii_words(window)):
+    if ascii or window.isascii():
+        if not _has_word(_padded_words(window), _NEGATOR_FIRST_KEYS):
             return False
-        clause = window[_clause_cut(window) :]
-        if _NEGATOR_FIRST_WORDS.isdisjoint(_ascii_words(clause)):
+        clause = window[_clause_cut(window, True) :]
+        if not _has_word(_padded_words(clause), _NEGATOR_FIRST_KEYS):
             return False
     else:
         clause = window[_clause_cut(window) :]
@@ -390,22 +412,25 @@ def _negated(text: str, start: int) -> bool:
     return _Negation(text)(start)
 
 
-@dataclass(slots=True)
+# The dataclasses below write their ``__init__`` themselves (``init=False``): the compiled build then
+# constructs them natively, where the one the dataclass decorator generates is interpreted Python,
+# called with an argument tuple and a keyword dict (a few µs per object); equality and repr are still
+# the dataclass's.
+
+
+@dataclass(slots=True, init=False)
 class LabelEvidence:
-    score: float = 0.0
-    spans: list[tuple[int, int]] = field(default_factory=list)
+    score: float
+    spans: list[tuple[int, int]]
 
-
-_new_evidence = LabelEvidence.__new__
+    def __init__(self, score: float = 0.0, spans: list[tuple[int, int]] | None = None) -> None:
+        self.score = score
+        self.spans = [] if spans is None else spans
 
 
 def _evidence(weight: float, span: tuple[int, int]) -> LabelEvidence:
-    """``LabelEvidence()`` credited once: ``score`` 0.0 + ``weight``, one span. Made without the
-    dataclass's Python ``__init__`` (a label's first credit happens ~6 times per alert)."""
-    ev = _new_evidence(LabelEvidence)
-    ev.score = 0.0 + weight
-    ev.spans = [span]
-    return ev
+    """``LabelEvidence()`` credited once: ``score`` 0.0 + ``weight``, one span."""
+    return LabelEvidence(0.0 + weight, [span])
 
 
 def _credit(table: dict[str, LabelEvidence], label: str, weight: float, span: tuple[int, int]) -> None:
@@ -433,13 +458,25 @@ def _credit_all(table: dict[str, LabelEvidence], hits: list[tuple[int, str, floa
                 ev.spans.append(span)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Reading:
     threats: dict[str, LabelEvidence]
     targets: dict[str, LabelEvidence]
     cues: dict[str, int]
     """Counts of the severity cues that occur (a missing cue occurred 0 times)."""
     routine: int
+
+    def __init__(
+        self,
+        threats: dict[str, LabelEvidence],
+        targets: dict[str, LabelEvidence],
+        cues: dict[str, int],
+        routine: int,
+    ) -> None:
+        self.threats = threats
+        self.targets = targets
+        self.cues = cues
+        self.routine = routine
 
 
 def read(text: str, hits: list[Hit]) -> Reading:
@@ -471,8 +508,8 @@ def read_raw(
 ) -> Reading:
     """:func:`read_found` from the raw hits ``(start, -length, entries)`` of each table, as
     :func:`read_found` makes them, in any order (both lists are sorted in place)."""
-    labels.sort()
-    cues.sort()
+    sort_hits(labels)
+    sort_hits(cues)
     return _read(text, (labels,), cues)
 
 
@@ -510,8 +547,11 @@ def _read(
 
     # ``negated(start)`` is ``_negated_window`` of the 60 characters before ``start`` when they hold
     # "no" or "No" (or, if the text has one of the rarer hints at all, one of those), else False:
-    # without a rarer hint in the text, that test and the window check are inlined below.
+    # without a rarer hint in the text, that test and the window check are inlined below. "no" in
+    # ``text[lo:start]`` is ``text.find("no", lo, start) >= 0``: the window is sliced only when it
+    # holds a hint (and is then known to be ASCII when the text is).
     rare = negated.rare
+    ascii = text.isascii()
     for start, neg_len, entries in cue_table:
         if start < last_cue_end:
             continue  # overlaps the cue kept before it (leftmost-longest, as _greedy)
@@ -519,7 +559,10 @@ def _read(
         lo = start - 60 if start > 60 else 0
         for _cat, label, _weight in entries:
             if label == "urg:Past" or not (
-                negated(start) if rare else ("no" in (w := text[lo:start]) or "No" in w) and _negated_window(w)
+                negated(start)
+                if rare
+                else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
+                and _negated_window(text[lo:start], ascii)
             ):
                 cues[label] = cues.get(label, 0) + 1
     for table in tables:
@@ -528,6 +571,7 @@ def _read(
             if start < last_end:
                 continue  # overlaps the hit kept before it (leftmost-longest, as _greedy)
             last_end = end = start - neg_len - 2
+            lo = start - 60 if start > 60 else 0
             # Categories by frequency (about 9 threat, 7 severity-cue, 4 target, 1 routine and 1
             # transport subject entries per ~1 KB alert); they exclude one another, so the order
             # changes nothing else.
@@ -536,10 +580,10 @@ def _read(
                     if rare:
                         if negated(start):
                             continue
-                    else:
-                        w = text[start - 60 if start > 60 else 0 : start]
-                        if ("no" in w or "No" in w) and _negated_window(w):
-                            continue
+                    elif (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0) and _negated_window(
+                        text[lo:start], ascii
+                    ):
+                        continue
                     # credit(threats, label, weight, (start, end)), inlined (the most frequent call)
                     ev = threats.get(label)
                     if ev is None:
@@ -557,8 +601,8 @@ def _read(
                     if label == "urg:Past" or not (
                         negated(start)
                         if rare
-                        else ("no" in (w := text[start - 60 if start > 60 else 0 : start]) or "No" in w)
-                        and _negated_window(w)
+                        else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
+                        and _negated_window(text[lo:start], ascii)
                     ):
                         cues[label] = cues.get(label, 0) + 1
                 elif cat == "target":
@@ -570,26 +614,26 @@ def _read(
                     if label == "air":
                         air_at.append(start)
                 elif cat == "singular":
-                    if _locative_before(text[max(0, start - 40) : start]):
+                    if _locative_before(text[start - 40 if start > 40 else 0 : start], ascii):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_effect":
                     if not (
                         negated(start)
                         if rare
-                        else ("no" in (w := text[start - 60 if start > 60 else 0 : start]) or "No" in w)
-                        and _negated_window(w)
+                        else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
+                        and _negated_window(text[lo:start], ascii)
                     ):
                         effect_at.append((start, (start, end)))
                 elif cat == "weak_terror":
                     if not (
                         negated(start)
                         if rare
-                        else ("no" in (w := text[start - 60 if start > 60 else 0 : start]) or "No" in w)
-                        and _negated_window(w)
+                        else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
+                        and _negated_window(text[lo:start], ascii)
                     ):
                         weak_at.append((start, (start, end)))
                 elif cat == "western":
-                    if _WESTERN_VERB.search(text[max(0, start - 40) : start]):
+                    if _WESTERN_VERB.search(text[start - 40 if start > 40 else 0 : start]):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_suppress":
                     suppress_at.append(start)
