@@ -88,11 +88,15 @@ def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[La
             s, e = spans[0]
             evidence: list[EvidencePayload] = [{"text": text[s:e], "start": s, "end": e}]
         elif n == 2:
-            (s, e), (s2, e2) = spans
+            # (the spans by index: unpacking a list goes through the iterator protocol)
+            s, e = spans[0]
+            s2, e2 = spans[1]
             evidence = [{"text": text[s:e], "start": s, "end": e}, {"text": text[s2:e2], "start": s2, "end": e2}]
         elif n == 3:
             # (read keeps at most three spans per label; no comprehension frame for the common case)
-            (s, e), (s2, e2), (s3, e3) = spans
+            s, e = spans[0]
+            s2, e2 = spans[1]
+            s3, e3 = spans[2]
             evidence = [
                 {"text": text[s:e], "start": s, "end": e},
                 {"text": text[s2:e2], "start": s2, "end": e2},

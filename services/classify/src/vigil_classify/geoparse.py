@@ -82,6 +82,12 @@ _REGION_NEXT = frozenset(",&aA" + "".join(stem[0] + stem[0].upper() for stem in 
 """ASCII characters that can follow leading whitespace in a match."""
 
 
+def _has_region_stem(low: str) -> bool:
+    """``_REGION_STEM.search(low) is not None``: an alternation of plain words matches exactly where
+    one of them occurs (substring tests skip through the text; the regex tries every position)."""
+    return any(stem in low for stem in _REGION_STEMS)
+
+
 def _region_cue(text: str, end: int, ascii: bool = False) -> bool:
     """``_REGION_CUE.match(text, end) is not None``, without the regex when it cannot match.
 
@@ -104,7 +110,7 @@ def _region_cue(text: str, end: int, ascii: bool = False) -> bool:
     colon = text.find(":", end, end + _REGION_SPAN)
     if colon >= 0:
         window = text[end:colon]
-        if (ascii or window.isascii()) and _REGION_STEM.search(window.lower()) is None:
+        if (ascii or window.isascii()) and not _has_region_stem(window.lower()):
             return False
     return _REGION_CUE.match(text, end) is not None
 
@@ -527,7 +533,13 @@ def _merge_neighbourhoods(
     places: list[Place], found: dict[tuple[str, str], _Found], order: list[Any]
 ) -> None:
     """Drop a small "city" lying inside a much larger found city (a district such as a landmark quarter)."""
-    cities = [k for k in order if found[k].kind == "city" and places[found[k].place].latitude is not None]
+    cities: list[Any] = []
+    for k in order:
+        f = found[k]
+        if f.kind == "city" and places[f.place].latitude is not None:
+            cities.append(k)
+    if len(cities) < 2:
+        return  # a city merges only into another one
     for k in list(cities):
         small = places[found[k].place]
         for other in cities:

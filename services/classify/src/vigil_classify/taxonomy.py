@@ -447,9 +447,8 @@ def _credit(table: dict[str, LabelEvidence], label: str, weight: float, span: tu
 def _credit_all(table: dict[str, LabelEvidence], hits: list[tuple[int, str, float, tuple[int, int]]]) -> None:
     """:func:`_credit` of each ``(position, label, weight, span)`` in order, in one loop (the targets
     of an alert: about six calls per alert saved)."""
-    get = table.get
     for _pos, label, weight, span in hits:
-        ev = get(label)
+        ev = table.get(label)
         if ev is None:
             table[label] = _evidence(weight, span)
         else:
@@ -543,7 +542,6 @@ def _read(
     air_at: list[int] = []
     target_at: list[tuple[int, str, float, Span]] = []
     last_cue_end = -1
-    credit = _credit
 
     # ``negated(start)`` is ``_negated_window`` of the 60 characters before ``start`` when they hold
     # "no" or "No" (or, if the text has one of the rarer hints at all, one of those), else False:
@@ -649,13 +647,33 @@ def _read(
     transport = bool(subject_at and effect_at) and not recovered
     # Only whether two cues share a sentence matters, and only for the rules that can fire: number
     # the sentences of their cue positions.
+    # (one add per position: set.update with several iterables is a generic method call)
     positions: set[int] = set()
     if weak_at:
-        positions.update([t[0] for t in weak_at], [t[0] for t in target_at], military_at, crime_at)
+        for pos, _span in weak_at:
+            positions.add(pos)
+        for pos, _label, _weight, _span in target_at:
+            positions.add(pos)
+        for pos in military_at:
+            positions.add(pos)
+        for pos in crime_at:
+            positions.add(pos)
     if transport:
-        positions.update([t[0] for t in subject_at], [t[0] for t in effect_at], suppress_at, air_at)
+        for pos, _span in subject_at:
+            positions.add(pos)
+        for pos, _span in effect_at:
+            positions.add(pos)
+        for pos in suppress_at:
+            positions.add(pos)
+        for pos in air_at:
+            positions.add(pos)
     if suppress_at:
-        positions.update([t[0] for t in target_at], [t[0] for t in effect_at], suppress_at)
+        for pos, _label, _weight, _span in target_at:
+            positions.add(pos)
+        for pos, _span in effect_at:
+            positions.add(pos)
+        for pos in suppress_at:
+            positions.add(pos)
     ids = sentence_ids(text, positions)
     if ids is None:
         # Every position looked up below is the start of a hit: the sentences after the last hit
@@ -665,42 +683,41 @@ def _read(
         starts = sentence_starts(text, last_start + 1)
         bisect_right = bisect.bisect_right
         ids = {pos: bisect_right(starts, pos) - 1 for pos in positions}
-    sentence = ids.__getitem__
 
     if weak_at:
-        target_sent = {sentence(pos) for pos, _label, _weight, _span in target_at}
-        military_sent = {sentence(pos) for pos in military_at}
-        crime_sent = {sentence(pos) for pos in crime_at}
+        target_sent = {ids[pos] for pos, _label, _weight, _span in target_at}
+        military_sent = {ids[pos] for pos in military_at}
+        crime_sent = {ids[pos] for pos in crime_at}
         for pos, span in weak_at:
-            sent = sentence(pos)
+            sent = ids[pos]
             if sent in target_sent and sent not in military_sent and sent not in crime_sent:
-                credit(threats, "terrorism", 1.0, span)
+                _credit(threats, "terrorism", 1.0, span)
     if transport:
         tr_subject: dict[int, list[Span]] = {}
         for pos, span in subject_at:
-            tr_subject.setdefault(sentence(pos), []).append(span)
+            tr_subject.setdefault(ids[pos], []).append(span)
         tr_effect: dict[int, list[Span]] = {}
         for pos, span in effect_at:
-            tr_effect.setdefault(sentence(pos), []).append(span)
-        tr_suppress = {sentence(pos) for pos in suppress_at}
-        air_sent = {sentence(pos) for pos in air_at}
+            tr_effect.setdefault(ids[pos], []).append(span)
+        tr_suppress = {ids[pos] for pos in suppress_at}
+        air_sent = {ids[pos] for pos in air_at}
         for sent, subjects in tr_subject.items():
             effects = tr_effect.get(sent)
             if effects and sent not in tr_suppress:
-                credit(threats, "transport_disruption", 1.0, subjects[0])
-                credit(threats, "transport_disruption", 0.0, effects[0])
+                _credit(threats, "transport_disruption", 1.0, subjects[0])
+                _credit(threats, "transport_disruption", 0.0, effects[0])
                 if sent in air_sent:
                     # "Flights ... cancelled": the airports are hit.
-                    credit(targets, "transport_hubs", 1.0, subjects[0])
+                    _credit(targets, "transport_hubs", 1.0, subjects[0])
     if suppress_at:
-        suppressed = {sentence(pos) for pos in suppress_at}
-        affected = {sentence(pos) for pos, _span in effect_at}
+        suppressed = {ids[pos] for pos in suppress_at}
+        affected = {ids[pos] for pos, _span in effect_at}
         for pos, label, weight, span in target_at:
             # "flights from the airport remain available", "schools have reopened": not a target.
-            sent = sentence(pos)
+            sent = ids[pos]
             if sent in suppressed and sent not in affected:
                 continue
-            credit(targets, label, weight, span)
+            _credit(targets, label, weight, span)
     else:
         _credit_all(targets, target_at)
     return Reading(threats, targets, cues, routine)
