@@ -404,7 +404,7 @@ def location_data_from_raw(
             continue
         if p.kind == "country" and p.country_code == "US" and _US_GOV_AFTER.match(text, end):
             continue
-        if text.startswith(" Day", end):
+        if text[end : end + 4] == " Day":  # text.startswith(" Day", end), without a generic call
             # a holiday ("Victoria Day", "Quebec Day"), not a place
             continue
         conf = 0.6 + (4.0 if margin > 4.0 else margin) * 0.08  # min(margin, 4.0)

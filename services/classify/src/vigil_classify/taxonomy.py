@@ -489,7 +489,7 @@ def read(text: str, hits: list[Hit]) -> Reading:
             tables.append([])
         tables[-1].append((start, start - end - 2, entries))
         last_end = end
-    return _read(text, tables, ())
+    return _read(text, tables, [])
 
 
 def read_found(text: str, found: list[tuple[int, tuple[int, Any, Any, Any]]]) -> Reading:
@@ -518,7 +518,7 @@ Span = tuple[int, int]
 def _read(
     text: str,
     tables: Sequence[list[tuple[int, int, tuple[Entry, ...]]]],
-    cue_table: list[tuple[int, int, tuple[Entry, ...]]] | tuple[()],
+    cue_table: list[tuple[int, int, tuple[Entry, ...]]],
 ) -> Reading:
     """:func:`read` over tables of raw hits ``(start, -length, entries)``, each sorted; overlapping
     hits of a table are resolved leftmost-longest as :func:`_greedy` does. ``cue_table`` is one more
