@@ -124,3 +124,19 @@ def test_evidence_and_reading_keep_their_dataclass_behaviour() -> None:
     found = geoparse._Found(3, "Lima", "city", 0.7)
     assert (found.place, found.name, found.kind, found.confidence, found.evidence) == (3, "Lima", "city", 0.7, [])
     assert geoparse._Found(1, "a", "city", 0.5).evidence is not geoparse._Found(1, "a", "city", 0.5).evidence
+
+
+def test_locative_search_from_the_floor_is_the_full_search() -> None:
+    rnd = random.Random(28)
+    pieces = (
+        "at", "near", "on", "in front of", "attack on", "area around", "vicinity of", "surrounding", "the",
+        "The", "U.S.", "Embassy", "Main", "St.", "x_y", "2", "²", "ſ", "\u212a", "İ", "ı", " ", "  ", "\n", "\t",
+        ",", ":", "-", "'", "’", "(", ")", "é", "Ωmega", ".",
+    )  # fmt: skip
+    for _ in range(30_000):
+        window = "".join(rnd.choice(pieces) + rnd.choice(("", " ")) for _ in range(rnd.randint(0, 9)))
+        floor = taxonomy._locative_floor(window)
+        ref = taxonomy._LOCATIVE.search(window)
+        got = taxonomy._LOCATIVE.search(window, floor)
+        assert (got and got.span()) == (ref and ref.span()), window
+        assert taxonomy._locative_before(window) == (ref is not None), window

@@ -229,7 +229,23 @@ def _locative_before(window: str, ascii: bool = False) -> bool:
     ASCII text), which spares the test."""
     if (ascii or window.isascii()) and not _has_word(_padded_words(window), _LOCATIVE_KEYS):
         return False
-    return _LOCATIVE.search(window) is not None
+    return _LOCATIVE.search(window, _locative_floor(window)) is not None
+
+
+def _locative_floor(window: str) -> int:
+    """The earliest offset a :data:`_LOCATIVE` match can start at in ``window``: just after its last
+    character that no match can hold. A match runs to the end of the window (``$``, or the final
+    newline before it) through word characters (the alternatives, ``the``, ``[A-Z]`` folded,
+    ``[\\w.]``), ``.`` and whitespace only; searching from there finds the same match (``\\b`` still
+    sees the character before) without the regex trying, and backtracking at, every earlier
+    position."""
+    i = len(window) - 1
+    while i >= 0:
+        ch = window[i]
+        if not (ch.isalnum() or ch == "_" or ch == "." or ch.isspace()):
+            break
+        i -= 1
+    return i + 1
 
 
 _WESTERN_VERB = re.compile(
