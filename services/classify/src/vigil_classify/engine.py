@@ -6,7 +6,7 @@ Deterministic and offline: the same inputs always give the same output. Evidence
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TypedDict, cast
 
 from vigil_shared.events import (
     Certainty,
@@ -27,6 +27,10 @@ from vigil_classify.textnorm import padded
 CLASSIFIER_VERSION = f"rules-1.0+tax{TAXONOMY_VERSION}+gaz{gazetteer_mod.GAZETTEER_VERSION}"
 
 _THRESHOLD = 1.0
+
+_AutomatonHit = tuple[int, tuple[int, FlatCandidates | None, tuple[Entry, ...] | None, tuple[Entry, ...] | None]]
+"""What the gazetteer's automaton (loaded with the taxonomy's phrases) yields per hit: the end offset
+and the key's value ``(length, place candidates, label entries, severity-cue entries)``."""
 
 
 class LabelPayload(TypedDict):
@@ -57,8 +61,9 @@ def _confidence(score: float, routine: int) -> float:
     return round(max(0.05, min(0.99, conf)), 3)
 
 
-_CONF: dict[tuple[float, int], float] = {}
-"""Memo of :func:`_confidence` (``round`` is the dear part; scores are sums of a few weights)."""
+_CONF: tuple[dict[float, float], ...] = ({}, {}, {}, {})
+"""Memo of :func:`_confidence` by ``min(routine, 3)`` (all it depends on) and score (``round`` is the
+dear part; scores are sums of a few weights): a float key instead of a (score, routine) tuple."""
 
 
 def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[LabelPayload]:
@@ -68,22 +73,30 @@ def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[La
         score = ev.score
         if score < _THRESHOLD:
             continue
-        conf = _CONF.get((score, routine))
-        if conf is None:
-            if len(_CONF) > 4096:
-                _CONF.clear()
-            conf = _CONF[(score, routine)] = _confidence(score, routine)
+        if routine >= 0:
+            memo = _CONF[routine if routine < 3 else 3]
+            conf = memo.get(score)
+            if conf is None:
+                if len(memo) > 4096:
+                    memo.clear()
+                conf = memo[score] = _confidence(score, routine)
+        else:
+            conf = _confidence(score, routine)
         spans = ev.spans
         n = len(spans)
         if n == 1:
             s, e = spans[0]
             evidence: list[EvidencePayload] = [{"text": text[s:e], "start": s, "end": e}]
         elif n == 2:
-            (s, e), (s2, e2) = spans
+            # (the spans by index: unpacking a list goes through the iterator protocol)
+            s, e = spans[0]
+            s2, e2 = spans[1]
             evidence = [{"text": text[s:e], "start": s, "end": e}, {"text": text[s2:e2], "start": s2, "end": e2}]
         elif n == 3:
             # (read keeps at most three spans per label; no comprehension frame for the common case)
-            (s, e), (s2, e2), (s3, e3) = spans
+            s, e = spans[0]
+            s2, e2 = spans[1]
+            s3, e3 = spans[2]
             evidence = [
                 {"text": text[s:e], "start": s, "end": e},
                 {"text": text[s2:e2], "start": s2, "end": e2},
@@ -163,7 +176,11 @@ class Classifier:
             place_hits: list[tuple[int, int, FlatCandidates]] = []
             label_hits: list[tuple[int, int, tuple[Entry, ...]]] = []
             cue_hits: list[tuple[int, int, tuple[Entry, ...]]] = []
-            for end, (n, cands, labels, cues) in self.gazetteer.automaton.iter(norm):
+            for hit in self.gazetteer.automaton.iter(norm):
+                # The automaton is untyped: a cast to the hit's shape lets the compiled build read
+                # the two tuples by index (one type check each) instead of unpacking them through
+                # the iterator protocol, and do the arithmetic on native ints.
+                end, (n, cands, labels, cues) = cast(_AutomatonHit, hit)
                 start = end - n + 1
                 if cands is not None:
                     place_hits.append((start, -n, cands))

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple, TypedDict
 
 from vigil_shared.events import Location
 
 from vigil_classify.gazetteer import FlatCandidates, Gazetteer, Place, candidate_pairs, common_words, prior
-from vigil_classify.textnorm import normalise
+from vigil_classify.textnorm import normalise, sort_hits
 
 
 class EvidencePayload(TypedDict):
@@ -82,7 +82,13 @@ _REGION_NEXT = frozenset(",&aA" + "".join(stem[0] + stem[0].upper() for stem in 
 """ASCII characters that can follow leading whitespace in a match."""
 
 
-def _region_cue(text: str, end: int) -> bool:
+def _has_region_stem(low: str) -> bool:
+    """``_REGION_STEM.search(low) is not None``: an alternation of plain words matches exactly where
+    one of them occurs (substring tests skip through the text; the regex tries every position)."""
+    return any(stem in low for stem in _REGION_STEMS)
+
+
+def _region_cue(text: str, end: int, ascii: bool = False) -> bool:
     """``_REGION_CUE.match(text, end) is not None``, without the regex when it cannot match.
 
     The regex is ``(\\s*(,|and|&)\\s*...)*\\s+WORD\\b``: a match starts with whitespace, ``,``, ``&`` or
@@ -91,19 +97,20 @@ def _region_cue(text: str, end: int) -> bool:
     and ``-``, so it ends before the next ``:``; and in ASCII text ``re.IGNORECASE`` folds exactly
     ``A-Z`` to ``a-z``, so its region word shows up, lower-cased, in ``text[end:colon].lower()`` and
     starts with one of :data:`_REGION_STEMS`. Otherwise the (backtracking) regex is skipped.
+    ``ascii=True`` says ``text`` is known to be ASCII (it spares the tests of its slices).
     """
     c = text[end : end + 1]
     if c not in ",&":
         if c.isspace():
             d = text[end : end + 16].lstrip()[:1]
-            if d and d.isascii() and d not in _REGION_NEXT:
+            if d and (ascii or d.isascii()) and d not in _REGION_NEXT:
                 return False
-        elif c.isascii() and c not in "aA":
+        elif (ascii or c.isascii()) and c not in "aA":
             return False
     colon = text.find(":", end, end + _REGION_SPAN)
     if colon >= 0:
         window = text[end:colon]
-        if window.isascii() and _REGION_STEM.search(window.lower()) is None:
+        if (ascii or window.isascii()) and not _has_region_stem(window.lower()):
             return False
     return _REGION_CUE.match(text, end) is not None
 
@@ -123,6 +130,13 @@ _ORIGIN_BEFORE = re.compile(
 _FEATURE_BEFORE = re.compile(r"\b(?:Mount|Mt\.?|Lake|Lac|Rio|River|Cape|Gulf of|Sea of)\s+$")
 _FEATURE_WORDS = ("Mount", "Mt", "Mt.", "Lake", "Lac", "Rio", "River", "Cape", "Gulf of", "Sea of")
 """What :data:`_FEATURE_BEFORE` needs right before the trailing space (a cheap pre-check)."""
+_FEATURE_TAILS = frozenset(word[-2:] for word in _FEATURE_WORDS)
+"""The last two characters of each of :data:`_FEATURE_WORDS` (each has two or more)."""
+
+
+def _ends_with_feature_word(text: str) -> bool:
+    """``text.endswith(_FEATURE_WORDS)``, with one set lookup of its last two characters first."""
+    return text[-2:] in _FEATURE_TAILS and text.endswith(_FEATURE_WORDS)
 _FEATURE_AFTER_WORDS = (
     "volcano|volcanic|eruption|river|lake|glacier|mountain|range|strait|avenue|street|road|boulevard|"
     r"square|st\.?|ave\.?|rd\.?|highway|bridge|park|university|stadium|hotel|mall"
@@ -130,14 +144,18 @@ _FEATURE_AFTER_WORDS = (
 _FEATURE_AFTER = re.compile(r"^\s+(?:" + _FEATURE_AFTER_WORDS + r")\b", re.IGNORECASE)
 _FEATURE_PREFIXES = tuple(word.removesuffix(r"\.?") for word in _FEATURE_AFTER_WORDS.split("|"))
 """The letters each word :data:`_FEATURE_AFTER` looks for starts with."""
+_FEATURE_PREFIX_HEADS = frozenset(prefix[:2] for prefix in _FEATURE_PREFIXES)
 
 
-def _feature_after(after: str) -> bool:
+def _feature_after(after: str, ascii: bool = False) -> bool:
     """``_FEATURE_AFTER.match(after) is not None``; the regex is skipped when ``after`` is ASCII (where
     ``re.IGNORECASE`` folds exactly ``A-Z`` to ``a-z``) and no feature word follows the leading
-    whitespace."""
-    if after.isascii() and not after.lstrip().lower().startswith(_FEATURE_PREFIXES):
-        return False
+    whitespace. ``ascii=True``: ``after`` is known to be ASCII."""
+    if ascii or after.isascii():
+        head = after.lstrip().lower()
+        # (every prefix has two characters or more: its first two are a cheap first test)
+        if head[:2] not in _FEATURE_PREFIX_HEADS or not head.startswith(_FEATURE_PREFIXES):
+            return False
     return _FEATURE_AFTER.match(after) is not None
 _NATURAL_AFTER = re.compile(r"^\s+(?:volcano|volcanic|eruption|river|lake|glacier)\b", re.IGNORECASE)
 _US_GOV_AFTER = re.compile(
@@ -161,13 +179,24 @@ _ISSUER_SEAT = re.compile(
 )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Found:
     place: int
     name: str
     kind: str
     confidence: float
-    evidence: list[EvidencePayload] = field(default_factory=list)
+    evidence: list[EvidencePayload]
+
+    def __init__(
+        self, place: int, name: str, kind: str, confidence: float, evidence: list[EvidencePayload] | None = None
+    ) -> None:
+        # Written out (init=False): the compiled build constructs the object natively instead of
+        # calling the dataclass's generated (interpreted) __init__ with an argument tuple.
+        self.place = place
+        self.name = name
+        self.kind = kind
+        self.confidence = confidence
+        self.evidence = [] if evidence is None else evidence
 
 
 def _issuer_spans(text: str, issuer: str | None) -> list[tuple[int, int]]:
@@ -282,8 +311,11 @@ def location_data_from_raw(
     places = gaz.places
     # padded coordinates: key spans [end_idx-length+1, end_idx]; core word = +1 .. -1; minus pad.
     # (start, -length) sorts leftmost-longest first; equal pairs are the same key.
-    raw.sort()
+    sort_hits(raw)
     common = common_words()
+    # An ASCII text spares the ASCII tests of its slices; a character of it is upper-case exactly
+    # when it is one of A-Z.
+    ascii = text.isascii()
     mentions: list[tuple[int, int, FlatCandidates]] = []
     features: set[str] = set()
     last_end = -1
@@ -291,14 +323,14 @@ def location_data_from_raw(
         if start < last_end:
             continue
         end = start - neg_len - 2
-        if not text[start].isupper():
+        if not (65 <= ord(text[start]) <= 90 if ascii else text[start].isupper()):
             continue
         before = text[start - 60 if start > 60 else 0 : start]  # (no max() call per hit)
         tail = before[-5:]
         feature_before = (
             (" " in tail or "." in tail)
             and before[-1:].isspace()
-            and before.rstrip().endswith(_FEATURE_WORDS)
+            and _ends_with_feature_word(before.rstrip())
             and _FEATURE_BEFORE.search(before) is not None
         )
         if feature_before:
@@ -312,10 +344,10 @@ def location_data_from_raw(
             continue
         if text[end : end + 1] == " ":
             after = text[end : end + 40]
-            if _feature_after(after):
+            if _feature_after(after, ascii):
                 if _NATURAL_AFTER.match(after) or (
                     before[-1:].isspace()
-                    and before.rstrip().endswith(_FEATURE_WORDS)
+                    and _ends_with_feature_word(before.rstrip())
                     and _FEATURE_BEFORE.search(before)
                 ):
                     features.add(text[start:end])
@@ -362,7 +394,7 @@ def location_data_from_raw(
         else:
             # The region cue (a regex behind pre-checks) matters only for a region candidate or a
             # city winner: evaluated for those alone (it has no side effects).
-            region_cue = _region_cue(text, end) if info.regional else None
+            region_cue = _region_cue(text, end, ascii) if info.regional else None
             best, margin = _resolve(scored, context, region_cue)
         p = places[best]
         if is_common and not (
@@ -372,7 +404,7 @@ def location_data_from_raw(
             continue
         if p.kind == "country" and p.country_code == "US" and _US_GOV_AFTER.match(text, end):
             continue
-        if text.startswith(" Day", end):
+        if text[end : end + 4] == " Day":  # text.startswith(" Day", end), without a generic call
             # a holiday ("Victoria Day", "Quebec Day"), not a place
             continue
         conf = 0.6 + (4.0 if margin > 4.0 else margin) * 0.08  # min(margin, 4.0)
@@ -381,7 +413,7 @@ def location_data_from_raw(
         kind = p.kind
         if kind == "city":
             if region_cue is None:
-                region_cue = _region_cue(text, end)
+                region_cue = _region_cue(text, end, ascii)
             if region_cue:
                 kind = "region"
         if kind == "city":
@@ -501,7 +533,13 @@ def _merge_neighbourhoods(
     places: list[Place], found: dict[tuple[str, str], _Found], order: list[Any]
 ) -> None:
     """Drop a small "city" lying inside a much larger found city (a district such as a landmark quarter)."""
-    cities = [k for k in order if found[k].kind == "city" and places[found[k].place].latitude is not None]
+    cities: list[Any] = []
+    for k in order:
+        f = found[k]
+        if f.kind == "city" and places[f.place].latitude is not None:
+            cities.append(k)
+    if len(cities) < 2:
+        return  # a city merges only into another one
     for k in list(cities):
         small = places[found[k].place]
         for other in cities:

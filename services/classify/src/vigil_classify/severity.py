@@ -253,6 +253,22 @@ def _cap(rank: int) -> Severity:
 
 def urgency(threats: Collection[str], cues: Mapping[str, int]) -> Urgency:
     """CAP urgency from the threat types and the counts of ``urg:*`` cues (see module docstring)."""
+    return _urgency(_as_list(threats), _as_dict(cues))
+
+
+def _as_list(threats: Collection[str]) -> list[str]:
+    return threats if isinstance(threats, list) else list(threats)
+
+
+def _as_dict(cues: Mapping[str, int]) -> dict[str, int]:
+    return cues if isinstance(cues, dict) else dict(cues)
+
+
+# The rules below take a list and a dict (what the classifier has): the compiled build then looks
+# the cues up and tests the types with dict and list operations instead of generic method calls.
+
+
+def _urgency(threats: list[str], cues: dict[str, int]) -> Urgency:
     if not threats:
         return "Unknown"
     past = cues.get("urg:Past", 0)
@@ -277,6 +293,10 @@ def severity(
     threats: Collection[str], cues: Mapping[str, int], text: str, urgency_value: Urgency
 ) -> Severity:
     """CAP severity from the threat types, cue counts and magnitudes (see module docstring)."""
+    return _severity(_as_list(threats), _as_dict(cues), text, urgency_value)
+
+
+def _severity(threats: list[str], cues: dict[str, int], text: str, urgency_value: Urgency) -> Severity:
     if not threats:
         return "Unknown"
     # Crime is petty (Minor) with a petty cue, unless kidnapping or terrorism is among the types.
@@ -310,6 +330,10 @@ def severity(
 
 def certainty(threats: Collection[str], cues: Mapping[str, int], urgency_value: Urgency) -> Certainty:
     """CAP certainty (see module docstring)."""
+    return _certainty(_as_list(threats), _as_dict(cues), urgency_value)
+
+
+def _certainty(threats: list[str], cues: dict[str, int], urgency_value: Urgency) -> Certainty:
     if not threats:
         return "Unknown"
     possible = cues.get("cert:Possible", 0)
@@ -333,7 +357,9 @@ def assess(
     cap_certainty: Certainty | None = None,
 ) -> tuple[Urgency, Severity, Certainty]:
     """Urgency, severity and certainty; a source-supplied CAP value wins over the text's."""
-    urg = cap_urgency or urgency(threats, cues)
-    sev = cap_severity or severity(threats, cues, text, urg)
-    cert = cap_certainty or certainty(threats, cues, urg)
+    types = _as_list(threats)
+    counts = _as_dict(cues)
+    urg = cap_urgency or _urgency(types, counts)
+    sev = cap_severity or _severity(types, counts, text, urg)
+    cert = cap_certainty or _certainty(types, counts, urg)
     return urg, sev, cert

@@ -21,14 +21,14 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ahocorasick
 
 from vigil_classify import severity as sev
 from vigil_classify import taxonomy_data as data
-from vigil_classify.textnorm import _ASCII_MAP
+from vigil_classify.textnorm import _ASCII_MAP, sort_hits
 from vigil_classify.textnorm import key as norm_key
 
 Entry = tuple[str, str, float]
@@ -205,12 +205,47 @@ def _ascii_words(text: str) -> list[bytes]:
     return text.encode("ascii").translate(_ASCII_MAP).split()
 
 
-def _locative_before(window: str) -> bool:
+def _padded_words(text: str) -> str:
+    """The ASCII ``text`` lower-cased with every character other than a letter or digit made a space,
+    padded with a space on each side: a word ``w`` is one of :func:`_ascii_words` exactly when
+    ``f" {w} "`` occurs in it (a str: ``in`` on bytes first tries the needle as an int)."""
+    return f" {text.encode('ascii').translate(_ASCII_MAP).decode('ascii')} "
+
+
+def _has_word(padded_words: str, keys: tuple[str, ...]) -> bool:
+    """Whether one of ``keys`` (padded words, see :func:`_padded_words`) occurs in ``padded_words``:
+    ``not words.isdisjoint(_ascii_words(text))`` with substring tests instead of a list of word
+    objects and a hash of each."""
+    return any(k in padded_words for k in keys)
+
+
+_NEGATOR_FIRST_KEYS = tuple(f" {w.decode('ascii')} " for w in sorted(_NEGATOR_FIRST_WORDS))
+_LOCATIVE_KEYS = tuple(f" {w.decode('ascii')} " for w in sorted(_LOCATIVE_WORDS))
+
+
+def _locative_before(window: str, ascii: bool = False) -> bool:
     """``_LOCATIVE.search(window) is not None``, skipping the regex for an ASCII window without one of
-    :data:`_LOCATIVE_WORDS`."""
-    if window.isascii() and _LOCATIVE_WORDS.isdisjoint(_ascii_words(window)):
+    :data:`_LOCATIVE_WORDS`. ``ascii=True`` says the window is known to be ASCII (a slice of an
+    ASCII text), which spares the test."""
+    if (ascii or window.isascii()) and not _has_word(_padded_words(window), _LOCATIVE_KEYS):
         return False
-    return _LOCATIVE.search(window) is not None
+    return _LOCATIVE.search(window, _locative_floor(window)) is not None
+
+
+def _locative_floor(window: str) -> int:
+    """The earliest offset a :data:`_LOCATIVE` match can start at in ``window``: just after its last
+    character that no match can hold. A match runs to the end of the window (``$``, or the final
+    newline before it) through word characters (the alternatives, ``the``, ``[A-Z]`` folded,
+    ``[\\w.]``), ``.`` and whitespace only; searching from there finds the same match (``\\b`` still
+    sees the character before) without the regex trying, and backtracking at, every earlier
+    position."""
+    i = len(window) - 1
+    while i >= 0:
+        ch = window[i]
+        if not (ch.isalnum() or ch == "_" or ch == "." or ch.isspace()):
+            break
+        i -= 1
+    return i + 1
 
 
 _WESTERN_VERB = re.compile(
@@ -341,9 +376,10 @@ def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _clause_cut(window: str) -> int:
-    """End of the last :data:`_CLAUSE_BREAK` match in ``window`` (0 if none), with ``str.rfind``."""
-    if not window.isascii():
+def _clause_cut(window: str, ascii: bool = False) -> int:
+    """End of the last :data:`_CLAUSE_BREAK` match in ``window`` (0 if none), with ``str.rfind``
+    (``ascii=True``: the window is known to be ASCII)."""
+    if not (ascii or window.isascii()):
         cut = 0
         for m in _CLAUSE_BREAK.finditer(window):
             cut = m.end()
@@ -366,14 +402,16 @@ def _clause_cut(window: str) -> int:
     return cut
 
 
-def _negated_window(window: str) -> bool:
+def _negated_window(window: str, ascii: bool = False) -> bool:
+    """Whether a negator ends ``window`` within its last clause (``ascii=True``: the window is known
+    to be ASCII, e.g. a slice of an ASCII text; the result is the same either way)."""
     # The clause starts after a break character or a whole word, so its words are words of the
     # window: without a first word of a negator in the window there is none in the clause either.
-    if window.isascii():
-        if _NEGATOR_FIRST_WORDS.isdisjoint(_ascii_words(window)):
+    if ascii or window.isascii():
+        if not _has_word(_padded_words(window), _NEGATOR_FIRST_KEYS):
             return False
-        clause = window[_clause_cut(window) :]
-        if _NEGATOR_FIRST_WORDS.isdisjoint(_ascii_words(clause)):
+        clause = window[_clause_cut(window, True) :]
+        if not _has_word(_padded_words(clause), _NEGATOR_FIRST_KEYS):
             return False
     else:
         clause = window[_clause_cut(window) :]
@@ -390,22 +428,25 @@ def _negated(text: str, start: int) -> bool:
     return _Negation(text)(start)
 
 
-@dataclass(slots=True)
+# The dataclasses below write their ``__init__`` themselves (``init=False``): the compiled build then
+# constructs them natively, where the one the dataclass decorator generates is interpreted Python,
+# called with an argument tuple and a keyword dict (a few µs per object); equality and repr are still
+# the dataclass's.
+
+
+@dataclass(slots=True, init=False)
 class LabelEvidence:
-    score: float = 0.0
-    spans: list[tuple[int, int]] = field(default_factory=list)
+    score: float
+    spans: list[tuple[int, int]]
 
-
-_new_evidence = LabelEvidence.__new__
+    def __init__(self, score: float = 0.0, spans: list[tuple[int, int]] | None = None) -> None:
+        self.score = score
+        self.spans = [] if spans is None else spans
 
 
 def _evidence(weight: float, span: tuple[int, int]) -> LabelEvidence:
-    """``LabelEvidence()`` credited once: ``score`` 0.0 + ``weight``, one span. Made without the
-    dataclass's Python ``__init__`` (a label's first credit happens ~6 times per alert)."""
-    ev = _new_evidence(LabelEvidence)
-    ev.score = 0.0 + weight
-    ev.spans = [span]
-    return ev
+    """``LabelEvidence()`` credited once: ``score`` 0.0 + ``weight``, one span."""
+    return LabelEvidence(0.0 + weight, [span])
 
 
 def _credit(table: dict[str, LabelEvidence], label: str, weight: float, span: tuple[int, int]) -> None:
@@ -422,9 +463,8 @@ def _credit(table: dict[str, LabelEvidence], label: str, weight: float, span: tu
 def _credit_all(table: dict[str, LabelEvidence], hits: list[tuple[int, str, float, tuple[int, int]]]) -> None:
     """:func:`_credit` of each ``(position, label, weight, span)`` in order, in one loop (the targets
     of an alert: about six calls per alert saved)."""
-    get = table.get
     for _pos, label, weight, span in hits:
-        ev = get(label)
+        ev = table.get(label)
         if ev is None:
             table[label] = _evidence(weight, span)
         else:
@@ -433,13 +473,25 @@ def _credit_all(table: dict[str, LabelEvidence], hits: list[tuple[int, str, floa
                 ev.spans.append(span)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Reading:
     threats: dict[str, LabelEvidence]
     targets: dict[str, LabelEvidence]
     cues: dict[str, int]
     """Counts of the severity cues that occur (a missing cue occurred 0 times)."""
     routine: int
+
+    def __init__(
+        self,
+        threats: dict[str, LabelEvidence],
+        targets: dict[str, LabelEvidence],
+        cues: dict[str, int],
+        routine: int,
+    ) -> None:
+        self.threats = threats
+        self.targets = targets
+        self.cues = cues
+        self.routine = routine
 
 
 def read(text: str, hits: list[Hit]) -> Reading:
@@ -453,7 +505,7 @@ def read(text: str, hits: list[Hit]) -> Reading:
             tables.append([])
         tables[-1].append((start, start - end - 2, entries))
         last_end = end
-    return _read(text, tables, ())
+    return _read(text, tables, [])
 
 
 def read_found(text: str, found: list[tuple[int, tuple[int, Any, Any, Any]]]) -> Reading:
@@ -471,8 +523,8 @@ def read_raw(
 ) -> Reading:
     """:func:`read_found` from the raw hits ``(start, -length, entries)`` of each table, as
     :func:`read_found` makes them, in any order (both lists are sorted in place)."""
-    labels.sort()
-    cues.sort()
+    sort_hits(labels)
+    sort_hits(cues)
     return _read(text, (labels,), cues)
 
 
@@ -482,7 +534,7 @@ Span = tuple[int, int]
 def _read(
     text: str,
     tables: Sequence[list[tuple[int, int, tuple[Entry, ...]]]],
-    cue_table: list[tuple[int, int, tuple[Entry, ...]]] | tuple[()],
+    cue_table: list[tuple[int, int, tuple[Entry, ...]]],
 ) -> Reading:
     """:func:`read` over tables of raw hits ``(start, -length, entries)``, each sorted; overlapping
     hits of a table are resolved leftmost-longest as :func:`_greedy` does. ``cue_table`` is one more
@@ -506,12 +558,14 @@ def _read(
     air_at: list[int] = []
     target_at: list[tuple[int, str, float, Span]] = []
     last_cue_end = -1
-    credit = _credit
 
     # ``negated(start)`` is ``_negated_window`` of the 60 characters before ``start`` when they hold
     # "no" or "No" (or, if the text has one of the rarer hints at all, one of those), else False:
-    # without a rarer hint in the text, that test and the window check are inlined below.
+    # without a rarer hint in the text, that test and the window check are inlined below. "no" in
+    # ``text[lo:start]`` is ``text.find("no", lo, start) >= 0``: the window is sliced only when it
+    # holds a hint (and is then known to be ASCII when the text is).
     rare = negated.rare
+    ascii = text.isascii()
     for start, neg_len, entries in cue_table:
         if start < last_cue_end:
             continue  # overlaps the cue kept before it (leftmost-longest, as _greedy)
@@ -519,7 +573,10 @@ def _read(
         lo = start - 60 if start > 60 else 0
         for _cat, label, _weight in entries:
             if label == "urg:Past" or not (
-                negated(start) if rare else ("no" in (w := text[lo:start]) or "No" in w) and _negated_window(w)
+                negated(start)
+                if rare
+                else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
+                and _negated_window(text[lo:start], ascii)
             ):
                 cues[label] = cues.get(label, 0) + 1
     for table in tables:
@@ -528,6 +585,7 @@ def _read(
             if start < last_end:
                 continue  # overlaps the hit kept before it (leftmost-longest, as _greedy)
             last_end = end = start - neg_len - 2
+            lo = start - 60 if start > 60 else 0
             # Categories by frequency (about 9 threat, 7 severity-cue, 4 target, 1 routine and 1
             # transport subject entries per ~1 KB alert); they exclude one another, so the order
             # changes nothing else.
@@ -536,10 +594,10 @@ def _read(
                     if rare:
                         if negated(start):
                             continue
-                    else:
-                        w = text[start - 60 if start > 60 else 0 : start]
-                        if ("no" in w or "No" in w) and _negated_window(w):
-                            continue
+                    elif (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0) and _negated_window(
+                        text[lo:start], ascii
+                    ):
+                        continue
                     # credit(threats, label, weight, (start, end)), inlined (the most frequent call)
                     ev = threats.get(label)
                     if ev is None:
@@ -557,8 +615,8 @@ def _read(
                     if label == "urg:Past" or not (
                         negated(start)
                         if rare
-                        else ("no" in (w := text[start - 60 if start > 60 else 0 : start]) or "No" in w)
-                        and _negated_window(w)
+                        else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
+                        and _negated_window(text[lo:start], ascii)
                     ):
                         cues[label] = cues.get(label, 0) + 1
                 elif cat == "target":
@@ -570,26 +628,26 @@ def _read(
                     if label == "air":
                         air_at.append(start)
                 elif cat == "singular":
-                    if _locative_before(text[max(0, start - 40) : start]):
+                    if _locative_before(text[start - 40 if start > 40 else 0 : start], ascii):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_effect":
                     if not (
                         negated(start)
                         if rare
-                        else ("no" in (w := text[start - 60 if start > 60 else 0 : start]) or "No" in w)
-                        and _negated_window(w)
+                        else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
+                        and _negated_window(text[lo:start], ascii)
                     ):
                         effect_at.append((start, (start, end)))
                 elif cat == "weak_terror":
                     if not (
                         negated(start)
                         if rare
-                        else ("no" in (w := text[start - 60 if start > 60 else 0 : start]) or "No" in w)
-                        and _negated_window(w)
+                        else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
+                        and _negated_window(text[lo:start], ascii)
                     ):
                         weak_at.append((start, (start, end)))
                 elif cat == "western":
-                    if _WESTERN_VERB.search(text[max(0, start - 40) : start]):
+                    if _WESTERN_VERB.search(text[start - 40 if start > 40 else 0 : start]):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_suppress":
                     suppress_at.append(start)
@@ -605,13 +663,33 @@ def _read(
     transport = bool(subject_at and effect_at) and not recovered
     # Only whether two cues share a sentence matters, and only for the rules that can fire: number
     # the sentences of their cue positions.
+    # (one add per position: set.update with several iterables is a generic method call)
     positions: set[int] = set()
     if weak_at:
-        positions.update([t[0] for t in weak_at], [t[0] for t in target_at], military_at, crime_at)
+        for pos, _span in weak_at:
+            positions.add(pos)
+        for pos, _label, _weight, _span in target_at:
+            positions.add(pos)
+        for pos in military_at:
+            positions.add(pos)
+        for pos in crime_at:
+            positions.add(pos)
     if transport:
-        positions.update([t[0] for t in subject_at], [t[0] for t in effect_at], suppress_at, air_at)
+        for pos, _span in subject_at:
+            positions.add(pos)
+        for pos, _span in effect_at:
+            positions.add(pos)
+        for pos in suppress_at:
+            positions.add(pos)
+        for pos in air_at:
+            positions.add(pos)
     if suppress_at:
-        positions.update([t[0] for t in target_at], [t[0] for t in effect_at], suppress_at)
+        for pos, _label, _weight, _span in target_at:
+            positions.add(pos)
+        for pos, _span in effect_at:
+            positions.add(pos)
+        for pos in suppress_at:
+            positions.add(pos)
     ids = sentence_ids(text, positions)
     if ids is None:
         # Every position looked up below is the start of a hit: the sentences after the last hit
@@ -621,42 +699,41 @@ def _read(
         starts = sentence_starts(text, last_start + 1)
         bisect_right = bisect.bisect_right
         ids = {pos: bisect_right(starts, pos) - 1 for pos in positions}
-    sentence = ids.__getitem__
 
     if weak_at:
-        target_sent = {sentence(pos) for pos, _label, _weight, _span in target_at}
-        military_sent = {sentence(pos) for pos in military_at}
-        crime_sent = {sentence(pos) for pos in crime_at}
+        target_sent = {ids[pos] for pos, _label, _weight, _span in target_at}
+        military_sent = {ids[pos] for pos in military_at}
+        crime_sent = {ids[pos] for pos in crime_at}
         for pos, span in weak_at:
-            sent = sentence(pos)
+            sent = ids[pos]
             if sent in target_sent and sent not in military_sent and sent not in crime_sent:
-                credit(threats, "terrorism", 1.0, span)
+                _credit(threats, "terrorism", 1.0, span)
     if transport:
         tr_subject: dict[int, list[Span]] = {}
         for pos, span in subject_at:
-            tr_subject.setdefault(sentence(pos), []).append(span)
+            tr_subject.setdefault(ids[pos], []).append(span)
         tr_effect: dict[int, list[Span]] = {}
         for pos, span in effect_at:
-            tr_effect.setdefault(sentence(pos), []).append(span)
-        tr_suppress = {sentence(pos) for pos in suppress_at}
-        air_sent = {sentence(pos) for pos in air_at}
+            tr_effect.setdefault(ids[pos], []).append(span)
+        tr_suppress = {ids[pos] for pos in suppress_at}
+        air_sent = {ids[pos] for pos in air_at}
         for sent, subjects in tr_subject.items():
             effects = tr_effect.get(sent)
             if effects and sent not in tr_suppress:
-                credit(threats, "transport_disruption", 1.0, subjects[0])
-                credit(threats, "transport_disruption", 0.0, effects[0])
+                _credit(threats, "transport_disruption", 1.0, subjects[0])
+                _credit(threats, "transport_disruption", 0.0, effects[0])
                 if sent in air_sent:
                     # "Flights ... cancelled": the airports are hit.
-                    credit(targets, "transport_hubs", 1.0, subjects[0])
+                    _credit(targets, "transport_hubs", 1.0, subjects[0])
     if suppress_at:
-        suppressed = {sentence(pos) for pos in suppress_at}
-        affected = {sentence(pos) for pos, _span in effect_at}
+        suppressed = {ids[pos] for pos in suppress_at}
+        affected = {ids[pos] for pos, _span in effect_at}
         for pos, label, weight, span in target_at:
             # "flights from the airport remain available", "schools have reopened": not a target.
-            sent = sentence(pos)
+            sent = ids[pos]
             if sent in suppressed and sent not in affected:
                 continue
-            credit(targets, label, weight, span)
+            _credit(targets, label, weight, span)
     else:
         _credit_all(targets, target_at)
     return Reading(threats, targets, cues, routine)
