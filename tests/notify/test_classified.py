@@ -9,13 +9,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from vigil_notify.classified import (
     UNREAD,
     LeanAlertClassified,
     LeanEvidence,
     LeanLabelScore,
     LeanLocation,
+    build_validator,
     decode_classified,
+    rust_version_check,
 )
 from vigil_notify.matching import AlertFeatures, match_one
 from vigil_notify.notifier import _AlertShared
@@ -23,11 +26,13 @@ from vigil_notify.rendering import Renderer
 from vigil_shared.events import (
     SCHEMA_VERSION,
     AlertClassified,
+    AlertReceived,
     CapArea,
     CapInfo,
     Evidence,
     InvalidEvent,
     LabelScore,
+    Location,
     parse_event,
 )
 
@@ -205,3 +210,33 @@ def test_faults_only_in_what_notify_never_reads_are_accepted() -> None:
         lean.classification.threat_types[0].evidence[0].text
         == doc["classification"]["threat_types"][0]["evidence"][0]["text"]
     )
+
+
+@pytest.mark.parametrize("model", [AlertClassified, AlertReceived, LeanAlertClassified])
+def test_rust_version_check_accepts_and_builds_what_the_model_does(
+    model: type[AlertClassified | AlertReceived],
+) -> None:
+    """build_validator(rust_version_check(...)): the same objects for valid events, a refusal for
+    every invalid version (the reasons are the model's own validator's job), no Python call for it."""
+    fast = build_validator(rust_version_check(model.__pydantic_core_schema__))
+    assert "FunctionAfter" not in repr(fast)  # the envelopes' version checks are Rust's
+    assert "Prebuilt" not in repr(fast)  # built from the transformed schema, not the classes' own validators
+    for alert in _alerts():
+        event = alert if model is not AlertReceived else alert.alert
+        data = event.model_dump_json()
+        parsed, reference = fast.validate_json(data), model.model_validate_json(data)
+        assert type(parsed) is model
+        assert parsed == reference
+        assert parsed.model_fields_set == reference.model_fields_set
+        for version in (0, -1, SCHEMA_VERSION + 1, "x", None, 1.5):
+            body = json.dumps({**json.loads(data), "schema_version": version})
+            with pytest.raises(ValidationError):
+                model.model_validate_json(body)
+            with pytest.raises(ValidationError):
+                fast.validate_json(body)
+        for version in (SCHEMA_VERSION, "1", 1.0):  # lax int, as the model's own check takes it
+            body = json.dumps({**json.loads(data), "schema_version": version})
+            assert fast.validate_json(body) == model.model_validate_json(body)
+    # the classes are left as they were (complete: their own validators are still used elsewhere)
+    for cls in (model, AlertReceived, AlertClassified, LeanLocation, Location, Evidence):
+        assert cls.__dict__["__pydantic_complete__"] is True

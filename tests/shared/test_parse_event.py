@@ -11,16 +11,7 @@ from pydantic import ValidationError
 
 # the contract tests' example events (tests/shared is on sys.path: pytest's rootdir-relative import)
 from test_contracts import _alert, _examples
-from vigil_shared.events import (
-    SCHEMA_VERSION,
-    AlertClassified,
-    AlertReceived,
-    Event,
-    InvalidEvent,
-    build_validator,
-    parse_event,
-    rust_version_check,
-)
+from vigil_shared.events import SCHEMA_VERSION, AlertClassified, AlertReceived, Event, InvalidEvent, parse_event
 
 
 @pytest.mark.parametrize("event", _examples(), ids=lambda e: type(e).__name__)
@@ -74,27 +65,3 @@ def test_invalid_events_fail_as_model_validate_json_does(model: type[Event], dat
     assert _comparable(cause) == _comparable(reference.value)
     assert str(info.value) == str(InvalidEvent(model.__name__, reference.value))
     assert info.value.unsupported_version == InvalidEvent(model.__name__, reference.value).unsupported_version
-
-
-@pytest.mark.parametrize("event", _examples(), ids=lambda e: type(e).__name__)
-def test_rust_version_check_accepts_and_builds_what_the_model_does(event: Event) -> None:
-    """build_validator(rust_version_check(...)): the same objects for valid events, a refusal for
-    every invalid one (the reasons are the model's own validator's job), no Python version call."""
-    model = type(event)
-    fast = build_validator(rust_version_check(model.__pydantic_core_schema__))
-    assert "FunctionAfter" not in repr(fast)  # the envelopes' version checks are Rust's now
-    assert "Prebuilt" not in repr(fast)  # built from the transformed schema, not the classes' own
-    data = event.model_dump_json()
-    parsed = fast.validate_json(data)
-    assert type(parsed) is model
-    assert parsed == model.model_validate_json(data)
-    assert parsed.model_fields_set == model.model_validate_json(data).model_fields_set
-    for invalid_model, body in _variants():
-        if invalid_model is model:
-            with pytest.raises(ValidationError):
-                fast.validate_json(body)
-    for version in (0, SCHEMA_VERSION + 1, "x"):
-        with pytest.raises(ValidationError):
-            fast.validate_json(json.dumps({**json.loads(data), "schema_version": version}))
-    # the classes are left as they were (complete: their own validators still used elsewhere)
-    assert all(cls.__dict__["__pydantic_complete__"] is True for cls in (model, AlertReceived, AlertClassified))

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import SchemaValidator
 
 SCHEMA_VERSION = 1
 """The newest envelope/payload version this build writes and reads."""
@@ -287,66 +286,6 @@ def parse_event(model: type[E], data: bytes | str) -> E:
         return cast("E", model.__pydantic_validator__.validate_json(data))
     except ValidationError as exc:
         raise InvalidEvent(model.__name__, exc) from exc
-
-
-def build_validator(schema: Any) -> SchemaValidator:
-    """A pydantic-core validator built from every node of the core schema ``schema`` (e.g. a
-    transformed copy of a model's).
-
-    pydantic-core reuses a model class's own validator (its ``__pydantic_validator__``) for each
-    ``model`` node of a complete class, which would ignore any change made below that node; so the
-    classes of the schema's models are marked incomplete while it is built, then restored (at once,
-    with no await in between: nothing else observes it)."""
-    classes: list[type] = []
-    _model_classes(schema, classes)
-    marked = [cls for cls in dict.fromkeys(classes) if cls.__dict__.get("__pydantic_complete__") is True]
-    for cls in marked:
-        type.__setattr__(cls, "__pydantic_complete__", False)
-    try:
-        return SchemaValidator(schema)
-    finally:
-        for cls in marked:
-            type.__setattr__(cls, "__pydantic_complete__", True)
-
-
-def _model_classes(schema: Any, out: list[type]) -> None:
-    if isinstance(schema, dict):
-        if schema.get("type") == "model" and isinstance(schema.get("cls"), type):
-            out.append(schema["cls"])
-        for v in schema.values():
-            _model_classes(v, out)
-    elif isinstance(schema, list):
-        for v in schema:
-            _model_classes(v, out)
-
-
-def rust_version_check(schema: Any) -> Any:
-    """A copy of the core schema ``schema`` with every :meth:`Event._known_version` validator (a
-    Python call per envelope) replaced by its inner ``int`` schema bounded to ``1..SCHEMA_VERSION``,
-    checked in Rust; other nodes are copied (dicts and lists) or shared (everything else).
-
-    A validator built from it (:func:`build_validator`) accepts exactly what the model's own
-    accepts, but refuses a bad version with pydantic's generic errors, not the contract's (no
-    :class:`UnsupportedSchemaVersion`): use it to accept, and the model's own validator
-    (:func:`parse_event`) to explain a refusal. (Alone it saves little: ~0.4% of a classified
-    alert's validation, about what a validator built without pydantic-core's reuse of each model's
-    own validator costs more.)"""
-    if isinstance(schema, dict):
-        function = schema.get("function")
-        if (
-            schema.get("type") == "function-after"
-            and isinstance(function, dict)
-            and getattr(function.get("function"), "__func__", None) is _KNOWN_VERSION
-        ):
-            return {**rust_version_check(schema["schema"]), "ge": 1, "le": SCHEMA_VERSION}
-        return {k: rust_version_check(v) for k, v in schema.items()}
-    if isinstance(schema, list):
-        return [rust_version_check(v) for v in schema]
-    return schema
-
-
-_KNOWN_VERSION = Event.__dict__["_known_version"].__func__
-"""The function of the envelope's version check (what each model's core schema calls)."""
 
 
 class InvalidEvent(ValueError):
