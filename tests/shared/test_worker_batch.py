@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 from faststream.redis import RedisBroker
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 # the per-entry worker tests' helpers (tests/shared is on sys.path: pytest's rootdir-relative import)
 from test_worker import alert, dead_letters, wait_for
 from vigil_shared import streams
 from vigil_shared.envelope import decode_entry
-from vigil_shared.events import AlertReceived, DeadLetter, parse_event
+from vigil_shared.events import AlertReceived, DeadLetter, InvalidEvent, parse_event
 from vigil_shared.runtime import make_broker
 from vigil_shared.settings import VigilSettings
 from vigil_shared.worker import BatchHandler, PermanentError, Publication, StreamWorker, publish_events
@@ -43,7 +44,10 @@ async def workers(redis_url: str) -> AsyncIterator[Callable[..., Any]]:
     started: list[tuple[RedisBroker, StreamWorker[AlertReceived], Redis]] = []
 
     async def make(
-        batch_handler: BatchHandler[AlertReceived], consumer: str = "c1", **overrides: Any
+        batch_handler: BatchHandler[AlertReceived],
+        consumer: str = "c1",
+        parse: Callable[[bytes], AlertReceived] | None = None,
+        **overrides: Any,
     ) -> StreamWorker[AlertReceived]:
         base: dict[str, Any] = dict(
             block_ms=50, claim_interval_s=0.2, claim_idle_ms=300, max_deliveries=3, retention_interval_s=0
@@ -58,6 +62,7 @@ async def workers(redis_url: str) -> AsyncIterator[Callable[..., Any]]:
             model=AlertReceived,
             batch_handler=batch_handler,
             settings=settings,
+            parse=parse,
         )
         worker.attach(broker)
         await worker.prepare(client)
@@ -245,6 +250,43 @@ async def test_invalid_entries_in_a_batch_are_dead_lettered_the_rest_flows(redis
     assert sum("not a FastStream message" in e or "not a valid AlertReceived" in e for e in errors) == 2
     assert any("alert_id: Field required" in e for e in errors)
     assert await pending(redis) == 0
+
+
+async def test_a_parse_callable_decodes_each_entry_and_its_refusals_are_dead_lettered(
+    redis: Redis, workers: Any
+) -> None:
+    """``parse=``: the worker's decode of each entry's body (notify's lean decode); what it raises as
+    InvalidEvent dead-letters the entry with that reason, the rest flows."""
+    bodies: list[bytes] = []
+
+    def parse(body: bytes) -> AlertReceived:
+        bodies.append(body)
+        event = parse_event(AlertReceived, body)
+        if event.alert_id == "al_2":
+            raise InvalidEvent("AlertReceived", _validation_error("refused by this decode"))
+        return event
+
+    calls: list[list[str]] = []
+
+    async def relay(events: Sequence[AlertReceived]) -> Sequence[Outcome]:
+        calls.append([e.alert_id for e in events])
+        return [[Publication(OUT, e)] for e in events]
+
+    await publish_events(redis, [Publication(IN, alert(i)) for i in (1, 2, 3)], 10_000)
+    await workers(relay, parse=parse)
+    await wait_for(lambda: length_at_least(redis, OUT, 2))
+    await wait_for(lambda: length_at_least(redis, streams.DEADLETTER, 1))
+    assert calls[0] == ["al_1", "al_3"]
+    assert [parse_event(AlertReceived, b).alert_id for b in bodies[:3]] == ["al_1", "al_2", "al_3"]
+    (dead,) = await dead_letters(redis)
+    assert "refused by this decode" in dead.error
+    assert await pending(redis) == 0
+
+
+def _validation_error(message: str) -> ValidationError:
+    return ValidationError.from_exception_data(
+        "AlertReceived", [{"type": "value_error", "loc": ("alert_id",), "input": 2, "ctx": {"error": message}}]
+    )
 
 
 async def test_batch_results_of_an_entry_claimed_meanwhile_are_discarded(redis: Redis, workers: Any) -> None:

@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
 
 import structlog
@@ -397,15 +398,19 @@ class StreamWorker(Generic[E]):
         concurrency: int = 1,
         description: str | None = None,
         consumer: str | None = None,
+        parse: Callable[[bytes], E] | None = None,
     ) -> None:
         """``consumer``: this worker's consumer name in the group (default ``settings.consumer_name``);
-        several workers of one process on the same group need distinct names."""
+        several workers of one process on the same group need distinct names. ``parse``: how an
+        entry's body becomes the event (default ``parse_event(model, body)``); it must raise
+        :class:`InvalidEvent` for what ``model`` refuses (the entry is dead-lettered with its reason)."""
         if (handler is None) == (batch_handler is None):
             raise ValueError("StreamWorker needs exactly one of handler= and batch_handler=")
         self.service = service
         self.stream = stream
         self.group = group
         self.model = model
+        self.parse: Callable[[bytes], E] = parse if parse is not None else partial(parse_event, model)
         # per-entry handler (``metrics.instrument_worker`` wraps it; in batch mode it is never called)
         self.handler = handler
         self.batch_handler = batch_handler
@@ -563,13 +568,14 @@ class StreamWorker(Generic[E]):
         done: dict[bytes, list[Publication]] = {}
         dead_ids: set[bytes] = set()
         jobs: list[tuple[bytes, dict[bytes, bytes], E]] = []
+        parse = self.parse
 
         for entry_id, fields in entries:
             if fields is None:  # deleted (trimmed) while pending
                 done[entry_id] = []
                 continue
             try:  # (no local for the event: it would keep the batch's last one alive past the commit)
-                jobs.append((entry_id, fields, parse_event(self.model, decode_body(fields))))
+                jobs.append((entry_id, fields, parse(decode_body(fields))))
             except (MalformedEntry, InvalidEvent) as exc:
                 log.warning(
                     "invalid entry dead-lettered",

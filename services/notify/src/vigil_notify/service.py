@@ -25,6 +25,7 @@ from vigil_shared.worker import Publication, StreamWorker, publish_events
 
 from vigil_notify import native
 from vigil_notify.api import build_router
+from vigil_notify.classified import decode_classified
 from vigil_notify.notifier import DeliveryStillInFlight, HandleResult, Notifier
 from vigil_notify.settings import NotifySettings
 
@@ -209,6 +210,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
             settings=ctx.settings,
             description="Matches each classified alert against subscriptions and delivers it.",
             consumer=name,
+            parse=decode_classified,  # what notify reads of each alert, without the rest
         )
         for name in names
     ]
