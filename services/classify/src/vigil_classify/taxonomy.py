@@ -402,6 +402,15 @@ def _clause_cut(window: str, ascii: bool = False) -> int:
     return cut
 
 
+def _no_before(text: str, lo: int, start: int, ascii: bool) -> bool:
+    """Whether a negator ends ``text[lo:start]`` within its last clause, for a text without the
+    rarer negation hints (see :class:`_Negation`): only a window holding "no" or "No" can (the
+    window is sliced only then; ``ascii``: the text is known to be ASCII)."""
+    return (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0) and _negated_window(
+        text[lo:start], ascii
+    )
+
+
 def _negated_window(window: str, ascii: bool = False) -> bool:
     """Whether a negator ends ``window`` within its last clause (``ascii=True``: the window is known
     to be ASCII, e.g. a slice of an ASCII text; the result is the same either way)."""
@@ -561,9 +570,7 @@ def _read(
 
     # ``negated(start)`` is ``_negated_window`` of the 60 characters before ``start`` when they hold
     # "no" or "No" (or, if the text has one of the rarer hints at all, one of those), else False:
-    # without a rarer hint in the text, that test and the window check are inlined below. "no" in
-    # ``text[lo:start]`` is ``text.find("no", lo, start) >= 0``: the window is sliced only when it
-    # holds a hint (and is then known to be ASCII when the text is).
+    # without a rarer hint in the text, that is :func:`_no_before` (a native call when compiled).
     rare = negated.rare
     ascii = text.isascii()
     for start, neg_len, entries in cue_table:
@@ -572,12 +579,7 @@ def _read(
         last_cue_end = start - neg_len - 2
         lo = start - 60 if start > 60 else 0
         for _cat, label, _weight in entries:
-            if label == "urg:Past" or not (
-                negated(start)
-                if rare
-                else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
-                and _negated_window(text[lo:start], ascii)
-            ):
+            if label == "urg:Past" or not (negated(start) if rare else _no_before(text, lo, start, ascii)):
                 cues[label] = cues.get(label, 0) + 1
     for table in tables:
         last_end = -1
@@ -591,12 +593,7 @@ def _read(
             # changes nothing else.
             for cat, label, weight in entries:
                 if cat == "threat":
-                    if rare:
-                        if negated(start):
-                            continue
-                    elif (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0) and _negated_window(
-                        text[lo:start], ascii
-                    ):
+                    if negated(start) if rare else _no_before(text, lo, start, ascii):
                         continue
                     # credit(threats, label, weight, (start, end)), inlined (the most frequent call)
                     ev = threats.get(label)
@@ -612,12 +609,7 @@ def _read(
                         elif label in ("crime", "kidnapping"):
                             crime_at.append(start)
                 elif cat == "cue":
-                    if label == "urg:Past" or not (
-                        negated(start)
-                        if rare
-                        else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
-                        and _negated_window(text[lo:start], ascii)
-                    ):
+                    if label == "urg:Past" or not (negated(start) if rare else _no_before(text, lo, start, ascii)):
                         cues[label] = cues.get(label, 0) + 1
                 elif cat == "target":
                     target_at.append((start, label, weight, (start, end)))
@@ -631,20 +623,10 @@ def _read(
                     if _locative_before(text[start - 40 if start > 40 else 0 : start], ascii):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_effect":
-                    if not (
-                        negated(start)
-                        if rare
-                        else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
-                        and _negated_window(text[lo:start], ascii)
-                    ):
+                    if not (negated(start) if rare else _no_before(text, lo, start, ascii)):
                         effect_at.append((start, (start, end)))
                 elif cat == "weak_terror":
-                    if not (
-                        negated(start)
-                        if rare
-                        else (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
-                        and _negated_window(text[lo:start], ascii)
-                    ):
+                    if not (negated(start) if rare else _no_before(text, lo, start, ascii)):
                         weak_at.append((start, (start, end)))
                 elif cat == "western":
                     if _WESTERN_VERB.search(text[start - 40 if start > 40 else 0 : start]):
