@@ -57,3 +57,13 @@ def compiled_and_pure(
     assert compiled
     assert not pure
     return env, builds[0], native_out, pure_out
+
+
+def assert_used_only_under_its_digest(package: str, env: dict[str, str], build_dir: Path) -> None:
+    """A build is used only under the digest of the source being imported: renamed to another
+    digest it is not active, renamed back it is."""
+    elsewhere = build_dir.with_name("0" * len(build_dir.name))
+    build_dir.rename(elsewhere)
+    assert not active(package, env)
+    elsewhere.rename(build_dir)
+    assert active(package, env)

@@ -49,12 +49,7 @@ def test_native_build_classifies_byte_for_byte_as_the_pure_modules(tmp_path: Pat
     )
     assert len(native_out) > 600
     assert native_out == pure_out
-    # a build is used only under the digest of the source being imported
-    elsewhere = build.with_name("0" * len(build.name))
-    build.rename(elsewhere)
-    assert not native_support.active(PACKAGE, env)
-    elsewhere.rename(build)
-    assert native_support.active(PACKAGE, env)
+    native_support.assert_used_only_under_its_digest(PACKAGE, env, build)
 
 
 def test_a_damaged_build_falls_back_to_the_pure_modules(tmp_path: Path) -> None:
