@@ -287,3 +287,33 @@ async def test_processes_sharing_a_redis_take_turns_through_the_lease(
     # 3 loops x ~8 passes each without the lease; with it about one per interval (0.2-0.3 s)
     assert 4 <= len(passes) <= 11, passes
     assert await redis.pttl(retention.LEASE_KEY) <= 200
+
+
+async def test_the_loop_stops_when_a_cancellation_comes_back_as_a_redis_error(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancellation that the Redis client turns into one of its errors (a cancel landing on its own
+    timeout) still stops the retention loop, instead of being retried as a failed pass for ever."""
+    import asyncio
+
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from vigil_shared import retention
+    from vigil_shared.settings import VigilSettings
+
+    started = asyncio.Event()
+
+    async def trim_all_that_loses_the_cancel(redis: Redis, settings: VigilSettings, names: object = ()) -> list[object]:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError as exc:
+            raise RedisTimeoutError("Timeout reading from socket") from exc
+        return []
+
+    monkeypatch.setattr(retention, "trim_all", trim_all_that_loses_the_cancel)
+    loop = asyncio.create_task(retention.retention_loop(redis, VigilSettings(retention_interval_s=0.05)))
+    await asyncio.wait_for(started.wait(), 5)
+    loop.cancel()
+    done, _ = await asyncio.wait([loop], timeout=2)
+    assert done, "the retention loop kept running after it was cancelled"
+    assert loop.cancelled()

@@ -229,22 +229,24 @@ async def trim_all(
     redis: Redis, settings: VigilSettings, names: Sequence[str] = streams.ALL_STREAMS
 ) -> list[TrimResult]:
     return [
-        await trim_stream(
-            redis, s, max_len=settings.retention_max_len, max_age_s=settings.retention_max_age_s
-        )
+        await trim_stream(redis, s, max_len=settings.retention_max_len, max_age_s=settings.retention_max_age_s)
         for s in names
     ]
 
 
-async def retention_loop(
-    redis: Redis, settings: VigilSettings, names: Sequence[str] = streams.ALL_STREAMS
-) -> None:
+async def retention_loop(redis: Redis, settings: VigilSettings, names: Sequence[str] = streams.ALL_STREAMS) -> None:
     """Trim every ``retention_interval_s`` (with jitter) until cancelled; Redis errors are retried."""
     interval = settings.retention_interval_s
     if interval <= 0:
         return
     lease_ms = max(1, int(interval * 800))
+    task = asyncio.current_task()
     while True:
+        if task is not None and task.cancelling():
+            # cancelled, but the CancelledError did not come out of the pass: the Redis client can turn
+            # a cancellation that lands on one of its own timeouts into an error, which the except
+            # below retries; the loop must still stop (a test's or a shutdown's gather waits for it)
+            raise asyncio.CancelledError
         await asyncio.sleep(interval * random.uniform(0.8, 1.2))
         try:
             # one pass per interval among the processes sharing this Redis (see LEASE_KEY)
