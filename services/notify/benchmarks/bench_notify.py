@@ -9,12 +9,16 @@ subscriptions are ``vigil bench``'s (1 catch-all JSONL + ``--subs`` others), loa
 YAML sync like the service does. Each read batch (``--batch``) goes through
 ``Notifier.process_many`` (``--mode batch``: what the batch handler does) or through
 ``Notifier.process`` per alert, ``alert_concurrency`` at a time (``--mode single``: the per-event
-handler), and the outputs are encoded as the stream worker would (the service's publications: their ``data`` when
+handler), each entry decoded by the service's parse hook (:func:`~vigil_notify.classified.decode_classified`),
+and the outputs are encoded as the stream worker would (the service's publications: their ``data`` when
 notify encoded it, else ``encode_data`` of the event).
 
 Instruction counts of the timed loop alone (steadier than CPU time on a shared machine):
 ``valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=cg.out .venv/bin/python
 services/notify/benchmarks/bench_notify.py --callgrind`` then ``callgrind_annotate cg.out | head``.
+
+Each run's alerts are new only once: ``--rounds`` > 1 gives later rounds new alert ids but the same
+texts, which the content dedup then holds back (no deliveries): use ``-n`` for more alerts.
 
 Prints CPU µs per alert of this process (``time.process_time``; the subscription load and index
 are done before the clock starts), Redis CPU per alert, deliveries per alert, and peak RSS.
@@ -79,13 +83,13 @@ def redis_cpu_s(info: dict[str, Any]) -> float:
 
 async def run(opts: argparse.Namespace) -> dict[str, Any]:
     from redis.asyncio import Redis
+    from vigil_notify.classified import decode_classified
     from vigil_notify.notifier import Notifier
     from vigil_notify.service import _publications, _record
     from vigil_notify.settings import NotifySettings
     from vigil_shared.bench import make_subscriptions
     from vigil_shared.embedded_redis import EmbeddedRedis
     from vigil_shared.envelope import encode_data
-    from vigil_shared.events import parse_event
 
     raw = load_events(opts.n)
     with tempfile.TemporaryDirectory(prefix="vigil-notify-bench-") as tmp, EmbeddedRedis() as server:
@@ -134,13 +138,14 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             profiler.enable()
         if opts.callgrind:  # count instructions of the timed loop only (valgrind --instr-atstart=no)
             callgrind_instrumentation("on")
-        started_cpu, started_wall = time.process_time(), time.perf_counter()
+        started_cpu, started_wall, started_times = time.process_time(), time.perf_counter(), os.times()
         for r in range(opts.rounds):
             # each round uses new alert ids so nothing is skipped as already sent
             batch_raw = raw if r == 0 else [x.replace(b'"bench-', f'"r{r}-bench-'.encode()) for x in raw]
             for i in range(0, len(batch_raw), opts.batch):
                 t0 = time.process_time()
-                events = [parse_event(AlertClassified, body) for body in batch_raw[i : i + opts.batch]]
+                # the service's parse hook (StreamWorker(parse=decode_classified))
+                events = [decode_classified(body) for body in batch_raw[i : i + opts.batch]]
                 t1 = time.process_time()
                 if opts.mode == "batch":
                     results = await notifier.process_many(events)
@@ -161,6 +166,7 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
                 phases[1] += t2 - t1
                 phases[2] += time.process_time() - t2
         cpu = time.process_time() - started_cpu
+        ended_times = os.times()
         if opts.callgrind:
             callgrind_instrumentation("off")
         if profiler is not None:
@@ -180,6 +186,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             "deliveries_per_alert": delivered / alerts,
             "cpu_s": cpu,
             "cpu_us_per_alert": cpu / alerts * 1e6,
+            "user_us_per_alert": (ended_times.user - started_times.user) / alerts * 1e6,
+            "sys_us_per_alert": (ended_times.system - started_times.system) / alerts * 1e6,
             "gc_us_per_alert": gc_s[0] / alerts * 1e6,
             "decode_us_per_alert": phases[0] / alerts * 1e6,
             "notifier_us_per_alert": phases[1] / alerts * 1e6,
@@ -220,7 +228,8 @@ def main() -> None:
     print(
         f"{out['mode']}: {out['alerts']} alerts, {out['deliveries']} deliveries "
         f"({out['deliveries_per_alert']:.2f}/alert); notify CPU {out['cpu_s']:.2f} s = "
-        f"{out['cpu_us_per_alert']:.0f} µs/alert (GC {out['gc_us_per_alert']:.0f}; decode "
+        f"{out['cpu_us_per_alert']:.0f} µs/alert (user {out['user_us_per_alert']:.0f}, sys "
+        f"{out['sys_us_per_alert']:.0f}; GC {out['gc_us_per_alert']:.0f}; decode "
         f"{out['decode_us_per_alert']:.0f}, Notifier {out['notifier_us_per_alert']:.0f}, encode "
         f"{out['encode_us_per_alert']:.0f}, each with the GC it triggered); "
         f"Redis CPU {out['redis_cpu_us_per_alert']:.0f} µs/alert; "
