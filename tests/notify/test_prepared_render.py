@@ -85,11 +85,11 @@ def test_json_line_equals_the_payload_and_text_encoded(kind: str) -> None:
     from vigil_notify.rendering import _NAME_MARK
 
     r = Renderer()
-    hostile = [*HOSTILE, '\\', 'q"uo\\te\n\t\u2028 é 😀', _REASON_MARK, f"\\{_NAME_MARK}", "\\u0000x"]
+    hostile = [*HOSTILE, "\\", 'q"uo\\te\n\t\u2028 é 😀', _REASON_MARK, f"\\{_NAME_MARK}", "\\u0000x"]
     alerts = [*_variants(), make_alert(text=f"a \\{_REASON_MARK} b"), make_alert(title='"\\\x01')]
     alerts += [make_alert(text="ascii with DEL \x7f inside"), make_alert(text="plain ascii")]
     # non-ASCII around the stand-ins (the text's pieces are encoded one by one, by the other encoder)
-    alerts += [make_alert(title="Zürich \u2028 😀", text="Москва \x7f é\n\ttab \"q\" \\ end")]
+    alerts += [make_alert(title="Zürich \u2028 😀", text='Москва \x7f é\n\ttab "q" \\ end')]
     # a lone surrogate (orjson refuses it; the json module writes it as the line always did)
     alerts += [make_alert(text="lone \ud800 surrogate")]
     for alert in alerts:
@@ -137,7 +137,6 @@ def test_text_json_encoder_equals_the_json_module() -> None:
         assert _json_text(s) == _json_str(s) == json.dumps(s, ensure_ascii=False)
 
 
-
 @pytest.mark.parametrize("kind", ["new", "update", "cancel"])
 def test_json_line_bytes_equal_the_line_and_a_newline_encoded(kind: str) -> None:
     """What JSONL writes of a prepared message (its shared parts encoded once) is the line plus a
@@ -148,7 +147,7 @@ def test_json_line_bytes_equal_the_line_and_a_newline_encoded(kind: str) -> None
     r = Renderer()
     hostile = [*HOSTILE, 'q"uo\\te\n\t\u2028 é 😀', _REASON_MARK, f"\\{_NAME_MARK}", "lone \udc80"]
     alerts = [*_variants(), make_alert(text=f"a \\{_REASON_MARK} b"), make_alert(title='"\\\x01')]
-    alerts += [make_alert(title="Zürich \u2028 😀", text="Москва \x7f é\n\ttab \"q\" \\ end")]
+    alerts += [make_alert(title="Zürich \u2028 😀", text='Москва \x7f é\n\ttab "q" \\ end')]
     alerts += [make_alert(text="lone \ud800 surrogate"), make_alert(title="t \udfff")]
     fast = 0
     for alert in alerts:
@@ -174,7 +173,6 @@ def test_json_line_bytes_equal_the_line_and_a_newline_encoded(kind: str) -> None
     assert r.prepare(make_alert(text="lone \ud800 surrogate"), kind=kind)._json_bparts() is None
 
 
-
 def test_encoded_parts_values_are_the_json_modules() -> None:
     """The encoded parts write each value with orjson between the json module's separators: for
     the values a payload holds (str, int, None, bool and lists of them) that is ``json.dumps``."""
@@ -186,3 +184,24 @@ def test_encoded_parts_values_are_the_json_modules() -> None:
     for items in ([], [""], ["a", 'b"\\', "é\n"], scalars):
         joined = b"[" + b", ".join(map(_orjson_dumps, items)) + b"]"
         assert joined == json.dumps(items, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize("kind", ["new", "update", "cancel"])
+def test_encoded_parts_from_the_text_head_equal_the_checked_ones(kind: str) -> None:
+    """The encoded parts cut the text body at its known pieces (text_head, reason, middle, name,
+    tail) instead of searching it for the stand-ins: the same parts as the stand-in way, and a head
+    holding a NUL (an alert quoting a stand-in, or any NUL) takes the stand-in way."""
+    from vigil_notify.rendering import _NAME_MARK, default_text, text_head
+
+    r = Renderer()
+    alerts = [*_variants(), make_alert(text=f"a \\{_REASON_MARK} b"), make_alert(title='"\\\x01')]
+    alerts += [make_alert(title="Zürich \u2028 😀", text='Москва \x7f é\n\ttab "q" \\ end')]
+    alerts += [make_alert(text=f"quoting {_NAME_MARK} here"), make_alert(text="a NUL \x00 alone")]
+    alerts += [make_alert(text="lone \ud800 surrogate"), make_alert(title="t \udfff")]
+    for alert in alerts:
+        prepared = r.prepare(alert, kind=kind)
+        if not prepared._fast:  # (a NUL in the title: every delivery takes the full render)
+            continue
+        ctx = prepared._ctx
+        assert default_text(ctx) == f'{text_head(ctx)}{ctx["reason"]} (subscription "{ctx["subscription_name"]}")\n'
+        assert prepared._make_json_bparts_from_head() == prepared._make_json_parts(as_bytes=True)

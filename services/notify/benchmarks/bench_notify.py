@@ -20,6 +20,10 @@ services/notify/benchmarks/bench_notify.py --callgrind`` then ``callgrind_annota
 Each run's alerts are new only once: ``--rounds`` > 1 gives later rounds new alert ids but the same
 texts, which the content dedup then holds back (no deliveries): use ``-n`` for more alerts.
 
+Real cycles of the timed loop (cache misses included, which instruction counts miss): ``mkfifo ctl;
+perf record -D -1 --control fifo:ctl -o perf.data -- .venv/bin/python
+services/notify/benchmarks/bench_notify.py --perf-ctl ctl`` then ``perf report -i perf.data``.
+
 Prints CPU µs per alert of this process (``time.process_time``; the subscription load and index
 are done before the clock starts), Redis CPU per alert, deliveries per alert, and peak RSS.
 """
@@ -75,6 +79,13 @@ def load_events(n: int) -> list[bytes]:
 def callgrind_instrumentation(state: str) -> None:
     """Switch callgrind's instrumentation of this process on or off (outside the timed region)."""
     subprocess.run(["callgrind_control", f"--instr={state}", str(os.getpid())], check=True, capture_output=True)
+
+
+def perf_control(fifo: str, command: str) -> None:
+    """Send ``command`` (``enable``/``disable``) to ``perf record --control fifo:FIFO`` (outside the
+    timed region)."""
+    with open(fifo, "w") as fh:
+        fh.write(command + "\n")
 
 
 def redis_cpu_s(info: dict[str, Any]) -> float:
@@ -138,6 +149,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
             profiler.enable()
         if opts.callgrind:  # count instructions of the timed loop only (valgrind --instr-atstart=no)
             callgrind_instrumentation("on")
+        if opts.perf_ctl:
+            perf_control(opts.perf_ctl, "enable")
         started_cpu, started_wall, started_times = time.process_time(), time.perf_counter(), os.times()
         for r in range(opts.rounds):
             # each round uses new alert ids so nothing is skipped as already sent
@@ -169,6 +182,8 @@ async def run(opts: argparse.Namespace) -> dict[str, Any]:
         ended_times = os.times()
         if opts.callgrind:
             callgrind_instrumentation("off")
+        if opts.perf_ctl:
+            perf_control(opts.perf_ctl, "disable")
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(opts.profile)
@@ -216,6 +231,11 @@ def main() -> None:
         "--callgrind",
         action="store_true",
         help="under valgrind --tool=callgrind --instr-atstart=no: switch instrumentation on for the timed loop only",
+    )
+    p.add_argument(
+        "--perf-ctl",
+        metavar="FIFO",
+        help="under perf record -D -1 --control fifo:FIFO: sample the timed loop only (real cycles)",
     )
     p.add_argument("--profile", metavar="PATH", help="cProfile the timed loop into PATH (slows it down)")
     p.add_argument("--no-gc-freeze", action="store_true", help="VIGIL_NOTIFY_GC_FREEZE=false")

@@ -45,7 +45,7 @@ from vigil_notify.delivery import (
 from vigil_notify.matching import Match, match
 from vigil_notify.rendering import DigestItem, PreparedMessage, Renderer, sent_at_now
 from vigil_notify.settings import NotifySettings
-from vigil_notify.subscriptions import Subscription, SubscriptionStore, mask_url
+from vigil_notify.subscriptions import QuietHours, Subscription, SubscriptionStore, mask_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -95,6 +95,14 @@ class Target:
     channel_url: str
     kind: DeliveryKind
     reason: str
+    subscription_id: str
+    subscription_name: str
+    quiet_hours: QuietHours | None
+    """The subscription's id, name and quiet hours (read once: a pydantic model's attributes are slow)."""
+
+    @classmethod
+    def of(cls, sub: Subscription, channel_url: str, kind: DeliveryKind, reason: str) -> Target:
+        return cls(sub, channel_url, kind, reason, sub.id, sub.name, sub.filter.quiet_hours)
 
 
 @dataclass(slots=True)
@@ -315,39 +323,45 @@ class Notifier:
                 targets[i] = []
                 aid = alert.alert.alert_id
                 for m in result.matches:
-                    checks.append((m.subscription.id, fingerprint, aid))
+                    checks.append((m.compiled.sub_id, fingerprint, aid))
                     owners.append((i, m))
             earliest = await self.dedup.first_for_batch(checks)
             for (i, m), earlier in zip(owners, earliest, strict=True):
+                c = m.compiled
                 if earlier is not None:
                     result = out[i]
                     assert isinstance(result, HandleResult)
-                    result.duplicates.append((m.subscription.id, earlier))
+                    result.duplicates.append((c.sub_id, earlier))
                     aid = alerts[i].alert.alert_id
-                    log.debug("%s: same content as %s already sent to %s", aid, earlier, m.subscription.id)
+                    log.debug("%s: same content as %s already sent to %s", aid, earlier, c.sub_id)
                     continue
-                sub, reason, ts = m.subscription, m.explanation, targets[i]
-                for url in sub.channels:
-                    ts.append(Target(sub, url, "new", reason))
+                sub, reason, ts = c.sub, m.explanation, targets[i]
+                sub_id, name, quiet = c.sub_id, c.sub_name, c.quiet_hours
+                for url in c.sub_channels:
+                    ts.append(Target(sub, url, "new", reason, sub_id, name, quiet))
         else:
             for i in idx:
                 targets[i] = await self._route_revision(alerts[i], kinds[i])
         # the throttle decisions of every target of the group, in order, in one script call
         throttled: list[tuple[int, int]] = []
         tchecks: list[tuple[str, str, str]] = []
+        extreme_of: dict[int, bool] = {}
         for i, ts in targets.items():
-            if not ts or alerts[i].classification.severity == "Extreme":
+            if not ts:
+                continue
+            extreme = extreme_of[i] = alerts[i].classification.severity == "Extreme"
+            if extreme:
                 continue
             a = alerts[i].alert
             member = f"{a.alert_id}:{a.revision}"
             for j, t in enumerate(ts):
                 if t.kind != "new":
                     continue
-                quiet = t.subscription.filter.quiet_hours
+                quiet = t.quiet_hours
                 if quiet is not None and quiet.is_quiet(now):
                     continue  # deferred before the throttle is consulted
                 throttled.append((i, j))
-                tchecks.append((t.subscription.id, t.channel_url, member))
+                tchecks.append((t.subscription_id, t.channel_url, member))
         # per alert, the decision of each of its targets (None: not consulted)
         allowed: dict[int, list[bool | None]] = {}
         if tchecks:
@@ -370,14 +384,15 @@ class Notifier:
             planned: list[DeliveryJob] = []
             decisions = allowed.get(i)
             entry_id = entry_ids[i]
-            extreme = alert.classification.severity == "Extreme"
+            extreme = extreme_of[i]
+            make_job = self._job
             try:
                 for j, t in enumerate(ts):
                     decision = None if decisions is None else decisions[j]
-                    if (extreme or t.subscription.filter.quiet_hours is None) and (
+                    if (extreme or t.quiet_hours is None) and (
                         extreme or decision is not False or t.kind != "new"
                     ):  # neither held for quiet hours nor folded into a digest: _plan's job at once
-                        planned.append(self._job(alert, t, entry_id, shared))
+                        planned.append(make_job(alert, t, entry_id, shared))
                         continue
                     job = self._plan(alert, t, now, result, entry_id, shared, decision, held)
                     if job is not None:
@@ -417,25 +432,25 @@ class Notifier:
         """:meth:`_schedule` without I/O: a deferral or digest entry is queued on ``held`` (commands
         for one pipeline the caller executes before delivering)."""
         a = alert.alert
-        sub, url = t.subscription, t.channel_url
+        sub_id, url = t.subscription_id, t.channel_url
         extreme = alert.classification.severity == "Extreme"
-        quiet = sub.filter.quiet_hours
+        quiet = t.quiet_hours
         if quiet is not None and not extreme and quiet.is_quiet(now):
-            idem = idempotency_key(a.alert_id, a.revision, sub.id, url)
+            idem = idempotency_key(a.alert_id, a.revision, sub_id, url)
             due = quiet.ends_after(now)
             doc = self._deferral(alert, t, due, entry_id, shared)
             held.append(lambda pipe: self.deferred.queue_add(pipe, idem, doc, due.timestamp()))
             if t.kind == "new":
-                held.append(lambda pipe: self.recipients.queue_record(pipe, own_keys(alert), sub.id, url, t.reason))
-            result.deferred.append((sub.id, mask_url(url), due))
+                held.append(lambda pipe: self.recipients.queue_record(pipe, own_keys(alert), sub_id, url, t.reason))
+            result.deferred.append((sub_id, mask_url(url), due))
             return None
         if t.kind == "new" and not extreme and allowed is False:
             member = f"{a.alert_id}:{a.revision}"
             item = self._digest_item(alert, t).as_dict()
             ts = now.timestamp()
-            held.append(lambda pipe: self.digests.queue_add(pipe, sub.id, url, member, item, ts))
-            held.append(lambda pipe: self.recipients.queue_record(pipe, own_keys(alert), sub.id, url, t.reason))
-            result.digested.append((sub.id, mask_url(url)))
+            held.append(lambda pipe: self.digests.queue_add(pipe, sub_id, url, member, item, ts))
+            held.append(lambda pipe: self.recipients.queue_record(pipe, own_keys(alert), sub_id, url, t.reason))
+            result.digested.append((sub_id, mask_url(url)))
             return None
         return self._job(alert, t, entry_id, shared)
 
@@ -451,7 +466,7 @@ class Notifier:
                 await self.deferred.done(idem)
                 continue
             alert = AlertClassified.model_validate_json(doc["alert"])
-            target = Target(sub, url, doc["kind"], doc["reason"])
+            target = Target.of(sub, url, doc["kind"], doc["reason"])
             job = await self._schedule(alert, target, now, result, doc.get("entry_id", ""), skip_quiet=True)
             if job is not None:
                 result.absorb(await self.deliverer.run([job]))
@@ -527,7 +542,7 @@ class Notifier:
             url = self._channel_by_hash(sub, chash) if sub else None
             if sub is None or url is None or not sub.enabled:
                 continue
-            targets.append(Target(sub, url, kind, f"{word} of an alert you received ({reason})"))
+            targets.append(Target.of(sub, url, kind, f"{word} of an alert you received ({reason})"))
         return targets
 
     @staticmethod
@@ -556,7 +571,7 @@ class Notifier:
         sub, url = t.subscription, t.channel_url
         extreme = alert.classification.severity == "Extreme"
         record = own_keys(alert)
-        quiet = sub.filter.quiet_hours
+        quiet = t.quiet_hours
         if not skip_quiet and quiet is not None and not extreme and quiet.is_quiet(now):
             idem = idempotency_key(a.alert_id, a.revision, sub.id, url)
             due = quiet.ends_after(now)
@@ -583,7 +598,7 @@ class Notifier:
     ) -> dict[str, Any]:
         return {
             "alert": shared.alert_json(),
-            "subscription_id": t.subscription.id,
+            "subscription_id": t.subscription_id,
             "channel_hash": channel_hash(t.channel_url),
             "kind": t.kind,
             "reason": t.reason + f" (held for quiet hours until {due.isoformat(timespec='minutes')})",
@@ -606,11 +621,11 @@ class Notifier:
 
     @staticmethod
     def _job(alert: AlertClassified, t: Target, entry_id: str, shared: _AlertShared) -> DeliveryJob:
-        sub, url, kind, reason = t.subscription, t.channel_url, t.kind, t.reason
-        sub_id, aid, rev = sub.id, shared.alert_id, shared.revision
+        url, kind, reason = t.channel_url, t.kind, t.reason
+        sub_id, aid, rev = t.subscription_id, shared.alert_id, shared.revision
         idem = idempotency_key(aid, rev, sub_id, url)
         message = shared.prepared(kind).render(
-            reason=reason, subscription_id=sub_id, subscription_name=sub.name, idempotency_key=idem
+            reason=reason, subscription_id=sub_id, subscription_name=t.subscription_name, idempotency_key=idem
         )
         # (positional: DeliveryJob's fields in order, cheaper than keywords once per delivery)
         return DeliveryJob(

@@ -20,10 +20,11 @@ from typing import Any, ClassVar, NamedTuple, cast
 import orjson
 from jinja2 import DictLoader, Environment, StrictUndefined
 from markupsafe import escape as html_escape
-from vigil_shared.events import AlertClassified, DeliveryKind
+from vigil_shared.events import AlertClassified, CapInfo, DeliveryKind, LabelScore
 
 from vigil_notify.channels.base import Message
 from vigil_notify.filled import FilledMessage
+from vigil_notify.matching import fields_of
 
 KIND_LABEL = {"new": "", "update": "UPDATE", "cancel": "CANCELLED", "digest": "DIGEST"}
 
@@ -163,10 +164,22 @@ def default_title(ctx: dict[str, Any]) -> str:
 
 def default_text(ctx: dict[str, Any]) -> str:
     """The default ``body.txt`` of ``ctx``."""
+    return f"{text_head(ctx)}{ctx['reason']}{_TEXT_MIDDLE}{ctx['subscription_name']}{_TEXT_TAIL}"
+
+
+_TEXT_MIDDLE = ' (subscription "'
+_TEXT_TAIL = '")\n'
+"""What the default ``body.txt`` writes between the reason and the subscription name, and after the
+name (the body ends there)."""
+
+
+def text_head(ctx: dict[str, Any]) -> str:
+    """The default ``body.txt`` of ``ctx`` up to its reason (the body is this, the reason,
+    :data:`_TEXT_MIDDLE`, the subscription name and :data:`_TEXT_TAIL`)."""
     kind, rev = ctx["kind"], ctx["revision"]
     title, severity, urgency = ctx["title"], ctx["severity"], ctx["urgency"]
     issuer, places, threats, targets = ctx["issuer"], ctx["places"], ctx["threats"], ctx["targets"]
-    text, advice, evidence, url, reason = ctx["text"], ctx["advice"], ctx["evidence"], ctx["url"], ctx["reason"]
+    text, advice, evidence, url = ctx["text"], ctx["advice"], ctx["evidence"], ctx["url"]
     t: list[str] = []
     if kind == "cancel":
         t.append("CANCELLED: the alert below has been withdrawn by its issuer.\n")
@@ -187,10 +200,11 @@ def default_text(ctx: dict[str, Any]) -> str:
         t.append(f"\nAdvice: {advice}\n")
     if evidence:
         t.append("\nEvidence:\n")
-        t.extend(f'  - "{e}"\n' for e in evidence)
+        for e in evidence:  # (a loop: a generator costs more, compiled or not)
+            t.append(f'  - "{e}"\n')
     if url:
         t.append(f"\nLink: {url}\n")
-    t.append(f'\nWhy you got this: {reason} (subscription "{ctx["subscription_name"]}")\n')
+    t.append("\nWhy you got this: ")
     return "".join(t)
 
 
@@ -275,6 +289,83 @@ def _safe_url(url: str | None) -> str | None:
     return url if url and _HTTP_URL.match(url) else None
 
 
+def _label_types(labels: tuple[LabelScore, ...], evidence: list[str]) -> list[str]:
+    """The type of each label, in order; their evidence texts appended to ``evidence`` while it
+    holds fewer than five, each text once (the first five distinct texts are shown)."""
+    types: list[str] = []
+    for label in labels:
+        f = fields_of(label)
+        types.append(f["type"])
+        if len(evidence) < 5:
+            for ev in f["evidence"]:
+                text: str = ev.text
+                if text and text not in evidence:
+                    evidence.append(text)
+                    if len(evidence) == 5:
+                        break
+    return types
+
+
+def _context_and_base(
+    alert: AlertClassified, kind: DeliveryKind, reason: str, subscription_name: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:meth:`Renderer.context` and the alert's values of a payload (what :meth:`Renderer.render`
+    puts there, but the subscription's), each field of the alert read once (from the models'
+    field dicts, :func:`~vigil_notify.matching.fields_of`)."""
+    e = fields_of(alert)
+    a, c = fields_of(e["alert"]), fields_of(e["classification"])
+    cap: CapInfo | None = a["cap"]
+    evidence: list[str] = []  # the first five distinct texts (only five are shown)
+    threats = _label_types(c["threat_types"], evidence)
+    targets = _label_types(c["targets"], evidence)
+    text: str = a["text"]
+    countries: tuple[str, ...] = c["countries"]
+    severity, urgency, revision = c["severity"], c["urgency"], a["revision"]
+    title = a["title"] or (cap.headline if cap and cap.headline else "") or text[:80]
+    places: list[str] = []
+    for loc in c["locations"]:
+        f = fields_of(loc)
+        places.append(f"{f['name']}, {f['country_code']}")
+    if not places:
+        places = list(countries)
+    advice = cap.instruction if cap and cap.instruction else None
+    url = _safe_url(a["url"])
+    ctx = {
+        "kind": kind,
+        "kind_label": KIND_LABEL[kind],
+        "title": title,
+        "text": text,
+        "issuer": a["issuer"] or a["source_name"],
+        "severity": severity,
+        "urgency": urgency,
+        "places": places,
+        "threats": threats,
+        "targets": targets,
+        "advice": advice,
+        "evidence": evidence,
+        "url": url,
+        "reason": reason,
+        "revision": revision,
+        "subscription_name": subscription_name,
+    }
+    base = {
+        "alert_id": a["alert_id"],
+        "revision": revision,
+        "revision_of": a["revision_of"],
+        "title": title,
+        "severity": severity,
+        "urgency": urgency,
+        "places": places,
+        "countries": list(countries),
+        "threat_types": threats,
+        "targets": targets,
+        "advice": advice,
+        "url": url,
+        "correlation_id": e["correlation_id"],
+    }
+    return ctx, base
+
+
 @dataclass(frozen=True)
 class DigestItem:
     alert_id: str
@@ -316,35 +407,7 @@ class Renderer:
     def context(
         self, alert: AlertClassified, *, kind: DeliveryKind, reason: str, subscription_name: str
     ) -> dict[str, Any]:
-        a, c = alert.alert, alert.classification
-        cap = a.cap
-        evidence: list[str] = []  # the first five distinct texts (only five are shown)
-        for label in (*c.threat_types, *c.targets):
-            for ev in label.evidence:
-                if ev.text and ev.text not in evidence:
-                    evidence.append(ev.text)
-                    if len(evidence) == 5:
-                        break
-            if len(evidence) == 5:
-                break
-        return {
-            "kind": kind,
-            "kind_label": KIND_LABEL[kind],
-            "title": a.title or (cap.headline if cap and cap.headline else "") or a.text[:80],
-            "text": a.text,
-            "issuer": a.issuer or a.source_name,
-            "severity": c.severity,
-            "urgency": c.urgency,
-            "places": [f"{loc.name}, {loc.country_code}" for loc in c.locations] or list(c.countries),
-            "threats": [t.type for t in c.threat_types],
-            "targets": [t.type for t in c.targets],
-            "advice": cap.instruction if cap and cap.instruction else None,
-            "evidence": evidence,
-            "url": _safe_url(a.url),
-            "reason": reason,
-            "revision": a.revision,
-            "subscription_name": subscription_name,
-        }
+        return _context_and_base(alert, kind, reason, subscription_name)[0]
 
     def prepare(self, alert: AlertClassified, *, kind: DeliveryKind, sent_at: str | None = None) -> PreparedMessage:
         """Render the parts of (alert, kind) shared by every subscription once; fill in the
@@ -484,8 +547,7 @@ class PreparedMessage:
         self._jbparts: object = _UNSET
         if renderer.templates:
             return
-        a, c = alert.alert, alert.classification
-        ctx = renderer.context(alert, kind=kind, reason=_REASON_MARK, subscription_name=_NAME_MARK)
+        ctx, base = _context_and_base(alert, kind, _REASON_MARK, _NAME_MARK)
         title = default_title(ctx)
         if "\x00" in title:
             return
@@ -493,21 +555,7 @@ class PreparedMessage:
         # the deliveries of one (alert, kind) are rendered together, within milliseconds: one
         # timestamp for all of them (a full render per delivery takes its own)
         self._sent_at = sent_at or sent_at_now()
-        self._base = {
-            "alert_id": a.alert_id,
-            "revision": a.revision,
-            "revision_of": a.revision_of,
-            "title": ctx["title"],
-            "severity": c.severity,
-            "urgency": c.urgency,
-            "places": ctx["places"],
-            "countries": list(c.countries),
-            "threat_types": ctx["threats"],
-            "targets": ctx["targets"],
-            "advice": ctx["advice"],
-            "url": ctx["url"],
-            "correlation_id": alert.correlation_id,
-        }
+        self._base = base
         self._fast = True
 
     def _prepared_body(self, part: str) -> str | None:
@@ -516,11 +564,7 @@ class PreparedMessage:
             return self._bodies[part]
         made = _BODY_MAKERS[part](self._ctx)
         nuls, named = self._EXPECTED[part]
-        ok = (
-            made.count("\x00") == nuls
-            and made.count(_REASON_MARK) == 1
-            and (not named or made.count(_NAME_MARK) == 1)
-        )
+        ok = made.count("\x00") == nuls and made.count(_REASON_MARK) == 1 and (not named or made.count(_NAME_MARK) == 1)
         body = made if ok else None
         self._bodies[part] = body
         return body
@@ -585,8 +629,25 @@ class PreparedMessage:
         none or they cannot be encoded (a lone surrogate in the alert: each delivery then encodes
         its own line, and fails as that does)."""
         if self._jbparts is _UNSET:
-            self._jbparts = self._make_json_parts(as_bytes=True)
+            self._jbparts = self._make_json_bparts_from_head() if self._fast else None
         return cast("_JsonBytesParts | None", self._jbparts)
+
+    def _make_json_bparts_from_head(self) -> _JsonBytesParts | None:
+        """:meth:`_make_json_parts` (``as_bytes``) without the text body's stand-ins: the default
+        body is :func:`text_head`, the reason, :data:`_TEXT_MIDDLE`, the name and :data:`_TEXT_TAIL`,
+        so its pieces around the two are known without searching it. A head with a NUL (where an
+        alert's own text could hold a stand-in) takes the checked way."""
+        head = text_head(self._ctx)
+        if "\x00" in head:
+            parts = self._make_json_parts(as_bytes=True)
+            return cast("_JsonBytesParts | None", parts)
+        try:
+            line_head, middle, tail = self._json_fields_bytes()
+            d = _orjson_dumps
+            text_head_json = b', "sent_at": ' + d(self._sent_at) + b', "rendered_text": ' + d(head)[:-1]
+        except TypeError:  # orjson.JSONEncodeError: a lone surrogate
+            return None
+        return _JsonBytesParts(line_head, middle, tail, text_head_json, _TEXT_MIDDLE_JSON, _TEXT_TAIL_JSON_LINE, True)
 
     def _make_json_parts(self, *, as_bytes: bool) -> _JsonParts | _JsonBytesParts | None:
         text = self._prepared_body("text")
@@ -626,6 +687,15 @@ class PreparedMessage:
         and their ``str`` JSON first: the values are ``str``, ``int`` or None and lists of ``str``
         (made by :meth:`Renderer.context` from the validated alert), which orjson writes as the json
         module does (the same string escapes, tested). Raises ``TypeError`` for a lone surrogate."""
+        head, middle, tail = self._json_fields_bytes()
+        d = _orjson_dumps
+        text_head = b', "sent_at": ' + d(self._sent_at) + b', "rendered_text": "'
+        t0, t1, t2 = d(text[:i])[1:-1], d(text[i + li : j])[1:-1], d(text[j + lj :])[1:-1]
+        return _JsonBytesParts(head, middle, tail, text_head + t0, t1, t2 + b'"}\n', reason_first)
+
+    def _json_fields_bytes(self) -> tuple[bytes, bytes, bytes]:
+        """The head, middle and tail of :class:`_JsonBytesParts` (the line's fields but the text,
+        see :meth:`_make_json_bparts`). Raises ``TypeError`` for a lone surrogate."""
         b, d = self._base, _orjson_dumps
         head = b"".join(
             (
@@ -633,20 +703,20 @@ class PreparedMessage:
                 b', "revision_of": ', d(b["revision_of"]), b', "subscription_id": ',
             )
         )  # fmt: skip
-        middle = b"".join(
-            (
-                b', "kind": ', d(self._kind), b', "title": ', d(b["title"]), b', "severity": ', d(b["severity"]),
-                b', "urgency": ', d(b["urgency"]), b', "places": [', b", ".join(map(d, b["places"])),
-                b'], "countries": [', b", ".join(map(d, b["countries"])),
-                b'], "threat_types": [', b", ".join(map(d, b["threat_types"])),
-                b'], "targets": [', b", ".join(map(d, b["targets"])),
-                b'], "advice": ', d(b["advice"]), b', "url": ', d(b["url"]), b', "reason": ',
-            )
-        )  # fmt: skip
+        out = [
+            b', "kind": ', d(self._kind), b', "title": ', d(b["title"]), b', "severity": ', d(b["severity"]),
+            b', "urgency": ', d(b["urgency"]), b', "places": [',
+        ]  # fmt: skip
+        _json_items(out, b["places"])
+        out.append(b'], "countries": [')
+        _json_items(out, b["countries"])
+        out.append(b'], "threat_types": [')
+        _json_items(out, b["threat_types"])
+        out.append(b'], "targets": [')
+        _json_items(out, b["targets"])
+        out += (b'], "advice": ', d(b["advice"]), b', "url": ', d(b["url"]), b', "reason": ')
         tail = b', "correlation_id": ' + d(b["correlation_id"]) + b', "idempotency_key": '
-        text_head = b', "sent_at": ' + d(self._sent_at) + b', "rendered_text": "'
-        t0, t1, t2 = d(text[:i])[1:-1], d(text[i + li : j])[1:-1], d(text[j + lj :])[1:-1]
-        return _JsonBytesParts(head, middle, tail, text_head + t0, t1, t2 + b'"}\n', reason_first)
+        return head, b"".join(out), tail
 
     def _json_line(self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str) -> str:
         """:meth:`Message.json_line` of this delivery from the shared parts (the same string)."""
@@ -725,8 +795,6 @@ def _json_plain(obj: Any) -> str:
     return "".join(_c_encode(obj, 0))
 
 
-
-
 def _json_token(value: str) -> str:
     """``_json_str(value)``; an ASCII letters-and-digits string (a hex key, say: nothing to escape)
     without running the escaper over it."""
@@ -742,6 +810,22 @@ def _json_text(text: str) -> str:
     except TypeError:  # orjson.JSONEncodeError
         return _json_str(text)
 
+
+def _json_items(out: list[bytes], items: list[str]) -> None:
+    """The JSON of each of ``items`` (orjson), ``", "`` between them (the json module's list
+    separator), appended to ``out``."""
+    first = True
+    for item in items:
+        if first:
+            first = False
+        else:
+            out.append(b", ")
+        out.append(_orjson_dumps(item))
+
+
+_TEXT_MIDDLE_JSON = _orjson_dumps(_TEXT_MIDDLE)[1:-1]
+_TEXT_TAIL_JSON_LINE = _orjson_dumps(_TEXT_TAIL)[1:-1] + b'"}\n'
+"""The text's JSON between the reason and the name, and after the name to the line's end."""
 
 
 _BODY_MAKERS: dict[str, Callable[[dict[str, Any]], str]] = {
