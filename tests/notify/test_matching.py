@@ -6,13 +6,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vigil_notify.matching import SubscriptionIndex, haversine_km, match, match_one, match_scan
+from vigil_notify.subscriptions import normalise_place
 from vigil_shared.events import SEVERITIES, TARGET_TYPES, THREAT_TYPES, URGENCIES
 
 from .helpers import ISTANBUL, MOSCOW, MOSCOW_ID, NOW, SPB, make_alert, make_sub
 
-TRAVELLER = make_sub(
-    "moscow-traveller", places=["Moscow, RU"], active={"from": "2026-06-01", "until": "2027-06-30"}
-)
+TRAVELLER = make_sub("moscow-traveller", places=["Moscow, RU"], active={"from": "2026-06-01", "until": "2027-06-30"})
 NEAR_MOSCOW = make_sub("near-moscow", near={"lat": 55.75, "lon": 37.62, "radius_km": 100})
 SPB_ONLY = make_sub("spb-only", places=["St. Petersburg"])
 MOSCOW_IDAHO = make_sub("moscow-idaho", near={"lat": 46.73, "lon": -117.0, "radius_km": 50})
@@ -200,9 +199,7 @@ def alerts(draw):
 def test_index_equals_brute_force(subs, alert) -> None:
     indexed = match(alert, SubscriptionIndex(subs), NOW)
     scanned = match_scan(alert, subs, NOW)
-    assert [(m.subscription.id, m.reasons) for m in indexed] == [
-        (m.subscription.id, m.reasons) for m in scanned
-    ]
+    assert [(m.subscription.id, m.reasons) for m in indexed] == [(m.subscription.id, m.reasons) for m in scanned]
 
 
 @settings(max_examples=300, deadline=None)
@@ -223,3 +220,33 @@ def test_index_candidates_meet_their_severity_floor_and_miss_no_match(subs, aler
     found = SubscriptionIndex(subs).candidates(features)
     assert all(features.severity_rank >= c.min_sev for c in found)
     assert {m.subscription.id for m in match_scan(alert, subs, NOW)} <= {c.sub.id for c in found}
+
+
+def test_location_views_are_cached_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The matching view of a location is shared by the alerts naming the same place, and the cache
+    of them is emptied when full (it never grows past its bound)."""
+    from vigil_notify import matching
+
+    monkeypatch.setattr(matching, "_LOCS", {})
+    key = ("Moscow", "ru", 524901, 55.75, 37.62, "city")
+    one = matching._loc(key)
+    assert matching._loc(key) is one
+    assert (one.name, one.country, one.norm, one.is_country) == ("Moscow", "RU", normalise_place("Moscow"), False)
+    monkeypatch.setattr(matching, "_LOCS_MAX", 2)
+    for i in range(5):
+        matching._loc((f"Town {i}", "fr", None, 1.0, 2.0, "country"))
+        assert len(matching._LOCS) <= 2
+
+
+def test_a_match_carries_the_subscriptions_own_values() -> None:
+    sub = make_sub("q", countries=["RU"], quiet_hours={"start": "22:00", "end": "07:00", "tz": "Europe/Moscow"})
+    m = match_one(make_alert(), sub, datetime(2026, 11, 25, 12, tzinfo=UTC))
+    assert m is not None
+    c = m.compiled
+    assert (c.sub, c.sub_id, c.sub_name, c.sub_channels, c.quiet_hours) == (
+        sub,
+        sub.id,
+        sub.name,
+        sub.channels,
+        sub.filter.quiet_hours,
+    )

@@ -205,3 +205,22 @@ def test_encoded_parts_from_the_text_head_equal_the_checked_ones(kind: str) -> N
         ctx = prepared._ctx
         assert default_text(ctx) == f'{text_head(ctx)}{ctx["reason"]} (subscription "{ctx["subscription_name"]}")\n'
         assert prepared._make_json_bparts_from_head() == prepared._make_json_parts(as_bytes=True)
+
+
+def test_json_cached_is_orjson_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cached JSON of the small-vocabulary strings (severities, places, subscription ids...) is
+    orjson's; a lone surrogate raises as orjson does and is not kept; the cache is emptied when full."""
+    import orjson
+    from vigil_notify import rendering
+
+    monkeypatch.setattr(rendering, "_JSON_CACHE", {})
+    values = [*HOSTILE, 'q"uo\\te\n\t\u2028 é 😀', "\x7f\x85\ufeff", "Kathmandu, NP", "Moderate"]
+    for v in values + values:
+        assert rendering._json_cached(v) == orjson.dumps(v)
+    with pytest.raises(TypeError):
+        rendering._json_cached("lone \ud800")
+    assert "lone \ud800" not in rendering._JSON_CACHE
+    monkeypatch.setattr(rendering, "_JSON_CACHE_MAX", 3)
+    for i in range(10):
+        assert rendering._json_cached(f"value {i}") == orjson.dumps(f"value {i}")
+        assert len(rendering._JSON_CACHE) <= 3

@@ -419,8 +419,12 @@ def match(alert: AlertClassified, subscriptions: SubscriptionIndex, now: datetim
         m = c.evaluate(features, today)
         if m is not None:
             out.append(m)
-    out.sort(key=lambda m: m.subscription.id)
+    out.sort(key=_by_subscription_id)
     return out
+
+
+def _by_subscription_id(m: Match) -> str:
+    return m.compiled.sub_id
 
 
 def match_one(alert: AlertClassified, subscription: Subscription, now: datetime) -> Match | None:

@@ -122,17 +122,25 @@ class HandleResult:
     """By ``id`` of an event in ``events``: the event and its stream entry's ``__data__`` when notify
     encoded it (see :meth:`data_of`)."""
 
-    def absorb(self, outcomes: list[DeliveryOutcome]) -> None:
+    def absorb(self, outcomes: list[DeliveryOutcome]) -> bool:
+        """Take in delivery outcomes; True when one of them is ``skipped_in_flight``."""
+        in_flight = False
+        self.outcomes.extend(outcomes)
+        events, encoded = self.events, self.encoded
         for o in outcomes:
-            self.outcomes.append(o)
-            self.events.extend(o.events)
-            if o.data is not None:
-                last = o.events[-1]
-                self.encoded[id(last)] = (last, o.data)
+            got = o.events
+            events.extend(got)
+            data = o.data
+            if data is not None:
+                last = got[-1]
+                encoded[id(last)] = (last, data)
             if o.dead_letter is not None:
                 self.dead_letters.append(o.dead_letter)
-            if o.status.startswith("skipped"):
-                self.skipped.append((o.job.subscription_id, mask_url(o.job.channel_url), o.status))
+            status = o.status
+            if status.startswith("skipped"):
+                self.skipped.append((o.job.subscription_id, mask_url(o.job.channel_url), status))
+                in_flight = in_flight or status == "skipped_in_flight"
+        return in_flight
 
     def data_of(self, event: Notification) -> bytes | None:
         """The ``__data__`` of ``event``'s stream entry if notify encoded it (for
@@ -413,10 +421,8 @@ class Notifier:
             per_alert.setdefault(i, []).append(outcome)
         for i, got in per_alert.items():
             result = out[i]
-            if isinstance(result, HandleResult):
-                result.absorb(got)
-                if any(o.status == "skipped_in_flight" for o in got):
-                    out[i] = DeliveryStillInFlight(result)
+            if isinstance(result, HandleResult) and result.absorb(got):
+                out[i] = DeliveryStillInFlight(result)
 
     def _plan(
         self,

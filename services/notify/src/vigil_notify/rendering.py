@@ -703,9 +703,10 @@ class PreparedMessage:
                 b', "revision_of": ', d(b["revision_of"]), b', "subscription_id": ',
             )
         )  # fmt: skip
+        c = _json_cached  # (values from small vocabularies: severities, places, threat types...)
         out = [
-            b', "kind": ', d(self._kind), b', "title": ', d(b["title"]), b', "severity": ', d(b["severity"]),
-            b', "urgency": ', d(b["urgency"]), b', "places": [',
+            b', "kind": ', c(self._kind), b', "title": ', d(b["title"]), b', "severity": ', c(b["severity"]),
+            b', "urgency": ', c(b["urgency"]), b', "places": [',
         ]  # fmt: skip
         _json_items(out, b["places"])
         out.append(b'], "countries": [')
@@ -747,8 +748,8 @@ class PreparedMessage:
         head, middle, tail, text_head, text_middle, text_tail, reason_first = parts
         d = _orjson_dumps  # (each value's JSON already UTF-8: no str to encode per value)
         try:
-            reason_json, name_json = d(reason), d(subscription_name)[1:-1]
-            sub_json, key_json = d(subscription_id), d(idempotency_key)
+            reason_json, name_json = d(reason), _json_cached(subscription_name)[1:-1]
+            sub_json, key_json = _json_cached(subscription_id), d(idempotency_key)
         except TypeError:  # orjson.JSONEncodeError: a lone surrogate; encode() raises for it here
             return (self._json_line(reason, subscription_id, subscription_name, idempotency_key) + "\n").encode()
         first, second = (reason_json[1:-1], name_json) if reason_first else (name_json, reason_json[1:-1])
@@ -812,7 +813,7 @@ def _json_text(text: str) -> str:
 
 
 def _json_items(out: list[bytes], items: list[str]) -> None:
-    """The JSON of each of ``items`` (orjson), ``", "`` between them (the json module's list
+    """The JSON of each of ``items`` (:func:`_json_cached`), ``", "`` between them (the json module's list
     separator), appended to ``out``."""
     first = True
     for item in items:
@@ -820,7 +821,25 @@ def _json_items(out: list[bytes], items: list[str]) -> None:
             first = False
         else:
             out.append(b", ")
-        out.append(_orjson_dumps(item))
+        out.append(_json_cached(item))
+
+
+_JSON_CACHE: dict[str, bytes] = {}
+_JSON_CACHE_MAX = 32768
+
+
+def _json_cached(value: str) -> bytes:
+    """``orjson.dumps(value)`` of a string met again and again (a subscription's id and name, a
+    severity, a place, a threat type), kept: a dict lookup instead of an encoder call and its
+    buffer. Up to :data:`_JSON_CACHE_MAX` strings, then emptied. Raises what orjson raises (a lone
+    surrogate: ``TypeError``, nothing kept)."""
+    got = _JSON_CACHE.get(value)
+    if got is None:
+        got = _orjson_dumps(value)
+        if len(_JSON_CACHE) >= _JSON_CACHE_MAX:
+            _JSON_CACHE.clear()
+        _JSON_CACHE[value] = got
+    return got
 
 
 _TEXT_MIDDLE_JSON = _orjson_dumps(_TEXT_MIDDLE)[1:-1]

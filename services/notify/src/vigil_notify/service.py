@@ -40,14 +40,15 @@ def _publications(result: HandleResult, counts: Counter[tuple[str, str]] | None 
     recorded once per batch), or recorded at once without it."""
     tally: Counter[tuple[str, str]] = Counter() if counts is None else counts
     pubs: list[Publication] = []
-    data_of, notifications = result.data_of, streams.NOTIFICATIONS
+    encoded, notifications = result.encoded.get, streams.NOTIFICATIONS
     for e in result.events:  # one pass: the count and the publication of each event
         if isinstance(e, NotificationDelivered):
             outcome = "delivered"
         else:
             outcome = "failed_permanent" if e.permanent else "failed_retrying"
         tally[(e.channel, outcome)] += 1
-        pubs.append(Publication(notifications, e, data_of(e)))
+        got = encoded(id(e))  # result.data_of(e), inline
+        pubs.append(Publication(notifications, e, got[1] if got is not None and got[0] is e else None))
     if counts is None:
         _record(tally)
     if result.dead_letters:
