@@ -323,13 +323,14 @@ class Notifier:
                 assert isinstance(result, HandleResult)
                 try:
                     result.matches = match(alert, index, now)
+                    a = alert.alert
                     # (only for the content-dedup checks of its matches: none, no hash)
-                    fingerprint = content_fingerprint(alert.alert.title, alert.alert.text) if result.matches else ""
+                    fingerprint = content_fingerprint(a.title, a.text) if result.matches else ""
                 except Exception as exc:
                     out[i] = exc
                     continue
                 targets[i] = []
-                aid = alert.alert.alert_id
+                aid = a.alert_id
                 for m in result.matches:
                     checks.append((m.compiled.sub_id, fingerprint, aid))
                     owners.append((i, m))
@@ -393,14 +394,27 @@ class Notifier:
             decisions = allowed.get(i)
             entry_id = entry_ids[i]
             extreme = extreme_of[i]
-            make_job = self._job
+            aid, rev, cid, dl = shared.alert_id, shared.revision, shared.correlation_id, shared.dead_letter_fields
+            eid = entry_id
+            own: tuple[str, ...] | None = None
             try:
                 for j, t in enumerate(ts):
                     decision = None if decisions is None else decisions[j]
+                    kind = t.kind
                     if (extreme or t.quiet_hours is None) and (
-                        extreme or decision is not False or t.kind != "new"
+                        extreme or decision is not False or kind != "new"
                     ):  # neither held for quiet hours nor folded into a digest: _plan's job at once
-                        planned.append(make_job(alert, t, entry_id, shared))
+                        # (self._job(alert, t, entry_id, shared), inline: the same job, once per delivery)
+                        sub_id, url, reason = t.subscription_id, t.channel_url, t.reason
+                        idem = idempotency_key(aid, rev, sub_id, url)
+                        message = shared.prepared(kind).render(
+                            reason=reason, subscription_id=sub_id, subscription_name=t.subscription_name,
+                            idempotency_key=idem,
+                        )  # fmt: skip
+                        if own is None:
+                            own = shared.own_keys()
+                        dj = DeliveryJob(aid, rev, cid, sub_id, url, kind, reason, idem, message, own, None, eid, dl)
+                        planned.append(dj)
                         continue
                     job = self._plan(alert, t, now, result, entry_id, shared, decision, held)
                     if job is not None:

@@ -700,7 +700,7 @@ class PreparedMessage:
         head = b"".join(
             (
                 b'{"alert_id": ', d(b["alert_id"]), b', "revision": ', d(b["revision"]),
-                b', "revision_of": ', d(b["revision_of"]), b', "subscription_id": ',
+                b', "revision_of": ', _json_optional(b["revision_of"]), b', "subscription_id": ',
             )
         )  # fmt: skip
         c = _json_cached  # (values from small vocabularies: severities, places, threat types...)
@@ -715,7 +715,7 @@ class PreparedMessage:
         _json_items(out, b["threat_types"])
         out.append(b'], "targets": [')
         _json_items(out, b["targets"])
-        out += (b'], "advice": ', d(b["advice"]), b', "url": ', d(b["url"]), b', "reason": ')
+        out += (b'], "advice": ', _json_optional(b["advice"]), b', "url": ', _json_optional(b["url"]), b', "reason": ')
         tail = b', "correlation_id": ' + d(b["correlation_id"]) + b', "idempotency_key": '
         return head, b"".join(out), tail
 
@@ -822,6 +822,11 @@ def _json_items(out: list[bytes], items: list[str]) -> None:
         else:
             out.append(b", ")
         out.append(_json_cached(item))
+
+
+def _json_optional(value: Any) -> bytes:
+    """``orjson.dumps(value)`` of an optional value, ``null`` without the encoder for None."""
+    return b"null" if value is None else _orjson_dumps(value)
 
 
 _JSON_CACHE: dict[str, bytes] = {}
