@@ -265,3 +265,18 @@ async def test_claims_and_marks_of_one_width_and_of_mixed_widths(redis, settings
         assert {ledger.redis_key(k) for k in keys} <= found
     assert len({k async for k in redis.scan_iter(match=ledger.redis_key("") + "*")}) == sum(map(len, cases.values()))
     await d.aclose()
+
+
+async def test_throttle_batch_trims_at_the_same_cut_off_as_the_one_key_script(redis, settings) -> None:
+    """The batch script formats each instant's cut-off once (as redis.call formats a number); the
+    members scored at or around the cut-off leave the window exactly when the one-key script's do."""
+    s = settings.model_copy(update={"throttle_max": 1000, "throttle_window_s": 3600})
+    batch, single = Throttle(redis, s), Throttle(redis, s)
+    url = "jsonl:///tmp/x.jsonl"
+    t0 = 1764131234.123456
+    for i, now in enumerate([t0, t0 + 1e-6, t0 + 0.1, t0 + 3600, t0 + 3600 + 1e-6, t0 + 3600.1, t0 + 7200.05]):
+        together = await batch.allow_many([("b", url, f"m{i}"), ("b", url, f"n{i}")], now)
+        apart = [await single.allow("o", url, m, now) for m in (f"m{i}", f"n{i}")]
+        assert together == apart
+        kb, ko = (f"vigil:notify:throttle:{sid}:{channel_hash(url)}" for sid in ("b", "o"))
+        assert await redis.zrange(kb, 0, -1, withscores=True) == await redis.zrange(ko, 0, -1, withscores=True), i

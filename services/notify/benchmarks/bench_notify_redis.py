@@ -126,7 +126,16 @@ async def run(opts: argparse.Namespace, work: Path, callgrind_out: str | None) -
         sys_s = float(cpu_after["used_cpu_sys"]) - float(cpu_before["used_cpu_sys"])
         stats = commandstats(await redis.info("commandstats"))
         mem = await redis.info("memory")
-        print(f"Redis used_memory {int(mem['used_memory']) / 1e6:.1f} MB", file=sys.stderr)
+        throttle_bytes = windows = members = 0
+        async for k in redis.scan_iter(match="vigil:notify:throttle:*", count=1000):
+            throttle_bytes += int(await redis.memory_usage(k) or 0)
+            windows += 1
+            members += int(await redis.zcard(k))
+        print(
+            f"Redis used_memory {int(mem['used_memory']) / 1e6:.1f} MB; throttle windows {windows}, "
+            f"{members} members, {throttle_bytes / 1e6:.2f} MB",
+            file=sys.stderr,
+        )
         pending = (await redis.xpending(SRC, GROUP))["pending"]
         await notifier.aclose()
         await redis.aclose()

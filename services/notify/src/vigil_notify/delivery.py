@@ -301,7 +301,7 @@ for _ = 1, n do
     k = sub(data, pos, e - 1)
     pos = e + step
   end
-  call('SET', k, sent, 'EX', sent_ttl)
+  call('SETEX', k, sent_ttl, sent)  -- SET k sent EX ttl, parsed with less work
 end
 if ARGV[9] ~= '[]' then
   local rec_prefix = ARGV[8]
@@ -717,6 +717,7 @@ local out = {}
 local trimmed_at = {}
 local size = {}
 local touched = {}
+local cut_at = {}  -- now -> the window's cut-off, as redis.call would format the number (once a batch)
 local pos = 0
 for i = 1, #items, 4 do
   pos = pos + 1
@@ -724,7 +725,12 @@ for i = 1, #items, 4 do
   local now = items[i + 2]
   local member = items[i + 3]
   if trimmed_at[k] ~= now then
-    local removed = redis.call('ZREMRANGEBYSCORE', k, '-inf', tonumber(now) - window)
+    local cut = cut_at[now]
+    if cut == nil then
+      cut = string.format('%.17g', tonumber(now) - window)
+      cut_at[now] = cut
+    end
+    local removed = redis.call('ZREMRANGEBYSCORE', k, '-inf', cut)
     if trimmed_at[k] == nil then
       touched[#touched + 1] = k
       size[k] = redis.call('ZCARD', k)
