@@ -207,3 +207,76 @@ async def test_throttle_batch_moves_a_busy_window_to_the_skiplist_encoding(redis
     assert await batch.allow_many([(f"b{limit}", url, "later:1")], 1179.5) == [True]
     assert await redis.zcard(kb) == 2
     assert (await redis.object("encoding", kb)).decode() == "skiplist"
+
+
+def test_keys_are_fixed_width_only_when_every_key_has_one_length_in_bytes() -> None:
+    """The claim and "sent" scripts cut keys of one width by offset; anything else is joined by a
+    character that no key holds ("\\n" unless a key has one)."""
+    from vigil_notify.delivery import _joined, _keys, idempotency_key
+
+    idems = [idempotency_key(f"a{i}", 1, "s", "jsonl:///x") for i in range(5)]
+    assert _keys("p:", idems) == (34, "", "p:" + "p:".join(idems))
+    assert _keys("p:", ["ab", "abc"]) == (0, "\n", "p:ab\np:abc")
+    # one length in characters, not in bytes: joined, not cut by offset
+    assert _keys("p:", ["é" * 4, "e" * 4]) == (0, "\n", "p:éééé\np:eeee")
+    # a key holding "\n" (and another "\x00"): the first character no key holds
+    width, sep, data = _keys("p:", ["a\nb", "c\x00d", "e"])
+    assert (width, sep) == (0, "\x01")
+    assert data.split(sep) == ["p:a\nb", "p:c\x00d", "p:e"]
+    assert _joined(["x"]) == ("\n", "x")
+    assert _joined(["", ""]) == ("\n", "\n")
+
+
+async def test_claims_and_marks_of_one_width_and_of_mixed_widths(redis, settings) -> None:
+    """Claims and "sent" marks through each way of passing the keys: one width (every idempotency
+    key), mixed lengths, one length in characters but not in bytes, keys holding the separator."""
+    from vigil_notify.delivery import idempotency_key
+
+    d = Deliverer(redis, default_registry(), settings, owner="me")
+    ledger = d.ledger
+    msg = Message(title="t", text="x", markdown="x", html="x")
+    cases = {
+        "width": [idempotency_key(f"w{i}", 1, "s", "jsonl:///x") for i in range(7)],
+        "mixed": ["m1", "m22", "m333", "m4444"],
+        "bytes": ["éé", "ee", "ßß"],
+        "sep": ["s\n1", "s2", "\n", "s\x004"],
+    }
+    for name, keys in cases.items():
+        await redis.set(ledger.redis_key(keys[1]), "sending:other")
+        states = await ledger.claim_many(keys)
+        assert states == ["claimed", "sending:other"] + ["claimed"] * (len(keys) - 2), name
+        assert await ledger.claim_many(keys) == ["sending:me", "sending:other"] + ["sending:me"] * (len(keys) - 2)
+        jobs = [
+            DeliveryJob(
+                alert_id="a", revision=1, correlation_id="c", subscription_id=f"{name}{i}",
+                channel_url="console://", kind="new", reason=f"why {i}", idempotency_key=k, message=msg,
+                record_under=(f"orig-{name}",),
+            )
+            for i, k in enumerate(keys)
+        ]  # fmt: skip
+        await d._mark_sent_many(jobs)
+        assert [await ledger.state(k) for k in keys] == [SENT] * len(keys), name
+        for k in keys:
+            assert settings.sent_ttl_s - 10 < await redis.ttl(ledger.redis_key(k)) <= settings.sent_ttl_s
+        got = await RecipientLog(redis, settings).recipients([f"orig-{name}"])
+        assert got == {(j.subscription_id, channel_hash("console://")): j.reason for j in jobs}
+        # no key was touched but the ones named
+        found = {k.decode() async for k in redis.scan_iter(match=ledger.redis_key("") + "*")}
+        assert {ledger.redis_key(k) for k in keys} <= found
+    assert len({k async for k in redis.scan_iter(match=ledger.redis_key("") + "*")}) == sum(map(len, cases.values()))
+    await d.aclose()
+
+
+async def test_throttle_batch_trims_at_the_same_cut_off_as_the_one_key_script(redis, settings) -> None:
+    """The batch script formats each instant's cut-off once (as redis.call formats a number); the
+    members scored at or around the cut-off leave the window exactly when the one-key script's do."""
+    s = settings.model_copy(update={"throttle_max": 1000, "throttle_window_s": 3600})
+    batch, single = Throttle(redis, s), Throttle(redis, s)
+    url = "jsonl:///tmp/x.jsonl"
+    t0 = 1764131234.123456
+    for i, now in enumerate([t0, t0 + 1e-6, t0 + 0.1, t0 + 3600, t0 + 3600 + 1e-6, t0 + 3600.1, t0 + 7200.05]):
+        together = await batch.allow_many([("b", url, f"m{i}"), ("b", url, f"n{i}")], now)
+        apart = [await single.allow("o", url, m, now) for m in (f"m{i}", f"n{i}")]
+        assert together == apart
+        kb, ko = (f"vigil:notify:throttle:{sid}:{channel_hash(url)}" for sid in ("b", "o"))
+        assert await redis.zrange(kb, 0, -1, withscores=True) == await redis.zrange(ko, 0, -1, withscores=True), i
