@@ -37,6 +37,34 @@ _WORD_PIECES = (
 )  # fmt: skip
 
 
+def test_sort_automaton_hits_orders_as_sort_hits() -> None:
+    """The automaton's own hits (end, (length, ...)) end up in the order sort_hits gives the same
+    hits as (start, -length, value), whatever the input order (and on the fallback paths)."""
+    rnd = random.Random(22)
+    for _ in range(20_000):
+        n = rnd.randint(0, 50)
+        span = rnd.choice((4, 30, 400))
+        made = {(rnd.randint(0, span), rnd.randint(1, 7)) for _ in range(n)}  # (start, length), unique
+        hits = [(s + length - 1, (length, (s, length), None, None)) for s, length in made]
+        if rnd.random() < 0.6:
+            hits.sort(key=lambda h: h[0])  # by end, as the automaton reports them
+        else:
+            rnd.shuffle(hits)
+        if hits and rnd.random() < 0.1:
+            hits.append(hits[rnd.randrange(len(hits))])  # the same key twice: list.sort's turn
+        ref = [(h[0] - h[1][0] + 1, -h[1][0], h) for h in hits]
+        textnorm.sort_hits(ref)
+        got = list(hits)
+        textnorm.sort_automaton_hits(got)
+        assert got == [h for _s, _n, h in ref], hits
+
+
+def test_sort_automaton_hits_falls_back_on_many_moves() -> None:
+    hits = [(i, (1, i)) for i in range(300, 0, -1)]  # reversed: far more moves than the budget
+    textnorm.sort_automaton_hits(hits)
+    assert hits == sorted(hits)
+
+
 def test_padded_word_tests_are_the_word_set_tests() -> None:
     rnd = random.Random(23)
     for _ in range(30_000):

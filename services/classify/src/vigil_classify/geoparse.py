@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, TypedDict
 from vigil_shared.events import Location
 
 from vigil_classify.gazetteer import FlatCandidates, Gazetteer, Place, candidate_pairs, common_words, prior
-from vigil_classify.textnorm import normalise, sort_hits
+from vigil_classify.textnorm import AutomatonHit, normalise, sort_automaton_hits
 
 
 class EvidencePayload(TypedDict):
@@ -292,12 +292,12 @@ def find_location_data(
 
     ``automaton_hits`` is ``list(gaz.automaton.iter(norm_padded))`` when the caller has it already (the
     automaton may carry other phrases too: their values have no candidates)."""
-    raw = [
-        (end_idx - v[0] + 1, -v[0], v[1])
-        for end_idx, v in (gaz.automaton.iter(norm_padded) if automaton_hits is None else automaton_hits)
-        if v[1] is not None
+    hits: list[AutomatonHit] = [
+        hit
+        for hit in (gaz.automaton.iter(norm_padded) if automaton_hits is None else automaton_hits)
+        if hit[1][1] is not None
     ]
-    return location_data_from_raw(gaz, text, raw, issuer)
+    return location_data_from_hits(gaz, text, hits, issuer)
 
 
 def location_data_from_raw(
@@ -305,13 +305,23 @@ def location_data_from_raw(
 ) -> tuple[list[LocationPayload], list[str]]:
     """:func:`find_location_data` from the place hits as ``(start, -length, candidates)`` in any
     order (``start`` in padded coordinates, as :func:`find_location_data` makes them from the
-    automaton's hits); ``raw`` is sorted in place."""
-    if not raw:
+    automaton's hits)."""
+    # (start, -length) is the hit (end, (length, candidates)) with end = start + length - 1
+    return location_data_from_hits(gaz, text, [(s - nl - 1, (-nl, c, None, None)) for s, nl, c in raw], issuer)
+
+
+def location_data_from_hits(
+    gaz: Gazetteer, text: str, hits: list[AutomatonHit], issuer: str | None = None
+) -> tuple[list[LocationPayload], list[str]]:
+    """:func:`find_location_data` from the automaton's hits that have place candidates, ``(end,
+    (length, candidates, ...))`` as it yields them, in any order (``hits`` is sorted in place): the
+    engine keeps the automaton's own hit tuples (no tuple made per hit)."""
+    if not hits:
         return [], []
     places = gaz.places
     # padded coordinates: key spans [end_idx-length+1, end_idx]; core word = +1 .. -1; minus pad.
     # (start, -length) sorts leftmost-longest first; equal pairs are the same key.
-    sort_hits(raw)
+    sort_automaton_hits(hits)
     common = common_words()
     # An ASCII text spares the ASCII tests of its slices; a character of it is upper-case exactly
     # when it is one of A-Z.
@@ -319,10 +329,15 @@ def location_data_from_raw(
     mentions: list[tuple[int, int, FlatCandidates]] = []
     features: set[str] = set()
     last_end = -1
-    for start, neg_len, cands in raw:
+    for place_hit in hits:
+        value: tuple[Any, ...] = place_hit[1]
+        n: int = value[0]
+        end_idx: int = place_hit[0]
+        start = end_idx - n + 1
         if start < last_end:
             continue
-        end = start - neg_len - 2
+        end = start + n - 2
+        cands: FlatCandidates = value[1]
         if not (65 <= ord(text[start]) <= 90 if ascii else text[start].isupper()):
             continue
         before = text[start - 60 if start > 60 else 0 : start]  # (no max() call per hit)

@@ -28,7 +28,7 @@ import ahocorasick
 
 from vigil_classify import severity as sev
 from vigil_classify import taxonomy_data as data
-from vigil_classify.textnorm import _ASCII_MAP, sort_hits
+from vigil_classify.textnorm import _ASCII_MAP, AutomatonHit, sort_automaton_hits
 from vigil_classify.textnorm import key as norm_key
 
 Entry = tuple[str, str, float]
@@ -507,12 +507,13 @@ def read(text: str, hits: list[Hit]) -> Reading:
     """Apply the rules in the module docstring to the cue hits of ``text``."""
     # Greedy hits need no more resolution: cut them into runs in which no hit overlaps the one
     # before (a run then passes :func:`_read`'s leftmost-longest check whole, in the same order).
-    tables: list[list[tuple[int, int, tuple[Entry, ...]]]] = []
+    tables: list[list[AutomatonHit]] = []
     last_end = -1
     for start, end, entries in hits:
         if start < last_end or not tables:
             tables.append([])
-        tables[-1].append((start, start - end - 2, entries))
+        # as the automaton yields it: (end in padded coordinates, (key length, -, label entries, -))
+        tables[-1].append((end + 1, (end - start + 2, None, entries, None)))
         last_end = end
     return _read(text, tables, [])
 
@@ -520,9 +521,9 @@ def read(text: str, hits: list[Hit]) -> Reading:
 def read_found(text: str, found: list[tuple[int, tuple[int, Any, Any, Any]]]) -> Reading:
     """``read(text, Taxonomy.hits_in(found))`` without making the hit lists: the leftmost-longest
     resolution of each table runs inside :func:`_read`'s loop over the sorted raw hits."""
-    labels = [(e - v[0] + 1, -v[0], v[2]) for e, v in found if v[2] is not None]
-    cues = [(e - v[0] + 1, -v[0], v[3]) for e, v in found if v[3] is not None]
-    return read_raw(text, labels, cues)
+    labels: list[AutomatonHit] = [hit for hit in found if hit[1][2] is not None]
+    cues: list[AutomatonHit] = [hit for hit in found if hit[1][3] is not None]
+    return read_hits(text, labels, cues)
 
 
 def read_raw(
@@ -530,26 +531,47 @@ def read_raw(
     labels: list[tuple[int, int, tuple[Entry, ...]]],
     cues: list[tuple[int, int, tuple[Entry, ...]]],
 ) -> Reading:
-    """:func:`read_found` from the raw hits ``(start, -length, entries)`` of each table, as
-    :func:`read_found` makes them, in any order (both lists are sorted in place)."""
-    sort_hits(labels)
-    sort_hits(cues)
+    """:func:`read_found` from the raw hits ``(start, -length, entries)`` of each table (``start``
+    in padded coordinates), in any order."""
+    # (start, -length) is the hit (end, (length, ...)) with end = start + length - 1
+    return read_hits(
+        text,
+        [(s - nl - 1, (-nl, None, e, None)) for s, nl, e in labels],
+        [(s - nl - 1, (-nl, None, None, e)) for s, nl, e in cues],
+    )
+
+
+def read_hits(text: str, labels: list[AutomatonHit], cues: list[AutomatonHit]) -> Reading:
+    """:func:`read_found` from the automaton's hits ``(end, (length, -, label entries, cue
+    entries))`` that have label entries (``labels``) and cue entries (``cues``), in any order (both
+    lists are sorted in place): the engine keeps the automaton's own hit tuples."""
+    sort_automaton_hits(labels)
+    sort_automaton_hits(cues)
     return _read(text, (labels,), cues)
 
 
 Span = tuple[int, int]
 
 
+def _hit_start(hit: AutomatonHit) -> int:
+    """Where an automaton hit ``(end, (length, ...))`` starts (padded coordinates)."""
+    value: tuple[Any, ...] = hit[1]
+    n: int = value[0]
+    end: int = hit[0]
+    return end - n + 1
+
+
 def _read(
     text: str,
-    tables: Sequence[list[tuple[int, int, tuple[Entry, ...]]]],
-    cue_table: list[tuple[int, int, tuple[Entry, ...]]],
+    tables: Sequence[list[AutomatonHit]],
+    cue_table: list[AutomatonHit],
 ) -> Reading:
-    """:func:`read` over tables of raw hits ``(start, -length, entries)``, each sorted; overlapping
-    hits of a table are resolved leftmost-longest as :func:`_greedy` does. ``cue_table`` is one more
-    such table whose entries are all severity cues (the automaton's cue slot): it is read by a loop
-    of its own, without the category dispatch and span that label hits need (a cue entry in
-    ``tables`` is read the same way)."""
+    """:func:`read` over tables of automaton hits ``(end, (length, -, label entries, cue entries))``,
+    each sorted by :func:`~vigil_classify.textnorm.sort_automaton_hits`; overlapping hits of a table
+    are resolved leftmost-longest as :func:`_greedy` does. A hit of ``tables`` is read for its label
+    entries; ``cue_table`` is one more such table read for its severity-cue entries (the automaton's
+    cue slot), by a loop of its own, without the category dispatch and span that label hits need (a
+    cue entry among label entries is read the same way)."""
     negated = _Negation(text)
     threats: dict[str, LabelEvidence] = {}
     targets: dict[str, LabelEvidence] = {}
@@ -573,20 +595,30 @@ def _read(
     # without a rarer hint in the text, that is :func:`_no_before` (a native call when compiled).
     rare = negated.rare
     ascii = text.isascii()
-    for start, neg_len, entries in cue_table:
+    for hit in cue_table:
+        value: tuple[Any, ...] = hit[1]
+        n: int = value[0]
+        end_idx: int = hit[0]
+        start = end_idx - n + 1
         if start < last_cue_end:
             continue  # overlaps the cue kept before it (leftmost-longest, as _greedy)
-        last_cue_end = start - neg_len - 2
+        last_cue_end = start + n - 2
         lo = start - 60 if start > 60 else 0
-        for _cat, label, _weight in entries:
+        cue_entries: tuple[Entry, ...] = value[3]
+        for _cat, label, _weight in cue_entries:
             if label == "urg:Past" or not (negated(start) if rare else _no_before(text, lo, start, ascii)):
                 cues[label] = cues.get(label, 0) + 1
     for table in tables:
         last_end = -1
-        for start, neg_len, entries in table:
+        for hit in table:
+            value = hit[1]
+            n = value[0]
+            end_idx = hit[0]
+            start = end_idx - n + 1
             if start < last_end:
                 continue  # overlaps the hit kept before it (leftmost-longest, as _greedy)
-            last_end = end = start - neg_len - 2
+            last_end = end = start + n - 2
+            entries: tuple[Entry, ...] = value[2]
             lo = start - 60 if start > 60 else 0
             # Categories by frequency (about 9 threat, 7 severity-cue, 4 target, 1 routine and 1
             # transport subject entries per ~1 KB alert); they exclude one another, so the order
@@ -677,7 +709,7 @@ def _read(
         # Every position looked up below is the start of a hit: the sentences after the last hit
         # need not be split (see :func:`sentence_starts`; each table is sorted by start, and a
         # later endpos than the last kept hit's start + 1 leaves the starts before it the same).
-        last_start = max((table[-1][0] for table in (*tables, cue_table) if table), default=0)
+        last_start = max((_hit_start(table[-1]) for table in (*tables, cue_table) if table), default=0)
         starts = sentence_starts(text, last_start + 1)
         bisect_right = bisect.bisect_right
         ids = {pos: bisect_right(starts, pos) - 1 for pos in positions}
