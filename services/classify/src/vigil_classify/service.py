@@ -83,7 +83,29 @@ def _classified_json(
     classification: Any,
 ) -> bytes:
     """The JSON of an ``AlertClassified`` with these fields, the classification as the classifier's
-    payload (the one serialiser of :class:`ClassifiedPayload` and :func:`classified_data`)."""
+    payload (the one serialiser of :class:`ClassifiedPayload` and :func:`classified_data`).
+
+    orjson writes the alert's fields itself when it writes them as pydantic does (see
+    :func:`_orjson_writes_as_pydantic`: about a third of pydantic's cost); otherwise, or if orjson
+    refuses a value (an int beyond 64 bits, a lone surrogate), the alert is pydantic's own JSON.
+    """
+    fast = _orjson_writes_as_pydantic(alert) and _orjson_datetime(occurred_at)
+    if fast:
+        try:
+            return orjson.dumps(
+                {
+                    "event_id": event_id,
+                    "occurred_at": occurred_at,
+                    "schema_version": schema_version,
+                    "correlation_id": correlation_id,
+                    "producer": producer,
+                    "alert": alert.__dict__,
+                    "classification": classification,
+                },
+                option=orjson.OPT_UTC_Z,
+            )
+        except orjson.JSONEncodeError:
+            pass
     return orjson.dumps(
         {
             "event_id": event_id,
@@ -98,6 +120,35 @@ def _classified_json(
 
 
 _ALERT_JSON = AlertReceived.__pydantic_serializer__.to_json
+
+
+def _orjson_datetime(moment: datetime | None) -> bool:
+    """Whether orjson (``OPT_UTC_Z``) writes ``moment`` as pydantic does: always, except for a UTC
+    offset that is not a whole number of minutes (pydantic writes +00:00 for 30 s, orjson +00:01).
+    A datetime read from JSON has a whole-minute offset (or none) anyway."""
+    if moment is None:
+        return True
+    offset = moment.utcoffset()
+    return offset is None or (offset.seconds % 60 == 0 and not offset.microseconds)
+
+
+def _orjson_writes_as_pydantic(alert: AlertReceived) -> bool:
+    """Whether ``orjson.dumps(alert.__dict__, option=OPT_UTC_Z)`` is ``AlertReceived``'s pydantic JSON.
+
+    A validated ``AlertReceived`` holds its fields in its ``__dict__`` in field order (no extra
+    attributes: the model forbids them), so orjson writes the same keys in the same order; strings,
+    ints, ``None`` and datetimes come out the same (tested on every code point, the datetime edge
+    cases and generated alerts). What could differ is left to pydantic: a CAP block (nested models),
+    ``extra`` values (any JSON: floats, nested data), a subclass, datetimes with sub-minute offsets.
+    """
+    fields = alert.__dict__
+    return (
+        type(alert) is AlertReceived
+        and fields["cap"] is None
+        and not fields["extra"]
+        and _orjson_datetime(fields["occurred_at"])
+        and _orjson_datetime(fields["published"])
+    )
 log = structlog.get_logger("vigil.classify")
 _PRODUCER = "classify"
 
