@@ -168,3 +168,21 @@ def test_locative_search_from_the_floor_is_the_full_search() -> None:
         got = taxonomy._LOCATIVE.search(window, floor)
         assert (got and got.span()) == (ref and ref.span()), window
         assert taxonomy._locative_before(window) == (ref is not None), window
+
+
+def test_no_before_with_the_normalised_text_is_the_window_test() -> None:
+    """_no_before searches the normalised text for "no" first; the outcome is the window test's
+    ("no" or "No" in the window, then the negator), for any case and script."""
+    rnd = random.Random(25)
+    pieces = (*_WORD_PIECES, "NO", "nO", "Nö", "ño", "no.", "Not", "N", "o", "kno", "w")
+    for _ in range(20_000):
+        text = "".join(rnd.choice(pieces) + rnd.choice(("", " ", ",", "\n")) for _ in range(rnd.randint(0, 30)))
+        if not text:
+            continue
+        norm = textnorm.padded(text)
+        ascii = text.isascii()
+        start = rnd.randint(0, len(text))
+        lo = max(0, start - rnd.choice((60, 10, 3)))
+        window = text[lo:start]
+        want = ("no" in window or "No" in window) and taxonomy._negated_window(window, ascii)
+        assert taxonomy._no_before(text, norm, lo, start, ascii) == want, (text, lo, start)

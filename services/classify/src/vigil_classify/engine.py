@@ -188,7 +188,7 @@ class Classifier:
                 if value[3] is not None:
                     cue_hits.append(hit)
             locations, countries = geoparse.location_data_from_hits(self.gazetteer, full, place_hits, issuer)
-            reading = read_hits(full, label_hits, cue_hits)
+            reading = read_hits(full, label_hits, cue_hits, norm)
         else:
             locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
             reading = read(full, self.taxonomy.hits(norm))

@@ -28,7 +28,7 @@ import ahocorasick
 
 from vigil_classify import severity as sev
 from vigil_classify import taxonomy_data as data
-from vigil_classify.textnorm import _ASCII_MAP, AutomatonHit, sort_automaton_hits
+from vigil_classify.textnorm import _ASCII_MAP, AutomatonHit, padded, sort_automaton_hits
 from vigil_classify.textnorm import key as norm_key
 
 Entry = tuple[str, str, float]
@@ -402,12 +402,17 @@ def _clause_cut(window: str, ascii: bool = False) -> int:
     return cut
 
 
-def _no_before(text: str, lo: int, start: int, ascii: bool) -> bool:
+def _no_before(text: str, norm: str, lo: int, start: int, ascii: bool) -> bool:
     """Whether a negator ends ``text[lo:start]`` within its last clause, for a text without the
     rarer negation hints (see :class:`_Negation`): only a window holding "no" or "No" can (the
-    window is sliced only then; ``ascii``: the text is known to be ASCII)."""
-    return (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0) and _negated_window(
-        text[lo:start], ascii
+    window is sliced only then; ``ascii``: the text is known to be ASCII). ``norm`` is the text
+    normalised (``textnorm.padded``: lower-cased, one padding space first, so ``text[i]`` is
+    ``norm[i + 1]``): a window with "no" or "No" has "no" at the same place in it, so one search of
+    ``norm`` rules out most windows before the two of ``text``."""
+    return (
+        norm.find("no", lo + 1, start + 1) >= 0
+        and (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
+        and _negated_window(text[lo:start], ascii)
     )
 
 
@@ -541,13 +546,16 @@ def read_raw(
     )
 
 
-def read_hits(text: str, labels: list[AutomatonHit], cues: list[AutomatonHit]) -> Reading:
+def read_hits(
+    text: str, labels: list[AutomatonHit], cues: list[AutomatonHit], norm: str | None = None
+) -> Reading:
     """:func:`read_found` from the automaton's hits ``(end, (length, -, label entries, cue
     entries))`` that have label entries (``labels``) and cue entries (``cues``), in any order (both
-    lists are sorted in place): the engine keeps the automaton's own hit tuples."""
+    lists are sorted in place): the engine keeps the automaton's own hit tuples. ``norm``:
+    ``textnorm.padded(text)`` if the caller has it."""
     sort_automaton_hits(labels)
     sort_automaton_hits(cues)
-    return _read(text, (labels,), cues)
+    return _read(text, (labels,), cues, norm)
 
 
 Span = tuple[int, int]
@@ -565,13 +573,17 @@ def _read(
     text: str,
     tables: Sequence[list[AutomatonHit]],
     cue_table: list[AutomatonHit],
+    norm: str | None = None,
 ) -> Reading:
     """:func:`read` over tables of automaton hits ``(end, (length, -, label entries, cue entries))``,
     each sorted by :func:`~vigil_classify.textnorm.sort_automaton_hits`; overlapping hits of a table
     are resolved leftmost-longest as :func:`_greedy` does. A hit of ``tables`` is read for its label
     entries; ``cue_table`` is one more such table read for its severity-cue entries (the automaton's
     cue slot), by a loop of its own, without the category dispatch and span that label hits need (a
-    cue entry among label entries is read the same way)."""
+    cue entry among label entries is read the same way). ``norm``: ``textnorm.padded(text)`` (made
+    here if not given)."""
+    if norm is None:
+        norm = padded(text)
     negated = _Negation(text)
     threats: dict[str, LabelEvidence] = {}
     targets: dict[str, LabelEvidence] = {}
@@ -606,7 +618,7 @@ def _read(
         lo = start - 60 if start > 60 else 0
         cue_entries: tuple[Entry, ...] = value[3]
         for _cat, label, _weight in cue_entries:
-            if label == "urg:Past" or not (negated(start) if rare else _no_before(text, lo, start, ascii)):
+            if label == "urg:Past" or not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
                 cues[label] = cues.get(label, 0) + 1
     for table in tables:
         last_end = -1
@@ -625,7 +637,7 @@ def _read(
             # changes nothing else.
             for cat, label, weight in entries:
                 if cat == "threat":
-                    if negated(start) if rare else _no_before(text, lo, start, ascii):
+                    if negated(start) if rare else _no_before(text, norm, lo, start, ascii):
                         continue
                     # credit(threats, label, weight, (start, end)), inlined (the most frequent call)
                     ev = threats.get(label)
@@ -641,7 +653,9 @@ def _read(
                         elif label in ("crime", "kidnapping"):
                             crime_at.append(start)
                 elif cat == "cue":
-                    if label == "urg:Past" or not (negated(start) if rare else _no_before(text, lo, start, ascii)):
+                    if label == "urg:Past" or not (
+                        negated(start) if rare else _no_before(text, norm, lo, start, ascii)
+                    ):
                         cues[label] = cues.get(label, 0) + 1
                 elif cat == "target":
                     target_at.append((start, label, weight, (start, end)))
@@ -655,10 +669,10 @@ def _read(
                     if _locative_before(text[start - 40 if start > 40 else 0 : start], ascii):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_effect":
-                    if not (negated(start) if rare else _no_before(text, lo, start, ascii)):
+                    if not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
                         effect_at.append((start, (start, end)))
                 elif cat == "weak_terror":
-                    if not (negated(start) if rare else _no_before(text, lo, start, ascii)):
+                    if not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
                         weak_at.append((start, (start, end)))
                 elif cat == "western":
                     if _WESTERN_VERB.search(text[start - 40 if start > 40 else 0 : start]):
