@@ -299,7 +299,18 @@ def sentence_ids(text: str, positions: Iterable[int]) -> dict[int, int] | None:
         if not text[hi].isalnum():
             return None
         if lo >= 0:
-            m = search(text, lo, hi)
+            # A match starts with one of ".!?;\n": without one in the gap there is none (five
+            # substring searches cost less than the regex search that finds nothing, ~2/3 of gaps).
+            if (
+                text.find(".", lo, hi) < 0
+                and text.find("\n", lo, hi) < 0
+                and text.find(";", lo, hi) < 0
+                and text.find("!", lo, hi) < 0
+                and text.find("?", lo, hi) < 0
+            ):
+                m = None
+            else:
+                m = search(text, lo, hi)
             while m is not None:
                 i = m.start()
                 if text[i] == "." and i >= 1:
