@@ -186,3 +186,13 @@ def test_no_before_with_the_normalised_text_is_the_window_test() -> None:
         window = text[lo:start]
         want = ("no" in window or "No" in window) and taxonomy._negated_window(window, ascii)
         assert taxonomy._no_before(text, norm, lo, start, ascii) == want, (text, lo, start)
+
+
+def test_magnitude_from_the_normalised_text_is_the_search() -> None:
+    rnd = random.Random(26)
+    pieces = ("magnitude", "Magnitude", "MAGNITUDE", "mAgNiTuDe", "magnitud", " ", "-", " of ", "6.4", "5", ".", "é")
+    for _ in range(20_000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 10)))
+        want = severity._MAGNITUDE.search(text)
+        for got in (severity._magnitude(text), severity._magnitude(text, textnorm.padded(text))):
+            assert (got and got.span(), got and got.group(1)) == (want and want.span(), want and want.group(1)), text

@@ -202,6 +202,7 @@ class Classifier:
                 cap_urgency=cap_urgency,
                 cap_severity=cap_severity,
                 cap_certainty=cap_certainty,
+                norm=norm,
             )
         else:
             targets = []
