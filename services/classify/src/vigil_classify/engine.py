@@ -6,7 +6,7 @@ Deterministic and offline: the same inputs always give the same output. Evidence
 
 from __future__ import annotations
 
-from typing import TypedDict, cast
+from typing import Final, TypedDict, cast
 
 from vigil_shared.events import (
     Certainty,
@@ -23,9 +23,9 @@ from vigil_classify.taxonomy import LabelEvidence, Taxonomy, read, read_hits
 from vigil_classify.taxonomy_data import TAXONOMY_VERSION
 from vigil_classify.textnorm import AutomatonHit, padded
 
-CLASSIFIER_VERSION = f"rules-1.0+tax{TAXONOMY_VERSION}+gaz{gazetteer_mod.GAZETTEER_VERSION}"
+CLASSIFIER_VERSION: Final = f"rules-1.0+tax{TAXONOMY_VERSION}+gaz{gazetteer_mod.GAZETTEER_VERSION}"
 
-_THRESHOLD = 1.0
+_THRESHOLD: Final = 1.0
 
 # The gazetteer's automaton (loaded with the taxonomy's phrases) yields per hit the end offset and
 # the key's value ``(length, place candidates, label entries, severity-cue entries)``
@@ -60,7 +60,7 @@ def _confidence(score: float, routine: int) -> float:
     return round(max(0.05, min(0.99, conf)), 3)
 
 
-_CONF: tuple[dict[float, float], ...] = ({}, {}, {}, {})
+_CONF: Final[tuple[dict[float, float], ...]] = ({}, {}, {}, {})
 """Memo of :func:`_confidence` by ``min(routine, 3)`` (all it depends on) and score (``round`` is the
 dear part; scores are sums of a few weights): a float key instead of a (score, routine) tuple."""
 

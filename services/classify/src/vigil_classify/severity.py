@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
+from typing import Final
 
 from vigil_shared.events import SEVERITY_RANK, Certainty, Severity, Urgency
 
@@ -228,12 +229,12 @@ _BASE: dict[str, str] = {
     "transport_disruption": "Minor",
     "cyber": "Minor",
 }
-_BY_RANK = {v: k for k, v in SEVERITY_RANK.items() if k != "Unknown"}
-_BASE_RANK = {t: SEVERITY_RANK[base] for t, base in _BASE.items()}
+_BY_RANK: Final = {v: k for k, v in SEVERITY_RANK.items() if k != "Unknown"}
+_BASE_RANK: Final = {t: SEVERITY_RANK[base] for t, base in _BASE.items()}
 """The rank of each type's base severity (an unlisted type is Moderate)."""
-_MODERATE = SEVERITY_RANK["Moderate"]
-_MINOR = SEVERITY_RANK["Minor"]
-_MAGNITUDE = re.compile(r"magnitude[\s-]+(?:of\s+)?(\d+(?:\.\d+)?)", re.IGNORECASE)
+_MODERATE: Final = SEVERITY_RANK["Moderate"]
+_MINOR: Final = SEVERITY_RANK["Minor"]
+_MAGNITUDE: Final = re.compile(r"magnitude[\s-]+(?:of\s+)?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 def _magnitude(text: str, norm: str | None = None) -> re.Match[str] | None:

@@ -22,7 +22,7 @@ import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import ahocorasick
 
@@ -170,25 +170,27 @@ def _greedy(raw: list[tuple[int, int, tuple[Entry, ...]]]) -> list[Hit]:
     return out
 
 
-_SENTENCE_END = re.compile(r"[.!?;\n](?:(?<=[.!?;])[.!?;]*[\s\"”’)]+|(?<=\n)\n*)")
+_SENTENCE_END: Final = re.compile(r"[.!?;\n](?:(?<=[.!?;])[.!?;]*[\s\"”’)]+|(?<=\n)\n*)")
 """``[.!?;]+[\\s"”’)]+|\\n+`` written to start with one character class, which ``re`` scans for in C."""
 _ABBREV = re.compile(r"(?:\b[A-Z]|\b[A-Z]\.[A-Z]|\bSt|\bMr|\bMrs|\bDr|\bNo|\bMt|\bGen|\bvs)$")
-_NEGATOR = re.compile(
+_NEGATOR: Final = re.compile(
     r"\b(?:no longer|no reports? of|no knowledge of|not aware of|no indication|no evidence|no specific|"
     r"no credible|no known|there (?:is|are|was|were) no|not expected|unlikely|without|ruled out|denied|"
     r"no threat|nor|no|(?<!do )(?<!does )(?<!did )(?<!should )(?<!must )(?<!will )not|n't)\b[^,;:.]*$",
     re.IGNORECASE,
 )
-_CLAUSE_BREAK = re.compile(r"[,;:.!?]|\bbut\b|\bhowever\b|\band\b", re.IGNORECASE)
-_LOCATIVE = re.compile(
+_CLAUSE_BREAK: Final = re.compile(r"[,;:.!?]|\bbut\b|\bhowever\b|\band\b", re.IGNORECASE)
+_LOCATIVE: Final = re.compile(
     r"\b(?:at|near|outside|around|against|on|toward|towards|in front of|targeting|attack on|"
     r"area around|vicinity of|surrounding)\s+(?:the\s+)?(?:[A-Z][\w.]*\s+){0,3}$",
     re.IGNORECASE,
 )
-_NEGATOR_FIRST_WORDS = frozenset({b"no", b"not", b"nor", b"there", b"unlikely", b"without", b"ruled", b"denied", b"n"})
+_NEGATOR_FIRST_WORDS: Final = frozenset(
+    {b"no", b"not", b"nor", b"there", b"unlikely", b"without", b"ruled", b"denied", b"n"}
+)
 """The first word of every :data:`_NEGATOR` alternative: a match starts at a word boundary with one of
 them as a whole word, so an ASCII clause without one among its :func:`_ascii_words` cannot match."""
-_LOCATIVE_WORDS = frozenset(
+_LOCATIVE_WORDS: Final = frozenset(
     {b"at", b"near", b"outside", b"around", b"against", b"on", b"toward", b"towards", b"front"}
     | {b"targeting", b"vicinity", b"surrounding"}
 )
@@ -219,8 +221,8 @@ def _has_word(padded_words: str, keys: tuple[str, ...]) -> bool:
     return any(k in padded_words for k in keys)
 
 
-_NEGATOR_FIRST_KEYS = tuple(f" {w.decode('ascii')} " for w in sorted(_NEGATOR_FIRST_WORDS))
-_LOCATIVE_KEYS = tuple(f" {w.decode('ascii')} " for w in sorted(_LOCATIVE_WORDS))
+_NEGATOR_FIRST_KEYS: Final = tuple(f" {w.decode('ascii')} " for w in sorted(_NEGATOR_FIRST_WORDS))
+_LOCATIVE_KEYS: Final = tuple(f" {w.decode('ascii')} " for w in sorted(_LOCATIVE_WORDS))
 
 
 def _locative_before(window: str, ascii: bool = False) -> bool:
@@ -248,13 +250,13 @@ def _locative_floor(window: str) -> int:
     return i + 1
 
 
-_WESTERN_VERB = re.compile(
+_WESTERN_VERB: Final = re.compile(
     r"\b(?:" + "|".join(re.escape(v) for v in data.WESTERN_VERBS) + r")\s+(?:\w+\s+){0,2}$",
     re.IGNORECASE,
 )
 
 
-_ABBREV_TAILS = (" St", " Mr", " Dr", " No", " Mt", "Mrs")
+_ABBREV_TAILS: Final = (" St", " Mr", " Dr", " No", " Mt", "Mrs")
 
 
 def sentence_starts(text: str, endpos: int | None = None) -> list[int]:
@@ -377,9 +379,9 @@ class _Negation:
         return False
 
 
-_BREAK_CHARS = ",;:.!?"
-_BREAK_WORDS = ("but", "however", "and")
-_NEG_STEMS = ("no", "n't", "unlikely", "without", "ruled out", "denied")
+_BREAK_CHARS: Final = ",;:.!?"
+_BREAK_WORDS: Final = ("but", "however", "and")
+_NEG_STEMS: Final = ("no", "n't", "unlikely", "without", "ruled out", "denied")
 """Lower-case substrings one of which every :data:`_NEGATOR` alternative contains."""
 
 

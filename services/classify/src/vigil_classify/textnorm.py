@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-_ASCII_MAP = bytes(
+_ASCII_MAP: Final = bytes(
     (c + 32 if 65 <= c <= 90 else c) if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122) else 32
     for c in range(256)
 )
