@@ -196,3 +196,11 @@ def test_magnitude_from_the_normalised_text_is_the_search() -> None:
         want = severity._MAGNITUDE.search(text)
         for got in (severity._magnitude(text), severity._magnitude(text, textnorm.padded(text))):
             assert (got and got.span(), got and got.group(1)) == (want and want.span(), want and want.group(1)), text
+
+
+def test_fold_memo_is_the_fold() -> None:
+    rnd = random.Random(27)
+    pieces = ("São", " ", "-", "Paulo", "ST.", "Zürich", "x", "  ")
+    for _ in range(5_000):
+        name = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 5)))
+        assert geoparse._fold(name) == " ".join(textnorm.normalise(name).split()) == geoparse._fold(name)

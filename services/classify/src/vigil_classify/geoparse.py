@@ -600,6 +600,15 @@ def _location(p: Place, f: _Found) -> LocationPayload:
     }
 
 
-@lru_cache(maxsize=65536)
+_FOLDED: Final[dict[str, str]] = {}
+"""Memo of :func:`_fold` (place names recur): a plain dict, read natively by the compiled build
+(an ``lru_cache`` wrapper is a generic call with a key object made per call)."""
+
+
 def _fold(name: str) -> str:
-    return " ".join(normalise(name).split())
+    folded = _FOLDED.get(name)
+    if folded is None:
+        if len(_FOLDED) > 65536:
+            _FOLDED.clear()
+        folded = _FOLDED[name] = " ".join(normalise(name).split())
+    return folded
