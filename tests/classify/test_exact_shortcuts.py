@@ -204,3 +204,16 @@ def test_fold_memo_is_the_fold() -> None:
     for _ in range(5_000):
         name = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 5)))
         assert geoparse._fold(name) == " ".join(textnorm.normalise(name).split()) == geoparse._fold(name)
+
+
+def test_negated_window_from_the_normalised_text_is_the_window_test() -> None:
+    rnd = random.Random(28)
+    for _ in range(20_000):
+        text = "".join(rnd.choice(_WORD_PIECES) + rnd.choice(("", " ", ",", ";")) for _ in range(rnd.randint(0, 30)))
+        if not text.isascii():
+            continue
+        norm = textnorm.padded(text)
+        start = rnd.randint(0, len(text))
+        lo = max(0, start - rnd.choice((60, 10, 3)))
+        window = text[lo:start]
+        assert taxonomy._negated_window(window, True, norm, lo) == taxonomy._negated_window(window), (text, lo, start)
