@@ -37,6 +37,34 @@ _WORD_PIECES = (
 )  # fmt: skip
 
 
+def test_sort_automaton_hits_orders_as_sort_hits() -> None:
+    """The automaton's own hits (end, (length, ...)) end up in the order sort_hits gives the same
+    hits as (start, -length, value), whatever the input order (and on the fallback paths)."""
+    rnd = random.Random(22)
+    for _ in range(20_000):
+        n = rnd.randint(0, 50)
+        span = rnd.choice((4, 30, 400))
+        made = {(rnd.randint(0, span), rnd.randint(1, 7)) for _ in range(n)}  # (start, length), unique
+        hits = [(s + length - 1, (length, (s, length), None, None)) for s, length in made]
+        if rnd.random() < 0.6:
+            hits.sort(key=lambda h: h[0])  # by end, as the automaton reports them
+        else:
+            rnd.shuffle(hits)
+        if hits and rnd.random() < 0.1:
+            hits.append(hits[rnd.randrange(len(hits))])  # the same key twice: list.sort's turn
+        ref = [(h[0] - h[1][0] + 1, -h[1][0], h) for h in hits]
+        textnorm.sort_hits(ref)
+        got = list(hits)
+        textnorm.sort_automaton_hits(got)
+        assert got == [h for _s, _n, h in ref], hits
+
+
+def test_sort_automaton_hits_falls_back_on_many_moves() -> None:
+    hits = [(i, (1, i)) for i in range(300, 0, -1)]  # reversed: far more moves than the budget
+    textnorm.sort_automaton_hits(hits)
+    assert hits == sorted(hits)
+
+
 def test_padded_word_tests_are_the_word_set_tests() -> None:
     rnd = random.Random(23)
     for _ in range(30_000):
@@ -140,3 +168,52 @@ def test_locative_search_from_the_floor_is_the_full_search() -> None:
         got = taxonomy._LOCATIVE.search(window, floor)
         assert (got and got.span()) == (ref and ref.span()), window
         assert taxonomy._locative_before(window) == (ref is not None), window
+
+
+def test_no_before_with_the_normalised_text_is_the_window_test() -> None:
+    """_no_before searches the normalised text for "no" first; the outcome is the window test's
+    ("no" or "No" in the window, then the negator), for any case and script."""
+    rnd = random.Random(25)
+    pieces = (*_WORD_PIECES, "NO", "nO", "Nö", "ño", "no.", "Not", "N", "o", "kno", "w")
+    for _ in range(20_000):
+        text = "".join(rnd.choice(pieces) + rnd.choice(("", " ", ",", "\n")) for _ in range(rnd.randint(0, 30)))
+        if not text:
+            continue
+        norm = textnorm.padded(text)
+        ascii = text.isascii()
+        start = rnd.randint(0, len(text))
+        lo = max(0, start - rnd.choice((60, 10, 3)))
+        window = text[lo:start]
+        want = ("no" in window or "No" in window) and taxonomy._negated_window(window, ascii)
+        assert taxonomy._no_before(text, norm, lo, start, ascii) == want, (text, lo, start)
+
+
+def test_magnitude_from_the_normalised_text_is_the_search() -> None:
+    rnd = random.Random(26)
+    pieces = ("magnitude", "Magnitude", "MAGNITUDE", "mAgNiTuDe", "magnitud", " ", "-", " of ", "6.4", "5", ".", "é")
+    for _ in range(20_000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 10)))
+        want = severity._MAGNITUDE.search(text)
+        for got in (severity._magnitude(text), severity._magnitude(text, textnorm.padded(text))):
+            assert (got and got.span(), got and got.group(1)) == (want and want.span(), want and want.group(1)), text
+
+
+def test_fold_memo_is_the_fold() -> None:
+    rnd = random.Random(27)
+    pieces = ("São", " ", "-", "Paulo", "ST.", "Zürich", "x", "  ")
+    for _ in range(5_000):
+        name = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 5)))
+        assert geoparse._fold(name) == " ".join(textnorm.normalise(name).split()) == geoparse._fold(name)
+
+
+def test_negated_window_from_the_normalised_text_is_the_window_test() -> None:
+    rnd = random.Random(28)
+    for _ in range(20_000):
+        text = "".join(rnd.choice(_WORD_PIECES) + rnd.choice(("", " ", ",", ";")) for _ in range(rnd.randint(0, 30)))
+        if not text.isascii():
+            continue
+        norm = textnorm.padded(text)
+        start = rnd.randint(0, len(text))
+        lo = max(0, start - rnd.choice((60, 10, 3)))
+        window = text[lo:start]
+        assert taxonomy._negated_window(window, True, norm, lo) == taxonomy._negated_window(window), (text, lo, start)

@@ -6,7 +6,7 @@ Deterministic and offline: the same inputs always give the same output. Evidence
 
 from __future__ import annotations
 
-from typing import TypedDict, cast
+from typing import Final, TypedDict, cast
 
 from vigil_shared.events import (
     Certainty,
@@ -18,19 +18,18 @@ from vigil_shared.events import (
 
 from vigil_classify import gazetteer as gazetteer_mod
 from vigil_classify import geoparse, severity
-from vigil_classify.gazetteer import FlatCandidates
 from vigil_classify.geoparse import EvidencePayload, LocationPayload
-from vigil_classify.taxonomy import Entry, LabelEvidence, Taxonomy, read, read_raw
+from vigil_classify.taxonomy import LabelEvidence, Taxonomy, read, read_hits
 from vigil_classify.taxonomy_data import TAXONOMY_VERSION
-from vigil_classify.textnorm import padded
+from vigil_classify.textnorm import AutomatonHit, padded
 
-CLASSIFIER_VERSION = f"rules-1.0+tax{TAXONOMY_VERSION}+gaz{gazetteer_mod.GAZETTEER_VERSION}"
+CLASSIFIER_VERSION: Final = f"rules-1.0+tax{TAXONOMY_VERSION}+gaz{gazetteer_mod.GAZETTEER_VERSION}"
 
-_THRESHOLD = 1.0
+_THRESHOLD: Final = 1.0
 
-_AutomatonHit = tuple[int, tuple[int, FlatCandidates | None, tuple[Entry, ...] | None, tuple[Entry, ...] | None]]
-"""What the gazetteer's automaton (loaded with the taxonomy's phrases) yields per hit: the end offset
-and the key's value ``(length, place candidates, label entries, severity-cue entries)``."""
+# The gazetteer's automaton (loaded with the taxonomy's phrases) yields per hit the end offset and
+# the key's value ``(length, place candidates, label entries, severity-cue entries)``
+# (:data:`~vigil_classify.textnorm.AutomatonHit`).
 
 
 class LabelPayload(TypedDict):
@@ -61,7 +60,7 @@ def _confidence(score: float, routine: int) -> float:
     return round(max(0.05, min(0.99, conf)), 3)
 
 
-_CONF: tuple[dict[float, float], ...] = ({}, {}, {}, {})
+_CONF: Final[tuple[dict[float, float], ...]] = ({}, {}, {}, {})
 """Memo of :func:`_confidence` by ``min(routine, 3)`` (all it depends on) and score (``round`` is the
 dear part; scores are sums of a few weights): a float key instead of a (score, routine) tuple."""
 
@@ -173,23 +172,23 @@ class Classifier:
         if self._one_pass:
             # One pass over the hits splits them by table (what find_location_data and read_found
             # would each pick out of them with a comprehension of their own).
-            place_hits: list[tuple[int, int, FlatCandidates]] = []
-            label_hits: list[tuple[int, int, tuple[Entry, ...]]] = []
-            cue_hits: list[tuple[int, int, tuple[Entry, ...]]] = []
+            # The hits are kept as the automaton made them (no tuple, and no int object for the start
+            # and length, made per hit): geoparse and taxonomy read them in that shape.
+            place_hits: list[AutomatonHit] = []
+            label_hits: list[AutomatonHit] = []
+            cue_hits: list[AutomatonHit] = []
             for hit in self.gazetteer.automaton.iter(norm):
-                # The automaton is untyped: a cast to the hit's shape lets the compiled build read
-                # the two tuples by index (one type check each) instead of unpacking them through
-                # the iterator protocol, and do the arithmetic on native ints.
-                end, (n, cands, labels, cues) = cast(_AutomatonHit, hit)
-                start = end - n + 1
-                if cands is not None:
-                    place_hits.append((start, -n, cands))
-                if labels is not None:
-                    label_hits.append((start, -n, labels))
-                if cues is not None:
-                    cue_hits.append((start, -n, cues))
-            locations, countries = geoparse.location_data_from_raw(self.gazetteer, full, place_hits, issuer)
-            reading = read_raw(full, label_hits, cue_hits)
+                # The automaton is untyped: a plain-tuple type keeps the hit object itself while the
+                # compiled build reads its value by index (one type check each).
+                value: AutomatonHit = cast(AutomatonHit, hit)[1]
+                if value[1] is not None:
+                    place_hits.append(hit)
+                if value[2] is not None:
+                    label_hits.append(hit)
+                if value[3] is not None:
+                    cue_hits.append(hit)
+            locations, countries = geoparse.location_data_from_hits(self.gazetteer, full, place_hits, issuer)
+            reading = read_hits(full, label_hits, cue_hits, norm)
         else:
             locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
             reading = read(full, self.taxonomy.hits(norm))
@@ -203,6 +202,7 @@ class Classifier:
                 cap_urgency=cap_urgency,
                 cap_severity=cap_severity,
                 cap_certainty=cap_certainty,
+                norm=norm,
             )
         else:
             targets = []

@@ -24,12 +24,12 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, Final, NamedTuple, TypedDict
 
 from vigil_shared.events import Location
 
 from vigil_classify.gazetteer import FlatCandidates, Gazetteer, Place, candidate_pairs, common_words, prior
-from vigil_classify.textnorm import normalise, sort_hits
+from vigil_classify.textnorm import AutomatonHit, normalise, sort_automaton_hits
 
 
 class EvidencePayload(TypedDict):
@@ -69,16 +69,16 @@ _REGION_WORDS = (
 )
 """The region words of :data:`_REGION_CUE` as (stem, ending pattern): the alternation is built from
 them, so every region word the regex can match begins with one of :data:`_REGION_STEMS`."""
-_REGION_STEMS = tuple(stem for stem, _ending in _REGION_WORDS)
-_REGION_CUE = re.compile(
+_REGION_STEMS: Final = tuple(stem for stem, _ending in _REGION_WORDS)
+_REGION_CUE: Final = re.compile(
     r"(?:\s*(?:,|and|&)\s*(?:the\s+)?[A-Z][\w'’.-]*(?:[ -][A-Z][\w'’.-]*){0,2})*\s+"
     r"(?:" + "|".join(stem + ending for stem, ending in _REGION_WORDS) + r")\b",
     re.IGNORECASE,
 )
-_REGION_SPAN = 200
+_REGION_SPAN: Final = 200
 """Longest stretch before a colon that :func:`_region_cue` pre-checks for a region word."""
-_REGION_STEM = re.compile("|".join(_REGION_STEMS))
-_REGION_NEXT = frozenset(",&aA" + "".join(stem[0] + stem[0].upper() for stem in _REGION_STEMS))
+_REGION_STEM: Final = re.compile("|".join(_REGION_STEMS))
+_REGION_NEXT: Final = frozenset(",&aA" + "".join(stem[0] + stem[0].upper() for stem in _REGION_STEMS))
 """ASCII characters that can follow leading whitespace in a match."""
 
 
@@ -115,22 +115,22 @@ def _region_cue(text: str, end: int, ascii: bool = False) -> bool:
     return _REGION_CUE.match(text, end) is not None
 
 
-_LOCATIVE_BEFORE = re.compile(
+_LOCATIVE_BEFORE: Final = re.compile(
     r"\b(?:in|at|near|from|to|around|outside|across|throughout|into|toward|towards|via)\s+$",
     re.IGNORECASE,
 )
-_BORDER_BEFORE = re.compile(
+_BORDER_BEFORE: Final = re.compile(
     r"\b(?:border(?:s|ing)?(?:\s+(?:with|of))?|frontier\s+with)\s+(?:the\s+)?$", re.IGNORECASE
 )
-_ORIGIN_BEFORE = re.compile(
+_ORIGIN_BEFORE: Final = re.compile(
     r"\b(?:fired|fire|launched|launches|rockets?|missiles?|drones?|shelling|projectiles?)\b"
     r"[^.;]{0,40}\bfrom\s+(?:the\s+)?(?:(?:north|south|east|west)(?:ern)?\s+)?$",
     re.IGNORECASE,
 )
-_FEATURE_BEFORE = re.compile(r"\b(?:Mount|Mt\.?|Lake|Lac|Rio|River|Cape|Gulf of|Sea of)\s+$")
-_FEATURE_WORDS = ("Mount", "Mt", "Mt.", "Lake", "Lac", "Rio", "River", "Cape", "Gulf of", "Sea of")
+_FEATURE_BEFORE: Final = re.compile(r"\b(?:Mount|Mt\.?|Lake|Lac|Rio|River|Cape|Gulf of|Sea of)\s+$")
+_FEATURE_WORDS: Final = ("Mount", "Mt", "Mt.", "Lake", "Lac", "Rio", "River", "Cape", "Gulf of", "Sea of")
 """What :data:`_FEATURE_BEFORE` needs right before the trailing space (a cheap pre-check)."""
-_FEATURE_TAILS = frozenset(word[-2:] for word in _FEATURE_WORDS)
+_FEATURE_TAILS: Final = frozenset(word[-2:] for word in _FEATURE_WORDS)
 """The last two characters of each of :data:`_FEATURE_WORDS` (each has two or more)."""
 
 
@@ -141,10 +141,10 @@ _FEATURE_AFTER_WORDS = (
     "volcano|volcanic|eruption|river|lake|glacier|mountain|range|strait|avenue|street|road|boulevard|"
     r"square|st\.?|ave\.?|rd\.?|highway|bridge|park|university|stadium|hotel|mall"
 )
-_FEATURE_AFTER = re.compile(r"^\s+(?:" + _FEATURE_AFTER_WORDS + r")\b", re.IGNORECASE)
-_FEATURE_PREFIXES = tuple(word.removesuffix(r"\.?") for word in _FEATURE_AFTER_WORDS.split("|"))
+_FEATURE_AFTER: Final = re.compile(r"^\s+(?:" + _FEATURE_AFTER_WORDS + r")\b", re.IGNORECASE)
+_FEATURE_PREFIXES: Final = tuple(word.removesuffix(r"\.?") for word in _FEATURE_AFTER_WORDS.split("|"))
 """The letters each word :data:`_FEATURE_AFTER` looks for starts with."""
-_FEATURE_PREFIX_HEADS = frozenset(prefix[:2] for prefix in _FEATURE_PREFIXES)
+_FEATURE_PREFIX_HEADS: Final = frozenset(prefix[:2] for prefix in _FEATURE_PREFIXES)
 
 
 def _feature_after(after: str, ascii: bool = False) -> bool:
@@ -157,24 +157,24 @@ def _feature_after(after: str, ascii: bool = False) -> bool:
         if head[:2] not in _FEATURE_PREFIX_HEADS or not head.startswith(_FEATURE_PREFIXES):
             return False
     return _FEATURE_AFTER.match(after) is not None
-_NATURAL_AFTER = re.compile(r"^\s+(?:volcano|volcanic|eruption|river|lake|glacier)\b", re.IGNORECASE)
-_US_GOV_AFTER = re.compile(
+_NATURAL_AFTER: Final = re.compile(r"^\s+(?:volcano|volcanic|eruption|river|lake|glacier)\b", re.IGNORECASE)
+_US_GOV_AFTER: Final = re.compile(
     r"^\s+(?:government|embassy|embassies|citizens?|consulates?|department|mission|nationals|"
     r"passport|military|forces|authorities|officials?|personnel|persons)\b",
     re.IGNORECASE,
 )
-_OFFICE_BEFORE = re.compile(
+_OFFICE_BEFORE: Final = re.compile(
     r"(?i:\b(?:embass(?:y|ies)|consulates?(?:\s+general)?|high\s+commissions?|"
     r"consular\s+(?:offices?|sections?|posts?))\s+(?:in|at))\s+"
     r"(?:[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,2}(?:\s*,\s*|\s+and\s+|\s+or\s+)(?:the\s+)?)*$"
 )
 """A place named as the seat of a consular office ("the Embassy in Tokyo and the Consulate in Osaka")."""
-_OFFICE_LOCATIVE = re.compile(
+_OFFICE_LOCATIVE: Final = re.compile(
     r"\b(?:at|to|near|outside|around|from|visit|contact)\s+(?:the\s+|our\s+)?(?:U\.S\.\s+|[A-Z]\w+\s+)?"
     r"(?i:embass|consul|high\s+commission)"
 )
-_SENTENCE_BREAK = re.compile(r"[a-z0-9)][.!?]\s")
-_ISSUER_SEAT = re.compile(
+_SENTENCE_BREAK: Final = re.compile(r"[a-z0-9)][.!?]\s")
+_ISSUER_SEAT: Final = re.compile(
     r"(?:Embassy|Consulate(?:\s+General)?|Mission|Office|Post|Delegation)\s+(?:in\s+)?(.+?)\s*$"
 )
 
@@ -245,7 +245,7 @@ class _CandidateInfo(NamedTuple):
     """Whether a candidate is a region (only then can the region cue change a score)."""
 
 
-_INFO: dict[int, tuple[FlatCandidates, _CandidateInfo]] = {}
+_INFO: Final[dict[int, tuple[FlatCandidates, _CandidateInfo]]] = {}
 
 
 def _info(places: list[Place], cands: FlatCandidates) -> _CandidateInfo:
@@ -292,12 +292,12 @@ def find_location_data(
 
     ``automaton_hits`` is ``list(gaz.automaton.iter(norm_padded))`` when the caller has it already (the
     automaton may carry other phrases too: their values have no candidates)."""
-    raw = [
-        (end_idx - v[0] + 1, -v[0], v[1])
-        for end_idx, v in (gaz.automaton.iter(norm_padded) if automaton_hits is None else automaton_hits)
-        if v[1] is not None
+    hits: list[AutomatonHit] = [
+        hit
+        for hit in (gaz.automaton.iter(norm_padded) if automaton_hits is None else automaton_hits)
+        if hit[1][1] is not None
     ]
-    return location_data_from_raw(gaz, text, raw, issuer)
+    return location_data_from_hits(gaz, text, hits, issuer)
 
 
 def location_data_from_raw(
@@ -305,13 +305,23 @@ def location_data_from_raw(
 ) -> tuple[list[LocationPayload], list[str]]:
     """:func:`find_location_data` from the place hits as ``(start, -length, candidates)`` in any
     order (``start`` in padded coordinates, as :func:`find_location_data` makes them from the
-    automaton's hits); ``raw`` is sorted in place."""
-    if not raw:
+    automaton's hits)."""
+    # (start, -length) is the hit (end, (length, candidates)) with end = start + length - 1
+    return location_data_from_hits(gaz, text, [(s - nl - 1, (-nl, c, None, None)) for s, nl, c in raw], issuer)
+
+
+def location_data_from_hits(
+    gaz: Gazetteer, text: str, hits: list[AutomatonHit], issuer: str | None = None
+) -> tuple[list[LocationPayload], list[str]]:
+    """:func:`find_location_data` from the automaton's hits that have place candidates, ``(end,
+    (length, candidates, ...))`` as it yields them, in any order (``hits`` is sorted in place): the
+    engine keeps the automaton's own hit tuples (no tuple made per hit)."""
+    if not hits:
         return [], []
     places = gaz.places
     # padded coordinates: key spans [end_idx-length+1, end_idx]; core word = +1 .. -1; minus pad.
     # (start, -length) sorts leftmost-longest first; equal pairs are the same key.
-    sort_hits(raw)
+    sort_automaton_hits(hits)
     common = common_words()
     # An ASCII text spares the ASCII tests of its slices; a character of it is upper-case exactly
     # when it is one of A-Z.
@@ -319,10 +329,15 @@ def location_data_from_raw(
     mentions: list[tuple[int, int, FlatCandidates]] = []
     features: set[str] = set()
     last_end = -1
-    for start, neg_len, cands in raw:
+    for place_hit in hits:
+        value: tuple[Any, ...] = place_hit[1]
+        n: int = value[0]
+        end_idx: int = place_hit[0]
+        start = end_idx - n + 1
         if start < last_end:
             continue
-        end = start - neg_len - 2
+        end = start + n - 2
+        cands: FlatCandidates = value[1]
         if not (65 <= ord(text[start]) <= 90 if ascii else text[start].isupper()):
             continue
         before = text[start - 60 if start > 60 else 0 : start]  # (no max() call per hit)
@@ -517,7 +532,7 @@ def _drop_office_seats(text: str, found: dict[tuple[str, str], _Found], order: l
             order.remove(k)
 
 
-_RESIDENT_BEFORE = re.compile(r"\b(?:living|resident|residing|based|registered)\s+in\s+$")
+_RESIDENT_BEFORE: Final = re.compile(r"\b(?:living|resident|residing|based|registered)\s+in\s+$")
 
 
 def _resident_before(text: str, start: int) -> bool:
@@ -561,7 +576,7 @@ def _merge_neighbourhoods(
                 break
 
 
-_ROUNDED: dict[float, float] = {}
+_ROUNDED: Final[dict[float, float]] = {}
 """Memo of the rounded, clamped location confidences (``round`` is the dear part)."""
 
 
@@ -585,6 +600,15 @@ def _location(p: Place, f: _Found) -> LocationPayload:
     }
 
 
-@lru_cache(maxsize=65536)
+_FOLDED: Final[dict[str, str]] = {}
+"""Memo of :func:`_fold` (place names recur): a plain dict, read natively by the compiled build
+(an ``lru_cache`` wrapper is a generic call with a key object made per call)."""
+
+
 def _fold(name: str) -> str:
-    return " ".join(normalise(name).split())
+    folded = _FOLDED.get(name)
+    if folded is None:
+        if len(_FOLDED) > 65536:
+            _FOLDED.clear()
+        folded = _FOLDED[name] = " ".join(normalise(name).split())
+    return folded

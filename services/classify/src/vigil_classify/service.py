@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from os import urandom
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import orjson
@@ -32,7 +33,6 @@ from vigil_shared.events import (
     Certainty,
     Severity,
     Urgency,
-    new_event_id,
     utcnow,
 )
 from vigil_shared.runtime import Service, ServiceContext, ServiceParts
@@ -81,9 +81,32 @@ def _classified_json(
     producer: str,
     alert: AlertReceived,
     classification: Any,
+    now: bool = False,
 ) -> bytes:
     """The JSON of an ``AlertClassified`` with these fields, the classification as the classifier's
-    payload (the one serialiser of :class:`ClassifiedPayload` and :func:`classified_data`)."""
+    payload (the one serialiser of :class:`ClassifiedPayload` and :func:`classified_data`).
+
+    orjson writes the alert's fields itself when it writes them as pydantic does (see
+    :func:`_orjson_writes_as_pydantic`: about a third of pydantic's cost); otherwise, or if orjson
+    refuses a value (an int beyond 64 bits, a lone surrogate), the alert is pydantic's own JSON.
+    ``now``: ``occurred_at`` is ``utcnow()`` (UTC: orjson writes it as pydantic does).
+    """
+    if _orjson_writes_as_pydantic(alert) and (now or _orjson_datetime(occurred_at)):
+        try:
+            return orjson.dumps(
+                {
+                    "event_id": event_id,
+                    "occurred_at": occurred_at,
+                    "schema_version": schema_version,
+                    "correlation_id": correlation_id,
+                    "producer": producer,
+                    "alert": alert.__dict__,
+                    "classification": classification,
+                },
+                option=orjson.OPT_UTC_Z,
+            )
+        except orjson.JSONEncodeError:
+            pass
     return orjson.dumps(
         {
             "event_id": event_id,
@@ -98,6 +121,36 @@ def _classified_json(
 
 
 _ALERT_JSON = AlertReceived.__pydantic_serializer__.to_json
+
+
+def _orjson_datetime(moment: datetime | None) -> bool:
+    """Whether orjson (``OPT_UTC_Z``) writes ``moment`` as pydantic does: always, except for a UTC
+    offset that is not a whole number of minutes (pydantic writes +00:00 for 30 s, orjson +00:01).
+    A datetime read from JSON has a whole-minute offset (or none) anyway."""
+    if moment is None:
+        return True
+    offset = moment.utcoffset()
+    return offset is None or (offset.seconds % 60 == 0 and not offset.microseconds)
+
+
+def _orjson_writes_as_pydantic(alert: AlertReceived) -> bool:
+    """Whether ``orjson.dumps(alert.__dict__, option=OPT_UTC_Z)`` is ``AlertReceived``'s pydantic JSON.
+
+    A validated ``AlertReceived`` holds its fields in its ``__dict__`` in field order (no extra
+    attributes: the model forbids them), so orjson writes the same keys in the same order; strings,
+    ints, ``None`` and datetimes come out the same (tested on every code point, the datetime edge
+    cases and generated alerts). What could differ is left to pydantic: a CAP block (nested models),
+    ``extra`` values (any JSON: floats, nested data), a subclass, datetimes with sub-minute offsets.
+    """
+    fields = alert.__dict__
+    if type(alert) is not AlertReceived or fields["cap"] is not None or fields["extra"]:
+        return False
+    # _orjson_datetime of occurred_at and published, written out (this runs for every alert)
+    offset = fields["occurred_at"].utcoffset()
+    if offset is not None and (offset.seconds % 60 or offset.microseconds):
+        return False
+    published = fields["published"]
+    return published is None or _orjson_datetime(published)
 log = structlog.get_logger("vigil.classify")
 _PRODUCER = "classify"
 
@@ -161,6 +214,16 @@ def classified_event(classifier: Classifier, alert: AlertReceived) -> Classified
 _EVENT_TYPE = AlertClassified.event_type
 
 
+def _event_id() -> str:
+    """``vigil_shared.events.new_event_id()``: the same 16 random bytes with the same version and
+    variant bits, written as 32 lowercase hex digits, by byte instead of through a 128-bit int
+    (~0.3 us less per alert; tested bit for bit against the shared formula)."""
+    raw = bytearray(urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
+
+
 def classified_data(classifier: Classifier, alert: AlertReceived) -> bytes:
     """The ``__data__`` value of the ``AlertClassified`` of ``alert``: what :func:`classified_event`
     then :func:`~vigil_shared.envelope.encode_data` give, without the event object (the service's
@@ -169,9 +232,7 @@ def classified_data(classifier: Classifier, alert: AlertReceived) -> bytes:
     Tested byte for byte against the validated event (``tests/classify/test_service_redis.py``)."""
     payload = alert_payload(classifier, alert)
     correlation_id = alert.correlation_id
-    body = _classified_json(
-        new_event_id(), utcnow(), SCHEMA_VERSION, correlation_id, _PRODUCER, alert, payload
-    )
+    body = _classified_json(_event_id(), utcnow(), SCHEMA_VERSION, correlation_id, _PRODUCER, alert, payload, True)
     return encode_body(correlation_id, _EVENT_TYPE, body)
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
+from typing import Final
 
 from vigil_shared.events import SEVERITY_RANK, Certainty, Severity, Urgency
 
@@ -228,18 +229,25 @@ _BASE: dict[str, str] = {
     "transport_disruption": "Minor",
     "cyber": "Minor",
 }
-_BY_RANK = {v: k for k, v in SEVERITY_RANK.items() if k != "Unknown"}
-_BASE_RANK = {t: SEVERITY_RANK[base] for t, base in _BASE.items()}
+_BY_RANK: Final = {v: k for k, v in SEVERITY_RANK.items() if k != "Unknown"}
+_BASE_RANK: Final = {t: SEVERITY_RANK[base] for t, base in _BASE.items()}
 """The rank of each type's base severity (an unlisted type is Moderate)."""
-_MODERATE = SEVERITY_RANK["Moderate"]
-_MINOR = SEVERITY_RANK["Minor"]
-_MAGNITUDE = re.compile(r"magnitude[\s-]+(?:of\s+)?(\d+(?:\.\d+)?)", re.IGNORECASE)
+_MODERATE: Final = SEVERITY_RANK["Moderate"]
+_MINOR: Final = SEVERITY_RANK["Minor"]
+_MAGNITUDE: Final = re.compile(r"magnitude[\s-]+(?:of\s+)?(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
-def _magnitude(text: str) -> re.Match[str] | None:
+def _magnitude(text: str, norm: str | None = None) -> re.Match[str] | None:
     """``_MAGNITUDE.search(text)``, started at the first "magnitude" of an ASCII text (every match
-    starts with one; ``re.IGNORECASE`` folds exactly ``A-Z`` to ``a-z`` there)."""
+    starts with one; ``re.IGNORECASE`` folds exactly ``A-Z`` to ``a-z`` there). ``norm``:
+    ``textnorm.padded(text)`` if the caller has it, where an ASCII text's letters are lower-cased
+    one place further on (no lower-cased copy of the text to make)."""
     if text.isascii():
+        if norm is not None:
+            first = norm.find("magnitude") - 1
+            if first < -1:
+                return None
+            return _MAGNITUDE.search(text, first)
         first = text.lower().find("magnitude")
         if first < 0:
             return None
@@ -296,7 +304,9 @@ def severity(
     return _severity(_as_list(threats), _as_dict(cues), text, urgency_value)
 
 
-def _severity(threats: list[str], cues: dict[str, int], text: str, urgency_value: Urgency) -> Severity:
+def _severity(
+    threats: list[str], cues: dict[str, int], text: str, urgency_value: Urgency, norm: str | None = None
+) -> Severity:
     if not threats:
         return "Unknown"
     # Crime is petty (Minor) with a petty cue, unless kidnapping or terrorism is among the types.
@@ -314,7 +324,7 @@ def _severity(threats: list[str], cues: dict[str, int], text: str, urgency_value
     if cues.get("sev:Extreme", 0):
         rank = 4
     if "natural_disaster" in threats and cues.get("sev:magnitude", 0):
-        m = _magnitude(text)
+        m = _magnitude(text, norm)
         if m:
             mag = float(m.group(1))
             quake = 1 if mag < 5 else 2 if mag < 6 else 3 if mag < 7 else 4
@@ -355,11 +365,13 @@ def assess(
     cap_urgency: Urgency | None = None,
     cap_severity: Severity | None = None,
     cap_certainty: Certainty | None = None,
+    norm: str | None = None,
 ) -> tuple[Urgency, Severity, Certainty]:
-    """Urgency, severity and certainty; a source-supplied CAP value wins over the text's."""
+    """Urgency, severity and certainty; a source-supplied CAP value wins over the text's. ``norm``:
+    ``textnorm.padded(text)`` if the caller has it (spares a lower-cased copy of the text)."""
     types = _as_list(threats)
     counts = _as_dict(cues)
     urg = cap_urgency or _urgency(types, counts)
-    sev = cap_severity or _severity(types, counts, text, urg)
+    sev = cap_severity or _severity(types, counts, text, urg, norm)
     cert = cap_certainty or _certainty(types, counts, urg)
     return urg, sev, cert

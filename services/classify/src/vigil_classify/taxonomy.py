@@ -22,13 +22,13 @@ import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import ahocorasick
 
 from vigil_classify import severity as sev
 from vigil_classify import taxonomy_data as data
-from vigil_classify.textnorm import _ASCII_MAP, sort_hits
+from vigil_classify.textnorm import _ASCII_MAP, AutomatonHit, padded, sort_automaton_hits
 from vigil_classify.textnorm import key as norm_key
 
 Entry = tuple[str, str, float]
@@ -170,25 +170,27 @@ def _greedy(raw: list[tuple[int, int, tuple[Entry, ...]]]) -> list[Hit]:
     return out
 
 
-_SENTENCE_END = re.compile(r"[.!?;\n](?:(?<=[.!?;])[.!?;]*[\s\"”’)]+|(?<=\n)\n*)")
+_SENTENCE_END: Final = re.compile(r"[.!?;\n](?:(?<=[.!?;])[.!?;]*[\s\"”’)]+|(?<=\n)\n*)")
 """``[.!?;]+[\\s"”’)]+|\\n+`` written to start with one character class, which ``re`` scans for in C."""
 _ABBREV = re.compile(r"(?:\b[A-Z]|\b[A-Z]\.[A-Z]|\bSt|\bMr|\bMrs|\bDr|\bNo|\bMt|\bGen|\bvs)$")
-_NEGATOR = re.compile(
+_NEGATOR: Final = re.compile(
     r"\b(?:no longer|no reports? of|no knowledge of|not aware of|no indication|no evidence|no specific|"
     r"no credible|no known|there (?:is|are|was|were) no|not expected|unlikely|without|ruled out|denied|"
     r"no threat|nor|no|(?<!do )(?<!does )(?<!did )(?<!should )(?<!must )(?<!will )not|n't)\b[^,;:.]*$",
     re.IGNORECASE,
 )
-_CLAUSE_BREAK = re.compile(r"[,;:.!?]|\bbut\b|\bhowever\b|\band\b", re.IGNORECASE)
-_LOCATIVE = re.compile(
+_CLAUSE_BREAK: Final = re.compile(r"[,;:.!?]|\bbut\b|\bhowever\b|\band\b", re.IGNORECASE)
+_LOCATIVE: Final = re.compile(
     r"\b(?:at|near|outside|around|against|on|toward|towards|in front of|targeting|attack on|"
     r"area around|vicinity of|surrounding)\s+(?:the\s+)?(?:[A-Z][\w.]*\s+){0,3}$",
     re.IGNORECASE,
 )
-_NEGATOR_FIRST_WORDS = frozenset({b"no", b"not", b"nor", b"there", b"unlikely", b"without", b"ruled", b"denied", b"n"})
+_NEGATOR_FIRST_WORDS: Final = frozenset(
+    {b"no", b"not", b"nor", b"there", b"unlikely", b"without", b"ruled", b"denied", b"n"}
+)
 """The first word of every :data:`_NEGATOR` alternative: a match starts at a word boundary with one of
 them as a whole word, so an ASCII clause without one among its :func:`_ascii_words` cannot match."""
-_LOCATIVE_WORDS = frozenset(
+_LOCATIVE_WORDS: Final = frozenset(
     {b"at", b"near", b"outside", b"around", b"against", b"on", b"toward", b"towards", b"front"}
     | {b"targeting", b"vicinity", b"surrounding"}
 )
@@ -219,8 +221,8 @@ def _has_word(padded_words: str, keys: tuple[str, ...]) -> bool:
     return any(k in padded_words for k in keys)
 
 
-_NEGATOR_FIRST_KEYS = tuple(f" {w.decode('ascii')} " for w in sorted(_NEGATOR_FIRST_WORDS))
-_LOCATIVE_KEYS = tuple(f" {w.decode('ascii')} " for w in sorted(_LOCATIVE_WORDS))
+_NEGATOR_FIRST_KEYS: Final = tuple(f" {w.decode('ascii')} " for w in sorted(_NEGATOR_FIRST_WORDS))
+_LOCATIVE_KEYS: Final = tuple(f" {w.decode('ascii')} " for w in sorted(_LOCATIVE_WORDS))
 
 
 def _locative_before(window: str, ascii: bool = False) -> bool:
@@ -248,13 +250,13 @@ def _locative_floor(window: str) -> int:
     return i + 1
 
 
-_WESTERN_VERB = re.compile(
+_WESTERN_VERB: Final = re.compile(
     r"\b(?:" + "|".join(re.escape(v) for v in data.WESTERN_VERBS) + r")\s+(?:\w+\s+){0,2}$",
     re.IGNORECASE,
 )
 
 
-_ABBREV_TAILS = (" St", " Mr", " Dr", " No", " Mt", "Mrs")
+_ABBREV_TAILS: Final = (" St", " Mr", " Dr", " No", " Mt", "Mrs")
 
 
 def sentence_starts(text: str, endpos: int | None = None) -> list[int]:
@@ -299,7 +301,18 @@ def sentence_ids(text: str, positions: Iterable[int]) -> dict[int, int] | None:
         if not text[hi].isalnum():
             return None
         if lo >= 0:
-            m = search(text, lo, hi)
+            # A match starts with one of ".!?;\n": without one in the gap there is none (five
+            # substring searches cost less than the regex search that finds nothing, ~2/3 of gaps).
+            if (
+                text.find(".", lo, hi) < 0
+                and text.find("\n", lo, hi) < 0
+                and text.find(";", lo, hi) < 0
+                and text.find("!", lo, hi) < 0
+                and text.find("?", lo, hi) < 0
+            ):
+                m = None
+            else:
+                m = search(text, lo, hi)
             while m is not None:
                 i = m.start()
                 if text[i] == "." and i >= 1:
@@ -366,9 +379,9 @@ class _Negation:
         return False
 
 
-_BREAK_CHARS = ",;:.!?"
-_BREAK_WORDS = ("but", "however", "and")
-_NEG_STEMS = ("no", "n't", "unlikely", "without", "ruled out", "denied")
+_BREAK_CHARS: Final = ",;:.!?"
+_BREAK_WORDS: Final = ("but", "however", "and")
+_NEG_STEMS: Final = ("no", "n't", "unlikely", "without", "ruled out", "denied")
 """Lower-case substrings one of which every :data:`_NEGATOR` alternative contains."""
 
 
@@ -402,25 +415,37 @@ def _clause_cut(window: str, ascii: bool = False) -> int:
     return cut
 
 
-def _no_before(text: str, lo: int, start: int, ascii: bool) -> bool:
+def _no_before(text: str, norm: str, lo: int, start: int, ascii: bool) -> bool:
     """Whether a negator ends ``text[lo:start]`` within its last clause, for a text without the
     rarer negation hints (see :class:`_Negation`): only a window holding "no" or "No" can (the
-    window is sliced only then; ``ascii``: the text is known to be ASCII)."""
-    return (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0) and _negated_window(
-        text[lo:start], ascii
+    window is sliced only then; ``ascii``: the text is known to be ASCII). ``norm`` is the text
+    normalised (``textnorm.padded``: lower-cased, one padding space first, so ``text[i]`` is
+    ``norm[i + 1]``): a window with "no" or "No" has "no" at the same place in it, so one search of
+    ``norm`` rules out most windows before the two of ``text``."""
+    return (
+        norm.find("no", lo + 1, start + 1) >= 0
+        and (text.find("no", lo, start) >= 0 or text.find("No", lo, start) >= 0)
+        and _negated_window(text[lo:start], ascii, norm if ascii else None, lo)
     )
 
 
-def _negated_window(window: str, ascii: bool = False) -> bool:
+def _negated_window(window: str, ascii: bool = False, norm: str | None = None, lo: int = 0) -> bool:
     """Whether a negator ends ``window`` within its last clause (``ascii=True``: the window is known
-    to be ASCII, e.g. a slice of an ASCII text; the result is the same either way)."""
+    to be ASCII, e.g. a slice of an ASCII text; the result is the same either way). ``norm``, with
+    ``lo``: the window is ``text[lo:lo + len(window)]`` of an ASCII ``text`` whose
+    ``textnorm.padded`` is ``norm``, where the window's translation (:func:`_padded_words` without
+    its padding) already is, one place further on: sliced from there instead of made again."""
     # The clause starts after a break character or a whole word, so its words are words of the
     # window: without a first word of a negator in the window there is none in the clause either.
     if ascii or window.isascii():
-        if not _has_word(_padded_words(window), _NEGATOR_FIRST_KEYS):
+        end = lo + 1 + len(window)
+        if not _has_word(f" {norm[lo + 1 : end]} " if norm is not None else _padded_words(window), _NEGATOR_FIRST_KEYS):
             return False
-        clause = window[_clause_cut(window, True) :]
-        if not _has_word(_padded_words(clause), _NEGATOR_FIRST_KEYS):
+        cut = _clause_cut(window, True)
+        clause = window[cut:]
+        if not _has_word(
+            f" {norm[lo + 1 + cut : end]} " if norm is not None else _padded_words(clause), _NEGATOR_FIRST_KEYS
+        ):
             return False
     else:
         clause = window[_clause_cut(window) :]
@@ -507,12 +532,13 @@ def read(text: str, hits: list[Hit]) -> Reading:
     """Apply the rules in the module docstring to the cue hits of ``text``."""
     # Greedy hits need no more resolution: cut them into runs in which no hit overlaps the one
     # before (a run then passes :func:`_read`'s leftmost-longest check whole, in the same order).
-    tables: list[list[tuple[int, int, tuple[Entry, ...]]]] = []
+    tables: list[list[AutomatonHit]] = []
     last_end = -1
     for start, end, entries in hits:
         if start < last_end or not tables:
             tables.append([])
-        tables[-1].append((start, start - end - 2, entries))
+        # as the automaton yields it: (end in padded coordinates, (key length, -, label entries, -))
+        tables[-1].append((end + 1, (end - start + 2, None, entries, None)))
         last_end = end
     return _read(text, tables, [])
 
@@ -520,9 +546,9 @@ def read(text: str, hits: list[Hit]) -> Reading:
 def read_found(text: str, found: list[tuple[int, tuple[int, Any, Any, Any]]]) -> Reading:
     """``read(text, Taxonomy.hits_in(found))`` without making the hit lists: the leftmost-longest
     resolution of each table runs inside :func:`_read`'s loop over the sorted raw hits."""
-    labels = [(e - v[0] + 1, -v[0], v[2]) for e, v in found if v[2] is not None]
-    cues = [(e - v[0] + 1, -v[0], v[3]) for e, v in found if v[3] is not None]
-    return read_raw(text, labels, cues)
+    labels: list[AutomatonHit] = [hit for hit in found if hit[1][2] is not None]
+    cues: list[AutomatonHit] = [hit for hit in found if hit[1][3] is not None]
+    return read_hits(text, labels, cues)
 
 
 def read_raw(
@@ -530,26 +556,54 @@ def read_raw(
     labels: list[tuple[int, int, tuple[Entry, ...]]],
     cues: list[tuple[int, int, tuple[Entry, ...]]],
 ) -> Reading:
-    """:func:`read_found` from the raw hits ``(start, -length, entries)`` of each table, as
-    :func:`read_found` makes them, in any order (both lists are sorted in place)."""
-    sort_hits(labels)
-    sort_hits(cues)
-    return _read(text, (labels,), cues)
+    """:func:`read_found` from the raw hits ``(start, -length, entries)`` of each table (``start``
+    in padded coordinates), in any order."""
+    # (start, -length) is the hit (end, (length, ...)) with end = start + length - 1
+    return read_hits(
+        text,
+        [(s - nl - 1, (-nl, None, e, None)) for s, nl, e in labels],
+        [(s - nl - 1, (-nl, None, None, e)) for s, nl, e in cues],
+    )
+
+
+def read_hits(
+    text: str, labels: list[AutomatonHit], cues: list[AutomatonHit], norm: str | None = None
+) -> Reading:
+    """:func:`read_found` from the automaton's hits ``(end, (length, -, label entries, cue
+    entries))`` that have label entries (``labels``) and cue entries (``cues``), in any order (both
+    lists are sorted in place): the engine keeps the automaton's own hit tuples. ``norm``:
+    ``textnorm.padded(text)`` if the caller has it."""
+    sort_automaton_hits(labels)
+    sort_automaton_hits(cues)
+    return _read(text, (labels,), cues, norm)
 
 
 Span = tuple[int, int]
 
 
+def _hit_start(hit: AutomatonHit) -> int:
+    """Where an automaton hit ``(end, (length, ...))`` starts (padded coordinates)."""
+    value: tuple[Any, ...] = hit[1]
+    n: int = value[0]
+    end: int = hit[0]
+    return end - n + 1
+
+
 def _read(
     text: str,
-    tables: Sequence[list[tuple[int, int, tuple[Entry, ...]]]],
-    cue_table: list[tuple[int, int, tuple[Entry, ...]]],
+    tables: Sequence[list[AutomatonHit]],
+    cue_table: list[AutomatonHit],
+    norm: str | None = None,
 ) -> Reading:
-    """:func:`read` over tables of raw hits ``(start, -length, entries)``, each sorted; overlapping
-    hits of a table are resolved leftmost-longest as :func:`_greedy` does. ``cue_table`` is one more
-    such table whose entries are all severity cues (the automaton's cue slot): it is read by a loop
-    of its own, without the category dispatch and span that label hits need (a cue entry in
-    ``tables`` is read the same way)."""
+    """:func:`read` over tables of automaton hits ``(end, (length, -, label entries, cue entries))``,
+    each sorted by :func:`~vigil_classify.textnorm.sort_automaton_hits`; overlapping hits of a table
+    are resolved leftmost-longest as :func:`_greedy` does. A hit of ``tables`` is read for its label
+    entries; ``cue_table`` is one more such table read for its severity-cue entries (the automaton's
+    cue slot), by a loop of its own, without the category dispatch and span that label hits need (a
+    cue entry among label entries is read the same way). ``norm``: ``textnorm.padded(text)`` (made
+    here if not given)."""
+    if norm is None:
+        norm = padded(text)
     negated = _Negation(text)
     threats: dict[str, LabelEvidence] = {}
     targets: dict[str, LabelEvidence] = {}
@@ -573,27 +627,37 @@ def _read(
     # without a rarer hint in the text, that is :func:`_no_before` (a native call when compiled).
     rare = negated.rare
     ascii = text.isascii()
-    for start, neg_len, entries in cue_table:
+    for hit in cue_table:
+        value: tuple[Any, ...] = hit[1]
+        n: int = value[0]
+        end_idx: int = hit[0]
+        start = end_idx - n + 1
         if start < last_cue_end:
             continue  # overlaps the cue kept before it (leftmost-longest, as _greedy)
-        last_cue_end = start - neg_len - 2
+        last_cue_end = start + n - 2
         lo = start - 60 if start > 60 else 0
-        for _cat, label, _weight in entries:
-            if label == "urg:Past" or not (negated(start) if rare else _no_before(text, lo, start, ascii)):
+        cue_entries: tuple[Entry, ...] = value[3]
+        for _cat, label, _weight in cue_entries:
+            if label == "urg:Past" or not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
                 cues[label] = cues.get(label, 0) + 1
     for table in tables:
         last_end = -1
-        for start, neg_len, entries in table:
+        for hit in table:
+            value = hit[1]
+            n = value[0]
+            end_idx = hit[0]
+            start = end_idx - n + 1
             if start < last_end:
                 continue  # overlaps the hit kept before it (leftmost-longest, as _greedy)
-            last_end = end = start - neg_len - 2
+            last_end = end = start + n - 2
+            entries: tuple[Entry, ...] = value[2]
             lo = start - 60 if start > 60 else 0
             # Categories by frequency (about 9 threat, 7 severity-cue, 4 target, 1 routine and 1
             # transport subject entries per ~1 KB alert); they exclude one another, so the order
             # changes nothing else.
             for cat, label, weight in entries:
                 if cat == "threat":
-                    if negated(start) if rare else _no_before(text, lo, start, ascii):
+                    if negated(start) if rare else _no_before(text, norm, lo, start, ascii):
                         continue
                     # credit(threats, label, weight, (start, end)), inlined (the most frequent call)
                     ev = threats.get(label)
@@ -609,7 +673,9 @@ def _read(
                         elif label in ("crime", "kidnapping"):
                             crime_at.append(start)
                 elif cat == "cue":
-                    if label == "urg:Past" or not (negated(start) if rare else _no_before(text, lo, start, ascii)):
+                    if label == "urg:Past" or not (
+                        negated(start) if rare else _no_before(text, norm, lo, start, ascii)
+                    ):
                         cues[label] = cues.get(label, 0) + 1
                 elif cat == "target":
                     target_at.append((start, label, weight, (start, end)))
@@ -623,10 +689,10 @@ def _read(
                     if _locative_before(text[start - 40 if start > 40 else 0 : start], ascii):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_effect":
-                    if not (negated(start) if rare else _no_before(text, lo, start, ascii)):
+                    if not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
                         effect_at.append((start, (start, end)))
                 elif cat == "weak_terror":
-                    if not (negated(start) if rare else _no_before(text, lo, start, ascii)):
+                    if not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
                         weak_at.append((start, (start, end)))
                 elif cat == "western":
                     if _WESTERN_VERB.search(text[start - 40 if start > 40 else 0 : start]):
@@ -677,7 +743,7 @@ def _read(
         # Every position looked up below is the start of a hit: the sentences after the last hit
         # need not be split (see :func:`sentence_starts`; each table is sorted by start, and a
         # later endpos than the last kept hit's start + 1 leaves the starts before it the same).
-        last_start = max((table[-1][0] for table in (*tables, cue_table) if table), default=0)
+        last_start = max((_hit_start(table[-1]) for table in (*tables, cue_table) if table), default=0)
         starts = sentence_starts(text, last_start + 1)
         bisect_right = bisect.bisect_right
         ids = {pos: bisect_right(starts, pos) - 1 for pos in positions}

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, Final, TypeVar
 
-_ASCII_MAP = bytes(
+_ASCII_MAP: Final = bytes(
     (c + 32 if 65 <= c <= 90 else c) if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122) else 32
     for c in range(256)
 )
@@ -97,4 +97,65 @@ def sort_hits(hits: list[tuple[int, int, _T]]) -> None:
         hits[j + 1] = cur
         if budget < 0:
             hits.sort()
+            return
+
+
+
+AutomatonHit = tuple[Any, ...]
+"""A hit as the automata yield it, ``(end, value)``: the end offset (inclusive) of the key in the
+padded text and the key's value ``(length, ...)``; the key starts at ``end - length + 1``. Typed as a
+plain tuple so that the compiled build keeps the automaton's own tuple objects (a fixed-length tuple
+type would be unpacked, and packed again into new tuples when stored)."""
+
+
+def _hit_order(hit: AutomatonHit) -> tuple[int, int]:
+    value: tuple[Any, ...] = hit[1]
+    n: int = value[0]
+    end: int = hit[0]
+    return end - n, -n
+
+
+def sort_automaton_hits(hits: list[AutomatonHit]) -> None:
+    """Order automaton hits ``(end, (length, ...))`` as :func:`sort_hits` orders ``(start, -length,
+    value)``, in place: by start, then the longest first, keeping the hits themselves (no tuple and
+    no int objects made per hit). Two hits with the same start and length are the same key at the
+    same place (equal values), so their order is immaterial; then, and after too many moves,
+    ``list.sort`` on that order does it."""
+    if not hits:
+        return
+    budget = 4 * len(hits)
+    # (start - 1, length) of hits[i - 1], the greatest of hits[:i] once those are in order
+    value: tuple[Any, ...] = hits[0][1]
+    pn: int = value[0]
+    pe: int = hits[0][0]
+    ps = pe - pn
+    for i in range(1, len(hits)):
+        cur = hits[i]
+        value = cur[1]
+        n: int = value[0]
+        end: int = cur[0]
+        start = end - n  # (start - 1: only compared with others made the same way)
+        if ps < start or (ps == start and pn > n):
+            ps = start  # in order: the greatest so far
+            pn = n
+            continue
+        j = i - 1
+        while j >= 0:
+            other = hits[j]
+            value = other[1]
+            on: int = value[0]
+            oe: int = other[0]
+            os_ = oe - on
+            if os_ < start or (os_ == start and on > n):
+                break
+            if os_ == start and on == n:
+                hits[j + 1] = cur  # (fills the gap the moves left: the list is whole again)
+                hits.sort(key=_hit_order)
+                return
+            hits[j + 1] = other
+            j -= 1
+            budget -= 1
+        hits[j + 1] = cur  # (hits[i] is now the one that was hits[i - 1]: still the greatest)
+        if budget < 0:
+            hits.sort(key=_hit_order)
             return
