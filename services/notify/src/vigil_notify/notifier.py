@@ -251,6 +251,49 @@ def publications(result: HandleResult, tally: Counter[tuple[str, str]]) -> list[
     return pubs
 
 
+class BatchSummary:
+    """What one read batch did, for its one INFO line (the service's ``batch routed``): alerts in,
+    those that reached at least one subscription, and the fate of their deliveries."""
+
+    __slots__ = ("alerts", "deferred", "digested", "duplicates", "errors", "routed", "skipped")
+
+    alerts: int
+    routed: int
+    deferred: int
+    digested: int
+    duplicates: int
+    skipped: int
+    errors: int
+    """Alerts that failed as a whole (left pending and retried, or dead-lettered by the worker)."""
+
+    def __init__(
+        self,
+        alerts: int,
+        routed: int = 0,
+        deferred: int = 0,
+        digested: int = 0,
+        duplicates: int = 0,
+        skipped: int = 0,
+        errors: int = 0,
+    ) -> None:
+        self.alerts, self.routed, self.deferred, self.digested = alerts, routed, deferred, digested
+        self.duplicates, self.skipped, self.errors = duplicates, skipped, errors
+
+    def add(self, result: HandleResult) -> None:
+        if result.matches or result.events:
+            self.routed += 1
+        self.deferred += len(result.deferred)
+        self.digested += len(result.digested)
+        self.duplicates += len(result.duplicates)
+        self.skipped += len(result.skipped)
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchSummary(alerts={self.alerts}, routed={self.routed}, deferred={self.deferred}, "
+            f"digested={self.digested}, duplicates={self.duplicates}, skipped={self.skipped}, errors={self.errors})"
+        )
+
+
 class DeliveryStillInFlight(Exception):
     """Some delivery of an alert is still claimed by another owner after ``in_flight_wait_s``.
 

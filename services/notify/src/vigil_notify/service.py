@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +25,7 @@ from vigil_shared.worker import Publication, StreamWorker, publish_events
 from vigil_notify import native
 from vigil_notify.api import build_router
 from vigil_notify.classified import decode_classified
-from vigil_notify.notifier import DeliveryStillInFlight, HandleResult, Notifier, publications
+from vigil_notify.notifier import BatchSummary, DeliveryStillInFlight, HandleResult, Notifier, publications
 from vigil_notify.settings import NotifySettings
 
 if TYPE_CHECKING:
@@ -53,29 +52,6 @@ def _record(counts: Counter[tuple[str, str]]) -> None:
         by_label[(channel.split(":", 1)[0], outcome)] += n
     for (scheme, outcome), n in by_label.items():
         metrics.DELIVERIES.labels(channel=scheme, outcome=outcome).inc(n)
-
-
-@dataclass(slots=True)
-class BatchSummary:
-    """What one read batch did, for its one INFO line: alerts in, those that reached at least one
-    subscription, and the fate of their deliveries."""
-
-    alerts: int
-    routed: int = 0
-    deferred: int = 0
-    digested: int = 0
-    duplicates: int = 0
-    skipped: int = 0
-    errors: int = 0
-    """Alerts that failed as a whole (left pending and retried, or dead-lettered by the worker)."""
-
-    def add(self, result: HandleResult) -> None:
-        if result.matches or result.events:
-            self.routed += 1
-        self.deferred += len(result.deferred)
-        self.digested += len(result.digested)
-        self.duplicates += len(result.duplicates)
-        self.skipped += len(result.skipped)
 
 
 def _log_batch(summary: BatchSummary, counts: Counter[tuple[str, str]]) -> None:
@@ -152,7 +128,7 @@ def batch_handler(
                     digested=len(result.digested),
                     duplicates=len(result.duplicates),
                 )
-            out.append(_publications(result, counts))
+            out.append(publications(result, counts))  # _publications(result, counts), without the wrapper
         _record(counts)
         _log_batch(summary, counts)
         return out
