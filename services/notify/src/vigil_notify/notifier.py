@@ -91,11 +91,6 @@ def original_keys(alert: AlertClassified) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-_SHA256 = hashlib.sha256()
-"""An empty SHA-256 state: a copy of it is cheaper than a new hash object (OpenSSL's lookup of the
-algorithm is done once)."""
-
-
 def idempotency_head(alert_id: str, revision: int) -> str:
     """What :func:`_idempotency_key` needs of an alert (the same for each of its deliveries)."""
     return f"{alert_id}\x1f{revision}\x1f"
@@ -104,9 +99,7 @@ def idempotency_head(alert_id: str, revision: int) -> str:
 def _idempotency_key(head: str, subscription_id: str, channel_url: str) -> str:
     """:func:`~vigil_notify.delivery.idempotency_key` (the same key) of the alert whose
     :func:`idempotency_head` is ``head``, computed without an interpreted call."""
-    h = _SHA256.copy()
-    h.update(f"{head}{subscription_id}\x1f{channel_url}".encode())
-    return h.hexdigest()[:32]
+    return hashlib.sha256(f"{head}{subscription_id}\x1f{channel_url}".encode()).hexdigest()[:32]
 
 
 class Target:
