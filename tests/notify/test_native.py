@@ -1,9 +1,12 @@
 """The optional native build (vigil_notify.native): used only when it matches the source, and then
-matching and rendering exactly as the pure modules."""
+matching, rendering and the notifier's batch path exactly as the pure modules."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import native_support
@@ -109,12 +112,15 @@ def _run(env: dict[str, str], alerts: int = 600) -> tuple[bool, list[str]]:
     return json.loads(out[0]), out[1:]
 
 
-@pytest.mark.slow  # compiles two modules (~20 CPU-s)
+# the notifier's own tests (process_many, process, the published data, the lean decode), run again
+# with the compiled build: the same jobs, events, bytes and Redis effects as the pure module
+_NOTIFIER_TESTS = ("test_batch.py", "test_notifier.py", "test_delivered_data.py", "test_classified.py")
+
+
+@pytest.mark.slow  # compiles three modules (~40 CPU-s), then runs the notifier's tests with them
 @pytest.mark.skipif(not native_support.can_compile(), reason="needs mypyc and a C compiler")
 def test_native_build_matches_and_renders_exactly_as_the_pure_modules(tmp_path: Path) -> None:
-    env, build, native_out, pure_out = native_support.compiled_and_pure(
-        PACKAGE, "VIGIL_NOTIFY_NATIVE", tmp_path, _run
-    )
+    env, build, native_out, pure_out = native_support.compiled_and_pure(PACKAGE, "VIGIL_NOTIFY_NATIVE", tmp_path, _run)
     assert len(native_out) == 600
     # the generated cases reach matches and every rendering path (not a comparison of empty lists)
     parsed = [json.loads(line) for line in pure_out]
@@ -123,6 +129,17 @@ def test_native_build_matches_and_renders_exactly_as_the_pure_modules(tmp_path: 
     assert sum("digest" in p for p in parsed) > 100
     assert native_out == pure_out
     native_support.assert_used_only_under_its_digest(PACKAGE, env, build)
+    # the compiled notifier is the one imported, and passes the notifier's tests
+    where = native_support.python("import vigil_notify.notifier as n; print(n.__file__)", env).strip()
+    assert where.startswith(str(build)), where
+    assert not where.endswith(".py"), where
+    here = Path(__file__).resolve().parent
+    tests = [str(here / t) for t in _NOTIFIER_TESTS]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+        env={**os.environ, **env}, cwd=TESTS.parent, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 
 def test_a_damaged_build_falls_back_to_the_pure_modules(tmp_path: Path) -> None:
@@ -160,4 +177,3 @@ def test_the_digest_follows_the_modules_the_build_is_typed_against(tmp_path: Pat
     assert build.source_digest() == before
     (tmp_path / "hot.py").write_text("X = 2\n")
     assert build.source_digest() != before
-

@@ -1,16 +1,18 @@
 """An optional native build of notify's hot pure modules, used when one matches the source.
 
-Matching (the subscription index and its predicate) and rendering (the prepared messages filled in
-per delivery) are pure Python typed strictly enough for mypyc to compile to C extensions
-(:data:`NATIVE_MODULES`): the same code, without the interpreter's dispatch, costs notify about
-10 % less CPU per alert with identical matches and messages (``tests/notify/test_native.py``
-compares both over generated alerts). :func:`build` (``vigil notify-compile``) compiles them into
-the cache directory, under a name made of a digest of their source, of the modules they are typed
-against (the rest of the package and the shared event models: a compiled module checks the types of
-what it reads from them) and of the interpreter; :func:`activate`, run when the package is imported,
-puts such a build in front of the package's own modules only when its digest is the one of the
-source being imported. Without a matching build, or with ``VIGIL_NOTIFY_NATIVE=0``, the pure
-modules run as always. The mechanism is :class:`vigil_shared.native.NativeBuild`.
+Matching (the subscription index and its predicate), rendering (the prepared messages filled in per
+delivery) and the notifier (the batch path: routing, planning and building each delivery's job,
+taking in the outcomes) are pure Python typed strictly enough for mypyc to compile to C extensions
+(:data:`NATIVE_MODULES`): the same code, without the interpreter's dispatch, costs notify less CPU
+per alert with identical matches, messages and jobs (``tests/notify/test_native.py`` compares both
+over generated alerts, and runs the notifier's tests with the build). :func:`build` (``vigil
+notify-compile``) compiles them into the cache directory, under a name made of a digest of their
+source, of the modules they are typed against (the rest of the package and the shared event models:
+a compiled module checks the types of what it reads from them) and of the interpreter;
+:func:`activate`, run when the package is imported, puts such a build in front of the package's own
+modules only when its digest is the one of the source being imported. Without a matching build, or
+with ``VIGIL_NOTIFY_NATIVE=0``, the pure modules run as always. The mechanism is
+:class:`vigil_shared.native.NativeBuild`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from pathlib import Path
 
 from vigil_shared.native import NativeBuild
 
-NATIVE_MODULES = ("matching", "rendering")
+NATIVE_MODULES = ("matching", "rendering", "notifier")
 """The modules compiled. :mod:`vigil_notify.filled` stays interpreted on purpose: it fills the
-instance dict of an interpreted frozen dataclass, which compiled code cannot."""
+instance dict of an interpreted frozen dataclass, which compiled code cannot. The notifier's classes
+are then native classes: no attribute of theirs can be added or monkeypatched (tests run the pure
+modules), and they cannot be subclassed by interpreted code."""
 
 _SOURCE_DIR = Path(__file__).resolve().parent
 

@@ -20,12 +20,14 @@ import asyncio
 import hashlib
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from vigil_shared.events import AlertClassified, DeadLetter, DeliveryKind, utcnow
+from vigil_shared import streams
+from vigil_shared.events import AlertClassified, DeadLetter, DeliveryKind, NotificationDelivered, utcnow
+from vigil_shared.worker import Publication
 
 from vigil_notify.channels.registry import ChannelRegistry, default_registry
 from vigil_notify.delivery import (
@@ -89,8 +91,25 @@ def original_keys(alert: AlertClassified) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-@dataclass(slots=True)
+def idempotency_head(alert_id: str, revision: int) -> str:
+    """What :func:`_idempotency_key` needs of an alert (the same for each of its deliveries)."""
+    return f"{alert_id}\x1f{revision}\x1f"
+
+
+def _idempotency_key(head: str, subscription_id: str, channel_url: str) -> str:
+    """:func:`~vigil_notify.delivery.idempotency_key` (the same key) of the alert whose
+    :func:`idempotency_head` is ``head``, computed without an interpreted call."""
+    return hashlib.sha256(f"{head}{subscription_id}\x1f{channel_url}".encode()).hexdigest()[:32]
+
+
 class Target:
+    """One (subscription, channel) an alert goes to, as what kind of message and why.
+
+    A plain class with its own ``__init__`` (positional, in this order): compiled, a dataclass's
+    generated ``__init__`` would stay interpreted, once per delivery."""
+
+    __slots__ = ("channel_url", "kind", "quiet_hours", "reason", "subscription", "subscription_id", "subscription_name")
+
     subscription: Subscription
     channel_url: str
     kind: DeliveryKind
@@ -100,27 +119,82 @@ class Target:
     quiet_hours: QuietHours | None
     """The subscription's id, name and quiet hours (read once: a pydantic model's attributes are slow)."""
 
+    def __init__(
+        self,
+        subscription: Subscription,
+        channel_url: str,
+        kind: DeliveryKind,
+        reason: str,
+        subscription_id: str,
+        subscription_name: str,
+        quiet_hours: QuietHours | None,
+    ) -> None:
+        self.subscription, self.channel_url, self.kind, self.reason = subscription, channel_url, kind, reason
+        self.subscription_id, self.subscription_name, self.quiet_hours = subscription_id, subscription_name, quiet_hours
+
     @classmethod
     def of(cls, sub: Subscription, channel_url: str, kind: DeliveryKind, reason: str) -> Target:
         return cls(sub, channel_url, kind, reason, sub.id, sub.name, sub.filter.quiet_hours)
 
+    def __repr__(self) -> str:
+        return (
+            f"Target(subscription_id={self.subscription_id!r}, channel_url={mask_url(self.channel_url)!r}, "
+            f"kind={self.kind!r}, reason={self.reason!r})"
+        )
 
-@dataclass(slots=True)
+
 class HandleResult:
-    events: list[Notification] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    matches: list[Match] = field(default_factory=list)
-    deferred: list[tuple[str, str, datetime]] = field(default_factory=list)
+    """What one alert's routing and delivery did (every argument optional, by keyword; a plain class
+    with its own ``__init__``: compiled, a dataclass's generated one would stay interpreted)."""
+
+    __slots__ = (
+        "dead_letters", "deferred", "digested", "duplicates", "encoded", "events", "matches", "outcomes", "skipped",
+    )  # fmt: skip
+
+    events: list[Notification]
+    dead_letters: list[DeadLetter]
+    matches: list[Match]
+    deferred: list[tuple[str, str, datetime]]
     """(subscription_id, masked channel, due time)."""
-    digested: list[tuple[str, str]] = field(default_factory=list)
-    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    digested: list[tuple[str, str]]
+    duplicates: list[tuple[str, str]]
     """(subscription_id, alert_id that already carried the same content)."""
-    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]]
     """(subscription_id, masked channel, why) — already sent / in flight elsewhere."""
-    outcomes: list[DeliveryOutcome] = field(default_factory=list)
-    encoded: dict[int, tuple[Notification, bytes]] = field(default_factory=dict)
+    outcomes: list[DeliveryOutcome]
+    encoded: dict[int, tuple[Notification, bytes]]
     """By ``id`` of an event in ``events``: the event and its stream entry's ``__data__`` when notify
     encoded it (see :meth:`data_of`)."""
+
+    def __init__(
+        self,
+        *,
+        events: list[Notification] | None = None,
+        dead_letters: list[DeadLetter] | None = None,
+        matches: list[Match] | None = None,
+        deferred: list[tuple[str, str, datetime]] | None = None,
+        digested: list[tuple[str, str]] | None = None,
+        duplicates: list[tuple[str, str]] | None = None,
+        skipped: list[tuple[str, str, str]] | None = None,
+        outcomes: list[DeliveryOutcome] | None = None,
+        encoded: dict[int, tuple[Notification, bytes]] | None = None,
+    ) -> None:
+        self.events = [] if events is None else events
+        self.dead_letters = [] if dead_letters is None else dead_letters
+        self.matches = [] if matches is None else matches
+        self.deferred = [] if deferred is None else deferred
+        self.digested = [] if digested is None else digested
+        self.duplicates = [] if duplicates is None else duplicates
+        self.skipped = [] if skipped is None else skipped
+        self.outcomes = [] if outcomes is None else outcomes
+        self.encoded = {} if encoded is None else encoded
+
+    def __repr__(self) -> str:
+        return (
+            f"HandleResult(events={len(self.events)}, dead_letters={len(self.dead_letters)}, "
+            f"matches={len(self.matches)}, deferred={len(self.deferred)}, digested={len(self.digested)}, "
+            f"duplicates={len(self.duplicates)}, skipped={self.skipped!r})"
+        )
 
     def absorb(self, outcomes: list[DeliveryOutcome]) -> bool:
         """Take in delivery outcomes; True when one of them is ``skipped_in_flight``."""
@@ -147,6 +221,70 @@ class HandleResult:
         ``Publication(data=...)``), else None (the stream worker encodes the event)."""
         got = self.encoded.get(id(event))
         return got[1] if got is not None and got[0] is event else None
+
+
+def publications(result: HandleResult, tally: Counter[tuple[str, str]]) -> list[Publication]:
+    """The events to publish for one alert (its notifications, with their stream entry's
+    ``__data__`` when notify encoded it, then its dead letters); each notification's outcome is
+    counted into ``tally`` by (channel, ``delivered``/``failed_permanent``/``failed_retrying``)."""
+    pubs: list[Publication] = []
+    encoded, notifications = result.encoded, streams.NOTIFICATIONS
+    for e in result.events:  # one pass: the count and the publication of each event
+        if isinstance(e, NotificationDelivered):
+            outcome = "delivered"
+        else:
+            outcome = "failed_permanent" if e.permanent else "failed_retrying"
+        key = (e.channel, outcome)
+        tally[key] = tally.get(key, 0) + 1
+        got = encoded.get(id(e))  # result.data_of(e), inline
+        pubs.append(Publication(notifications, e, got[1] if got is not None and got[0] is e else None))
+    if result.dead_letters:
+        deadletter = streams.DEADLETTER
+        pubs.extend([Publication(deadletter, d) for d in result.dead_letters])
+    return pubs
+
+
+class BatchSummary:
+    """What one read batch did, for its one INFO line (the service's ``batch routed``): alerts in,
+    those that reached at least one subscription, and the fate of their deliveries."""
+
+    __slots__ = ("alerts", "deferred", "digested", "duplicates", "errors", "routed", "skipped")
+
+    alerts: int
+    routed: int
+    deferred: int
+    digested: int
+    duplicates: int
+    skipped: int
+    errors: int
+    """Alerts that failed as a whole (left pending and retried, or dead-lettered by the worker)."""
+
+    def __init__(
+        self,
+        alerts: int,
+        routed: int = 0,
+        deferred: int = 0,
+        digested: int = 0,
+        duplicates: int = 0,
+        skipped: int = 0,
+        errors: int = 0,
+    ) -> None:
+        self.alerts, self.routed, self.deferred, self.digested = alerts, routed, deferred, digested
+        self.duplicates, self.skipped, self.errors = duplicates, skipped, errors
+
+    def add(self, result: HandleResult) -> None:
+        if result.matches or result.events:
+            self.routed += 1
+        self.deferred += len(result.deferred)
+        self.digested += len(result.digested)
+        self.duplicates += len(result.duplicates)
+        self.skipped += len(result.skipped)
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchSummary(alerts={self.alerts}, routed={self.routed}, deferred={self.deferred}, "
+            f"digested={self.digested}, duplicates={self.duplicates}, skipped={self.skipped}, errors={self.errors})"
+        )
 
 
 class DeliveryStillInFlight(Exception):
@@ -396,6 +534,7 @@ class Notifier:
             extreme = extreme_of[i]
             aid, rev, cid, dl = shared.alert_id, shared.revision, shared.correlation_id, shared.dead_letter_fields
             eid = entry_id
+            head = idempotency_head(aid, rev)
             own: tuple[str, ...] | None = None
             try:
                 for j, t in enumerate(ts):
@@ -406,7 +545,7 @@ class Notifier:
                     ):  # neither held for quiet hours nor folded into a digest: _plan's job at once
                         # (self._job(alert, t, entry_id, shared), inline: the same job, once per delivery)
                         sub_id, url, reason = t.subscription_id, t.channel_url, t.reason
-                        idem = idempotency_key(aid, rev, sub_id, url)
+                        idem = _idempotency_key(head, sub_id, url)  # idempotency_key(aid, rev, sub_id, url)
                         message = shared.prepared(kind).render(
                             reason=reason, subscription_id=sub_id, subscription_name=t.subscription_name,
                             idempotency_key=idem,

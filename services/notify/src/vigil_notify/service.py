@@ -12,21 +12,20 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 from redis.exceptions import RedisError
 from vigil_shared import metrics, streams
-from vigil_shared.events import AlertClassified, NotificationDelivered
+from vigil_shared.events import AlertClassified
 from vigil_shared.runtime import Service, ServiceContext, ServiceParts
 from vigil_shared.worker import Publication, StreamWorker, publish_events
 
 from vigil_notify import native
 from vigil_notify.api import build_router
 from vigil_notify.classified import decode_classified
-from vigil_notify.notifier import DeliveryStillInFlight, HandleResult, Notifier
+from vigil_notify.notifier import BatchSummary, DeliveryStillInFlight, HandleResult, Notifier, publications
 from vigil_notify.settings import NotifySettings
 
 if TYPE_CHECKING:
@@ -36,23 +35,13 @@ log = structlog.get_logger("vigil.notify")
 
 
 def _publications(result: HandleResult, counts: Counter[tuple[str, str]] | None = None) -> list[Publication]:
-    """The events to publish for one alert; delivery outcomes are counted into ``counts`` (then
-    recorded once per batch), or recorded at once without it."""
-    tally: Counter[tuple[str, str]] = Counter() if counts is None else counts
-    pubs: list[Publication] = []
-    encoded, notifications = result.encoded.get, streams.NOTIFICATIONS
-    for e in result.events:  # one pass: the count and the publication of each event
-        if isinstance(e, NotificationDelivered):
-            outcome = "delivered"
-        else:
-            outcome = "failed_permanent" if e.permanent else "failed_retrying"
-        tally[(e.channel, outcome)] += 1
-        got = encoded(id(e))  # result.data_of(e), inline
-        pubs.append(Publication(notifications, e, got[1] if got is not None and got[0] is e else None))
-    if counts is None:
-        _record(tally)
-    if result.dead_letters:
-        pubs.extend([Publication(streams.DEADLETTER, d) for d in result.dead_letters])
+    """The events to publish for one alert (:func:`~vigil_notify.notifier.publications`); delivery
+    outcomes are counted into ``counts`` (then recorded once per batch), or recorded at once without it."""
+    if counts is not None:
+        return publications(result, counts)
+    tally: Counter[tuple[str, str]] = Counter()
+    pubs = publications(result, tally)
+    _record(tally)
     return pubs
 
 
@@ -63,29 +52,6 @@ def _record(counts: Counter[tuple[str, str]]) -> None:
         by_label[(channel.split(":", 1)[0], outcome)] += n
     for (scheme, outcome), n in by_label.items():
         metrics.DELIVERIES.labels(channel=scheme, outcome=outcome).inc(n)
-
-
-@dataclass(slots=True)
-class BatchSummary:
-    """What one read batch did, for its one INFO line: alerts in, those that reached at least one
-    subscription, and the fate of their deliveries."""
-
-    alerts: int
-    routed: int = 0
-    deferred: int = 0
-    digested: int = 0
-    duplicates: int = 0
-    skipped: int = 0
-    errors: int = 0
-    """Alerts that failed as a whole (left pending and retried, or dead-lettered by the worker)."""
-
-    def add(self, result: HandleResult) -> None:
-        if result.matches or result.events:
-            self.routed += 1
-        self.deferred += len(result.deferred)
-        self.digested += len(result.digested)
-        self.duplicates += len(result.duplicates)
-        self.skipped += len(result.skipped)
 
 
 def _log_batch(summary: BatchSummary, counts: Counter[tuple[str, str]]) -> None:
@@ -162,7 +128,7 @@ def batch_handler(
                     digested=len(result.digested),
                     duplicates=len(result.duplicates),
                 )
-            out.append(_publications(result, counts))
+            out.append(publications(result, counts))  # _publications(result, counts), without the wrapper
         _record(counts)
         _log_batch(summary, counts)
         return out
