@@ -3,6 +3,8 @@ with XREADGROUP, no broker): the cheaper paths give the same outcomes as the one
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -14,7 +16,7 @@ from vigil_shared import streams
 from vigil_shared.envelope import decode_entry, encode_data
 from vigil_shared.events import AlertReceived, DeadLetter, InvalidEvent, parse_event
 from vigil_shared.settings import VigilSettings
-from vigil_shared.worker import Publication, StreamWorker
+from vigil_shared.worker import Publication, StreamWorker, _xread_entries, _xread_entries_resp3
 
 IN, OUT, GROUP, CONSUMER = "test.glue.in", "test.glue.out", "gluers", "g1"
 
@@ -116,3 +118,81 @@ async def test_a_custom_parse_validation_error_is_not_turned_into_a_dead_letter(
 
     with pytest.raises(ValidationError):
         await _worker(redis, redis_url, handler, parse=parse).process(entries)
+
+
+REPLIES = [
+    None,
+    [],
+    [[b"s", []]],
+    [[b"s", [[b"1-0", [b"__data__", b"x"]], [b"2-0", [b"a", b"1", b"b", b"2"]], [b"3-0", None]]]],
+    [[b"s", [[b"1-0", []], None, [b"2-0", [b"__data__", b""]]]], [b"t", [[b"9-1", [b"k", b"v"]]]]],
+]
+
+
+def _shape(parsed: Any) -> Any:
+    return [[type(s), [type(e) for e in es]] for s, es in parsed]
+
+
+@pytest.mark.parametrize("reply", REPLIES)
+def test_xread_entries_is_redis_pys_parse_xread(reply: Any) -> None:
+    from redis._parsers.helpers import parse_xread
+
+    expected = parse_xread(copy.deepcopy(reply))
+    got = _xread_entries(copy.deepcopy(reply))
+    assert got == expected
+    assert _shape(got) == _shape(expected)
+
+
+@pytest.mark.parametrize("reply", REPLIES)
+def test_xread_entries_resp3_is_redis_pys_resp3_to_resp2_legacy(reply: Any) -> None:
+    from redis._parsers.helpers import parse_xread_resp3_to_resp2_legacy
+
+    resp3 = None if reply is None else {stream: entries for stream, entries in reply}
+    expected = parse_xread_resp3_to_resp2_legacy(copy.deepcopy(resp3))
+    got = _xread_entries_resp3(copy.deepcopy(resp3))
+    assert got == expected
+    assert _shape(got) == _shape(expected)
+
+
+def test_xread_entries_leaves_the_claim_option_to_redis_py() -> None:
+    reply = [[b"s", [[b"1-0", [b"k", b"v"], 5, 2]]]]
+    assert _xread_entries(reply, claim_min_idle_time=10) == [[b"s", [(b"1-0", {b"k": b"v"}, 5, 2)]]]
+    resp3 = {b"s": [[b"1-0", [b"k", b"v"], 5, 2]]}
+    assert _xread_entries_resp3(resp3, claim_min_idle_time=10) == [[b"s", [(b"1-0", {b"k": b"v"}, 5, 2)]]]
+
+
+async def test_the_broker_client_reads_with_it_and_the_worker_flows(redis: Redis, redis_url: str) -> None:
+    """Once a read batch is in, the broker's client parses XREADGROUP with _xread_entries; the entries
+    read that way flow as before (the other commands keep redis-py's callbacks)."""
+    from vigil_shared.runtime import make_broker
+
+    seen: list[str] = []
+
+    async def handler(events: Sequence[AlertReceived]) -> list[list[Publication]]:
+        seen.extend(e.alert_id for e in events)
+        return [[Publication(OUT, e)] for e in events]
+
+    settings = VigilSettings(redis_url=redis_url, consumer_name=CONSUMER, block_ms=50, retention_interval_s=0)
+    worker = StreamWorker(
+        service="tester", stream=IN, group=GROUP, model=AlertReceived, batch_handler=handler, settings=settings
+    )
+    broker = make_broker(redis_url)
+    worker.attach(broker)
+    await worker.prepare(redis)
+    await broker.start()
+    await worker.start_background(redis)
+    try:
+        for n in range(3):
+            await redis.xadd(IN, {b"__data__": encode_data(alert(n))})
+            for _ in range(200):
+                if len(seen) > n:
+                    break
+                await asyncio.sleep(0.02)
+        assert seen == ["al_0", "al_1", "al_2"]
+        callbacks = worker._subscriber._client.response_callbacks
+        assert callbacks["XREADGROUP"] in (_xread_entries, _xread_entries_resp3)
+        assert callbacks["XREAD"] is not _xread_entries
+    finally:
+        await worker.stop()
+        await broker.stop()
+    assert int((await redis.xpending(IN, GROUP))["pending"]) == 0

@@ -47,6 +47,7 @@ from faststream.params.no_cast import NoCastField
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import ConsumerProtocol, RedisBatchStreamMessage
 from pydantic import ValidationError
+from redis._parsers import helpers as _redis_helpers
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
@@ -65,6 +66,11 @@ if TYPE_CHECKING:
     from redis.typing import StreamIdT
 
 log = structlog.get_logger("vigil.worker")
+
+# redis-py's RESP2 XREAD/XREADGROUP reply callback and its helper (a private module's: see _xread_entries)
+_redis_parse_xread: Any = getattr(_redis_helpers, "parse_xread", None)
+_redis_pairs_to_dict: Any = getattr(_redis_helpers, "pairs_to_dict", None)
+_redis_parse_xread_resp3_legacy: Any = getattr(_redis_helpers, "parse_xread_resp3_to_resp2_legacy", None)
 
 E = TypeVar("E", bound=Event)
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -277,6 +283,21 @@ async def commit_encoded(
     (:func:`vigil_shared.envelope.encode_data`)."""
     if not results:
         return set()
+    fenced, _ = await _commit_fenced(redis, stream, group, consumer, results, maxlen)
+    done = {entry_id for entry_id, _ in results}
+    return done - fenced if fenced else done
+
+
+async def _commit_fenced(
+    redis: Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    results: Sequence[tuple[bytes, Sequence[tuple[str, bytes]]]],
+    maxlen: int | None = None,
+) -> tuple[set[bytes], int]:
+    """:func:`commit_encoded` (``results`` not empty) returning what the worker needs: the ids *not*
+    committed (fenced: usually none) and how many outputs the batch had in all."""
     keys: list[str] = [stream]
     index: dict[str, bytes] = {}  # output stream -> its KEYS index as the layout's 16-bit number
     layout: list[bytes] = []
@@ -305,16 +326,13 @@ async def commit_encoded(
             append(data)
     argv[3] = b"".join(layout)
     fenced = {f if isinstance(f, bytes) else str(f).encode() for f in await _run_commit(redis, keys, argv)}
-    done = {entry_id for entry_id, _ in results}
-    if fenced:
-        done -= fenced
     if fenced or len(keys) > 2:  # per output stream (one stream: all the outputs went there)
-        per_stream = Counter(name for entry_id, outputs in results if entry_id in done for name, _ in outputs)
+        per_stream = Counter(name for entry_id, outputs in results if entry_id not in fenced for name, _ in outputs)
         for name, n in per_stream.items():
             metrics.EVENTS_PUBLISHED.labels(stream=name).inc(n)
     elif n_outputs:
         metrics.EVENTS_PUBLISHED.labels(stream=keys[1]).inc(n_outputs)
-    return done
+    return fenced, n_outputs
 
 
 _SMALL = 256
@@ -369,6 +387,52 @@ _UNSET = object()
 _STREAM_SUB_SLOTS: tuple[str, ...] = tuple(
     dict.fromkeys(slot for klass in _StreamSub.__mro__ for slot in getattr(klass, "__slots__", ()))
 )
+
+
+def _stream_entries(entries: list[Any]) -> list[Any]:
+    """One stream's entries as redis-py's ``parse_stream_list`` makes them (no options): ``(id, fields
+    dict)`` each, ``(None, None)`` for a missing entry, ``{}`` for a deleted one; a one-field entry
+    (every Vigil entry) by a dict display instead of ``pairs_to_dict``'s call, iterator and ``zip``."""
+    return [
+        (None, None)
+        if e is None
+        else (e[0], {f[0]: f[1]} if (f := e[1]) is not None and len(f) == 2 else _redis_pairs_to_dict(f))
+        for e in entries
+    ]
+
+
+def _xread_entries(response: Any, **options: Any) -> Any:
+    """redis-py's RESP2 ``XREAD``/``XREADGROUP`` reply callback (``parse_xread``) with less work per
+    entry (:func:`_stream_entries`): the same lists, tuples and dicts. Anything else (an option such
+    as ``claim_min_idle_time``, a reply of another shape) goes to redis-py's own function."""
+    if options or type(response) is not list:
+        return _redis_parse_xread(response, **options)
+    return [[stream, _stream_entries(entries)] for stream, entries in response]
+
+
+def _xread_entries_resp3(response: Any, **options: Any) -> Any:
+    """:func:`_xread_entries` for a RESP3 connection: redis-py's ``parse_xread_resp3_to_resp2_legacy``
+    (the RESP3 map of streams as RESP2's list of ``[stream, entries]``; what FastStream's client uses)."""
+    if options or type(response) is not dict:
+        return _redis_parse_xread_resp3_legacy(response, **options)
+    return [[stream, _stream_entries(entries)] for stream, entries in response.items()]
+
+
+def _use_xread_entries(subscriber: Any) -> None:
+    """Make the client ``subscriber`` reads with (FastStream's broker client) parse ``XREADGROUP``
+    replies with :func:`_xread_entries` (or its RESP3 twin) if it uses redis-py's matching callback
+    (checked on every read batch: a reconnected broker has a new client). Anything else is left alone."""
+    try:
+        callbacks = subscriber._client.response_callbacks
+        current = callbacks.get("XREADGROUP")
+    except Exception:  # pragma: no cover - no connection (the broker is stopping): nothing to do
+        return
+    if current is None:
+        return
+    if current is _redis_parse_xread_resp3_legacy:
+        callbacks["XREADGROUP"] = _xread_entries_resp3
+    elif current is _redis_parse_xread:
+        callbacks["XREADGROUP"] = _xread_entries
 
 
 def _observe_many(histogram: Any, value: float, n: int) -> None:
@@ -467,6 +531,7 @@ class StreamWorker(Generic[E]):
             return list(zip(raw["message_ids"], raw["data"], strict=True))
 
         async def on_batch(body: Annotated[list[model], _NoCast()]) -> None:  # type: ignore[valid-type]
+            _use_xread_entries(self._subscriber)  # (for the next reads)
             await self.process(cast("list[Entry]", body))
 
         # real objects, not strings: FastStream resolves them at registration (and documents the model;
@@ -634,15 +699,19 @@ class StreamWorker(Generic[E]):
         # What the commit needs is in ``ordered`` now: the batch's events and publications are released
         # before its round trip, not after it (by then the process's other consumers have run and their
         # memory is colder), so a consumer waiting on its commit holds no event objects and the next
-        # batch reuses their memory. Only the per-entry output counts are kept, for the published count.
-        outputs = {eid: len(done[eid]) for eid in done}
+        # batch reuses their memory. Every settled entry is in ``ordered`` with its outputs (a dead-lettered
+        # one with its dead letter), so the counts below come from it and from ``dead_ids``.
+        dead_outputs = sum(len(done[eid]) for eid in dead_ids) if dead_ids else 0
         del jobs
         done.clear()
-        committed = await commit_encoded(
-            self.redis, self.stream, self.group, self.consumer, ordered, self.settings.stream_maxlen
-        )
-        fenced = [eid for eid, _ in ordered if eid not in committed] if len(committed) < len(ordered) else []
-        if fenced:
+        fenced_ids: set[bytes] = set()
+        n_outputs = 0
+        if ordered:
+            fenced_ids, n_outputs = await _commit_fenced(
+                self.redis, self.stream, self.group, self.consumer, ordered, self.settings.stream_maxlen
+            )
+        if fenced_ids:
+            fenced = [eid for eid, _ in ordered if eid in fenced_ids]
             self.stats.fenced += len(fenced)
             log.warning(
                 "entries were claimed by another consumer while this one processed them; its results for "
@@ -651,11 +720,11 @@ class StreamWorker(Generic[E]):
                 group=self.group,
                 count=len(fenced),
             )
-        n_dead = sum(1 for eid in dead_ids if eid in committed)
-        if fenced:
-            published = sum(outputs[eid] for eid in committed if eid not in dead_ids)
+            n_dead = sum(1 for eid in dead_ids if eid not in fenced_ids)
+            published = sum(len(outs) for eid, outs in ordered if eid not in fenced_ids and eid not in dead_ids)
         else:  # everything settled was committed
-            published = sum(outputs.values()) - sum(outputs[eid] for eid in dead_ids)
+            n_dead = len(dead_ids)
+            published = n_outputs - dead_outputs
         self.stats.consumed += len(entries)
         self.stats.published += published
         self.stats.deadlettered += n_dead
@@ -683,7 +752,12 @@ class StreamWorker(Generic[E]):
             if pubs is None:
                 continue
             try:
-                encoded.append((entry_id, [(p.stream, _data(p) if p.data is None else p.data) for p in pubs]))
+                if len(pubs) == 1:  # (no comprehension for the usual one output)
+                    p = pubs[0]
+                    data = p.data
+                    encoded.append((entry_id, [(p.stream, _data(p) if data is None else data)]))
+                else:
+                    encoded.append((entry_id, [(p.stream, _data(p) if p.data is None else p.data) for p in pubs]))
                 continue
             except Exception as exc:
                 if by_id is None:
