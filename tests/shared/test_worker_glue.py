@@ -16,7 +16,7 @@ from vigil_shared import streams
 from vigil_shared.envelope import decode_entry, encode_data
 from vigil_shared.events import AlertReceived, DeadLetter, InvalidEvent, parse_event
 from vigil_shared.settings import VigilSettings
-from vigil_shared.worker import Publication, StreamWorker, _xread_entries, _xread_entries_resp3
+from vigil_shared.worker import Publication, StreamWorker, _read_batches, _xread_entries, _xread_entries_resp3
 
 IN, OUT, GROUP, CONSUMER = "test.glue.in", "test.glue.out", "gluers", "g1"
 
@@ -192,7 +192,50 @@ async def test_the_broker_client_reads_with_it_and_the_worker_flows(redis: Redis
         callbacks = worker._subscriber._client.response_callbacks
         assert callbacks["XREADGROUP"] in (_xread_entries, _xread_entries_resp3)
         assert callbacks["XREAD"] is not _xread_entries
+        assert worker._subscriber._get_msgs.func is _read_batches  # FastStream's read step, per batch
     finally:
         await worker.stop()
         await broker.stop()
     assert int((await redis.xpending(IN, GROUP))["pending"]) == 0
+
+
+async def test_read_batches_makes_faststreams_batch_message() -> None:
+    """One message per stream of a read, with FastStream's keys and values (and the entries list);
+    a subscriber with claim_min_idle_time runs FastStream's own method."""
+    got: list[dict[str, Any]] = []
+    reply = [[b"s", [(b"1-0", {b"k": b"v"}), (b"2-0", {b"__data__": b"x"})]], [b"t", []]]
+
+    class Subscriber:
+        claim_min_idle_time = None
+        last_id = "0-0"
+        asked: list[str] = []  # noqa: RUF012
+
+        async def consume_one(self, msg: dict[str, Any]) -> None:
+            got.append(msg)
+
+    async def read(last_id: str) -> Any:
+        Subscriber.asked.append(last_id)
+        return reply
+
+    sub = Subscriber()
+    await _read_batches(sub, read)
+    assert Subscriber.asked == ["0-0"]
+    assert sub.last_id == "2-0"
+    assert got == [
+        {
+            "type": "bstream",
+            "channel": "s",
+            "data": [{b"k": b"v"}, {b"__data__": b"x"}],
+            "message_ids": [b"1-0", b"2-0"],
+            "vigil_entries": reply[0][1],
+        }
+    ]
+
+    class Claiming(Subscriber):
+        claim_min_idle_time = 10
+
+        async def _get_msgs(self, read: Any) -> None:
+            got.append({"faststream": True})
+
+    await _read_batches(Claiming(), read)
+    assert got[-1] == {"faststream": True}
