@@ -683,7 +683,7 @@ class StreamWorker(Generic[E]):
         assert self.redis is not None, "start_background() first"
         started = time.perf_counter()
         # entry id -> what to publish when it is acknowledged (outputs or its dead letter)
-        done: dict[bytes, list[Publication]] = {}
+        done: dict[bytes, Sequence[Publication]] = {}
         dead_ids: set[bytes] = set()
         jobs: list[tuple[bytes, dict[bytes, bytes], E]] = []
         parse = self.parse
@@ -778,7 +778,7 @@ class StreamWorker(Generic[E]):
         entries: Sequence[Entry],
         jobs: Sequence[tuple[bytes, dict[bytes, bytes], E]],
         delivery_counts: dict[bytes, int] | None,
-        done: dict[bytes, list[Publication]],
+        done: dict[bytes, Sequence[Publication]],
         dead_ids: set[bytes],
     ) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
         """Each settled entry's outputs as ``(stream, __data__)``, in stream order. Encoded entry by
@@ -816,7 +816,7 @@ class StreamWorker(Generic[E]):
         self,
         jobs: Sequence[tuple[bytes, dict[bytes, bytes], E]],
         delivery_counts: dict[bytes, int] | None,
-        done: dict[bytes, list[Publication]],
+        done: dict[bytes, Sequence[Publication]],
         dead_ids: set[bytes],
     ) -> None:
         """Hand the batch's valid events to the batch handler in one call and settle each outcome."""
@@ -846,7 +846,8 @@ class StreamWorker(Generic[E]):
                     self._settle_failure(entry_id, fields, event, outcome, delivery_counts, done, dead_ids)
             else:
                 ok += 1
-                done[entry_id] = outcome if type(outcome) is list else list(outcome)  # (nothing mutates it)
+                # kept as returned if a list or tuple (nothing mutates it; classify returns a 1-tuple)
+                done[entry_id] = outcome if type(outcome) is list or type(outcome) is tuple else list(outcome)
         # vigil_handler_seconds is per event: a batch call counts as its share for each of its events
         for outcome_label, n in (("ok", ok), ("error", err)):
             if n:
@@ -863,7 +864,7 @@ class StreamWorker(Generic[E]):
         event: E,
         exc: BaseException,
         delivery_counts: dict[bytes, int] | None,
-        done: dict[bytes, list[Publication]],
+        done: dict[bytes, Sequence[Publication]],
         dead_ids: set[bytes],
     ) -> None:
         """A handler failed on ``event``: dead-letter it (permanent, or retries exhausted) or leave it
