@@ -305,9 +305,25 @@ async def _commit_fenced(
     argv: list[Any] = [group, consumer, int(maxlen or 0), b"", results[0][0], results[-1][0], 2 * len(results) + 16]
     append = argv.append
     n_outputs = 0
+    one: dict[str, bytes] = {}  # output stream -> the layout of an entry with that one output
     for entry_id, outputs in results:
         append(entry_id)
         n_out = len(outputs)
+        if n_out == 1:  # the usual case (classify): count and key index as one 4-byte chunk
+            out_stream, data = outputs[0]
+            chunk = one.get(out_stream)
+            if chunk is None:
+                key_index = index.get(out_stream)
+                if key_index is None:
+                    keys.append(out_stream)
+                    if len(keys) > _U16_MAX:
+                        raise ValueError(f"a batch cannot publish to more than {_U16_MAX - 1} streams")
+                    key_index = index[out_stream] = len(keys).to_bytes(2)  # Lua is 1-based
+                chunk = one[out_stream] = _U16[1] + key_index
+            lay(chunk)
+            append(data)
+            n_outputs += 1
+            continue
         if n_out < _SMALL:
             lay(_U16[n_out])
         elif n_out > _U16_MAX:
