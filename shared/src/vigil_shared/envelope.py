@@ -7,7 +7,7 @@ headers carry ``correlation_id``, ``content-type`` and ``event_type``.
 from __future__ import annotations
 
 import base64
-from struct import pack, unpack_from
+from struct import Struct, pack
 from typing import Any
 
 from faststream.redis.parser.binary import BinaryMessageFormatV1
@@ -124,11 +124,14 @@ def decode_body(fields: dict[bytes, bytes]) -> bytes:
     :class:`MalformedEntry`), so the outcome for odd entries is FastStream's.
     """
     data = fields.get(DATA_FIELD)
-    if data is not None and data[:10] == _MAGIC_V1 and len(data) >= _OFFSETS_END:
-        headers_start, data_start = unpack_from(">II", data, 10)
+    if type(data) is bytes and data.startswith(_MAGIC_V1) and len(data) >= _OFFSETS_END:
+        headers_start, data_start = _unpack_offsets(data, 10)
         if _OFFSETS_END <= headers_start <= data_start <= len(data):
             return data[data_start:]
     return decode_entry(fields)[0]
+
+
+_unpack_offsets = Struct(">II").unpack_from
 
 
 def fields_to_text(fields: dict[bytes, bytes]) -> dict[str, str]:
