@@ -47,7 +47,6 @@ from faststream.params.no_cast import NoCastField
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import ConsumerProtocol, RedisBatchStreamMessage
 from pydantic import ValidationError
-from redis._parsers import helpers as _redis_helpers
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
@@ -66,11 +65,6 @@ if TYPE_CHECKING:
     from redis.typing import StreamIdT
 
 log = structlog.get_logger("vigil.worker")
-
-# redis-py's RESP2 XREAD/XREADGROUP reply callback and its helper (a private module's: see _xread_entries)
-_redis_parse_xread: Any = getattr(_redis_helpers, "parse_xread", None)
-_redis_pairs_to_dict: Any = getattr(_redis_helpers, "pairs_to_dict", None)
-_redis_parse_xread_resp3_legacy: Any = getattr(_redis_helpers, "parse_xread_resp3_to_resp2_legacy", None)
 
 E = TypeVar("E", bound=Event)
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -405,87 +399,6 @@ _STREAM_SUB_SLOTS: tuple[str, ...] = tuple(
 )
 
 
-def _stream_entries(entries: list[Any]) -> list[Any]:
-    """One stream's entries as redis-py's ``parse_stream_list`` makes them (no options): ``(id, fields
-    dict)`` each, ``(None, None)`` for a missing entry, ``{}`` for a deleted one; a one-field entry
-    (every Vigil entry) by a dict display instead of ``pairs_to_dict``'s call, iterator and ``zip``."""
-    return [
-        (None, None)
-        if e is None
-        else (e[0], {f[0]: f[1]} if (f := e[1]) is not None and len(f) == 2 else _redis_pairs_to_dict(f))
-        for e in entries
-    ]
-
-
-def _xread_entries(response: Any, **options: Any) -> Any:
-    """redis-py's RESP2 ``XREAD``/``XREADGROUP`` reply callback (``parse_xread``) with less work per
-    entry (:func:`_stream_entries`): the same lists, tuples and dicts. Anything else (an option such
-    as ``claim_min_idle_time``, a reply of another shape) goes to redis-py's own function."""
-    if options or type(response) is not list:
-        return _redis_parse_xread(response, **options)
-    return [[stream, _stream_entries(entries)] for stream, entries in response]
-
-
-def _xread_entries_resp3(response: Any, **options: Any) -> Any:
-    """:func:`_xread_entries` for a RESP3 connection: redis-py's ``parse_xread_resp3_to_resp2_legacy``
-    (the RESP3 map of streams as RESP2's list of ``[stream, entries]``; what FastStream's client uses)."""
-    if options or type(response) is not dict:
-        return _redis_parse_xread_resp3_legacy(response, **options)
-    return [[stream, _stream_entries(entries)] for stream, entries in response.items()]
-
-
-def _use_xread_entries(subscriber: Any) -> None:
-    """Make the client ``subscriber`` reads with (FastStream's broker client) parse ``XREADGROUP``
-    replies with :func:`_xread_entries` (or its RESP3 twin) if it uses redis-py's matching callback
-    (checked on every read batch: a reconnected broker has a new client). Anything else is left alone."""
-    try:
-        callbacks = subscriber._client.response_callbacks
-        current = callbacks.get("XREADGROUP")
-    except Exception:  # pragma: no cover - no connection (the broker is stopping): nothing to do
-        return
-    if current is None:
-        return
-    if current is _redis_parse_xread_resp3_legacy:
-        callbacks["XREADGROUP"] = _xread_entries_resp3
-    elif current is _redis_parse_xread:
-        callbacks["XREADGROUP"] = _xread_entries
-
-
-_ENTRIES_KEY = "vigil_entries"
-"""The key of a read batch's message (FastStream's ``BatchStreamMessage`` dict) under which
-:func:`_read_batches` leaves the read's ``(id, fields)`` list for the worker's decoder."""
-
-
-def _read_batches_directly(subscriber: Any) -> None:
-    """Give a FastStream batch stream subscriber :func:`_read_batches` as its read step (its
-    ``_get_msgs``, looked up on the instance first), if it is the class it was written against."""
-    if type(subscriber).__name__ == "StreamBatchSubscriber" and hasattr(subscriber, "__dict__"):
-        subscriber._get_msgs = partial(_read_batches, subscriber)
-
-
-async def _read_batches(subscriber: Any, read: Callable[[str], Awaitable[Any]]) -> None:
-    """FastStream's ``StreamBatchSubscriber._get_msgs`` without its per-entry loop: each stream's
-    entries of one read become one ``BatchStreamMessage`` with the same ``channel``, ``message_ids``
-    and ``data``, made by two comprehensions instead of a method call and three appends per entry,
-    plus the read's own ``(id, fields)`` list under :data:`_ENTRIES_KEY` (the worker's decoder hands
-    it over as is instead of zipping the two lists back). With ``claim_min_idle_time`` (entries then
-    carry claim metadata) FastStream's own method runs."""
-    if getattr(subscriber, "claim_min_idle_time", None) is not None:
-        await type(subscriber)._get_msgs(subscriber, read)
-        return
-    for stream_name, msgs in await read(subscriber.last_id):
-        if msgs:
-            subscriber.last_id = msgs[-1][0].decode()
-            msg: dict[str, Any] = {
-                "type": "bstream",
-                "channel": stream_name.decode(),
-                "data": [m[1] for m in msgs],
-                "message_ids": [m[0] for m in msgs],
-                _ENTRIES_KEY: msgs,
-            }
-            await subscriber.consume_one(msg)
-
-
 def _observe_many(histogram: Any, value: float, n: int) -> None:
     """``histogram.observe(value)`` ``n`` times, as one update of its sum and of the one bucket the
     value falls into (the same samples; not ``n`` locked increments per batch event). Falls back to
@@ -579,13 +492,9 @@ class StreamWorker(Generic[E]):
             # the batch's raw (id, fields) pairs are the handler's body: no per-batch context lookup
             # (a Context() parameter is resolved in a thread pool by fast_depends)
             raw = msg.raw_message
-            entries = raw.get(_ENTRIES_KEY)  # the read's own list (_read_batches)
-            if entries is not None:
-                return cast("list[Entry]", entries)
             return list(zip(raw["message_ids"], raw["data"], strict=True))
 
         async def on_batch(body: Annotated[list[model], _NoCast()]) -> None:  # type: ignore[valid-type]
-            _use_xread_entries(self._subscriber)  # (for the next reads)
             await self.process(cast("list[Entry]", body))
 
         # real objects, not strings: FastStream resolves them at registration (and documents the model;
@@ -610,7 +519,6 @@ class StreamWorker(Generic[E]):
             title=f"{self.stream}:{self.group}",
         )
         self._subscriber(on_batch)
-        _read_batches_directly(self._subscriber)
 
     async def prepare(self, redis: Redis) -> None:
         """Before the broker starts: create the group at the start of the stream (FastStream would
