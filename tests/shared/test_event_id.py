@@ -11,7 +11,7 @@ from vigil_shared.events import AlertReceived, new_event_id
 
 
 def test_same_bits_as_uuid4_for_the_same_random_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
-    samples = [os.urandom(16) for _ in range(2000)] + [b"\x00" * 16, b"\xff" * 16]
+    samples = [os.urandom(16) for _ in range(2000)] + [b"\x00" * 16, b"\xff" * 16, bytes(range(16))]
     for raw in samples:
         monkeypatch.setattr(events.os, "urandom", lambda n, raw=raw: raw)
         assert new_event_id() == uuid.UUID(bytes=raw, version=4).hex
