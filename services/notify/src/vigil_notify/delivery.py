@@ -50,6 +50,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import orjson
@@ -210,6 +211,7 @@ def _delivered_body(values: dict[str, Any], heads: dict[str, bytes] | None) -> b
     return head + body
 
 
+_flatten = chain.from_iterable
 _json_array: Callable[[Any], bytes] = orjson.dumps
 """The JSON array of a batch script's items (strings, and lists of strings), in one C call."""
 
@@ -445,7 +447,7 @@ class Coalescer(Generic[T, R]):
 
     async def _flush(self) -> None:
         batch, self._queue = self._queue, []
-        flat = [item for items, _ in batch for item in items]
+        flat = list(_flatten([items for items, _ in batch]))  # every caller's items, in arrival order
         try:
             results = await self._fn(flat) if flat else []
         except BaseException as exc:
@@ -664,7 +666,7 @@ class Deduplicator:
 
     async def _run_many(self, items: list[tuple[str, str, str]]) -> list[str]:
         """(subscription id, fingerprint, alert id) each: SET NX the key, else GET it."""
-        flat = [x for item in items for x in item]
+        flat = list(_flatten(items))  # the items' fields, one after the other
         raw = await self._script(args=[_json_array(flat), key("notify", "fp", ""), self.settings.fingerprint_ttl_s])
         return _expand(raw, len(items), "")
 
@@ -812,7 +814,7 @@ class Throttle:
     async def _run_many(self, items: list[tuple[str, str, str, str]]) -> list[bool]:
         """(subscription id, channel hash, now, member) each: whether the member's rank in the window
         is below ``throttle_max``."""
-        flat = [x for item in items for x in item]
+        flat = list(_flatten(items))  # the items' fields, one after the other
         denied = await self._many(
             args=[
                 _json_array(flat), key("notify", "throttle", ""), self.settings.throttle_window_s,
