@@ -62,6 +62,7 @@ from vigil_shared.events import (
     DeliveryKind,
     NotificationDelivered,
     NotificationFailed,
+    new_event_id,
     utcnow,
 )
 from vigil_shared.streams import ALERTS_CLASSIFIED, GROUP_NOTIFY, key
@@ -79,22 +80,13 @@ log = logging.getLogger(__name__)
 Notification = NotificationDelivered | NotificationFailed
 
 
-def _event_id() -> str:
-    """What :func:`vigil_shared.events.new_event_id` returns (a random UUID4's hex: 122 random
-    bits, version 4, RFC 4122 variant), without building a ``uuid.UUID`` (a fifth of the time)."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    return b.hex()
-
-
 _UUID4_VERSION = bytes((b & 0x0F) | 0x40 for b in range(256))
 _UUID4_VARIANT = bytes((b & 0x3F) | 0x80 for b in range(256))
 
 
 def _event_ids(n: int) -> list[str]:
-    """``n`` of :func:`_event_id` (each 122 random bits with the UUID4 version and variant set) from
-    one ``os.urandom`` call and one ``hex()``: a batch's delivered events take one system call,
+    """``n`` of :func:`vigil_shared.events.new_event_id` (each 122 random bits with the UUID4 version
+    and variant set) from one ``os.urandom`` call and one ``hex()``: a batch's delivered events take one system call,
     not one each, and the version and variant bytes of all of them are set by two translates."""
     if n <= 0:
         return []
@@ -1176,7 +1168,7 @@ class Deliverer:
 
     def _delivered(self, job: DeliveryJob, attempt: int) -> DeliveryOutcome:
         """The outcome of a job delivered at its ``attempt`` now (see :meth:`_delivered_many`)."""
-        return self._delivered_many([job], utcnow(), [_event_id()], attempt=attempt)[0]
+        return self._delivered_many([job], utcnow(), [new_event_id()], attempt=attempt)[0]
 
     def _delivered_many(
         self,
