@@ -268,22 +268,34 @@ return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2]) or 'claim
 # positions; a reply of one element per item cost the client a string object and a decode each.
 #
 # ARGV: the token, its TTL, the number of keys, then the keys: their width, separator and data (_keys).
-_CLAIM_MANY = """
-local token, ttl, n, w, sep, data = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
-local find, sub, call = string.find, string.sub, redis.call
-local pos, step, last = 1, #sep, #data + 1
+_KEY_READER = """
+local function key_reader(w, sep, data)
+  local find, sub = string.find, string.sub
+  local pos, step, last = 1, #sep, #data + 1
+  return function()
+    local k
+    if w > 0 then
+      k = sub(data, pos, pos + w - 1)
+      pos = pos + w
+    else
+      local e = find(data, sep, pos, true) or last
+      k = sub(data, pos, e - 1)
+      pos = e + step
+    end
+    return k
+  end
+end
+"""
+"""The Lua function both key-list scripts cut their keys with (see :func:`_keys`): ``key_reader(w,
+sep, data)`` returns a function giving the next key on each call (fixed width ``w``, else ``sep``
+between keys)."""
+
+_CLAIM_MANY = _KEY_READER + """
+local token, ttl, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local next_key, call = key_reader(tonumber(ARGV[4]), ARGV[5], ARGV[6]), redis.call
 local out = {}
 for i = 1, n do
-  local k
-  if w > 0 then
-    k = sub(data, pos, pos + w - 1)
-    pos = pos + w
-  else
-    local e = find(data, sep, pos, true) or last
-    k = sub(data, pos, e - 1)
-    pos = e + step
-  end
-  local held = call('SET', k, token, 'NX', 'GET', 'EX', ttl)
+  local held = call('SET', next_key(), token, 'NX', 'GET', 'EX', ttl)
   if held then
     out[#out + 1] = i
     out[#out + 1] = held
@@ -306,22 +318,11 @@ SENT = "sent"
 # delivery in a pipeline). ARGV: "sent", its TTL, the recipients TTL, the number of idempotency keys,
 # the keys (width, separator, data: _keys), the recipients key prefix, then JSON [[original alert key,
 # field, value, field, value, ...] per recipients hash].
-_MARK_MANY = """
-local sent, sent_ttl, rec_ttl, n, w, sep, data = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]),
-  ARGV[6], ARGV[7]
-local find, sub, call = string.find, string.sub, redis.call
-local pos, step, last = 1, #sep, #data + 1
+_MARK_MANY = _KEY_READER + """
+local sent, sent_ttl, rec_ttl, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local next_key, call = key_reader(tonumber(ARGV[5]), ARGV[6], ARGV[7]), redis.call
 for _ = 1, n do
-  local k
-  if w > 0 then
-    k = sub(data, pos, pos + w - 1)
-    pos = pos + w
-  else
-    local e = find(data, sep, pos, true) or last
-    k = sub(data, pos, e - 1)
-    pos = e + step
-  end
-  call('SETEX', k, sent_ttl, sent)  -- SET k sent EX ttl, parsed with less work
+  call('SETEX', next_key(), sent_ttl, sent)  -- SET k sent EX ttl, parsed with less work
 end
 if ARGV[9] ~= '[]' then
   local rec_prefix = ARGV[8]
