@@ -1,6 +1,6 @@
-"""Deliverer.run_batch's two ways through its claims: every key claimed (the usual case: grouped by
-channel URL in one pass, every key put in ``_sending`` at once) and any other mix of states (the
-per-state loop). Both give one outcome per job, in job order, and send each key once."""
+"""Deliverer.run_batch over its claims: every key claimed (the usual case: the jobs grouped by channel
+URL), a mix of states (a key already sent, an invalid channel), and one key twice in a batch. Each
+gives one outcome per job, in job order, and sends each key once."""
 
 from __future__ import annotations
 

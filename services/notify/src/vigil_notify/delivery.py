@@ -993,8 +993,7 @@ class Deliverer:
         Returns one outcome per job, in order."""
         if not jobs:
             return []
-        keys = [j.idempotency_key for j in jobs]
-        states = await self.ledger.claim_many(keys)
+        states = await self.ledger.claim_many([j.idempotency_key for j in jobs])
         outcomes: list[DeliveryOutcome | None] = [None] * len(jobs)
         # the claimed jobs of each channel object that completes without awaiting, sent inline
         by_channel: dict[str, tuple[Channel, list[int]]] = {}
@@ -1002,18 +1001,17 @@ class Deliverer:
         waiting: list[int] = []
         mine: list[str] = []  # keys this call claimed, in self._sending until its sends are resolved
         token, sending, channels = self.ledger.token, self._sending, self._channels
-        if states.count("claimed") == len(states):
-            # the usual case, every key claimed (so no key twice): the else branch's loop without its
-            # state tests, every key put in self._sending at once, each inline group's append found
-            # by the job's channel URL in one dict look-up
-            sending.update(keys)
-            mine = keys
-            add_to: dict[str, Callable[[int], None]] = {}  # URL -> its inline group's append
-            for i, job in enumerate(jobs):
+        for i, (job, state) in enumerate(zip(jobs, states, strict=True)):
+            if state == token and self._own_orphan(job.idempotency_key, state):
+                await self.ledger.extend(job.idempotency_key)
+                state = "claimed"
+            if state == "claimed":
+                sending.add(job.idempotency_key)
+                mine.append(job.idempotency_key)
                 url = job.channel_url
-                add = add_to.get(url)
-                if add is not None:  # the channel object of this URL sends inline
-                    add(i)
+                group = by_channel.get(url)
+                if group is not None:  # the channel object of this URL sends inline
+                    group[1].append(i)
                     continue
                 channel = channels.get(url)
                 if channel is None:
@@ -1023,41 +1021,15 @@ class Deliverer:
                         spawned.append(i)
                         continue
                 if getattr(channel, "completes_without_awaiting", False):
-                    inline: list[int] = [i]
-                    by_channel[url] = (channel, inline)
-                    add_to[url] = inline.append
+                    by_channel[url] = (channel, [i])
                 else:
                     spawned.append(i)
-        else:
-            for i, (job, state) in enumerate(zip(jobs, states, strict=True)):
-                if state == token and self._own_orphan(job.idempotency_key, state):
-                    await self.ledger.extend(job.idempotency_key)
-                    state = "claimed"
-                if state == "claimed":
-                    sending.add(job.idempotency_key)
-                    mine.append(job.idempotency_key)
-                    url = job.channel_url
-                    group = by_channel.get(url)
-                    if group is not None:  # the channel object of this URL sends inline
-                        group[1].append(i)
-                        continue
-                    channel = channels.get(url)
-                    if channel is None:
-                        try:
-                            channel = self.channel(url)
-                        except Exception:  # an invalid channel: deliver() reports it
-                            spawned.append(i)
-                            continue
-                    if getattr(channel, "completes_without_awaiting", False):
-                        by_channel[url] = (channel, [i])
-                    else:
-                        spawned.append(i)
-                elif state == SENT:
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug("skip %s -> %s: already sent", job.subscription_id, mask_url(job.channel_url))
-                    outcomes[i] = DeliveryOutcome(job, "skipped_sent")
-                else:
-                    waiting.append(i)
+            elif state == SENT:
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("skip %s -> %s: already sent", job.subscription_id, mask_url(job.channel_url))
+                outcomes[i] = DeliveryOutcome(job, "skipped_sent")
+            else:
+                waiting.append(i)
         tasks: dict[int, asyncio.Future[DeliveryOutcome]] = {
             i: asyncio.ensure_future(self._guarded_claimed(jobs[i])) for i in spawned
         }
