@@ -377,9 +377,9 @@ async def test_counts_of_a_batch_with_fenced_dead_lettered_and_multi_output_entr
         return out
 
     alive_at_commit: list[int] = []
-    real_commit = worker_module._commit_fenced  # what process() commits with
+    real_commit = worker_module.commit_encoded
 
-    async def watching_commit(*args: Any, **kwargs: Any) -> tuple[set[bytes], int]:
+    async def watching_commit(*args: Any, **kwargs: Any) -> set[bytes]:
         gc.collect()
         alive_at_commit.append(sum(r() is not None for r in made))
         return await real_commit(*args, **kwargs)
@@ -389,13 +389,13 @@ async def test_counts_of_a_batch_with_fenced_dead_lettered_and_multi_output_entr
     )
     await w.prepare(client)
     await w.start_background(client)
-    worker_module._commit_fenced = watching_commit  # type: ignore[assignment]
+    worker_module.commit_encoded = watching_commit  # type: ignore[assignment]
     try:
         entries = read_entries(await client.xreadgroup(GROUP, "c1", {IN: ">"}, count=10))
         assert len(entries) == 5
         await w.process(entries)
     finally:
-        worker_module._commit_fenced = real_commit
+        worker_module.commit_encoded = real_commit
         w._stopping = True
         await w.stop(grace_s=1)
         await client.aclose()

@@ -277,21 +277,6 @@ async def commit_encoded(
     (:func:`vigil_shared.envelope.encode_data`)."""
     if not results:
         return set()
-    fenced, _ = await _commit_fenced(redis, stream, group, consumer, results, maxlen)
-    done = {entry_id for entry_id, _ in results}
-    return done - fenced if fenced else done
-
-
-async def _commit_fenced(
-    redis: Redis,
-    stream: str,
-    group: str,
-    consumer: str,
-    results: Sequence[tuple[bytes, Sequence[tuple[str, bytes]]]],
-    maxlen: int | None = None,
-) -> tuple[set[bytes], int]:
-    """:func:`commit_encoded` (``results`` not empty) returning what the worker needs: the ids *not*
-    committed (fenced: usually none) and how many outputs the batch had in all."""
     keys: list[str] = [stream]
     index: dict[str, bytes] = {}  # output stream -> its KEYS index as the layout's 16-bit number
     layout: list[bytes] = []
@@ -300,6 +285,15 @@ async def _commit_fenced(
     append = argv.append
     n_outputs = 0
     one: dict[str, bytes] = {}  # output stream -> the layout of an entry with that one output
+
+    def new_key(out_stream: str) -> bytes:
+        """Add an output stream to KEYS; its index as the layout's 16-bit number (Lua is 1-based)."""
+        keys.append(out_stream)
+        if len(keys) > _U16_MAX:
+            raise ValueError(f"a batch cannot publish to more than {_U16_MAX - 1} streams")
+        key_index = index[out_stream] = len(keys).to_bytes(2)
+        return key_index
+
     for entry_id, outputs in results:
         append(entry_id)
         n_out = len(outputs)
@@ -307,13 +301,7 @@ async def _commit_fenced(
             out_stream, data = outputs[0]
             chunk = one.get(out_stream)
             if chunk is None:
-                key_index = index.get(out_stream)
-                if key_index is None:
-                    keys.append(out_stream)
-                    if len(keys) > _U16_MAX:
-                        raise ValueError(f"a batch cannot publish to more than {_U16_MAX - 1} streams")
-                    key_index = index[out_stream] = len(keys).to_bytes(2)  # Lua is 1-based
-                chunk = one[out_stream] = _U16[1] + key_index
+                chunk = one[out_stream] = _U16[1] + (index.get(out_stream) or new_key(out_stream))
             lay(chunk)
             append(data)
             n_outputs += 1
@@ -326,13 +314,7 @@ async def _commit_fenced(
             lay(n_out.to_bytes(2))
         n_outputs += n_out
         for out_stream, data in outputs:
-            key_index = index.get(out_stream)
-            if key_index is None:
-                keys.append(out_stream)
-                if len(keys) > _U16_MAX:
-                    raise ValueError(f"a batch cannot publish to more than {_U16_MAX - 1} streams")
-                key_index = index[out_stream] = len(keys).to_bytes(2)  # Lua is 1-based
-            lay(key_index)
+            lay(index.get(out_stream) or new_key(out_stream))
             append(data)
     argv[3] = b"".join(layout)
     fenced = {f if isinstance(f, bytes) else str(f).encode() for f in await _run_commit(redis, keys, argv)}
@@ -342,7 +324,8 @@ async def _commit_fenced(
             metrics.EVENTS_PUBLISHED.labels(stream=name).inc(n)
     elif n_outputs:
         metrics.EVENTS_PUBLISHED.labels(stream=keys[1]).inc(n_outputs)
-    return fenced, n_outputs
+    done = {entry_id for entry_id, _ in results}
+    return done - fenced if fenced else done
 
 
 _SMALL = 256
@@ -667,14 +650,11 @@ class StreamWorker(Generic[E]):
         dead_outputs = sum(len(done[eid]) for eid in dead_ids) if dead_ids else 0
         del jobs
         done.clear()
-        fenced_ids: set[bytes] = set()
-        n_outputs = 0
-        if ordered:
-            fenced_ids, n_outputs = await _commit_fenced(
-                self.redis, self.stream, self.group, self.consumer, ordered, self.settings.stream_maxlen
-            )
-        if fenced_ids:
-            fenced = [eid for eid, _ in ordered if eid in fenced_ids]
+        committed = await commit_encoded(
+            self.redis, self.stream, self.group, self.consumer, ordered, self.settings.stream_maxlen
+        )
+        if len(committed) < len(ordered):
+            fenced = [eid for eid, _ in ordered if eid not in committed]
             self.stats.fenced += len(fenced)
             log.warning(
                 "entries were claimed by another consumer while this one processed them; its results for "
@@ -683,11 +663,11 @@ class StreamWorker(Generic[E]):
                 group=self.group,
                 count=len(fenced),
             )
-            n_dead = sum(1 for eid in dead_ids if eid not in fenced_ids)
-            published = sum(len(outs) for eid, outs in ordered if eid not in fenced_ids and eid not in dead_ids)
+            n_dead = sum(1 for eid in dead_ids if eid in committed)
+            published = sum(len(outs) for eid, outs in ordered if eid in committed and eid not in dead_ids)
         else:  # everything settled was committed
             n_dead = len(dead_ids)
-            published = n_outputs - dead_outputs
+            published = sum(len(outs) for _, outs in ordered) - dead_outputs
         self.stats.consumed += len(entries)
         self.stats.published += published
         self.stats.deadlettered += n_dead
