@@ -176,7 +176,10 @@ class Pipeline:
         counts: collections.Counter[str] = collections.Counter()
         if not self.out.exists():
             return counts
-        for line in self.out.read_text().splitlines():
+        # only whole lines: notify appends a batch's lines in one write(2), which a reader polling the
+        # file meanwhile can see part of (a read is not atomic with a multi-page write)
+        text = self.out.read_text()
+        for line in text[: text.rfind("\n") + 1].splitlines():
             if line.strip():
                 doc = json.loads(line)
                 if doc.get("alert_id"):
