@@ -6,7 +6,7 @@ Deterministic and offline: the same inputs always give the same output. Evidence
 
 from __future__ import annotations
 
-from typing import Final, TypedDict, cast
+from typing import Any, Final, TypedDict, cast
 
 from vigil_shared.events import (
     Certainty,
@@ -19,7 +19,7 @@ from vigil_shared.events import (
 from vigil_classify import gazetteer as gazetteer_mod
 from vigil_classify import geoparse, severity
 from vigil_classify.geoparse import EvidencePayload, LocationPayload
-from vigil_classify.taxonomy import LabelEvidence, Taxonomy, read, read_hits
+from vigil_classify.taxonomy import NEGATOR_KEYS, NEGATOR_MARK, LabelEvidence, Taxonomy, read, read_hits
 from vigil_classify.taxonomy_data import TAXONOMY_VERSION
 from vigil_classify.textnorm import AutomatonHit, padded
 
@@ -121,6 +121,13 @@ class Classifier:
         # finds places and cues (a second walk of an automaton is a good part of a classification).
         self.gazetteer = gaz if gaz is not None else gazetteer_mod.load(extra=self.taxonomy.entries)
         self._one_pass = self.gazetteer.extra_digest == gazetteer_mod.extra_digest(self.taxonomy.entries)
+        # Every negator's first word is a key whose label entries are one shared NEGATOR_MARK (as the
+        # taxonomy makes them): the hits with that object are then all of theirs (read_hits).
+        auto = self.gazetteer.automaton
+        mark = auto.get(NEGATOR_KEYS[0])[2] if self._one_pass and NEGATOR_KEYS[0] in auto else None
+        self._neg_mark: tuple[Any, ...] | None = (
+            mark if mark == NEGATOR_MARK and all(auto.get(k, (0, 0, None))[2] is mark for k in NEGATOR_KEYS) else None
+        )
 
     def classify(
         self,
@@ -177,18 +184,27 @@ class Classifier:
             place_hits: list[AutomatonHit] = []
             label_hits: list[AutomatonHit] = []
             cue_hits: list[AutomatonHit] = []
+            # where the negators' first words start (their hits have no rule to read)
+            negs: list[int] = []
+            mark = self._neg_mark
             for hit in self.gazetteer.automaton.iter(norm):
                 # The automaton is untyped: a plain-tuple type keeps the hit object itself while the
                 # compiled build reads its value by index (one type check each).
                 value: AutomatonHit = cast(AutomatonHit, hit)[1]
                 if value[1] is not None:
                     place_hits.append(hit)
-                if value[2] is not None:
-                    label_hits.append(hit)
+                labels: tuple[Any, ...] | None = value[2]
+                if labels is not None:
+                    if labels is mark:
+                        n: int = value[0]
+                        end: int = cast(AutomatonHit, hit)[0]
+                        negs.append(end - n + 1)
+                    else:
+                        label_hits.append(hit)
                 if value[3] is not None:
                     cue_hits.append(hit)
             locations, countries = geoparse.location_data_from_hits(self.gazetteer, full, place_hits, issuer)
-            reading = read_hits(full, label_hits, cue_hits, norm)
+            reading = read_hits(full, label_hits, cue_hits, norm, negs if mark is not None else None)
         else:
             locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
             reading = read(full, self.taxonomy.hits(norm))

@@ -103,9 +103,11 @@ class Taxonomy:
             for cue in cue_phrases:
                 for form in expand(cue):
                     cue_table.setdefault(norm_key(form), []).append(("cue", cat, 1.0))
-        self.entries = _entries(table, cue_table)
+        self.entries = _entries(table, cue_table, NEGATOR_KEYS)
         """Padded key -> (label entries or ``None``, severity-cue entries or ``None``): what the
-        gazetteer's automaton carries besides place names (:meth:`hits_in`)."""
+        gazetteer's automaton carries besides place names (:meth:`hits_in`). The first words of the
+        negators (:data:`NEGATOR_KEYS`) are keys too, with :data:`NEGATOR_MARK` for label entries:
+        their hits tell :func:`read_hits` where a negator can start."""
         self.automaton = _compile(self.entries)
 
     def hits(self, norm_padded: str) -> list[Hit]:
@@ -128,19 +130,21 @@ class Taxonomy:
 
 
 def _entries(
-    table: dict[str, list[Entry]], cue_table: dict[str, list[Entry]]
+    table: dict[str, list[Entry]], cue_table: dict[str, list[Entry]], marks: Iterable[str] = ()
 ) -> dict[str, tuple[tuple[Entry, ...] | None, tuple[Entry, ...] | None]]:
     """Both tables by key: ``(label entries, cue entries)`` with ``None`` for a table that does not
     hold the key.
 
     A neutral phrase ("bomb shelter") only absorbs the shorter cues it overlaps; :func:`read` has no
-    rule for it, so its entry is left out and its key keeps an empty tuple (still a label hit)."""
+    rule for it, so its entry is left out and its key keeps an empty tuple (still a label hit). A key
+    of ``marks`` is a label key too, with :data:`NEGATOR_MARK` unless it has label entries of its own."""
     out: dict[str, tuple[tuple[Entry, ...] | None, tuple[Entry, ...] | None]] = {}
-    for k in dict.fromkeys([*table, *cue_table]):
+    marked = frozenset(marks)
+    for k in dict.fromkeys([*table, *cue_table, *marks]):
         entries = table.get(k)
         cues = cue_table.get(k)
         out[k] = (
-            tuple(e for e in entries if e[0] != "neutral") if entries else None,
+            tuple(e for e in entries if e[0] != "neutral") if entries else (NEGATOR_MARK if k in marked else None),
             tuple(cues) if cues else None,
         )
     return out
@@ -222,6 +226,15 @@ def _has_word(padded_words: str, keys: tuple[str, ...]) -> bool:
 
 
 _NEGATOR_FIRST_KEYS: Final = tuple(f" {w.decode('ascii')} " for w in sorted(_NEGATOR_FIRST_WORDS))
+NEGATOR_KEYS: Final = _NEGATOR_FIRST_KEYS
+"""The automaton keys of :data:`_NEGATOR_FIRST_WORDS` (padded like every key): the taxonomy carries
+them with :data:`NEGATOR_MARK` for label entries (see :func:`read_hits`)."""
+NEGATOR_MARK: Final[tuple[Entry, ...]] = (("negator", "", 0.0),)
+"""The label entries of the keys of :data:`NEGATOR_KEYS` that have none of their own, one object for
+all of them (so one after pickling, too): a hit with it is where a negator can start. :func:`_read`
+has no rule for its category."""
+_NEGATOR_FIRST_STRS: Final = frozenset(w.decode("ascii") for w in _NEGATOR_FIRST_WORDS)
+_NEGATOR_INITIALS: Final = frozenset(w[:1] for w in _NEGATOR_FIRST_STRS)
 _LOCATIVE_KEYS: Final = tuple(f" {w.decode('ascii')} " for w in sorted(_LOCATIVE_WORDS))
 
 
@@ -462,6 +475,76 @@ def _negated(text: str, start: int) -> bool:
     return _Negation(text)(start)
 
 
+def _is_negated(
+    text: str, norm: str, lo: int, start: int, negs: list[int], fast: bool, negated: _Negation, rare: bool, ascii: bool
+) -> bool:
+    """:func:`_read`'s negation test of the cue at ``start`` (``lo = max(0, start - 60)``):
+    :func:`_negated_at` when ``fast`` (an ASCII text, ``negs`` known), else ``negated(start)``, in
+    the form :func:`_no_before` when the text has none of the rarer hints."""
+    if fast:
+        return _negated_at(text, norm, lo, start, negs)
+    return negated(start) if rare else _no_before(text, norm, lo, start, ascii)
+
+
+def _near_negator(negs: list[int], lo: int, start: int) -> bool:
+    """Whether one of ``negs`` (where :data:`NEGATOR_KEYS` occur, see :func:`_negated_at`) lies in
+    ``[lo, start)``."""
+    for s in negs:  # noqa: SIM110 (a loop: any() of a generator makes a generator object)
+        if lo <= s < start:
+            return True
+    return False
+
+
+def _negated_at(text: str, norm: str, lo: int, start: int, negs: list[int]) -> bool:
+    """``_Negation(text)(start)`` for an ASCII ``text`` and the start of a hit (a word's first
+    character: ``text[start - 1]`` is not alphanumeric; ``lo`` is ``max(0, start - 60)``), from
+    ``negs``: the starts (padded coordinates, i.e. the text offset of the word) of the hits of
+    :data:`NEGATOR_KEYS` in ``norm`` (``textnorm.padded(text)``), or a superset of them.
+
+    The outcome of :class:`_Negation` is "the window ``text[lo:start]`` holds one of
+    :data:`_NEG_HINTS` and :data:`_NEGATOR` matches in its last clause" (its ``rare`` flag only spares
+    tests of windows that cannot hold a rarer hint). A match begins with one of
+    :data:`_NEGATOR_FIRST_WORDS` as a whole word: in an ASCII text a ``\\b`` is a change between an
+    alphanumeric character (or ``_``) and one that normalises to a space, so that word is a hit of its
+    key at the match's offset, unless the match is at the window's very start and the window cuts a
+    word there (then the window's first, partial word is that word). Without either, nothing in the
+    window is negated, and the window, its hints and its clause are never made.
+    """
+    if not _near_negator(negs, lo, start):
+        # (norm[lo] is text[lo - 1]: a space there means the window starts with a whole word)
+        if lo == 0 or norm[lo] == " " or norm[lo + 1] not in _NEGATOR_INITIALS:
+            return False
+        word = norm[lo + 1 : norm.find(" ", lo + 1)]
+        if word not in _NEGATOR_FIRST_STRS:
+            return False
+        if word == "n" and text[lo + 1 : lo + 2] != "'":
+            return False  # (the word "n" begins only "n't")
+    window = text[lo:start]
+    if not (
+        "no" in window
+        or "No" in window
+        or "n't" in window
+        or "unlikely" in window
+        or "without" in window
+        or "ruled out" in window
+        or "denied" in window
+    ):
+        return False
+    # _negated_window(window, True), with the negator-word test of its clause from negs: a clause cut
+    # after a break character or word starts at a whole word (see _negated_window), so a match in it
+    # starts at a hit of negs from lo + cut on.
+    cut = _clause_cut(window, True)
+    if cut > 0 and not _near_negator(negs, lo + cut, start):
+        return False
+    clause = window[cut:]
+    if not clause:
+        return False
+    low = clause.lower()
+    if not any(stem in low for stem in _NEG_STEMS):
+        return False
+    return _NEGATOR.search(clause) is not None
+
+
 # The dataclasses below write their ``__init__`` themselves (``init=False``): the compiled build then
 # constructs them natively, where the one the dataclass decorator generates is interpreted Python,
 # called with an argument tuple and a keyword dict (a few µs per object); equality and repr are still
@@ -567,15 +650,24 @@ def read_raw(
 
 
 def read_hits(
-    text: str, labels: list[AutomatonHit], cues: list[AutomatonHit], norm: str | None = None
+    text: str,
+    labels: list[AutomatonHit],
+    cues: list[AutomatonHit],
+    norm: str | None = None,
+    negs: list[int] | None = None,
 ) -> Reading:
     """:func:`read_found` from the automaton's hits ``(end, (length, -, label entries, cue
     entries))`` that have label entries (``labels``) and cue entries (``cues``), in any order (both
     lists are sorted in place): the engine keeps the automaton's own hit tuples. ``norm``:
-    ``textnorm.padded(text)`` if the caller has it."""
+    ``textnorm.padded(text)`` if the caller has it. ``negs``: the starts (``end - length + 1``) of
+    all the hits of :data:`NEGATOR_KEYS` (or more): the negation tests of an ASCII text then start
+    from them (:func:`_negated_at`); needs ``norm``. The hits with :data:`NEGATOR_MARK` for label
+    entries may be left out of ``labels`` (no rule reads them, and as single whole words they
+    never overlap another key's hit in a way that changes which hits the leftmost-longest
+    resolution keeps)."""
     sort_automaton_hits(labels)
     sort_automaton_hits(cues)
-    return _read(text, (labels,), cues, norm)
+    return _read(text, (labels,), cues, norm, negs)
 
 
 Span = tuple[int, int]
@@ -594,6 +686,7 @@ def _read(
     tables: Sequence[list[AutomatonHit]],
     cue_table: list[AutomatonHit],
     norm: str | None = None,
+    negs: list[int] | None = None,
 ) -> Reading:
     """:func:`read` over tables of automaton hits ``(end, (length, -, label entries, cue entries))``,
     each sorted by :func:`~vigil_classify.textnorm.sort_automaton_hits`; overlapping hits of a table
@@ -601,10 +694,15 @@ def _read(
     entries; ``cue_table`` is one more such table read for its severity-cue entries (the automaton's
     cue slot), by a loop of its own, without the category dispatch and span that label hits need (a
     cue entry among label entries is read the same way). ``norm``: ``textnorm.padded(text)`` (made
-    here if not given)."""
+    here if not given); ``negs``: see :func:`read_hits`."""
     if norm is None:
         norm = padded(text)
-    negated = _Negation(text)
+    ascii = text.isascii()
+    # An ASCII text with the negators' word hits tests negation from them (_negated_at), else with
+    # _Negation (which looks for the rarer hints in the whole text first).
+    fast = negs is not None and ascii
+    at: list[int] = negs if negs is not None else []
+    negated = _Negation("" if fast else text)
     threats: dict[str, LabelEvidence] = {}
     targets: dict[str, LabelEvidence] = {}
     cues: dict[str, int] = {}
@@ -626,7 +724,6 @@ def _read(
     # "no" or "No" (or, if the text has one of the rarer hints at all, one of those), else False:
     # without a rarer hint in the text, that is :func:`_no_before` (a native call when compiled).
     rare = negated.rare
-    ascii = text.isascii()
     for hit in cue_table:
         value: tuple[Any, ...] = hit[1]
         n: int = value[0]
@@ -638,7 +735,7 @@ def _read(
         lo = start - 60 if start > 60 else 0
         cue_entries: tuple[Entry, ...] = value[3]
         for _cat, label, _weight in cue_entries:
-            if label == "urg:Past" or not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
+            if label == "urg:Past" or not _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
                 cues[label] = cues.get(label, 0) + 1
     for table in tables:
         last_end = -1
@@ -657,7 +754,7 @@ def _read(
             # changes nothing else.
             for cat, label, weight in entries:
                 if cat == "threat":
-                    if negated(start) if rare else _no_before(text, norm, lo, start, ascii):
+                    if _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
                         continue
                     # credit(threats, label, weight, (start, end)), inlined (the most frequent call)
                     ev = threats.get(label)
@@ -673,9 +770,7 @@ def _read(
                         elif label in ("crime", "kidnapping"):
                             crime_at.append(start)
                 elif cat == "cue":
-                    if label == "urg:Past" or not (
-                        negated(start) if rare else _no_before(text, norm, lo, start, ascii)
-                    ):
+                    if label == "urg:Past" or not _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
                         cues[label] = cues.get(label, 0) + 1
                 elif cat == "target":
                     target_at.append((start, label, weight, (start, end)))
@@ -689,10 +784,10 @@ def _read(
                     if _locative_before(text[start - 40 if start > 40 else 0 : start], ascii):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_effect":
-                    if not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
+                    if not _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
                         effect_at.append((start, (start, end)))
                 elif cat == "weak_terror":
-                    if not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
+                    if not _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
                         weak_at.append((start, (start, end)))
                 elif cat == "western":
                     if _WESTERN_VERB.search(text[start - 40 if start > 40 else 0 : start]):
