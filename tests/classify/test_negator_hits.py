@@ -112,3 +112,12 @@ def test_read_with_and_without_the_negator_hits(classifier: Classifier, fixtures
         # the reference: every label hit (the marked ones too), negation by _Negation
         ref = taxonomy.read_hits(text, [h for h in found if h[1][2] is not None], list(cues), norm)
         assert with_negs == ref, text
+
+
+def test_ascii_clause_cut_is_the_clause_cut() -> None:
+    rnd = random.Random(73)
+    pieces = ("and", "AND", "And", "but", "But", "however", "HOWEVER", "band", "butter", "andy", "_and", "and_",
+              "whoever", "x", "9", "t", "d", "r", ",", ";", ":", ".", "!", "?", " ", "'", "-", "\n")  # fmt: skip
+    for _ in range(30_000):
+        window = "".join(rnd.choice(pieces) + rnd.choice(("", " ", "")) for _ in range(rnd.randint(0, 14)))
+        assert taxonomy._ascii_clause_cut(window) == taxonomy._clause_cut(window, True), window

@@ -234,7 +234,6 @@ NEGATOR_MARK: Final[tuple[Entry, ...]] = (("negator", "", 0.0),)
 all of them (so one after pickling, too): a hit with it is where a negator can start. :func:`_read`
 has no rule for its category."""
 _NEGATOR_FIRST_STRS: Final = frozenset(w.decode("ascii") for w in _NEGATOR_FIRST_WORDS)
-_NEGATOR_INITIALS: Final = frozenset(w[:1] for w in _NEGATOR_FIRST_STRS)
 _LOCATIVE_KEYS: Final = tuple(f" {w.decode('ascii')} " for w in sorted(_LOCATIVE_WORDS))
 
 
@@ -428,6 +427,39 @@ def _clause_cut(window: str, ascii: bool = False) -> int:
     return cut
 
 
+def _ascii_word(c: int) -> bool:
+    """Whether the character ``c`` (a code point below 128) is a word character (``_is_word``)."""
+    return 97 <= c <= 122 or 65 <= c <= 90 or 48 <= c <= 57 or c == 95
+
+
+def _ascii_clause_cut(window: str) -> int:
+    """``_clause_cut(window, True)`` for an ASCII ``window``, in one scan from its end: the end of the
+    last break character or whole break word (the greatest end of any, which is what
+    :func:`_clause_cut` keeps), found by the first one the scan meets."""
+    n = len(window)
+    i = n - 1
+    while i >= 0:
+        c = ord(window[i])
+        if c == 44 or c == 59 or c == 58 or c == 46 or c == 33 or c == 63:  # , ; : . ! ?
+            return i + 1
+        # a break word ("and", "but", "however", any case) ending here, whole
+        size = 0
+        if c == 100 or c == 68:  # d
+            size = 3 if i >= 2 and window[i - 2 : i + 1].lower() == "and" else 0
+        elif c == 116 or c == 84:  # t
+            size = 3 if i >= 2 and window[i - 2 : i + 1].lower() == "but" else 0
+        elif c == 114 or c == 82:  # r
+            size = 7 if i >= 6 and window[i - 6 : i + 1].lower() == "however" else 0
+        if (
+            size
+            and (i + 1 == n or not _ascii_word(ord(window[i + 1])))
+            and (i - size < 0 or not _ascii_word(ord(window[i - size])))
+        ):
+            return i + 1
+        i -= 1
+    return 0
+
+
 def _no_before(text: str, norm: str, lo: int, start: int, ascii: bool) -> bool:
     """Whether a negator ends ``text[lo:start]`` within its last clause, for a text without the
     rarer negation hints (see :class:`_Negation`): only a window holding "no" or "No" can (the
@@ -512,7 +544,10 @@ def _negated_at(text: str, norm: str, lo: int, start: int, negs: list[int]) -> b
     """
     if not _near_negator(negs, lo, start):
         # (norm[lo] is text[lo - 1]: a space there means the window starts with a whole word)
-        if lo == 0 or norm[lo] == " " or norm[lo + 1] not in _NEGATOR_INITIALS:
+        if lo == 0 or norm[lo] == " ":
+            return False
+        c = ord(norm[lo + 1])  # (the first letter of a negator's first word: n, t, u, w, r or d)
+        if not (c == 110 or c == 116 or c == 117 or c == 119 or c == 114 or c == 100):
             return False
         word = norm[lo + 1 : norm.find(" ", lo + 1)]
         if word not in _NEGATOR_FIRST_STRS:
@@ -533,7 +568,7 @@ def _negated_at(text: str, norm: str, lo: int, start: int, negs: list[int]) -> b
     # _negated_window(window, True), with the negator-word test of its clause from negs: a clause cut
     # after a break character or word starts at a whole word (see _negated_window), so a match in it
     # starts at a hit of negs from lo + cut on.
-    cut = _clause_cut(window, True)
+    cut = _ascii_clause_cut(window)
     if cut > 0 and not _near_negator(negs, lo + cut, start):
         return False
     clause = window[cut:]
