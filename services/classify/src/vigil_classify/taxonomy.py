@@ -308,40 +308,65 @@ def sentence_ids(text: str, positions: Iterable[int]) -> dict[int, int] | None:
     ids: dict[int, int] = {}
     number = 0
     lo = -1
-    search = _SENTENCE_END.search
     for hi in sorted(positions):
         if not text[hi].isalnum():
             return None
-        if lo >= 0:
-            # A match starts with one of ".!?;\n": without one in the gap there is none (five
-            # substring searches cost less than the regex search that finds nothing, ~2/3 of gaps).
-            if (
-                text.find(".", lo, hi) < 0
-                and text.find("\n", lo, hi) < 0
-                and text.find(";", lo, hi) < 0
-                and text.find("!", lo, hi) < 0
-                and text.find("?", lo, hi) < 0
-            ):
-                m = None
-            else:
-                m = search(text, lo, hi)
-            while m is not None:
-                i = m.start()
-                if text[i] == "." and i >= 1:
-                    prev = text[i - 1]
-                    if prev.isupper():
-                        if i >= 2 and text[i - 2].isalpha():
-                            break
-                    elif not (prev in "trso" and text[max(0, i - 3) : i] in _ABBREV_TAILS):
-                        break
-                else:
-                    break
-                m = search(text, m.end(), hi)
-            if m is not None:
-                number += 1
+        if lo >= 0 and _ends_sentence_in(text, lo, hi):
+            number += 1
         ids[hi] = number
         lo = hi
     return ids
+
+
+def _ends_sentence_in(text: str, lo: int, hi: int) -> bool:
+    """Whether ``_SENTENCE_END.search(text, lo, hi)``, repeated from the end of each match that is an
+    abbreviation's period (as :func:`sentence_starts` skips them), finds one that ends a sentence.
+
+    The matches, by hand, in one scan of the character codes: a match starts at one of ``.!?;`` or a
+    newline; a newline's match always ends a sentence; one of ``.!?;`` starts a match when the run of
+    those characters after it is followed, before ``hi``, by whitespace or one of ``"”’)`` (and
+    then no later character of the run starts one), and the match ends after that closing run.
+    """
+    i = lo
+    while i < hi:
+        c = ord(text[i])
+        if c == 10:  # "\n"
+            return True
+        if c == 46 or c == 33 or c == 63 or c == 59:  # . ! ? ;
+            j = i + 1
+            while j < hi:
+                d = ord(text[j])
+                if not (d == 46 or d == 33 or d == 63 or d == 59):
+                    break
+                j += 1
+            if j < hi and _closes(text[j]):
+                end = j + 1
+                while end < hi and _closes(text[end]):
+                    end += 1
+                if not (c == 46 and _abbreviation_period(text, i)):
+                    return True
+                i = end
+            else:
+                i = j
+        else:
+            i += 1
+    return False
+
+
+def _closes(ch: str) -> bool:
+    """Whether ``ch`` is in ``_SENTENCE_END``'s closing class ``[\\s"”’)]``."""
+    return ch.isspace() or ch in "\"”’)"
+
+
+def _abbreviation_period(text: str, i: int) -> bool:
+    """Whether the period at ``i`` (which starts a match of ``_SENTENCE_END``) ends an initial ("U.S.",
+    "A.") or one of :data:`_ABBREV_TAILS` ("St.", "Mr."), which end no sentence."""
+    if i < 1:
+        return False
+    prev = text[i - 1]
+    if prev.isupper():
+        return not (i >= 2 and text[i - 2].isalpha())
+    return prev in "trso" and text[max(0, i - 3) : i] in _ABBREV_TAILS
 
 
 _NEG_HINTS = ("no", "No", "n't", "unlikely", "without", "ruled out", "denied")
