@@ -18,8 +18,8 @@ from vigil_shared.events import (
 
 from vigil_classify import gazetteer as gazetteer_mod
 from vigil_classify import geoparse, severity
-from vigil_classify.geoparse import EvidencePayload, LocationPayload
-from vigil_classify.taxonomy import NEGATOR_KEYS, NEGATOR_MARK, LabelEvidence, Taxonomy, read, read_hits
+from vigil_classify.geoparse import REGION_KEYS, EvidencePayload, LocationPayload
+from vigil_classify.taxonomy import NEGATOR_KEYS, NEGATOR_MARK, REGION_MARK, LabelEvidence, Taxonomy, read, read_hits
 from vigil_classify.taxonomy_data import TAXONOMY_VERSION
 from vigil_classify.textnorm import AutomatonHit, padded
 
@@ -122,12 +122,20 @@ class Classifier:
         self.gazetteer = gaz if gaz is not None else gazetteer_mod.load(extra=self.taxonomy.entries)
         self._one_pass = self.gazetteer.extra_digest == gazetteer_mod.extra_digest(self.taxonomy.entries)
         # Every negator's first word is a key whose label entries are one shared NEGATOR_MARK (as the
-        # taxonomy makes them): the hits with that object are then all of theirs (read_hits).
+        # taxonomy makes them): the hits with that object are then all of theirs (read_hits); the
+        # same for the region words (REGION_MARK, geoparse's region cue).
+        self._neg_mark = self._mark(NEGATOR_KEYS, NEGATOR_MARK)
+        self._region_mark = self._mark(REGION_KEYS, REGION_MARK)
+
+    def _mark(self, keys: tuple[str, ...], mark: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The automaton's one object for ``mark`` if each of ``keys`` carries it, else ``None``."""
         auto = self.gazetteer.automaton
-        mark = auto.get(NEGATOR_KEYS[0])[2] if self._one_pass and NEGATOR_KEYS[0] in auto else None
-        self._neg_mark: tuple[Any, ...] | None = (
-            mark if mark == NEGATOR_MARK and all(auto.get(k, (0, 0, None))[2] is mark for k in NEGATOR_KEYS) else None
-        )
+        if not self._one_pass or keys[0] not in auto:
+            return None
+        found: tuple[Any, ...] | None = auto.get(keys[0])[2]
+        if found != mark or not all(auto.get(k, (0, 0, None))[2] is found for k in keys):
+            return None
+        return found
 
     def classify(
         self,
@@ -184,9 +192,11 @@ class Classifier:
             place_hits: list[AutomatonHit] = []
             label_hits: list[AutomatonHit] = []
             cue_hits: list[AutomatonHit] = []
-            # where the negators' first words start (their hits have no rule to read)
+            # where the negators' first words and the region words start (no rule reads their hits)
             negs: list[int] = []
+            regions: list[int] = []
             mark = self._neg_mark
+            rmark = self._region_mark
             for hit in self.gazetteer.automaton.iter(norm):
                 # The automaton is untyped: a plain-tuple type keeps the hit object itself while the
                 # compiled build reads its value by index (one type check each).
@@ -199,11 +209,17 @@ class Classifier:
                         n: int = value[0]
                         end: int = cast(AutomatonHit, hit)[0]
                         negs.append(end - n + 1)
+                    elif labels is rmark:
+                        n = value[0]
+                        end = cast(AutomatonHit, hit)[0]
+                        regions.append(end - n + 1)
                     else:
                         label_hits.append(hit)
                 if value[3] is not None:
                     cue_hits.append(hit)
-            locations, countries = geoparse.location_data_from_hits(self.gazetteer, full, place_hits, issuer)
+            locations, countries = geoparse.location_data_from_hits(
+                self.gazetteer, full, place_hits, issuer, regions if rmark is not None else None
+            )
             reading = read_hits(full, label_hits, cue_hits, norm, negs if mark is not None else None)
         else:
             locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)

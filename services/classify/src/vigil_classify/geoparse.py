@@ -82,6 +82,65 @@ _REGION_NEXT: Final = frozenset(",&aA" + "".join(stem[0] + stem[0].upper() for s
 """ASCII characters that can follow leading whitespace in a match."""
 
 
+_REGION_ENDINGS: Final = {"s?": ("", "s"), "(?:ies|y)": ("ies", "y"), "(?:y|ies)": ("y", "ies")}
+"""The words each ending pattern of :data:`_REGION_WORDS` allows (all it has)."""
+REGION_KEYS: Final = tuple(
+    f" {stem}{ending} " for stem, pattern in _REGION_WORDS for ending in _REGION_ENDINGS[pattern]
+)
+"""Every region word :data:`_REGION_CUE` can end with, as a padded automaton key: the taxonomy carries
+them (with its ``REGION_MARK`` for label entries), so the engine knows where they occur
+(:func:`_region_cue_at`)."""
+_REGION_NEXT_TABLE: Final = bytes(1 if chr(code) in _REGION_NEXT else 0 for code in range(128))
+""":data:`_REGION_NEXT` as a table of the ASCII codes."""
+
+
+def _ascii_space(c: int) -> bool:
+    """``chr(c).isspace()`` for an ASCII code ``c``."""
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
+
+
+def _region_cue_at(text: str, end: int, regions: list[int]) -> bool:
+    """``_region_cue(text, end, True)`` for an ASCII ``text``, from ``regions``: the starts (text
+    offsets) of the hits of :data:`REGION_KEYS` in its normalised text, or a superset of them.
+
+    Its tests of the characters at ``end`` by their codes; then, a match ends with whitespace and a
+    region word followed by a word boundary: in an ASCII text that word, lower-cased, is a hit of its
+    key in the normalised text, after ``end`` and before the next colon (see :func:`_region_cue`).
+    When whitespace at ``end`` is followed by a character other than ``,``, ``&``, ``a`` or ``A``,
+    the repeated group (which begins with ``,``, ``and`` or ``&`` after whitespace) matches nothing,
+    so the region word must start at that character. Without such a hit the regex cannot match."""
+    n = len(text)
+    first = -1  # where the region word must start, if known
+    if end < n:
+        c = ord(text[end])
+        if c != 44 and c != 38:  # , &
+            if _ascii_space(c):
+                j = end + 1
+                lim = end + 16 if end + 16 < n else n
+                while j < lim and _ascii_space(ord(text[j])):
+                    j += 1
+                if j < lim:
+                    d = ord(text[j])
+                    if not _REGION_NEXT_TABLE[d]:
+                        return False
+                    if d != 44 and d != 38 and d != 97 and d != 65:
+                        first = j
+            elif c != 97 and c != 65:  # a A
+                return False
+    if first >= 0:
+        for s in regions:
+            if s == first:
+                return _region_cue(text, end, True)
+        return False
+    stop = text.find(":", end, end + _REGION_SPAN)
+    if stop < 0:
+        stop = n
+    for s in regions:
+        if end < s < stop:
+            return _region_cue(text, end, True)
+    return False
+
+
 def _has_region_stem(low: str) -> bool:
     """``_REGION_STEM.search(low) is not None``: an alternation of plain words matches exactly where
     one of them occurs (substring tests skip through the text; the regex tries every position)."""
@@ -311,11 +370,16 @@ def location_data_from_raw(
 
 
 def location_data_from_hits(
-    gaz: Gazetteer, text: str, hits: list[AutomatonHit], issuer: str | None = None
+    gaz: Gazetteer,
+    text: str,
+    hits: list[AutomatonHit],
+    issuer: str | None = None,
+    regions: list[int] | None = None,
 ) -> tuple[list[LocationPayload], list[str]]:
     """:func:`find_location_data` from the automaton's hits that have place candidates, ``(end,
     (length, candidates, ...))`` as it yields them, in any order (``hits`` is sorted in place): the
-    engine keeps the automaton's own hit tuples (no tuple made per hit)."""
+    engine keeps the automaton's own hit tuples (no tuple made per hit). ``regions``: where the
+    region words (:data:`REGION_KEYS`) occur, if the caller knows (see :func:`_region_cue_at`)."""
     if not hits:
         return [], []
     places = gaz.places
@@ -326,6 +390,8 @@ def location_data_from_hits(
     # An ASCII text spares the ASCII tests of its slices; a character of it is upper-case exactly
     # when it is one of A-Z.
     ascii = text.isascii()
+    at: list[int] = regions if regions is not None else []
+    fast = regions is not None and ascii
     mentions: list[tuple[int, int, FlatCandidates]] = []
     features: set[str] = set()
     last_end = -1
@@ -409,7 +475,10 @@ def location_data_from_hits(
         else:
             # The region cue (a regex behind pre-checks) matters only for a region candidate or a
             # city winner: evaluated for those alone (it has no side effects).
-            region_cue = _region_cue(text, end, ascii) if info.regional else None
+            if info.regional:
+                region_cue = _region_cue_at(text, end, at) if fast else _region_cue(text, end, ascii)
+            else:
+                region_cue = None
             best, margin = _resolve(scored, context, region_cue)
         p = places[best]
         if is_common and not (
@@ -428,7 +497,7 @@ def location_data_from_hits(
         kind = p.kind
         if kind == "city":
             if region_cue is None:
-                region_cue = _region_cue(text, end, ascii)
+                region_cue = _region_cue_at(text, end, at) if fast else _region_cue(text, end, ascii)
             if region_cue:
                 kind = "region"
         if kind == "city":

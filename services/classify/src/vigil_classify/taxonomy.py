@@ -28,6 +28,7 @@ import ahocorasick
 
 from vigil_classify import severity as sev
 from vigil_classify import taxonomy_data as data
+from vigil_classify.geoparse import REGION_KEYS
 from vigil_classify.textnorm import _ASCII_MAP, AutomatonHit, padded, sort_automaton_hits
 from vigil_classify.textnorm import key as norm_key
 
@@ -103,11 +104,13 @@ class Taxonomy:
             for cue in cue_phrases:
                 for form in expand(cue):
                     cue_table.setdefault(norm_key(form), []).append(("cue", cat, 1.0))
-        self.entries = _entries(table, cue_table, NEGATOR_KEYS)
+        marks = {k: NEGATOR_MARK for k in NEGATOR_KEYS} | {k: REGION_MARK for k in REGION_KEYS}
+        self.entries = _entries(table, cue_table, marks)
         """Padded key -> (label entries or ``None``, severity-cue entries or ``None``): what the
         gazetteer's automaton carries besides place names (:meth:`hits_in`). The first words of the
         negators (:data:`NEGATOR_KEYS`) are keys too, with :data:`NEGATOR_MARK` for label entries:
-        their hits tell :func:`read_hits` where a negator can start."""
+        their hits tell :func:`read_hits` where a negator can start; so are the region words of
+        geoparse's region cue (``geoparse.REGION_KEYS``, with :data:`REGION_MARK`)."""
         self.automaton = _compile(self.entries)
 
     def hits(self, norm_padded: str) -> list[Hit]:
@@ -130,21 +133,24 @@ class Taxonomy:
 
 
 def _entries(
-    table: dict[str, list[Entry]], cue_table: dict[str, list[Entry]], marks: Iterable[str] = ()
+    table: dict[str, list[Entry]],
+    cue_table: dict[str, list[Entry]],
+    marks: dict[str, tuple[Entry, ...]] | None = None,
 ) -> dict[str, tuple[tuple[Entry, ...] | None, tuple[Entry, ...] | None]]:
     """Both tables by key: ``(label entries, cue entries)`` with ``None`` for a table that does not
     hold the key.
 
     A neutral phrase ("bomb shelter") only absorbs the shorter cues it overlaps; :func:`read` has no
     rule for it, so its entry is left out and its key keeps an empty tuple (still a label hit). A key
-    of ``marks`` is a label key too, with :data:`NEGATOR_MARK` unless it has label entries of its own."""
+    of ``marks`` is a label key too, with its mark (one shared object) unless it has label entries of
+    its own."""
     out: dict[str, tuple[tuple[Entry, ...] | None, tuple[Entry, ...] | None]] = {}
-    marked = frozenset(marks)
-    for k in dict.fromkeys([*table, *cue_table, *marks]):
+    marked = marks or {}
+    for k in dict.fromkeys([*table, *cue_table, *marked]):
         entries = table.get(k)
         cues = cue_table.get(k)
         out[k] = (
-            tuple(e for e in entries if e[0] != "neutral") if entries else (NEGATOR_MARK if k in marked else None),
+            tuple(e for e in entries if e[0] != "neutral") if entries else marked.get(k),
             tuple(cues) if cues else None,
         )
     return out
@@ -233,6 +239,8 @@ NEGATOR_MARK: Final[tuple[Entry, ...]] = (("negator", "", 0.0),)
 """The label entries of the keys of :data:`NEGATOR_KEYS` that have none of their own, one object for
 all of them (so one after pickling, too): a hit with it is where a negator can start. :func:`_read`
 has no rule for its category."""
+REGION_MARK: Final[tuple[Entry, ...]] = (("region_word", "", 0.0),)
+"""The label entries of ``geoparse.REGION_KEYS``, as :data:`NEGATOR_MARK` is for the negators."""
 _NEGATOR_FIRST_STRS: Final = frozenset(w.decode("ascii") for w in _NEGATOR_FIRST_WORDS)
 _LOCATIVE_KEYS: Final = tuple(f" {w.decode('ascii')} " for w in sorted(_LOCATIVE_WORDS))
 
