@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Any
 
 from vigil_classify import geoparse, textnorm
 from vigil_classify.engine import Classifier
@@ -53,3 +54,18 @@ def test_region_cue_at_is_the_region_cue(classifier: Classifier) -> None:
             assert geoparse._region_cue_at(text, end, regions) == want, (text, end)
             matched += want
     assert matched > 1000
+
+
+def test_sort_scored_is_list_sort() -> None:
+    from vigil_classify import engine
+
+    rnd = random.Random(76)
+    labels = ["terrorism", "crime", "civil_unrest", "armed_conflict", "health", "cyber", "kidnapping", "a", "b"]
+    for _ in range(20_000):
+        picked = rnd.sample(labels, rnd.randint(0, 7))
+        out: list[tuple[Any, ...]] = [
+            (-rnd.choice((0.99, 0.75, 0.55, 0.35, 0.05)), label, {"type": label}) for label in picked
+        ]
+        ref = sorted(out, key=lambda item: (item[0], item[1]))
+        engine._sort_scored(out)
+        assert out == ref

@@ -67,7 +67,9 @@ dear part; scores are sums of a few weights): a float key instead of a (score, r
 
 def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[LabelPayload]:
     """Labels over the threshold as plain dicts in :class:`LabelScore`'s shape, best first."""
-    out: list[tuple[float, str, LabelPayload]] = []
+    # (a variable-length tuple type: the compiled build keeps the tuple objects as they are, where a
+    # fixed-length one would unpack each and pack it into a new tuple when stored)
+    out: list[tuple[Any, ...]] = []
     for label, ev in table.items():
         score = ev.score
         if score < _THRESHOLD:
@@ -105,9 +107,31 @@ def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[La
             evidence = [{"text": text[s:e], "start": s, "end": e} for s, e in spans]
         out.append((-conf, label, {"type": label, "confidence": conf, "evidence": evidence}))
     if len(out) > 1:
-        # Labels are unique, so the (confidence, label) order never compares the payloads.
-        out.sort()
+        _sort_scored(out)
     return [item[2] for item in out]
+
+
+def _sort_scored(out: list[tuple[Any, ...]]) -> None:
+    """``out.sort()``, in place, for a few ``(-confidence, label, payload)`` with unique labels (so the
+    payloads are never compared): an insertion sort on the float and the label, where ``list.sort``
+    compares the tuples through the generic rich comparison."""
+    for i in range(1, len(out)):
+        cur = out[i]
+        key: float = cur[0]
+        label: str = cur[1]
+        j = i - 1
+        while j >= 0:
+            other = out[j]
+            okey: float = other[0]
+            if okey < key:
+                break
+            if okey == key:
+                olabel: str = other[1]
+                if olabel < label:
+                    break
+            out[j + 1] = other
+            j -= 1
+        out[j + 1] = cur
 
 
 class Classifier:

@@ -627,7 +627,8 @@ def _merge_neighbourhoods(
     for k in list(cities):
         small = places[found[k].place]
         for other in cities:
-            if other == k or other not in found:
+            # (the keys of cities are unique, so "other == k" is "other is k", without a tuple compare)
+            if other is k or other not in found:
                 continue
             big = places[found[other].place]
             if big.country_code != small.country_code or big.population < 5 * max(small.population, 1):
