@@ -196,6 +196,39 @@ _FEATURE_TAILS: Final = frozenset(word[-2:] for word in _FEATURE_WORDS)
 def _ends_with_feature_word(text: str) -> bool:
     """``text.endswith(_FEATURE_WORDS)``, with one set lookup of its last two characters first."""
     return text[-2:] in _FEATURE_TAILS and text.endswith(_FEATURE_WORDS)
+_FEATURE_TAIL_CODES: Final = frozenset(ord(tail[0]) * 128 + ord(tail[1]) for tail in _FEATURE_TAILS)
+""":data:`_FEATURE_TAILS` by character codes (first * 128 + second)."""
+
+
+def _feature_word_before(text: str, start: int) -> bool:
+    """For an ASCII ``text``, with ``before = text[max(0, start - 60):start]`` and ``tail =
+    before[-5:]``: ``(" " in tail or "." in tail) and before[-1:].isspace() and
+    _ends_with_feature_word(before.rstrip())``, by character codes up to the last test (which runs
+    only when the two characters before the trailing whitespace are one of :data:`_FEATURE_TAILS`)."""
+    if start < 1:
+        return False
+    c = ord(text[start - 1])
+    if not _ascii_space(c):
+        return False
+    lo = start - 60 if start > 60 else 0
+    if c != 32:  # a space or a period among the last five characters
+        i = start - 2
+        low5 = start - 5 if start > 5 else 0
+        while i >= low5:
+            d = ord(text[i])
+            if d == 32 or d == 46:
+                break
+            i -= 1
+        if i < low5:
+            return False
+    k = start - 2  # the last character of before.rstrip()
+    while k >= lo and _ascii_space(ord(text[k])):
+        k -= 1
+    if k - 1 < lo or ord(text[k - 1]) * 128 + ord(text[k]) not in _FEATURE_TAIL_CODES:
+        return False
+    return _ends_with_feature_word(text[lo : k + 1])
+
+
 _FEATURE_AFTER_WORDS = (
     "volcano|volcanic|eruption|river|lake|glacier|mountain|range|strait|avenue|street|road|boulevard|"
     r"square|st\.?|ave\.?|rd\.?|highway|bridge|park|university|stadium|hotel|mall"
@@ -204,6 +237,29 @@ _FEATURE_AFTER: Final = re.compile(r"^\s+(?:" + _FEATURE_AFTER_WORDS + r")\b", r
 _FEATURE_PREFIXES: Final = tuple(word.removesuffix(r"\.?") for word in _FEATURE_AFTER_WORDS.split("|"))
 """The letters each word :data:`_FEATURE_AFTER` looks for starts with."""
 _FEATURE_PREFIX_HEADS: Final = frozenset(prefix[:2] for prefix in _FEATURE_PREFIXES)
+
+
+_FEATURE_HEAD_CODES: Final = frozenset(ord(head[0]) * 128 + ord(head[1]) for head in _FEATURE_PREFIX_HEADS)
+""":data:`_FEATURE_PREFIX_HEADS` by character codes (first * 128 + second)."""
+
+
+def _feature_head_after(text: str, end: int) -> bool:
+    """For an ASCII ``text``: whether ``head = text[end:end + 40].lstrip().lower()`` starts with two
+    characters of :data:`_FEATURE_PREFIX_HEADS` (without which :func:`_feature_after` is false), by
+    character codes."""
+    lim = end + 40 if end + 40 < len(text) else len(text)
+    j = end
+    while j < lim and _ascii_space(ord(text[j])):
+        j += 1
+    if j + 1 >= lim:
+        return False
+    a = ord(text[j])
+    b = ord(text[j + 1])
+    if 65 <= a <= 90:
+        a += 32
+    if 65 <= b <= 90:
+        b += 32
+    return a * 128 + b in _FEATURE_HEAD_CODES
 
 
 def _feature_after(after: str, ascii: bool = False) -> bool:
@@ -407,13 +463,16 @@ def location_data_from_hits(
         if not (65 <= ord(text[start]) <= 90 if ascii else text[start].isupper()):
             continue
         before = text[start - 60 if start > 60 else 0 : start]  # (no max() call per hit)
-        tail = before[-5:]
-        feature_before = (
-            (" " in tail or "." in tail)
-            and before[-1:].isspace()
-            and _ends_with_feature_word(before.rstrip())
-            and _FEATURE_BEFORE.search(before) is not None
-        )
+        if ascii:
+            feature_before = _feature_word_before(text, start) and _FEATURE_BEFORE.search(before) is not None
+        else:
+            tail = before[-5:]
+            feature_before = (
+                (" " in tail or "." in tail)
+                and before[-1:].isspace()
+                and _ends_with_feature_word(before.rstrip())
+                and _FEATURE_BEFORE.search(before) is not None
+            )
         if feature_before:
             features.add(text[start:end])
             last_end = end
@@ -423,7 +482,7 @@ def location_data_from_hits(
         ):
             last_end = end
             continue
-        if text[end : end + 1] == " ":
+        if end < len(text) and text[end] == " " and (not ascii or _feature_head_after(text, end)):
             after = text[end : end + 40]
             if _feature_after(after, ascii):
                 if _NATURAL_AFTER.match(after) or (
