@@ -47,3 +47,22 @@ def test_feature_head_after_is_needed_for_a_feature_after() -> None:
                 assert not geoparse._feature_after(after, True)
             heads += want_head
     assert heads > 1000
+
+
+def test_ascii_locative_before_is_the_locative_test() -> None:
+    from vigil_classify import taxonomy
+
+    rnd = random.Random(79)
+    pieces = ("at", "AT", "near", "Near", "on", "outside", "around", "against", "toward", "towards", "in front of",
+              "targeting", "attack on", "area around", "vicinity of", "surrounding", "the", "The", "U.S.", "Embassy",
+              "Parliament", "x_y", "_", ".", ",", "(", "'", "-", "9", "cat", "atone", "nearly", "front", " ", "  ",
+              "\n", "\t")  # fmt: skip
+    found = 0
+    for _ in range(4000):
+        text = "".join(rnd.choice(pieces) + rnd.choice(("", " ", " ")) for _ in range(rnd.randint(0, 20)))
+        for start in range(len(text) + 1):
+            lo = start - 40 if start > 40 else 0
+            want = taxonomy._locative_before(text[lo:start], True)
+            assert taxonomy._ascii_locative_before(text, lo, start) == want, (text, start)
+            found += want
+    assert found > 1000

@@ -254,6 +254,44 @@ def _locative_before(window: str, ascii: bool = False) -> bool:
     return _LOCATIVE.search(window, _locative_floor(window)) is not None
 
 
+_LOCATIVE_STRS: Final = frozenset(w.decode("ascii") for w in _LOCATIVE_WORDS)
+_LOCATIVE_INITIALS: Final = frozenset(ord(w[:1]) for w in _LOCATIVE_WORDS)
+_LOCATIVE_LONGEST: Final = max(len(w) for w in _LOCATIVE_WORDS)
+
+
+def _ascii_alnum(c: int) -> bool:
+    """``chr(c).isalnum()`` for an ASCII code ``c``."""
+    return 97 <= c <= 122 or 65 <= c <= 90 or 48 <= c <= 57
+
+
+def _ascii_locative_before(text: str, lo: int, start: int) -> bool:
+    """``_locative_before(text[lo:start], True)`` for an ASCII ``text``, in one scan of character codes
+    from ``start`` back to :func:`_locative_floor`'s floor: a match lies after the floor, so one of
+    :data:`_LOCATIVE_WORDS` must be a word there (the words as :func:`_ascii_words` makes them; the
+    floor's first word is whole); only then are the window and the regex search made."""
+    i = start - 1
+    found = False
+    while i >= lo:
+        c = ord(text[i])
+        if _ascii_alnum(c):
+            last = i
+            while i > lo and _ascii_alnum(ord(text[i - 1])):
+                i -= 1
+            if (
+                not found
+                and last - i < _LOCATIVE_LONGEST
+                and (ord(text[i]) | 32) in _LOCATIVE_INITIALS
+                and text[i : last + 1].lower() in _LOCATIVE_STRS
+            ):
+                found = True
+        elif not (c == 95 or c == 46 or c == 32 or 9 <= c <= 13 or 28 <= c <= 31):
+            break  # (_locative_floor's test: alphanumeric, "_", "." or whitespace)
+        i -= 1
+    if not found:
+        return False
+    return _LOCATIVE.search(text[lo:start], i + 1 - lo) is not None
+
+
 def _locative_floor(window: str) -> int:
     """The earliest offset a :data:`_LOCATIVE` match can start at in ``window``: just after its last
     character that no match can hold. A match runs to the end of the window (``$``, or the final
@@ -849,7 +887,11 @@ def _read(
                     if label == "air":
                         air_at.append(start)
                 elif cat == "singular":
-                    if _locative_before(text[start - 40 if start > 40 else 0 : start], ascii):
+                    if (
+                        _ascii_locative_before(text, start - 40 if start > 40 else 0, start)
+                        if ascii
+                        else _locative_before(text[start - 40 if start > 40 else 0 : start])
+                    ):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_effect":
                     if not _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
