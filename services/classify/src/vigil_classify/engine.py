@@ -86,29 +86,24 @@ def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[La
         spans = ev.spans
         n = len(spans)
         if n == 1:
-            s, e = spans[0]
-            evidence: list[EvidencePayload] = [{"text": text[s:e], "start": s, "end": e}]
+            evidence: list[EvidencePayload] = [_span_evidence(text, spans[0])]
         elif n == 2:
-            # (the spans by index: unpacking a list goes through the iterator protocol)
-            s, e = spans[0]
-            s2, e2 = spans[1]
-            evidence = [{"text": text[s:e], "start": s, "end": e}, {"text": text[s2:e2], "start": s2, "end": e2}]
-        elif n == 3:
-            # (read keeps at most three spans per label; no comprehension frame for the common case)
-            s, e = spans[0]
-            s2, e2 = spans[1]
-            s3, e3 = spans[2]
-            evidence = [
-                {"text": text[s:e], "start": s, "end": e},
-                {"text": text[s2:e2], "start": s2, "end": e2},
-                {"text": text[s3:e3], "start": s3, "end": e3},
-            ]
+            evidence = [_span_evidence(text, spans[0]), _span_evidence(text, spans[1])]
         else:
-            evidence = [{"text": text[s:e], "start": s, "end": e} for s, e in spans]
+            # (read keeps at most three spans per label)
+            evidence = [_span_evidence(text, span) for span in spans]
         out.append((-conf, label, {"type": label, "confidence": conf, "evidence": evidence}))
     if len(out) > 1:
         _sort_scored(out)
     return [item[2] for item in out]
+
+
+def _span_evidence(text: str, span: tuple[Any, ...]) -> EvidencePayload:
+    """The evidence of a span ``(start, end)``: its two int objects go into the payload as they are
+    (a variable-length tuple type: the compiled build does not unpack them and box them again)."""
+    s: int = span[0]
+    e: int = span[1]
+    return {"text": text[s:e], "start": span[0], "end": span[1]}
 
 
 def _sort_scored(out: list[tuple[Any, ...]]) -> None:

@@ -660,9 +660,11 @@ def _negated_at(text: str, norm: str, lo: int, start: int, negs: list[int]) -> b
 @dataclass(slots=True, init=False)
 class LabelEvidence:
     score: float
-    spans: list[tuple[int, int]]
+    spans: list[tuple[Any, ...]]
+    """``(start, end)`` pairs of ints (a variable-length tuple type: the compiled build keeps the
+    tuples and their int objects as they are, for the payload's evidence)."""
 
-    def __init__(self, score: float = 0.0, spans: list[tuple[int, int]] | None = None) -> None:
+    def __init__(self, score: float = 0.0, spans: list[tuple[Any, ...]] | None = None) -> None:
         self.score = score
         self.spans = [] if spans is None else spans
 
