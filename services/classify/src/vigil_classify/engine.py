@@ -6,7 +6,7 @@ Deterministic and offline: the same inputs always give the same output. Evidence
 
 from __future__ import annotations
 
-from typing import Final, TypedDict, cast
+from typing import Any, Final, TypedDict, cast
 
 from vigil_shared.events import (
     Certainty,
@@ -18,8 +18,8 @@ from vigil_shared.events import (
 
 from vigil_classify import gazetteer as gazetteer_mod
 from vigil_classify import geoparse, severity
-from vigil_classify.geoparse import EvidencePayload, LocationPayload
-from vigil_classify.taxonomy import LabelEvidence, Taxonomy, read, read_hits
+from vigil_classify.geoparse import REGION_KEYS, EvidencePayload, LocationPayload
+from vigil_classify.taxonomy import NEGATOR_KEYS, NEGATOR_MARK, REGION_MARK, LabelEvidence, Taxonomy, read, read_hits
 from vigil_classify.taxonomy_data import TAXONOMY_VERSION
 from vigil_classify.textnorm import AutomatonHit, padded
 
@@ -67,7 +67,9 @@ dear part; scores are sums of a few weights): a float key instead of a (score, r
 
 def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[LabelPayload]:
     """Labels over the threshold as plain dicts in :class:`LabelScore`'s shape, best first."""
-    out: list[tuple[float, str, LabelPayload]] = []
+    # (a variable-length tuple type: the compiled build keeps the tuple objects as they are, where a
+    # fixed-length one would unpack each and pack it into a new tuple when stored)
+    out: list[tuple[Any, ...]] = []
     for label, ev in table.items():
         score = ev.score
         if score < _THRESHOLD:
@@ -84,30 +86,47 @@ def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[La
         spans = ev.spans
         n = len(spans)
         if n == 1:
-            s, e = spans[0]
-            evidence: list[EvidencePayload] = [{"text": text[s:e], "start": s, "end": e}]
+            evidence: list[EvidencePayload] = [_span_evidence(text, spans[0])]
         elif n == 2:
-            # (the spans by index: unpacking a list goes through the iterator protocol)
-            s, e = spans[0]
-            s2, e2 = spans[1]
-            evidence = [{"text": text[s:e], "start": s, "end": e}, {"text": text[s2:e2], "start": s2, "end": e2}]
-        elif n == 3:
-            # (read keeps at most three spans per label; no comprehension frame for the common case)
-            s, e = spans[0]
-            s2, e2 = spans[1]
-            s3, e3 = spans[2]
-            evidence = [
-                {"text": text[s:e], "start": s, "end": e},
-                {"text": text[s2:e2], "start": s2, "end": e2},
-                {"text": text[s3:e3], "start": s3, "end": e3},
-            ]
+            evidence = [_span_evidence(text, spans[0]), _span_evidence(text, spans[1])]
         else:
-            evidence = [{"text": text[s:e], "start": s, "end": e} for s, e in spans]
+            # (read keeps at most three spans per label)
+            evidence = [_span_evidence(text, span) for span in spans]
         out.append((-conf, label, {"type": label, "confidence": conf, "evidence": evidence}))
     if len(out) > 1:
-        # Labels are unique, so the (confidence, label) order never compares the payloads.
-        out.sort()
+        _sort_scored(out)
     return [item[2] for item in out]
+
+
+def _span_evidence(text: str, span: tuple[Any, ...]) -> EvidencePayload:
+    """The evidence of a span ``(start, end)``: its two int objects go into the payload as they are
+    (a variable-length tuple type: the compiled build does not unpack them and box them again)."""
+    s: int = span[0]
+    e: int = span[1]
+    return {"text": text[s:e], "start": span[0], "end": span[1]}
+
+
+def _sort_scored(out: list[tuple[Any, ...]]) -> None:
+    """``out.sort()``, in place, for a few ``(-confidence, label, payload)`` with unique labels (so the
+    payloads are never compared): an insertion sort on the float and the label, where ``list.sort``
+    compares the tuples through the generic rich comparison."""
+    for i in range(1, len(out)):
+        cur = out[i]
+        key: float = cur[0]
+        label: str = cur[1]
+        j = i - 1
+        while j >= 0:
+            other = out[j]
+            okey: float = other[0]
+            if okey < key:
+                break
+            if okey == key:
+                olabel: str = other[1]
+                if olabel < label:
+                    break
+            out[j + 1] = other
+            j -= 1
+        out[j + 1] = cur
 
 
 class Classifier:
@@ -121,6 +140,21 @@ class Classifier:
         # finds places and cues (a second walk of an automaton is a good part of a classification).
         self.gazetteer = gaz if gaz is not None else gazetteer_mod.load(extra=self.taxonomy.entries)
         self._one_pass = self.gazetteer.extra_digest == gazetteer_mod.extra_digest(self.taxonomy.entries)
+        # Every negator's first word is a key whose label entries are one shared NEGATOR_MARK (as the
+        # taxonomy makes them): the hits with that object are then all of theirs (read_hits); the
+        # same for the region words (REGION_MARK, geoparse's region cue).
+        self._neg_mark = self._mark(NEGATOR_KEYS, NEGATOR_MARK)
+        self._region_mark = self._mark(REGION_KEYS, REGION_MARK)
+
+    def _mark(self, keys: tuple[str, ...], mark: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The automaton's one object for ``mark`` if each of ``keys`` carries it, else ``None``."""
+        auto = self.gazetteer.automaton
+        if not self._one_pass or keys[0] not in auto:
+            return None
+        found: tuple[Any, ...] | None = auto.get(keys[0])[2]
+        if found != mark or not all(auto.get(k, (0, 0, None))[2] is found for k in keys):
+            return None
+        return found
 
     def classify(
         self,
@@ -177,18 +211,35 @@ class Classifier:
             place_hits: list[AutomatonHit] = []
             label_hits: list[AutomatonHit] = []
             cue_hits: list[AutomatonHit] = []
+            # where the negators' first words and the region words start (no rule reads their hits)
+            negs: list[int] = []
+            regions: list[int] = []
+            mark = self._neg_mark
+            rmark = self._region_mark
             for hit in self.gazetteer.automaton.iter(norm):
                 # The automaton is untyped: a plain-tuple type keeps the hit object itself while the
                 # compiled build reads its value by index (one type check each).
                 value: AutomatonHit = cast(AutomatonHit, hit)[1]
                 if value[1] is not None:
                     place_hits.append(hit)
-                if value[2] is not None:
-                    label_hits.append(hit)
+                labels: tuple[Any, ...] | None = value[2]
+                if labels is not None:
+                    if labels is mark:
+                        n: int = value[0]
+                        end: int = cast(AutomatonHit, hit)[0]
+                        negs.append(end - n + 1)
+                    elif labels is rmark:
+                        n = value[0]
+                        end = cast(AutomatonHit, hit)[0]
+                        regions.append(end - n + 1)
+                    else:
+                        label_hits.append(hit)
                 if value[3] is not None:
                     cue_hits.append(hit)
-            locations, countries = geoparse.location_data_from_hits(self.gazetteer, full, place_hits, issuer)
-            reading = read_hits(full, label_hits, cue_hits, norm)
+            locations, countries = geoparse.location_data_from_hits(
+                self.gazetteer, full, place_hits, issuer, regions if rmark is not None else None
+            )
+            reading = read_hits(full, label_hits, cue_hits, norm, negs if mark is not None else None)
         else:
             locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
             reading = read(full, self.taxonomy.hits(norm))

@@ -82,6 +82,65 @@ _REGION_NEXT: Final = frozenset(",&aA" + "".join(stem[0] + stem[0].upper() for s
 """ASCII characters that can follow leading whitespace in a match."""
 
 
+_REGION_ENDINGS: Final = {"s?": ("", "s"), "(?:ies|y)": ("ies", "y"), "(?:y|ies)": ("y", "ies")}
+"""The words each ending pattern of :data:`_REGION_WORDS` allows (all it has)."""
+REGION_KEYS: Final = tuple(
+    f" {stem}{ending} " for stem, pattern in _REGION_WORDS for ending in _REGION_ENDINGS[pattern]
+)
+"""Every region word :data:`_REGION_CUE` can end with, as a padded automaton key: the taxonomy carries
+them (with its ``REGION_MARK`` for label entries), so the engine knows where they occur
+(:func:`_region_cue_at`)."""
+_REGION_NEXT_TABLE: Final = bytes(1 if chr(code) in _REGION_NEXT else 0 for code in range(128))
+""":data:`_REGION_NEXT` as a table of the ASCII codes."""
+
+
+def _ascii_space(c: int) -> bool:
+    """``chr(c).isspace()`` for an ASCII code ``c``."""
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
+
+
+def _region_cue_at(text: str, end: int, regions: list[int]) -> bool:
+    """``_region_cue(text, end, True)`` for an ASCII ``text``, from ``regions``: the starts (text
+    offsets) of the hits of :data:`REGION_KEYS` in its normalised text, or a superset of them.
+
+    Its tests of the characters at ``end`` by their codes; then, a match ends with whitespace and a
+    region word followed by a word boundary: in an ASCII text that word, lower-cased, is a hit of its
+    key in the normalised text, after ``end`` and before the next colon (see :func:`_region_cue`).
+    When whitespace at ``end`` is followed by a character other than ``,``, ``&``, ``a`` or ``A``,
+    the repeated group (which begins with ``,``, ``and`` or ``&`` after whitespace) matches nothing,
+    so the region word must start at that character. Without such a hit the regex cannot match."""
+    n = len(text)
+    first = -1  # where the region word must start, if known
+    if end < n:
+        c = ord(text[end])
+        if c != 44 and c != 38:  # , &
+            if _ascii_space(c):
+                j = end + 1
+                lim = end + 16 if end + 16 < n else n
+                while j < lim and _ascii_space(ord(text[j])):
+                    j += 1
+                if j < lim:
+                    d = ord(text[j])
+                    if not _REGION_NEXT_TABLE[d]:
+                        return False
+                    if d != 44 and d != 38 and d != 97 and d != 65:
+                        first = j
+            elif c != 97 and c != 65:  # a A
+                return False
+    if first >= 0:
+        for s in regions:
+            if s == first:
+                return _region_cue(text, end, True)
+        return False
+    stop = text.find(":", end, end + _REGION_SPAN)
+    if stop < 0:
+        stop = n
+    for s in regions:
+        if end < s < stop:
+            return _region_cue(text, end, True)
+    return False
+
+
 def _has_region_stem(low: str) -> bool:
     """``_REGION_STEM.search(low) is not None``: an alternation of plain words matches exactly where
     one of them occurs (substring tests skip through the text; the regex tries every position)."""
@@ -137,6 +196,39 @@ _FEATURE_TAILS: Final = frozenset(word[-2:] for word in _FEATURE_WORDS)
 def _ends_with_feature_word(text: str) -> bool:
     """``text.endswith(_FEATURE_WORDS)``, with one set lookup of its last two characters first."""
     return text[-2:] in _FEATURE_TAILS and text.endswith(_FEATURE_WORDS)
+_FEATURE_TAIL_CODES: Final = frozenset(ord(tail[0]) * 128 + ord(tail[1]) for tail in _FEATURE_TAILS)
+""":data:`_FEATURE_TAILS` by character codes (first * 128 + second)."""
+
+
+def _feature_word_before(text: str, start: int) -> bool:
+    """For an ASCII ``text``, with ``before = text[max(0, start - 60):start]`` and ``tail =
+    before[-5:]``: ``(" " in tail or "." in tail) and before[-1:].isspace() and
+    _ends_with_feature_word(before.rstrip())``, by character codes up to the last test (which runs
+    only when the two characters before the trailing whitespace are one of :data:`_FEATURE_TAILS`)."""
+    if start < 1:
+        return False
+    c = ord(text[start - 1])
+    if not _ascii_space(c):
+        return False
+    lo = start - 60 if start > 60 else 0
+    if c != 32:  # a space or a period among the last five characters
+        i = start - 2
+        low5 = start - 5 if start > 5 else 0
+        while i >= low5:
+            d = ord(text[i])
+            if d == 32 or d == 46:
+                break
+            i -= 1
+        if i < low5:
+            return False
+    k = start - 2  # the last character of before.rstrip()
+    while k >= lo and _ascii_space(ord(text[k])):
+        k -= 1
+    if k - 1 < lo or ord(text[k - 1]) * 128 + ord(text[k]) not in _FEATURE_TAIL_CODES:
+        return False
+    return _ends_with_feature_word(text[lo : k + 1])
+
+
 _FEATURE_AFTER_WORDS = (
     "volcano|volcanic|eruption|river|lake|glacier|mountain|range|strait|avenue|street|road|boulevard|"
     r"square|st\.?|ave\.?|rd\.?|highway|bridge|park|university|stadium|hotel|mall"
@@ -145,6 +237,29 @@ _FEATURE_AFTER: Final = re.compile(r"^\s+(?:" + _FEATURE_AFTER_WORDS + r")\b", r
 _FEATURE_PREFIXES: Final = tuple(word.removesuffix(r"\.?") for word in _FEATURE_AFTER_WORDS.split("|"))
 """The letters each word :data:`_FEATURE_AFTER` looks for starts with."""
 _FEATURE_PREFIX_HEADS: Final = frozenset(prefix[:2] for prefix in _FEATURE_PREFIXES)
+
+
+_FEATURE_HEAD_CODES: Final = frozenset(ord(head[0]) * 128 + ord(head[1]) for head in _FEATURE_PREFIX_HEADS)
+""":data:`_FEATURE_PREFIX_HEADS` by character codes (first * 128 + second)."""
+
+
+def _feature_head_after(text: str, end: int) -> bool:
+    """For an ASCII ``text``: whether ``head = text[end:end + 40].lstrip().lower()`` starts with two
+    characters of :data:`_FEATURE_PREFIX_HEADS` (without which :func:`_feature_after` is false), by
+    character codes."""
+    lim = end + 40 if end + 40 < len(text) else len(text)
+    j = end
+    while j < lim and _ascii_space(ord(text[j])):
+        j += 1
+    if j + 1 >= lim:
+        return False
+    a = ord(text[j])
+    b = ord(text[j + 1])
+    if 65 <= a <= 90:
+        a += 32
+    if 65 <= b <= 90:
+        b += 32
+    return a * 128 + b in _FEATURE_HEAD_CODES
 
 
 def _feature_after(after: str, ascii: bool = False) -> bool:
@@ -311,11 +426,16 @@ def location_data_from_raw(
 
 
 def location_data_from_hits(
-    gaz: Gazetteer, text: str, hits: list[AutomatonHit], issuer: str | None = None
+    gaz: Gazetteer,
+    text: str,
+    hits: list[AutomatonHit],
+    issuer: str | None = None,
+    regions: list[int] | None = None,
 ) -> tuple[list[LocationPayload], list[str]]:
     """:func:`find_location_data` from the automaton's hits that have place candidates, ``(end,
     (length, candidates, ...))`` as it yields them, in any order (``hits`` is sorted in place): the
-    engine keeps the automaton's own hit tuples (no tuple made per hit)."""
+    engine keeps the automaton's own hit tuples (no tuple made per hit). ``regions``: where the
+    region words (:data:`REGION_KEYS`) occur, if the caller knows (see :func:`_region_cue_at`)."""
     if not hits:
         return [], []
     places = gaz.places
@@ -326,6 +446,8 @@ def location_data_from_hits(
     # An ASCII text spares the ASCII tests of its slices; a character of it is upper-case exactly
     # when it is one of A-Z.
     ascii = text.isascii()
+    at: list[int] = regions if regions is not None else []
+    fast = regions is not None and ascii
     mentions: list[tuple[int, int, FlatCandidates]] = []
     features: set[str] = set()
     last_end = -1
@@ -341,13 +463,16 @@ def location_data_from_hits(
         if not (65 <= ord(text[start]) <= 90 if ascii else text[start].isupper()):
             continue
         before = text[start - 60 if start > 60 else 0 : start]  # (no max() call per hit)
-        tail = before[-5:]
-        feature_before = (
-            (" " in tail or "." in tail)
-            and before[-1:].isspace()
-            and _ends_with_feature_word(before.rstrip())
-            and _FEATURE_BEFORE.search(before) is not None
-        )
+        if ascii:
+            feature_before = _feature_word_before(text, start) and _FEATURE_BEFORE.search(before) is not None
+        else:
+            tail = before[-5:]
+            feature_before = (
+                (" " in tail or "." in tail)
+                and before[-1:].isspace()
+                and _ends_with_feature_word(before.rstrip())
+                and _FEATURE_BEFORE.search(before) is not None
+            )
         if feature_before:
             features.add(text[start:end])
             last_end = end
@@ -357,7 +482,7 @@ def location_data_from_hits(
         ):
             last_end = end
             continue
-        if text[end : end + 1] == " ":
+        if end < len(text) and text[end] == " " and (not ascii or _feature_head_after(text, end)):
             after = text[end : end + 40]
             if _feature_after(after, ascii):
                 if _NATURAL_AFTER.match(after) or (
@@ -409,7 +534,10 @@ def location_data_from_hits(
         else:
             # The region cue (a regex behind pre-checks) matters only for a region candidate or a
             # city winner: evaluated for those alone (it has no side effects).
-            region_cue = _region_cue(text, end, ascii) if info.regional else None
+            if info.regional:
+                region_cue = _region_cue_at(text, end, at) if fast else _region_cue(text, end, ascii)
+            else:
+                region_cue = None
             best, margin = _resolve(scored, context, region_cue)
         p = places[best]
         if is_common and not (
@@ -428,7 +556,7 @@ def location_data_from_hits(
         kind = p.kind
         if kind == "city":
             if region_cue is None:
-                region_cue = _region_cue(text, end, ascii)
+                region_cue = _region_cue_at(text, end, at) if fast else _region_cue(text, end, ascii)
             if region_cue:
                 kind = "region"
         if kind == "city":
@@ -558,7 +686,8 @@ def _merge_neighbourhoods(
     for k in list(cities):
         small = places[found[k].place]
         for other in cities:
-            if other == k or other not in found:
+            # (the keys of cities are unique, so "other == k" is "other is k", without a tuple compare)
+            if other is k or other not in found:
                 continue
             big = places[found[other].place]
             if big.country_code != small.country_code or big.population < 5 * max(small.population, 1):

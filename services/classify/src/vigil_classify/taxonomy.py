@@ -28,6 +28,7 @@ import ahocorasick
 
 from vigil_classify import severity as sev
 from vigil_classify import taxonomy_data as data
+from vigil_classify.geoparse import REGION_KEYS
 from vigil_classify.textnorm import _ASCII_MAP, AutomatonHit, padded, sort_automaton_hits
 from vigil_classify.textnorm import key as norm_key
 
@@ -103,9 +104,13 @@ class Taxonomy:
             for cue in cue_phrases:
                 for form in expand(cue):
                     cue_table.setdefault(norm_key(form), []).append(("cue", cat, 1.0))
-        self.entries = _entries(table, cue_table)
+        marks = {k: NEGATOR_MARK for k in NEGATOR_KEYS} | {k: REGION_MARK for k in REGION_KEYS}
+        self.entries = _entries(table, cue_table, marks)
         """Padded key -> (label entries or ``None``, severity-cue entries or ``None``): what the
-        gazetteer's automaton carries besides place names (:meth:`hits_in`)."""
+        gazetteer's automaton carries besides place names (:meth:`hits_in`). The first words of the
+        negators (:data:`NEGATOR_KEYS`) are keys too, with :data:`NEGATOR_MARK` for label entries:
+        their hits tell :func:`read_hits` where a negator can start; so are the region words of
+        geoparse's region cue (``geoparse.REGION_KEYS``, with :data:`REGION_MARK`)."""
         self.automaton = _compile(self.entries)
 
     def hits(self, norm_padded: str) -> list[Hit]:
@@ -128,19 +133,24 @@ class Taxonomy:
 
 
 def _entries(
-    table: dict[str, list[Entry]], cue_table: dict[str, list[Entry]]
+    table: dict[str, list[Entry]],
+    cue_table: dict[str, list[Entry]],
+    marks: dict[str, tuple[Entry, ...]] | None = None,
 ) -> dict[str, tuple[tuple[Entry, ...] | None, tuple[Entry, ...] | None]]:
     """Both tables by key: ``(label entries, cue entries)`` with ``None`` for a table that does not
     hold the key.
 
     A neutral phrase ("bomb shelter") only absorbs the shorter cues it overlaps; :func:`read` has no
-    rule for it, so its entry is left out and its key keeps an empty tuple (still a label hit)."""
+    rule for it, so its entry is left out and its key keeps an empty tuple (still a label hit). A key
+    of ``marks`` is a label key too, with its mark (one shared object) unless it has label entries of
+    its own."""
     out: dict[str, tuple[tuple[Entry, ...] | None, tuple[Entry, ...] | None]] = {}
-    for k in dict.fromkeys([*table, *cue_table]):
+    marked = marks or {}
+    for k in dict.fromkeys([*table, *cue_table, *marked]):
         entries = table.get(k)
         cues = cue_table.get(k)
         out[k] = (
-            tuple(e for e in entries if e[0] != "neutral") if entries else None,
+            tuple(e for e in entries if e[0] != "neutral") if entries else marked.get(k),
             tuple(cues) if cues else None,
         )
     return out
@@ -222,6 +232,16 @@ def _has_word(padded_words: str, keys: tuple[str, ...]) -> bool:
 
 
 _NEGATOR_FIRST_KEYS: Final = tuple(f" {w.decode('ascii')} " for w in sorted(_NEGATOR_FIRST_WORDS))
+NEGATOR_KEYS: Final = _NEGATOR_FIRST_KEYS
+"""The automaton keys of :data:`_NEGATOR_FIRST_WORDS` (padded like every key): the taxonomy carries
+them with :data:`NEGATOR_MARK` for label entries (see :func:`read_hits`)."""
+NEGATOR_MARK: Final[tuple[Entry, ...]] = (("negator", "", 0.0),)
+"""The label entries of the keys of :data:`NEGATOR_KEYS` that have none of their own, one object for
+all of them (so one after pickling, too): a hit with it is where a negator can start. :func:`_read`
+has no rule for its category."""
+REGION_MARK: Final[tuple[Entry, ...]] = (("region_word", "", 0.0),)
+"""The label entries of ``geoparse.REGION_KEYS``, as :data:`NEGATOR_MARK` is for the negators."""
+_NEGATOR_FIRST_STRS: Final = frozenset(w.decode("ascii") for w in _NEGATOR_FIRST_WORDS)
 _LOCATIVE_KEYS: Final = tuple(f" {w.decode('ascii')} " for w in sorted(_LOCATIVE_WORDS))
 
 
@@ -232,6 +252,44 @@ def _locative_before(window: str, ascii: bool = False) -> bool:
     if (ascii or window.isascii()) and not _has_word(_padded_words(window), _LOCATIVE_KEYS):
         return False
     return _LOCATIVE.search(window, _locative_floor(window)) is not None
+
+
+_LOCATIVE_STRS: Final = frozenset(w.decode("ascii") for w in _LOCATIVE_WORDS)
+_LOCATIVE_INITIALS: Final = frozenset(ord(w[:1]) for w in _LOCATIVE_WORDS)
+_LOCATIVE_LONGEST: Final = max(len(w) for w in _LOCATIVE_WORDS)
+
+
+def _ascii_alnum(c: int) -> bool:
+    """``chr(c).isalnum()`` for an ASCII code ``c``."""
+    return 97 <= c <= 122 or 65 <= c <= 90 or 48 <= c <= 57
+
+
+def _ascii_locative_before(text: str, lo: int, start: int) -> bool:
+    """``_locative_before(text[lo:start], True)`` for an ASCII ``text``, in one scan of character codes
+    from ``start`` back to :func:`_locative_floor`'s floor: a match lies after the floor, so one of
+    :data:`_LOCATIVE_WORDS` must be a word there (the words as :func:`_ascii_words` makes them; the
+    floor's first word is whole); only then are the window and the regex search made."""
+    i = start - 1
+    found = False
+    while i >= lo:
+        c = ord(text[i])
+        if _ascii_alnum(c):
+            last = i
+            while i > lo and _ascii_alnum(ord(text[i - 1])):
+                i -= 1
+            if (
+                not found
+                and last - i < _LOCATIVE_LONGEST
+                and (ord(text[i]) | 32) in _LOCATIVE_INITIALS
+                and text[i : last + 1].lower() in _LOCATIVE_STRS
+            ):
+                found = True
+        elif not (c == 95 or c == 46 or c == 32 or 9 <= c <= 13 or 28 <= c <= 31):
+            break  # (_locative_floor's test: alphanumeric, "_", "." or whitespace)
+        i -= 1
+    if not found:
+        return False
+    return _LOCATIVE.search(text[lo:start], i + 1 - lo) is not None
 
 
 def _locative_floor(window: str) -> int:
@@ -296,40 +354,65 @@ def sentence_ids(text: str, positions: Iterable[int]) -> dict[int, int] | None:
     ids: dict[int, int] = {}
     number = 0
     lo = -1
-    search = _SENTENCE_END.search
     for hi in sorted(positions):
         if not text[hi].isalnum():
             return None
-        if lo >= 0:
-            # A match starts with one of ".!?;\n": without one in the gap there is none (five
-            # substring searches cost less than the regex search that finds nothing, ~2/3 of gaps).
-            if (
-                text.find(".", lo, hi) < 0
-                and text.find("\n", lo, hi) < 0
-                and text.find(";", lo, hi) < 0
-                and text.find("!", lo, hi) < 0
-                and text.find("?", lo, hi) < 0
-            ):
-                m = None
-            else:
-                m = search(text, lo, hi)
-            while m is not None:
-                i = m.start()
-                if text[i] == "." and i >= 1:
-                    prev = text[i - 1]
-                    if prev.isupper():
-                        if i >= 2 and text[i - 2].isalpha():
-                            break
-                    elif not (prev in "trso" and text[max(0, i - 3) : i] in _ABBREV_TAILS):
-                        break
-                else:
-                    break
-                m = search(text, m.end(), hi)
-            if m is not None:
-                number += 1
+        if lo >= 0 and _ends_sentence_in(text, lo, hi):
+            number += 1
         ids[hi] = number
         lo = hi
     return ids
+
+
+def _ends_sentence_in(text: str, lo: int, hi: int) -> bool:
+    """Whether ``_SENTENCE_END.search(text, lo, hi)``, repeated from the end of each match that is an
+    abbreviation's period (as :func:`sentence_starts` skips them), finds one that ends a sentence.
+
+    The matches, by hand, in one scan of the character codes: a match starts at one of ``.!?;`` or a
+    newline; a newline's match always ends a sentence; one of ``.!?;`` starts a match when the run of
+    those characters after it is followed, before ``hi``, by whitespace or one of ``"”’)`` (and
+    then no later character of the run starts one), and the match ends after that closing run.
+    """
+    i = lo
+    while i < hi:
+        c = ord(text[i])
+        if c == 10:  # "\n"
+            return True
+        if c == 46 or c == 33 or c == 63 or c == 59:  # . ! ? ;
+            j = i + 1
+            while j < hi:
+                d = ord(text[j])
+                if not (d == 46 or d == 33 or d == 63 or d == 59):
+                    break
+                j += 1
+            if j < hi and _closes(text[j]):
+                end = j + 1
+                while end < hi and _closes(text[end]):
+                    end += 1
+                if not (c == 46 and _abbreviation_period(text, i)):
+                    return True
+                i = end
+            else:
+                i = j
+        else:
+            i += 1
+    return False
+
+
+def _closes(ch: str) -> bool:
+    """Whether ``ch`` is in ``_SENTENCE_END``'s closing class ``[\\s"”’)]``."""
+    return ch.isspace() or ch in "\"”’)"
+
+
+def _abbreviation_period(text: str, i: int) -> bool:
+    """Whether the period at ``i`` (which starts a match of ``_SENTENCE_END``) ends an initial ("U.S.",
+    "A.") or one of :data:`_ABBREV_TAILS` ("St.", "Mr."), which end no sentence."""
+    if i < 1:
+        return False
+    prev = text[i - 1]
+    if prev.isupper():
+        return not (i >= 2 and text[i - 2].isalpha())
+    return prev in "trso" and text[max(0, i - 3) : i] in _ABBREV_TAILS
 
 
 _NEG_HINTS = ("no", "No", "n't", "unlikely", "without", "ruled out", "denied")
@@ -415,6 +498,39 @@ def _clause_cut(window: str, ascii: bool = False) -> int:
     return cut
 
 
+def _ascii_word(c: int) -> bool:
+    """Whether the character ``c`` (a code point below 128) is a word character (``_is_word``)."""
+    return 97 <= c <= 122 or 65 <= c <= 90 or 48 <= c <= 57 or c == 95
+
+
+def _ascii_clause_cut(window: str) -> int:
+    """``_clause_cut(window, True)`` for an ASCII ``window``, in one scan from its end: the end of the
+    last break character or whole break word (the greatest end of any, which is what
+    :func:`_clause_cut` keeps), found by the first one the scan meets."""
+    n = len(window)
+    i = n - 1
+    while i >= 0:
+        c = ord(window[i])
+        if c == 44 or c == 59 or c == 58 or c == 46 or c == 33 or c == 63:  # , ; : . ! ?
+            return i + 1
+        # a break word ("and", "but", "however", any case) ending here, whole
+        size = 0
+        if c == 100 or c == 68:  # d
+            size = 3 if i >= 2 and window[i - 2 : i + 1].lower() == "and" else 0
+        elif c == 116 or c == 84:  # t
+            size = 3 if i >= 2 and window[i - 2 : i + 1].lower() == "but" else 0
+        elif c == 114 or c == 82:  # r
+            size = 7 if i >= 6 and window[i - 6 : i + 1].lower() == "however" else 0
+        if (
+            size
+            and (i + 1 == n or not _ascii_word(ord(window[i + 1])))
+            and (i - size < 0 or not _ascii_word(ord(window[i - size])))
+        ):
+            return i + 1
+        i -= 1
+    return 0
+
+
 def _no_before(text: str, norm: str, lo: int, start: int, ascii: bool) -> bool:
     """Whether a negator ends ``text[lo:start]`` within its last clause, for a text without the
     rarer negation hints (see :class:`_Negation`): only a window holding "no" or "No" can (the
@@ -462,6 +578,79 @@ def _negated(text: str, start: int) -> bool:
     return _Negation(text)(start)
 
 
+def _is_negated(
+    text: str, norm: str, lo: int, start: int, negs: list[int], fast: bool, negated: _Negation, rare: bool, ascii: bool
+) -> bool:
+    """:func:`_read`'s negation test of the cue at ``start`` (``lo = max(0, start - 60)``):
+    :func:`_negated_at` when ``fast`` (an ASCII text, ``negs`` known), else ``negated(start)``, in
+    the form :func:`_no_before` when the text has none of the rarer hints."""
+    if fast:
+        return _negated_at(text, norm, lo, start, negs)
+    return negated(start) if rare else _no_before(text, norm, lo, start, ascii)
+
+
+def _near_negator(negs: list[int], lo: int, start: int) -> bool:
+    """Whether one of ``negs`` (where :data:`NEGATOR_KEYS` occur, see :func:`_negated_at`) lies in
+    ``[lo, start)``."""
+    for s in negs:  # noqa: SIM110 (a loop: any() of a generator makes a generator object)
+        if lo <= s < start:
+            return True
+    return False
+
+
+def _negated_at(text: str, norm: str, lo: int, start: int, negs: list[int]) -> bool:
+    """``_Negation(text)(start)`` for an ASCII ``text`` and the start of a hit (a word's first
+    character: ``text[start - 1]`` is not alphanumeric; ``lo`` is ``max(0, start - 60)``), from
+    ``negs``: the starts (padded coordinates, i.e. the text offset of the word) of the hits of
+    :data:`NEGATOR_KEYS` in ``norm`` (``textnorm.padded(text)``), or a superset of them.
+
+    The outcome of :class:`_Negation` is "the window ``text[lo:start]`` holds one of
+    :data:`_NEG_HINTS` and :data:`_NEGATOR` matches in its last clause" (its ``rare`` flag only spares
+    tests of windows that cannot hold a rarer hint). A match begins with one of
+    :data:`_NEGATOR_FIRST_WORDS` as a whole word: in an ASCII text a ``\\b`` is a change between an
+    alphanumeric character (or ``_``) and one that normalises to a space, so that word is a hit of its
+    key at the match's offset, unless the match is at the window's very start and the window cuts a
+    word there (then the window's first, partial word is that word). Without either, nothing in the
+    window is negated, and the window, its hints and its clause are never made.
+    """
+    if not _near_negator(negs, lo, start):
+        # (norm[lo] is text[lo - 1]: a space there means the window starts with a whole word)
+        if lo == 0 or norm[lo] == " ":
+            return False
+        c = ord(norm[lo + 1])  # (the first letter of a negator's first word: n, t, u, w, r or d)
+        if not (c == 110 or c == 116 or c == 117 or c == 119 or c == 114 or c == 100):
+            return False
+        word = norm[lo + 1 : norm.find(" ", lo + 1)]
+        if word not in _NEGATOR_FIRST_STRS:
+            return False
+        if word == "n" and text[lo + 1 : lo + 2] != "'":
+            return False  # (the word "n" begins only "n't")
+    window = text[lo:start]
+    if not (
+        "no" in window
+        or "No" in window
+        or "n't" in window
+        or "unlikely" in window
+        or "without" in window
+        or "ruled out" in window
+        or "denied" in window
+    ):
+        return False
+    # _negated_window(window, True), with the negator-word test of its clause from negs: a clause cut
+    # after a break character or word starts at a whole word (see _negated_window), so a match in it
+    # starts at a hit of negs from lo + cut on.
+    cut = _ascii_clause_cut(window)
+    if cut > 0 and not _near_negator(negs, lo + cut, start):
+        return False
+    clause = window[cut:]
+    if not clause:
+        return False
+    low = clause.lower()
+    if not any(stem in low for stem in _NEG_STEMS):
+        return False
+    return _NEGATOR.search(clause) is not None
+
+
 # The dataclasses below write their ``__init__`` themselves (``init=False``): the compiled build then
 # constructs them natively, where the one the dataclass decorator generates is interpreted Python,
 # called with an argument tuple and a keyword dict (a few µs per object); equality and repr are still
@@ -471,9 +660,11 @@ def _negated(text: str, start: int) -> bool:
 @dataclass(slots=True, init=False)
 class LabelEvidence:
     score: float
-    spans: list[tuple[int, int]]
+    spans: list[tuple[Any, ...]]
+    """``(start, end)`` pairs of ints (a variable-length tuple type: the compiled build keeps the
+    tuples and their int objects as they are, for the payload's evidence)."""
 
-    def __init__(self, score: float = 0.0, spans: list[tuple[int, int]] | None = None) -> None:
+    def __init__(self, score: float = 0.0, spans: list[tuple[Any, ...]] | None = None) -> None:
         self.score = score
         self.spans = [] if spans is None else spans
 
@@ -567,15 +758,24 @@ def read_raw(
 
 
 def read_hits(
-    text: str, labels: list[AutomatonHit], cues: list[AutomatonHit], norm: str | None = None
+    text: str,
+    labels: list[AutomatonHit],
+    cues: list[AutomatonHit],
+    norm: str | None = None,
+    negs: list[int] | None = None,
 ) -> Reading:
     """:func:`read_found` from the automaton's hits ``(end, (length, -, label entries, cue
     entries))`` that have label entries (``labels``) and cue entries (``cues``), in any order (both
     lists are sorted in place): the engine keeps the automaton's own hit tuples. ``norm``:
-    ``textnorm.padded(text)`` if the caller has it."""
+    ``textnorm.padded(text)`` if the caller has it. ``negs``: the starts (``end - length + 1``) of
+    all the hits of :data:`NEGATOR_KEYS` (or more): the negation tests of an ASCII text then start
+    from them (:func:`_negated_at`); needs ``norm``. The hits with :data:`NEGATOR_MARK` for label
+    entries may be left out of ``labels`` (no rule reads them, and as single whole words they
+    never overlap another key's hit in a way that changes which hits the leftmost-longest
+    resolution keeps)."""
     sort_automaton_hits(labels)
     sort_automaton_hits(cues)
-    return _read(text, (labels,), cues, norm)
+    return _read(text, (labels,), cues, norm, negs)
 
 
 Span = tuple[int, int]
@@ -594,6 +794,7 @@ def _read(
     tables: Sequence[list[AutomatonHit]],
     cue_table: list[AutomatonHit],
     norm: str | None = None,
+    negs: list[int] | None = None,
 ) -> Reading:
     """:func:`read` over tables of automaton hits ``(end, (length, -, label entries, cue entries))``,
     each sorted by :func:`~vigil_classify.textnorm.sort_automaton_hits`; overlapping hits of a table
@@ -601,10 +802,15 @@ def _read(
     entries; ``cue_table`` is one more such table read for its severity-cue entries (the automaton's
     cue slot), by a loop of its own, without the category dispatch and span that label hits need (a
     cue entry among label entries is read the same way). ``norm``: ``textnorm.padded(text)`` (made
-    here if not given)."""
+    here if not given); ``negs``: see :func:`read_hits`."""
     if norm is None:
         norm = padded(text)
-    negated = _Negation(text)
+    ascii = text.isascii()
+    # An ASCII text with the negators' word hits tests negation from them (_negated_at), else with
+    # _Negation (which looks for the rarer hints in the whole text first).
+    fast = negs is not None and ascii
+    at: list[int] = negs if negs is not None else []
+    negated = _Negation("" if fast else text)
     threats: dict[str, LabelEvidence] = {}
     targets: dict[str, LabelEvidence] = {}
     cues: dict[str, int] = {}
@@ -626,7 +832,6 @@ def _read(
     # "no" or "No" (or, if the text has one of the rarer hints at all, one of those), else False:
     # without a rarer hint in the text, that is :func:`_no_before` (a native call when compiled).
     rare = negated.rare
-    ascii = text.isascii()
     for hit in cue_table:
         value: tuple[Any, ...] = hit[1]
         n: int = value[0]
@@ -638,7 +843,7 @@ def _read(
         lo = start - 60 if start > 60 else 0
         cue_entries: tuple[Entry, ...] = value[3]
         for _cat, label, _weight in cue_entries:
-            if label == "urg:Past" or not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
+            if label == "urg:Past" or not _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
                 cues[label] = cues.get(label, 0) + 1
     for table in tables:
         last_end = -1
@@ -657,7 +862,7 @@ def _read(
             # changes nothing else.
             for cat, label, weight in entries:
                 if cat == "threat":
-                    if negated(start) if rare else _no_before(text, norm, lo, start, ascii):
+                    if _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
                         continue
                     # credit(threats, label, weight, (start, end)), inlined (the most frequent call)
                     ev = threats.get(label)
@@ -673,9 +878,7 @@ def _read(
                         elif label in ("crime", "kidnapping"):
                             crime_at.append(start)
                 elif cat == "cue":
-                    if label == "urg:Past" or not (
-                        negated(start) if rare else _no_before(text, norm, lo, start, ascii)
-                    ):
+                    if label == "urg:Past" or not _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
                         cues[label] = cues.get(label, 0) + 1
                 elif cat == "target":
                     target_at.append((start, label, weight, (start, end)))
@@ -686,13 +889,17 @@ def _read(
                     if label == "air":
                         air_at.append(start)
                 elif cat == "singular":
-                    if _locative_before(text[start - 40 if start > 40 else 0 : start], ascii):
+                    if (
+                        _ascii_locative_before(text, start - 40 if start > 40 else 0, start)
+                        if ascii
+                        else _locative_before(text[start - 40 if start > 40 else 0 : start])
+                    ):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_effect":
-                    if not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
+                    if not _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
                         effect_at.append((start, (start, end)))
                 elif cat == "weak_terror":
-                    if not (negated(start) if rare else _no_before(text, norm, lo, start, ascii)):
+                    if not _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
                         weak_at.append((start, (start, end)))
                 elif cat == "western":
                     if _WESTERN_VERB.search(text[start - 40 if start > 40 else 0 : start]):
