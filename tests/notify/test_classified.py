@@ -286,3 +286,9 @@ def test_interned_evidence_is_bounded() -> None:
         assert [e.text for e in lean.classification.targets[0].evidence] == texts[start : start + 500]
         assert len(cache) <= EVIDENCE_INTERNED_MAX
     assert texts[-1] in cache
+
+
+def test_every_evidence_node_of_the_lean_validator_is_the_interning_call() -> None:
+    text = repr(classified._LEAN)
+    assert "LeanEvidence" not in text
+    assert "Prebuilt" not in text

@@ -218,7 +218,7 @@ _EVIDENCE = _InternedEvidence()
 
 
 def _evidence_node(schema: Any) -> Any:
-    """The lean schema's (only) :class:`LeanEvidence` model node."""
+    """The (first) :class:`LeanEvidence` model node of the lean schema ``schema``."""
     if isinstance(schema, dict):
         if schema.get("type") == "model" and schema.get("cls") is LeanEvidence:
             return schema
@@ -231,28 +231,27 @@ def _evidence_node(schema: Any) -> Any:
     return None
 
 
-def _interned_evidence(schema: Any, node: Any) -> Any:
-    """A copy of the lean core schema ``schema`` whose :class:`LeanEvidence` model ``node`` is a
+def _interned_evidence(schema: Any) -> Any:
+    """A copy of the lean core schema ``schema`` whose :class:`LeanEvidence` model nodes are each a
     call of ``_EVIDENCE.__getitem__`` with the evidence's ``text``, validated by the node's own
     field schema: the same checks (an object, a string ``text``; other keys ignored, as the lean
     node ignores them), the interned object as the value."""
-    if schema is node:
-        assert node["schema"]["fields"].keys() == {"text"}, node["schema"]["fields"].keys()
-        text = core_schema.arguments_v3_parameter("text", node["schema"]["fields"]["text"]["schema"])
-        arguments = core_schema.arguments_v3_schema([text], extra_behavior="ignore")
-        call = core_schema.call_schema(arguments, _EVIDENCE.__getitem__)
-        return {**call, "ref": node["ref"]} if "ref" in node else call
     if isinstance(schema, dict):
-        return {k: _interned_evidence(v, node) for k, v in schema.items()}
+        if schema.get("type") == "model" and schema.get("cls") is LeanEvidence:
+            assert schema["schema"]["fields"].keys() == {"text"}, schema["schema"]["fields"].keys()
+            text = core_schema.arguments_v3_parameter("text", schema["schema"]["fields"]["text"]["schema"])
+            arguments = core_schema.arguments_v3_schema([text], extra_behavior="ignore")
+            call = core_schema.call_schema(arguments, _EVIDENCE.__getitem__)
+            return {**call, "ref": schema["ref"]} if "ref" in schema else call
+        return {k: _interned_evidence(v) for k, v in schema.items()}
     if isinstance(schema, list):
-        return [_interned_evidence(v, node) for v in schema]
+        return [_interned_evidence(v) for v in schema]
     return schema
 
 
 _LEAN_SCHEMA = _lean_schema(rust_version_check(LeanAlertClassified.__pydantic_core_schema__))
-_EVIDENCE_NODE = _evidence_node(_LEAN_SCHEMA)
-_MAKE_EVIDENCE: Callable[[dict[str, str]], LeanEvidence] = build_validator(_EVIDENCE_NODE).validate_python
-_LEAN = build_validator(_interned_evidence(_LEAN_SCHEMA, _EVIDENCE_NODE))
+_MAKE_EVIDENCE: Callable[[dict[str, str]], LeanEvidence] = build_validator(_evidence_node(_LEAN_SCHEMA)).validate_python
+_LEAN = build_validator(_interned_evidence(_LEAN_SCHEMA))
 _validate_json = _LEAN.validate_json
 _set_source: Callable[[LeanAlertClassified, bytes | str], None] = LeanAlertClassified.__dict__["_source_json"].__set__
 
