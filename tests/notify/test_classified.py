@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from vigil_notify import classified
 from vigil_notify.classified import (
+    EVIDENCE_INTERNED_MAX,
     UNREAD,
     LeanAlertClassified,
     LeanEvidence,
@@ -166,6 +168,12 @@ def _invalid_variants() -> list[bytes]:
         changed("alert.occurred_at", "yesterday"),
         changed("occurred_at", "yesterday"),
         changed("classification.targets.0.evidence", None),
+        changed("classification.targets.0.evidence.0", ["bomb", 1, 2]),
+        changed("classification.targets.0.evidence.0", "bomb"),
+        changed("classification.targets.0.evidence.0", None),
+        changed("classification.targets.0.evidence.0.text", KeyError),
+        changed("classification.threat_types.0.evidence.1.text", None),
+        changed("classification.threat_types.0.evidence.1.text", ["bomb"]),
         changed("surprise", 1),
         changed("correlation_id", None),
     ]
@@ -240,3 +248,47 @@ def test_rust_version_check_accepts_and_builds_what_the_model_does(
     # the classes are left as they were (complete: their own validators are still used elsewhere)
     for cls in (model, AlertReceived, AlertClassified, LeanLocation, Location, Evidence):
         assert cls.__dict__["__pydantic_complete__"] is True
+
+
+def test_evidence_is_interned_by_text() -> None:
+    """One LeanEvidence per text, shared by every quotation of it (in one alert and across alerts),
+    the object the lean model node made (its text only, the same fields set)."""
+    rich = _alerts()[1]
+    body = rich.model_dump_json().encode()
+    one, two = decode_classified(body), decode_classified(body)
+    quoted = [e for lab in (*one.classification.threat_types, *one.classification.targets) for e in lab.evidence]
+    again = [e for lab in (*two.classification.threat_types, *two.classification.targets) for e in lab.evidence]
+    assert len(quoted) > len({e.text for e in quoted}) > 1  # the fixture repeats texts
+    assert all(a is b for a, b in zip(quoted, again, strict=True))
+    by_text = {e.text: e for e in quoted}
+    assert all(e is by_text[e.text] for e in quoted)
+    for e in quoted:
+        assert type(e) is LeanEvidence
+        assert e.__dict__ == {"text": e.text}
+        assert e.model_fields_set == {"text"}
+        assert e == LeanEvidence.model_construct(text=e.text)
+    # unknown keys and the offsets are ignored, as the lean model ignored them
+    doc = json.loads(body)
+    doc["classification"]["threat_types"][0]["evidence"][0] = {"surprise": 1, "text": "bomb", "start": -1}
+    lean = decode_classified(json.dumps(doc).encode())
+    assert lean.classification.threat_types[0].evidence[0] is by_text["bomb"]
+
+
+def test_interned_evidence_is_bounded() -> None:
+    cache = classified._EVIDENCE
+    doc = json.loads(_alerts()[1].model_dump_json())
+    texts = [f"word {i}" for i in range(EVIDENCE_INTERNED_MAX + 10)]
+    for start in range(0, len(texts), 500):
+        doc["classification"]["targets"][0]["evidence"] = [
+            {"text": t, "start": 0, "end": 1} for t in texts[start : start + 500]
+        ]
+        lean = decode_classified(json.dumps(doc).encode())
+        assert [e.text for e in lean.classification.targets[0].evidence] == texts[start : start + 500]
+        assert len(cache) <= EVIDENCE_INTERNED_MAX
+    assert texts[-1] in cache
+
+
+def test_every_evidence_node_of_the_lean_validator_is_the_interning_call() -> None:
+    text = repr(classified._LEAN)
+    assert "LeanEvidence" not in text
+    assert "Prebuilt" not in text
