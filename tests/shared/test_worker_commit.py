@@ -1,6 +1,6 @@
 """The fenced commit script against a real Redis: per-entry ownership (range fast path and its exact
 fallback), outputs in order to several streams, chunked XACK, the safety cap, and a bad output key
-failing the whole commit before any write."""
+failing the whole commit (nothing published, nothing acknowledged)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from vigil_shared.worker import commit_encoded
 
-IN, OUT, OUT2, GROUP = "commit.in", "commit.out", "commit.out2", "g"
+IN, OUT, OUT2, OUT3, GROUP = "commit.in", "commit.out", "commit.out2", "commit.out3", "g"
 
 
 async def read_as(redis: Redis, consumer: str, n: int) -> list[bytes]:
@@ -113,14 +113,24 @@ async def test_no_cap_does_not_trim(redis: Redis) -> None:
     assert await redis.xlen(OUT) == 500
 
 
-async def test_an_output_key_that_is_not_a_stream_fails_the_commit_before_any_write(redis: Redis) -> None:
-    ids = await read_as(redis, "c1", 2)
+async def test_an_output_key_that_is_not_a_stream_fails_the_whole_commit(redis: Redis) -> None:
+    # the transaction's XADDs to the other streams ran, the script deletes them again before EXEC
+    # returns: no reader ever sees them, and a stream the transaction made is removed again
+    ids = await read_as(redis, "c1", 3)
+    await redis.xadd(OUT, {"__data__": b"before"})
     await redis.set(OUT2, "not a stream")
-    results = [(ids[0], [(OUT, b"a")]), (ids[1], [(OUT2, b"b")])]
+    results = [(ids[0], [(OUT, b"a")]), (ids[1], [(OUT2, b"b"), (OUT, b"c")]), (ids[2], [(OUT3, b"d")])]
     with pytest.raises(ResponseError, match="WRONGTYPE"):
         await commit_encoded(redis, IN, GROUP, "c1", results)
-    assert not await redis.exists(OUT)  # nothing published ...
+    assert await values(redis, OUT) == [b"before"]  # nothing published ...
+    assert not await redis.exists(OUT3)
+    assert await redis.get(OUT2) == b"not a stream"
     assert await pending_ids(redis, "c1") == set(ids)  # ... nothing acknowledged: retried later
+    await redis.delete(OUT2)
+    assert await commit_encoded(redis, IN, GROUP, "c1", results) == set(ids)
+    assert await values(redis, OUT) == [b"before", b"a", b"c"]
+    assert await values(redis, OUT2) == [b"b"]
+    assert await values(redis, OUT3) == [b"d"]
 
 
 async def test_outputs_arrive_byte_for_byte_past_fenced_entries_with_several_outputs(redis: Redis) -> None:
