@@ -11,7 +11,8 @@ with the safety cap on. ``--fenced K``: K entries of each batch are claimed by a
 the commit (the fenced path). Only the commits are measured: Redis's CPU (``INFO cpu``) and
 ``INFO commandstats``, this process's CPU around the commit calls (``time.process_time``), and with
 ``--redis-callgrind FILE`` the redis-server runs under callgrind, instrumented for the commits only
-(``callgrind_annotate FILE``).
+(``callgrind_annotate FILE``); ``--callgrind``: this process's instructions in the commit calls, when
+it runs under ``valgrind --tool=callgrind --instr-atstart=no`` itself.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SRC, GROUP, CONSUMER, OUT = "bench.commit.in", "g", "bench", "bench.commit.out"
 
 
 async def run(opts: argparse.Namespace, work: Path) -> dict[str, object]:
+    from bench_notify import callgrind_instrumentation
     from bench_notify_redis import commandstats, redis_instrumentation, redis_wrapper
     from vigil_shared.embedded_redis import EmbeddedRedis
     from vigil_shared.runtime import redis_client
@@ -70,9 +72,13 @@ async def run(opts: argparse.Namespace, work: Path) -> dict[str, object]:
             for eid, _ in entries:
                 results.append((eid, [(OUT, payloads[(k + o) % opts.n]) for o in range(opts.outputs)]))
                 k += 1
+            if opts.callgrind:
+                callgrind_instrumentation("on")
             t0 = time.process_time()
             done = await commit_encoded(redis, SRC, GROUP, CONSUMER, results, 10_000_000)
             spent += time.process_time() - t0
+            if opts.callgrind:
+                callgrind_instrumentation("off")
             committed += len(done)
         if opts.redis_callgrind:
             redis_instrumentation(pid, "off")
@@ -103,6 +109,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=3300)
     p.add_argument("--fenced", type=int, default=0)
     p.add_argument("--redis-callgrind", metavar="FILE")
+    p.add_argument("--callgrind", action="store_true", help="under callgrind: instrument the commit calls only")
     opts = p.parse_args()
     if opts.redis_callgrind:
         opts.redis_callgrind = os.path.abspath(opts.redis_callgrind)

@@ -1,6 +1,7 @@
-"""The fenced commit script against a real Redis: per-entry ownership (range fast path and its exact
-fallback), outputs in order to several streams, chunked XACK, the safety cap, and a bad output key
-failing the whole commit (nothing published, nothing acknowledged)."""
+"""The fenced commit against a real Redis, both ways (one script with the outputs as arguments, and a
+MULTI/EXEC of the outputs' XADDs with the fencing script, for large outputs): per-entry ownership (range
+fast path and its exact fallback), outputs in order to several streams, chunked XACK, the safety cap,
+and a bad output key failing the whole commit (nothing published, nothing acknowledged)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,18 @@ import contextlib
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from vigil_shared import worker
 from vigil_shared.worker import commit_encoded
 
 IN, OUT, OUT2, OUT3, GROUP = "commit.in", "commit.out", "commit.out2", "commit.out3", "g"
+
+
+@pytest.fixture(autouse=True, params=["script", "multi"])
+def commit_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test both ways: the size from which a batch is committed by a transaction set to never
+    or always."""
+    monkeypatch.setattr(worker, "_MULTI_FROM", 10**9 if request.param == "script" else 0)
+    return str(request.param)
 
 
 async def read_as(redis: Redis, consumer: str, n: int) -> list[bytes]:
@@ -188,3 +198,22 @@ async def test_published_counts_follow_what_was_committed_per_stream(redis: Redi
     await redis.xclaim(IN, GROUP, "c2", min_idle_time=0, message_ids=[ids[0]])
     await commit_encoded(redis, IN, GROUP, "c1", [(ids[0], [(OUT2, b"x")]), (ids[1], [(OUT, b"y"), (OUT2, b"z")])])
     assert (_published(OUT) - before[OUT], _published(OUT2) - before[OUT2]) == (10, 3)
+
+
+async def test_large_outputs_are_committed_by_a_transaction_and_small_ones_by_the_script(redis: Redis) -> None:
+    await redis.config_resetstat()
+    ids = await read_as(redis, "c1", 4)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(worker, "_MULTI_FROM", 1024)
+        big = [(eid, [(OUT, b"x" * 2000)]) for eid in ids[:2]]
+        assert await commit_encoded(redis, IN, GROUP, "c1", big) == set(ids[:2])
+        stats = await redis.info("commandstats")
+        assert stats["cmdstat_exec"]["calls"] == 1
+        assert "cmdstat_evalsha" not in stats
+        small = [(eid, [(OUT, b"x" * 100), (OUT2, b"y")]) for eid in ids[2:]]
+        assert await commit_encoded(redis, IN, GROUP, "c1", small) == set(ids[2:])
+        stats = await redis.info("commandstats")
+        assert stats["cmdstat_exec"]["calls"] == 1  # no second transaction ...
+        assert "cmdstat_evalsha" in stats  # ... the script instead
+    assert await values(redis, OUT) == [b"x" * 2000] * 2 + [b"x" * 100] * 2
+    assert await pending_ids(redis) == set()

@@ -4,10 +4,11 @@ Guarantees (see ``docs/guarantees.md``):
 
 * **At-least-once with atomic, fenced hand-over.** FastStream reads a batch with ``XREADGROUP``;
   Vigil then validates every entry on its own, runs the handler, and writes the handler's output
-  events, any dead letters and the ``XACK`` of the consumed entries in **one** server-side script
-  (atomic like ``MULTI``/``EXEC``). The script first checks, per entry, that this consumer still owns
-  it in the group's pending list: if another replica claimed it meanwhile (this one was too slow,
-  paused or partitioned), this replica's results for that entry are dropped and the claimer's count.
+  events, any dead letters and the ``XACK`` of the consumed entries in **one** ``MULTI``/``EXEC``
+  transaction (the outputs' ``XADD``s, then a server-side script). The script checks, per entry, that
+  this consumer still owns it in the group's pending list: if another replica claimed it meanwhile
+  (this one was too slow, paused or partitioned), this replica's results for that entry are deleted
+  again inside the transaction (no reader ever sees them) and the claimer's count.
   Either the results are in the next stream and the input is acknowledged, or neither happened and
   the entry is still pending - so a stream-to-stream hop adds no duplicate.
 * **No poison pill.** An entry that is not a valid event goes to ``vigil.deadletter`` at once with the
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 import time
 from collections import Counter
@@ -48,7 +50,7 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import ConsumerProtocol, RedisBatchStreamMessage
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from vigil_shared import metrics, streams
 from vigil_shared.envelope import (
@@ -171,24 +173,73 @@ def _count_published(stream_names: Iterable[str]) -> None:
         metrics.EVENTS_PUBLISHED.labels(stream=name).inc(n)
 
 
-# The fenced commit: one MULTI/EXEC transaction, so the outputs' bytes never enter Lua (Redis's Lua
-# hashes every byte of every string it is handed: ~11 instructions a byte, half of Redis's work for a
-# commit of classify's ~3.3 KB outputs). The transaction holds each output's plain ``XADD stream *
-# __data__ value``, in the batch's order, then this script (EVAL: a server that lost its scripts
-# cannot make it fail while the XADDs run), then EXEC. Nothing runs between them, so the script sees
-# the batch's outputs as the last entries of their streams and decides as the one-script commit did:
-# KEYS[1] = consumed stream, KEYS[2..] = output streams (each one written to). ARGV: group, consumer,
-# maxlen (0 = no cap), layout, first entry id, last entry id, XPENDING count, then the entry ids.
-# ``layout`` has, per entry, its output count then each output's key index, each as a 16-bit
-# big-endian number. Each entry still pending *for this consumer* is acknowledged; an entry that another
-# consumer claimed meanwhile (or that was already acknowledged) is fenced, and its outputs are deleted
-# again (XDEL, found from the end of their streams) before EXEC returns, so no reader ever sees them.
+# The fenced commit. KEYS[1] = consumed stream, KEYS[2..] = output streams.
+# ARGV: group, consumer, maxlen (0 = no cap), layout, first entry id, last entry id, XPENDING count,
+# then per entry: its id, then the __data__ value of each of its outputs (every Vigil entry is that
+# one field: vigil_shared.envelope). ``layout`` has, per entry, its output count then each output's
+# key index, each as a 16-bit big-endian number (one binary string instead of 1 + n small arguments).
+# For each entry still pending *for this consumer*, XADD its outputs and XACK it; an entry that
+# another consumer claimed meanwhile (or that was already acknowledged) is skipped entirely.
 # Ownership: one XPENDING over the batch's id range for this consumer (a set in Lua), and an XPENDING
 # of the entry itself for any id not in it (claimed, or beyond a truncated range: always exact).
-# An output key that is not a stream (its XADDs failed) fails the commit: the batch's outputs are
-# deleted from the other streams and nothing is acknowledged. The safety cap is one XTRIM MAXLEN ~
-# per output stream after the batch. Returns the ids that were *not* committed (fenced): usually none.
+# The output keys are checked to be streams first, so a bad key fails the commit before any write.
+# The safety cap is one XTRIM MAXLEN ~ per output stream after the batch (not an argument per XADD).
+# Returns the ids that were *not* committed (fenced): usually none, so the reply stays short.
 _COMMIT_LUA = """
+local group, consumer, maxlen, layout = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local byte, call = string.byte, redis.call
+for k = 2, #KEYS do
+  local t = call('TYPE', KEYS[k])['ok']
+  if t ~= 'stream' and t ~= 'none' then
+    return redis.error_reply('WRONGTYPE output key ' .. KEYS[k] .. ' holds a ' .. t .. ', not a stream')
+  end
+end
+local owned = {}
+for _, row in ipairs(call('XPENDING', KEYS[1], group, ARGV[5], ARGV[6], tonumber(ARGV[7]), consumer)) do
+  owned[row[1]] = true
+end
+local fenced, acks, added = {}, {}, {}
+local p, i, len = 1, 8, #layout
+while p <= len do
+  local hi, lo = byte(layout, p, p + 1)
+  local nout = hi * 256 + lo
+  local id = ARGV[i]
+  if owned[id] or #call('XPENDING', KEYS[1], group, id, id, 1, consumer) == 1 then
+    for o = 1, nout do
+      local khi, klo = byte(layout, p + 2 * o, p + 2 * o + 1)
+      local k = khi * 256 + klo
+      call('XADD', KEYS[k], '*', '__DATA__', ARGV[i + o])
+      added[k] = true
+    end
+    acks[#acks + 1] = id
+  else
+    fenced[#fenced + 1] = id
+  end
+  p = p + 2 + 2 * nout
+  i = i + 1 + nout
+end
+for j = 1, #acks, 1000 do
+  call('XACK', KEYS[1], group, unpack(acks, j, math.min(j + 999, #acks)))
+end
+if maxlen > 0 then
+  for k in pairs(added) do call('XTRIM', KEYS[k], 'MAXLEN', '~', maxlen) end
+end
+return fenced
+""".replace("__DATA__", DATA_FIELD.decode())
+
+# The fenced commit of a batch whose outputs are large (at least ``_MULTI_FROM`` bytes each on average,
+# such as classify's ~3.3 KB ``AlertClassified``): one MULTI/EXEC transaction, so their bytes never
+# enter Lua (Redis's Lua hashes every byte of every string it is handed, ~11 instructions a byte: 44%
+# of Redis's work for the one-script commit of classify's batches). The transaction holds each
+# output's plain ``XADD stream * __data__ value``, in the batch's order, then this script (EVAL: a
+# server that lost its scripts cannot make it fail while the XADDs run), then EXEC. Nothing runs
+# between them, so the script sees the batch's outputs as the last entries of their streams and
+# decides as _COMMIT_LUA does. KEYS and ARGV as _COMMIT_LUA's, without the outputs (the entry ids
+# only). An entry that is fenced has its outputs deleted again (XDEL, found from the end of their
+# streams) before EXEC returns, so no reader ever sees them, and a stream the transaction made is
+# removed again. An output key that is not a stream (its XADDs failed) fails the commit: the batch's
+# outputs are deleted from the other streams and nothing is acknowledged.
+_COMMIT_MULTI_LUA = """
 local group, consumer, maxlen, layout = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local byte, call = string.byte, redis.call
 -- delete the outputs of the entries gone(i) says (i: the entry's position in the batch)
@@ -319,19 +370,27 @@ async def commit_encoded(
     maxlen: int | None = None,
 ) -> set[bytes]:
     """:func:`commit_batch` with each output already encoded: ``(stream, __data__ value)`` pairs
-    (:func:`vigil_shared.envelope.encode_data`)."""
+    (:func:`vigil_shared.envelope.encode_data`). Committed by one script (:data:`_COMMIT_LUA`), or when
+    the outputs are large, by one transaction of their XADDs and a script (:data:`_COMMIT_MULTI_LUA`):
+    the same effects either way."""
     if not results:
         return set()
+    n_outputs = 0
+    size = 0
+    for _, outputs in results:
+        n_outputs += len(outputs)
+        for _, data in outputs:
+            size += len(data)
+    multi = n_outputs > 0 and size >= _MULTI_FROM * n_outputs
     keys: list[str] = [stream]
     index: dict[str, bytes] = {}  # output stream -> its KEYS index as the layout's 16-bit number
-    heads: dict[str, bytes] = {}  # output stream -> its XADD's RESP up to the value's length
+    heads: dict[str, bytes] = {}  # output stream -> its XADD's RESP up to the value's length (multi)
     layout: list[bytes] = []
     lay = layout.append
     argv: list[Any] = [group, consumer, int(maxlen or 0), b"", results[0][0], results[-1][0], 2 * len(results) + 16]
     append = argv.append
     xadds: list[bytes] = [_MULTI]  # the transaction's XADDs, packed: head + value length, value, CRLF
     add = xadds.append
-    n_outputs = 0
     one: dict[str, bytes] = {}  # output stream -> the layout of an entry with that one output
 
     def new_key(out_stream: str) -> bytes:
@@ -353,10 +412,12 @@ async def commit_encoded(
             if chunk is None:
                 chunk = one[out_stream] = _U16[1] + (index.get(out_stream) or new_key(out_stream))
             lay(chunk)
-            add(b"%s%d\r\n" % (heads[out_stream], len(data)))
-            add(data)
-            add(b"\r\n")
-            n_outputs += 1
+            if multi:
+                add(b"%s%d\r\n" % (heads[out_stream], len(data)))
+                add(data)
+                add(b"\r\n")
+            else:
+                append(data)
             continue
         if n_out < _SMALL:
             lay(_U16[n_out])
@@ -364,16 +425,17 @@ async def commit_encoded(
             raise ValueError(f"an entry cannot publish more than {_U16_MAX} events at once (got {n_out})")
         else:
             lay(n_out.to_bytes(2))
-        n_outputs += n_out
         for out_stream, data in outputs:
             lay(index.get(out_stream) or new_key(out_stream))
-            add(b"%s%d\r\n" % (heads[out_stream], len(data)))
-            add(data)
-            add(b"\r\n")
+            if multi:
+                add(b"%s%d\r\n" % (heads[out_stream], len(data)))
+                add(data)
+                add(b"\r\n")
+            else:
+                append(data)
     argv[3] = b"".join(layout)
-    fenced = {
-        f if isinstance(f, bytes) else str(f).encode() for f in await _run_commit(redis, keys, argv, xadds, n_outputs)
-    }
+    reply = await (_run_commit_multi(redis, keys, argv, xadds, n_outputs) if multi else _run_commit(redis, keys, argv))
+    fenced = {f if isinstance(f, bytes) else str(f).encode() for f in reply}
     if fenced or len(keys) > 2:  # per output stream (one stream: all the outputs went there)
         per_stream = Counter(name for entry_id, outputs in results if entry_id not in fenced for name, _ in outputs)
         for name, n in per_stream.items():
@@ -387,23 +449,42 @@ async def commit_encoded(
 _SMALL = 256
 _U16 = [n.to_bytes(2) for n in range(_SMALL)]
 """The 16-bit big-endian numbers below ``_SMALL``, made once (an entry's output count)."""
+_COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
+_MULTI_FROM = 1024
+"""The mean output size (bytes) from which a batch is committed by a transaction (:data:`_COMMIT_MULTI_LUA`).
+Measured (``shared/benchmarks/bench_commit_redis.py``, callgrind): per output, a transaction costs the
+client ~11k instructions more (packing, and reading its QUEUED reply through redis-py) and saves Redis
+~11 instructions a byte (Lua's hashing) and ~1k of ``redis.call`` glue; even near 1 KB."""
 _FIELD = b"$%d\r\n%s\r\n" % (len(DATA_FIELD), DATA_FIELD)
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 
-async def _run_commit(redis: Redis, keys: list[str], argv: list[Any], packed: list[bytes], n_outputs: int) -> list[Any]:
+async def _run_commit(redis: Redis, keys: list[str], argv: list[Any]) -> list[Any]:
+    """EVALSHA the commit script, loading it first if the server does not know it: what
+    ``register_script(...)(keys, args)`` does, without making a script object (its SHA1 over the
+    script, through the client's encoder) for every batch: ~28 µs a batch on the bench machine."""
+    try:
+        return cast("list[Any]", await redis.evalsha(_COMMIT_SHA, len(keys), *keys, *argv))
+    except NoScriptError:
+        await redis.script_load(_COMMIT_LUA)
+        return cast("list[Any]", await redis.evalsha(_COMMIT_SHA, len(keys), *keys, *argv))
+
+
+async def _run_commit_multi(
+    redis: Redis, keys: list[str], argv: list[Any], packed: list[bytes], n_outputs: int
+) -> list[Any]:
     """Send the commit's transaction on one of the client's connections and return the script's
     reply. ``packed`` is MULTI and the outputs' XADDs, already in the protocol's bytes (packing each
     through redis-py's pipeline cost the client more than the transaction saves Redis); the script
     (EVAL) and EXEC are added here. The replies are read one by one (MULTI's OK, a QUEUED per command,
     then EXEC's array: the XADDs' ids, then the script's reply). Retried on a connection error like
     any redis-py command (the client's retry policy: a commit is idempotent, an entry already
-    acknowledged is fenced and its outputs deleted again); on any other error the connection is
-    closed, so no reply is left unread on it."""
+    acknowledged is fenced and its outputs deleted again); on any other error while reading, the
+    connection is closed, so no reply is left unread on it."""
     pool = redis.connection_pool
     conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-    packed = [*packed, *conn.pack_command("EVAL", _COMMIT_LUA, len(keys), *keys, *argv), _EXEC]
+    packed = [*packed, *conn.pack_command("EVAL", _COMMIT_MULTI_LUA, len(keys), *keys, *argv), _EXEC]
     n_replies = n_outputs + 2  # MULTI's OK, the XADDs' and EVAL's QUEUED
 
     async def attempt() -> list[Any]:
