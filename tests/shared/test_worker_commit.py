@@ -5,6 +5,7 @@ and a bad output key failing the whole commit (nothing published, nothing acknow
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import pytest
@@ -217,3 +218,24 @@ async def test_large_outputs_are_committed_by_a_transaction_and_small_ones_by_th
         assert "cmdstat_evalsha" in stats  # ... the script instead
     assert await values(redis, OUT) == [b"x" * 2000] * 2 + [b"x" * 100] * 2
     assert await pending_ids(redis) == set()
+
+
+async def test_a_reader_blocked_on_an_output_stream_never_gets_a_fenced_entrys_outputs(
+    redis: Redis, redis_url: str
+) -> None:
+    # the transaction's XADDs wake the blocked reader, but the fenced outputs are deleted before the
+    # transaction ends: it gets an empty reply (Redis 7.0 serves it after EXEC), never the entries
+    ids = await read_as(redis, "c1", 2)
+    await redis.xclaim(IN, GROUP, "c2", min_idle_time=0, message_ids=ids)
+    await redis.xgroup_create(OUT, "down", id="$", mkstream=True)
+    reader = Redis.from_url(redis_url)
+    try:
+        blocked = asyncio.create_task(reader.xreadgroup("down", "d1", {OUT: ">"}, count=10, block=1000))
+        await asyncio.sleep(0.2)
+        assert await commit_encoded(redis, IN, GROUP, "c1", [(eid, [(OUT, b"x" * 2000)]) for eid in ids]) == set()
+        got = await blocked
+        assert [entry for _, entries in (got or []) for entry in entries] == []
+    finally:
+        await reader.aclose()
+    assert await redis.xlen(OUT) == 0
+    assert await pending_ids(redis, "c2") == set(ids)

@@ -4,11 +4,12 @@ Guarantees (see ``docs/guarantees.md``):
 
 * **At-least-once with atomic, fenced hand-over.** FastStream reads a batch with ``XREADGROUP``;
   Vigil then validates every entry on its own, runs the handler, and writes the handler's output
-  events, any dead letters and the ``XACK`` of the consumed entries in **one** ``MULTI``/``EXEC``
-  transaction (the outputs' ``XADD``s, then a server-side script). The script checks, per entry, that
-  this consumer still owns it in the group's pending list: if another replica claimed it meanwhile
-  (this one was too slow, paused or partitioned), this replica's results for that entry are deleted
-  again inside the transaction (no reader ever sees them) and the claimer's count.
+  events, any dead letters and the ``XACK`` of the consumed entries in **one** server-side script
+  (atomic like ``MULTI``/``EXEC``), or when the outputs are large, in one ``MULTI``/``EXEC`` of their
+  ``XADD``s and that script (their bytes never enter Lua). The script checks, per entry, that this
+  consumer still owns it in the group's pending list: if another replica claimed it meanwhile (this
+  one was too slow, paused or partitioned), this replica's results for that entry are dropped (in a
+  transaction: deleted again before it ends, so no reader ever sees them) and the claimer's count.
   Either the results are in the next stream and the input is acknowledged, or neither happened and
   the entry is still pending - so a stream-to-stream hop adds no duplicate.
 * **No poison pill.** An entry that is not a valid event goes to ``vigil.deadletter`` at once with the
