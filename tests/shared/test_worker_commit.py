@@ -1,17 +1,28 @@
-"""The fenced commit script against a real Redis: per-entry ownership (range fast path and its exact
-fallback), outputs in order to several streams, chunked XACK, the safety cap, and a bad output key
-failing the whole commit before any write."""
+"""The fenced commit against a real Redis, both ways (one script with the outputs as arguments, and a
+MULTI/EXEC of the outputs' XADDs with the fencing script, for large outputs): per-entry ownership (range
+fast path and its exact fallback), outputs in order to several streams, chunked XACK, the safety cap,
+and a bad output key failing the whole commit (nothing published, nothing acknowledged)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from vigil_shared import worker
 from vigil_shared.worker import commit_encoded
 
-IN, OUT, OUT2, GROUP = "commit.in", "commit.out", "commit.out2", "g"
+IN, OUT, OUT2, OUT3, GROUP = "commit.in", "commit.out", "commit.out2", "commit.out3", "g"
+
+
+@pytest.fixture(autouse=True, params=["script", "multi"])
+def commit_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test both ways: the size from which a batch is committed by a transaction set to never
+    or always."""
+    monkeypatch.setattr(worker, "_MULTI_FROM", 10**9 if request.param == "script" else 0)
+    return str(request.param)
 
 
 async def read_as(redis: Redis, consumer: str, n: int) -> list[bytes]:
@@ -113,14 +124,24 @@ async def test_no_cap_does_not_trim(redis: Redis) -> None:
     assert await redis.xlen(OUT) == 500
 
 
-async def test_an_output_key_that_is_not_a_stream_fails_the_commit_before_any_write(redis: Redis) -> None:
-    ids = await read_as(redis, "c1", 2)
+async def test_an_output_key_that_is_not_a_stream_fails_the_whole_commit(redis: Redis) -> None:
+    # the transaction's XADDs to the other streams ran, the script deletes them again before EXEC
+    # returns: no reader ever sees them, and a stream the transaction made is removed again
+    ids = await read_as(redis, "c1", 3)
+    await redis.xadd(OUT, {"__data__": b"before"})
     await redis.set(OUT2, "not a stream")
-    results = [(ids[0], [(OUT, b"a")]), (ids[1], [(OUT2, b"b")])]
+    results = [(ids[0], [(OUT, b"a")]), (ids[1], [(OUT2, b"b"), (OUT, b"c")]), (ids[2], [(OUT3, b"d")])]
     with pytest.raises(ResponseError, match="WRONGTYPE"):
         await commit_encoded(redis, IN, GROUP, "c1", results)
-    assert not await redis.exists(OUT)  # nothing published ...
+    assert await values(redis, OUT) == [b"before"]  # nothing published ...
+    assert not await redis.exists(OUT3)
+    assert await redis.get(OUT2) == b"not a stream"
     assert await pending_ids(redis, "c1") == set(ids)  # ... nothing acknowledged: retried later
+    await redis.delete(OUT2)
+    assert await commit_encoded(redis, IN, GROUP, "c1", results) == set(ids)
+    assert await values(redis, OUT) == [b"before", b"a", b"c"]
+    assert await values(redis, OUT2) == [b"b"]
+    assert await values(redis, OUT3) == [b"d"]
 
 
 async def test_outputs_arrive_byte_for_byte_past_fenced_entries_with_several_outputs(redis: Redis) -> None:
@@ -178,3 +199,43 @@ async def test_published_counts_follow_what_was_committed_per_stream(redis: Redi
     await redis.xclaim(IN, GROUP, "c2", min_idle_time=0, message_ids=[ids[0]])
     await commit_encoded(redis, IN, GROUP, "c1", [(ids[0], [(OUT2, b"x")]), (ids[1], [(OUT, b"y"), (OUT2, b"z")])])
     assert (_published(OUT) - before[OUT], _published(OUT2) - before[OUT2]) == (10, 3)
+
+
+async def test_large_outputs_are_committed_by_a_transaction_and_small_ones_by_the_script(redis: Redis) -> None:
+    await redis.config_resetstat()
+    ids = await read_as(redis, "c1", 4)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(worker, "_MULTI_FROM", 1024)
+        big = [(eid, [(OUT, b"x" * 2000)]) for eid in ids[:2]]
+        assert await commit_encoded(redis, IN, GROUP, "c1", big) == set(ids[:2])
+        stats = await redis.info("commandstats")
+        assert stats["cmdstat_exec"]["calls"] == 1
+        assert "cmdstat_evalsha" not in stats
+        small = [(eid, [(OUT, b"x" * 100), (OUT2, b"y")]) for eid in ids[2:]]
+        assert await commit_encoded(redis, IN, GROUP, "c1", small) == set(ids[2:])
+        stats = await redis.info("commandstats")
+        assert stats["cmdstat_exec"]["calls"] == 1  # no second transaction ...
+        assert "cmdstat_evalsha" in stats  # ... the script instead
+    assert await values(redis, OUT) == [b"x" * 2000] * 2 + [b"x" * 100] * 2
+    assert await pending_ids(redis) == set()
+
+
+async def test_a_reader_blocked_on_an_output_stream_never_gets_a_fenced_entrys_outputs(
+    redis: Redis, redis_url: str
+) -> None:
+    # the transaction's XADDs wake the blocked reader, but the fenced outputs are deleted before the
+    # transaction ends: it gets an empty reply (Redis 7.0 serves it after EXEC), never the entries
+    ids = await read_as(redis, "c1", 2)
+    await redis.xclaim(IN, GROUP, "c2", min_idle_time=0, message_ids=ids)
+    await redis.xgroup_create(OUT, "down", id="$", mkstream=True)
+    reader = Redis.from_url(redis_url)
+    try:
+        blocked = asyncio.create_task(reader.xreadgroup("down", "d1", {OUT: ">"}, count=10, block=1000))
+        await asyncio.sleep(0.2)
+        assert await commit_encoded(redis, IN, GROUP, "c1", [(eid, [(OUT, b"x" * 2000)]) for eid in ids]) == set()
+        got = await blocked
+        assert [entry for _, entries in (got or []) for entry in entries] == []
+    finally:
+        await reader.aclose()
+    assert await redis.xlen(OUT) == 0
+    assert await pending_ids(redis, "c2") == set(ids)

@@ -5,9 +5,11 @@ Guarantees (see ``docs/guarantees.md``):
 * **At-least-once with atomic, fenced hand-over.** FastStream reads a batch with ``XREADGROUP``;
   Vigil then validates every entry on its own, runs the handler, and writes the handler's output
   events, any dead letters and the ``XACK`` of the consumed entries in **one** server-side script
-  (atomic like ``MULTI``/``EXEC``). The script first checks, per entry, that this consumer still owns
-  it in the group's pending list: if another replica claimed it meanwhile (this one was too slow,
-  paused or partitioned), this replica's results for that entry are dropped and the claimer's count.
+  (atomic like ``MULTI``/``EXEC``), or when the outputs are large, in one ``MULTI``/``EXEC`` of their
+  ``XADD``s and that script (their bytes never enter Lua). The script checks, per entry, that this
+  consumer still owns it in the group's pending list: if another replica claimed it meanwhile (this
+  one was too slow, paused or partitioned), this replica's results for that entry are dropped (in a
+  transaction: deleted again before it ends, so no reader ever sees them) and the claimer's count.
   Either the results are in the next stream and the input is acknowledged, or neither happened and
   the entry is still pending - so a stream-to-stream hop adds no duplicate.
 * **No poison pill.** An entry that is not a valid event goes to ``vigil.deadletter`` at once with the
@@ -34,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -225,6 +228,100 @@ end
 return fenced
 """.replace("__DATA__", DATA_FIELD.decode())
 
+# The fenced commit of a batch whose outputs are large (at least ``_MULTI_FROM`` bytes each on average,
+# such as classify's ~3.3 KB ``AlertClassified``): one MULTI/EXEC transaction, so their bytes never
+# enter Lua (Redis's Lua hashes every byte of every string it is handed, ~11 instructions a byte: 44%
+# of Redis's work for the one-script commit of classify's batches). The transaction holds each
+# output's plain ``XADD stream * __data__ value``, in the batch's order, then this script (EVAL: a
+# server that lost its scripts cannot make it fail while the XADDs run), then EXEC. Nothing runs
+# between them, so the script sees the batch's outputs as the last entries of their streams and
+# decides as _COMMIT_LUA does. KEYS and ARGV as _COMMIT_LUA's, without the outputs (the entry ids
+# only). An entry that is fenced has its outputs deleted again (XDEL, found from the end of their
+# streams) before EXEC returns, so no reader ever sees them, and a stream the transaction made is
+# removed again. An output key that is not a stream (its XADDs failed) fails the commit: the batch's
+# outputs are deleted from the other streams and nothing is acknowledged.
+_COMMIT_MULTI_LUA = """
+local group, consumer, maxlen, layout = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local byte, call = string.byte, redis.call
+-- delete the outputs of the entries gone(i) says (i: the entry's position in the batch)
+local function drop(gone)
+  local count, del = {}, {}
+  local p, i, len = 1, 0, #layout
+  while p <= len do
+    local hi, lo = byte(layout, p, p + 1)
+    local nout = hi * 256 + lo
+    i = i + 1
+    local g = gone(i)
+    for o = 1, nout do
+      local khi, klo = byte(layout, p + 2 * o, p + 2 * o + 1)
+      local k = khi * 256 + klo
+      local c = (count[k] or 0) + 1
+      count[k] = c
+      if g then
+        local d = del[k]
+        if d == nil then d = {}; del[k] = d end
+        d[#d + 1] = c
+      end
+    end
+    p = p + 2 + 2 * nout
+  end
+  for k, d in pairs(del) do
+    if call('TYPE', KEYS[k])['ok'] == 'stream' then
+      local n = count[k]
+      local rows = call('XREVRANGE', KEYS[k], '+', '-', 'COUNT', n)
+      local ids = {}
+      for _, c in ipairs(d) do
+        local row = rows[n - c + 1]
+        if row then ids[#ids + 1] = row[1] end
+      end
+      for j = 1, #ids, 1000 do
+        call('XDEL', KEYS[k], unpack(ids, j, math.min(j + 999, #ids)))
+      end
+      if #ids == n and call('XLEN', KEYS[k]) == 0 then  -- a stream this transaction made: gone again
+        local info, added, groups = call('XINFO', 'STREAM', KEYS[k]), nil, nil
+        for j = 1, #info, 2 do
+          if info[j] == 'entries-added' then
+            added = info[j + 1]
+          elseif info[j] == 'groups' then
+            groups = info[j + 1]
+          end
+        end
+        if added == n and groups == 0 then call('DEL', KEYS[k]) end
+      end
+    end
+  end
+end
+for k = 2, #KEYS do
+  local t = call('TYPE', KEYS[k])['ok']
+  if t ~= 'stream' and t ~= 'none' then
+    drop(function() return true end)
+    return redis.error_reply('WRONGTYPE output key ' .. KEYS[k] .. ' holds a ' .. t .. ', not a stream')
+  end
+end
+local owned = {}
+for _, row in ipairs(call('XPENDING', KEYS[1], group, ARGV[5], ARGV[6], tonumber(ARGV[7]), consumer)) do
+  owned[row[1]] = true
+end
+local fenced, acks, out = {}, {}, {}
+for i = 1, #ARGV - 7 do
+  local id = ARGV[7 + i]
+  if owned[id] or #call('XPENDING', KEYS[1], group, id, id, 1, consumer) == 1 then
+    acks[#acks + 1] = id
+  else
+    fenced[#fenced + 1] = id
+    out[i] = true
+  end
+end
+if #fenced > 0 then drop(function(i) return out[i] end) end
+for j = 1, #acks, 1000 do
+  call('XACK', KEYS[1], group, unpack(acks, j, math.min(j + 999, #acks)))
+end
+if maxlen > 0 then
+  for k = 2, #KEYS do call('XTRIM', KEYS[k], 'MAXLEN', '~', maxlen) end
+end
+return fenced
+"""
+
 _U16_MAX = 0xFFFF
 
 
@@ -274,16 +371,27 @@ async def commit_encoded(
     maxlen: int | None = None,
 ) -> set[bytes]:
     """:func:`commit_batch` with each output already encoded: ``(stream, __data__ value)`` pairs
-    (:func:`vigil_shared.envelope.encode_data`)."""
+    (:func:`vigil_shared.envelope.encode_data`). Committed by one script (:data:`_COMMIT_LUA`), or when
+    the outputs are large, by one transaction of their XADDs and a script (:data:`_COMMIT_MULTI_LUA`):
+    the same effects either way."""
     if not results:
         return set()
+    n_outputs = 0
+    size = 0
+    for _, outputs in results:
+        n_outputs += len(outputs)
+        for _, data in outputs:
+            size += len(data)
+    multi = n_outputs > 0 and size >= _MULTI_FROM * n_outputs
     keys: list[str] = [stream]
     index: dict[str, bytes] = {}  # output stream -> its KEYS index as the layout's 16-bit number
+    heads: dict[str, bytes] = {}  # output stream -> its XADD's RESP up to the value's length (multi)
     layout: list[bytes] = []
     lay = layout.append
     argv: list[Any] = [group, consumer, int(maxlen or 0), b"", results[0][0], results[-1][0], 2 * len(results) + 16]
     append = argv.append
-    n_outputs = 0
+    xadds: list[bytes] = [_MULTI]  # the transaction's XADDs, packed: head + value length, value, CRLF
+    add = xadds.append
     one: dict[str, bytes] = {}  # output stream -> the layout of an entry with that one output
 
     def new_key(out_stream: str) -> bytes:
@@ -291,6 +399,8 @@ async def commit_encoded(
         keys.append(out_stream)
         if len(keys) > _U16_MAX:
             raise ValueError(f"a batch cannot publish to more than {_U16_MAX - 1} streams")
+        name = out_stream.encode()
+        heads[out_stream] = b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n%s$" % (len(name), name, _FIELD)
         key_index = index[out_stream] = len(keys).to_bytes(2)
         return key_index
 
@@ -303,8 +413,12 @@ async def commit_encoded(
             if chunk is None:
                 chunk = one[out_stream] = _U16[1] + (index.get(out_stream) or new_key(out_stream))
             lay(chunk)
-            append(data)
-            n_outputs += 1
+            if multi:
+                add(b"%s%d\r\n" % (heads[out_stream], len(data)))
+                add(data)
+                add(b"\r\n")
+            else:
+                append(data)
             continue
         if n_out < _SMALL:
             lay(_U16[n_out])
@@ -312,12 +426,17 @@ async def commit_encoded(
             raise ValueError(f"an entry cannot publish more than {_U16_MAX} events at once (got {n_out})")
         else:
             lay(n_out.to_bytes(2))
-        n_outputs += n_out
         for out_stream, data in outputs:
             lay(index.get(out_stream) or new_key(out_stream))
-            append(data)
+            if multi:
+                add(b"%s%d\r\n" % (heads[out_stream], len(data)))
+                add(data)
+                add(b"\r\n")
+            else:
+                append(data)
     argv[3] = b"".join(layout)
-    fenced = {f if isinstance(f, bytes) else str(f).encode() for f in await _run_commit(redis, keys, argv)}
+    reply = await (_run_commit_multi(redis, keys, argv, xadds, n_outputs) if multi else _run_commit(redis, keys, argv))
+    fenced = {f if isinstance(f, bytes) else str(f).encode() for f in reply}
     if fenced or len(keys) > 2:  # per output stream (one stream: all the outputs went there)
         per_stream = Counter(name for entry_id, outputs in results if entry_id not in fenced for name, _ in outputs)
         for name, n in per_stream.items():
@@ -332,6 +451,14 @@ _SMALL = 256
 _U16 = [n.to_bytes(2) for n in range(_SMALL)]
 """The 16-bit big-endian numbers below ``_SMALL``, made once (an entry's output count)."""
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
+_MULTI_FROM = 1024
+"""The mean output size (bytes) from which a batch is committed by a transaction (:data:`_COMMIT_MULTI_LUA`).
+Measured (``shared/benchmarks/bench_commit_redis.py``, callgrind): per output, a transaction costs the
+client ~11k instructions more (packing, and reading its QUEUED reply through redis-py) and saves Redis
+~11 instructions a byte (Lua's hashing) and ~1k of ``redis.call`` glue; even near 1 KB."""
+_FIELD = b"$%d\r\n%s\r\n" % (len(DATA_FIELD), DATA_FIELD)
+_MULTI = b"*1\r\n$5\r\nMULTI\r\n"
+_EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 
 async def _run_commit(redis: Redis, keys: list[str], argv: list[Any]) -> list[Any]:
@@ -343,6 +470,53 @@ async def _run_commit(redis: Redis, keys: list[str], argv: list[Any]) -> list[An
     except NoScriptError:
         await redis.script_load(_COMMIT_LUA)
         return cast("list[Any]", await redis.evalsha(_COMMIT_SHA, len(keys), *keys, *argv))
+
+
+async def _run_commit_multi(
+    redis: Redis, keys: list[str], argv: list[Any], packed: list[bytes], n_outputs: int
+) -> list[Any]:
+    """Send the commit's transaction on one of the client's connections and return the script's
+    reply. ``packed`` is MULTI and the outputs' XADDs, already in the protocol's bytes (packing each
+    through redis-py's pipeline cost the client more than the transaction saves Redis); the script
+    (EVAL) and EXEC are added here. The replies are read one by one (MULTI's OK, a QUEUED per command,
+    then EXEC's array: the XADDs' ids, then the script's reply). Retried on a connection error like
+    any redis-py command (the client's retry policy: a commit is idempotent, an entry already
+    acknowledged is fenced and its outputs deleted again); on any other error while reading, the
+    connection is closed, so no reply is left unread on it."""
+    pool = redis.connection_pool
+    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+    packed = [*packed, *conn.pack_command("EVAL", _COMMIT_MULTI_LUA, len(keys), *keys, *argv), _EXEC]
+    n_replies = n_outputs + 2  # MULTI's OK, the XADDs' and EVAL's QUEUED
+
+    async def attempt() -> list[Any]:
+        await conn.send_packed_command(packed)
+        read = conn.read_response
+        # one deadline for all the replies (the connection's socket timeout), not one timer per reply
+        async with asyncio.timeout(conn.socket_timeout):
+            for _ in range(n_replies):
+                await read(timeout=math.inf)  # raises a command's queueing error (then EXEC aborts)
+            reply = await read(timeout=math.inf)
+        if not isinstance(reply, list) or len(reply) != n_outputs + 1:
+            raise ResponseError(f"unexpected reply to the commit's EXEC: {reply!r:.200}")
+        return reply
+
+    async def failed(error: Exception) -> None:
+        await conn.disconnect()
+
+    try:
+        reply = await conn.retry.call_with_retry(attempt, failed)
+    except BaseException:
+        await conn.disconnect()  # a reply may be left unread on it
+        raise
+    finally:
+        await pool.release(conn)
+    result = reply[-1]
+    if isinstance(result, Exception):  # the script's error (a bad output key): nothing committed
+        raise result
+    for r in reply[:-1]:
+        if isinstance(r, Exception):  # an XADD's error the script did not see (it would have said)
+            raise r
+    return cast("list[Any]", result)
 
 
 class _NoCast(NoCastField):
