@@ -114,7 +114,10 @@ def _run(env: dict[str, str], alerts: int = 600) -> tuple[bool, list[str]]:
 
 # the notifier's own tests (process_many, process, the published data, the lean decode), run again
 # with the compiled build: the same jobs, events, bytes and Redis effects as the pure module
-_NOTIFIER_TESTS = ("test_batch.py", "test_notifier.py", "test_delivered_data.py", "test_classified.py")
+_NOTIFIER_TESTS = (
+    "test_batch.py", "test_notifier.py", "test_delivered_data.py", "test_classified.py",
+    "test_notifier_compiled_glue.py",
+)  # fmt: skip
 
 
 @pytest.mark.slow  # compiles three modules (~40 CPU-s), then runs the notifier's tests with them

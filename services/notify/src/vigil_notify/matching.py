@@ -120,10 +120,12 @@ def fields_of(model: BaseModel) -> dict[str, Any]:
     return model.__dict__
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class AlertFeatures:
     """What matching needs from an alert, computed once per alert (treat as read-only; not frozen
-    only because a frozen dataclass's ``__init__`` costs several times more, once per alert)."""
+    only because a frozen dataclass's ``__init__`` costs several times more, once per alert). Its
+    own ``__init__`` (positional, the fields in order): compiled, the dataclass's generated one
+    would stay interpreted, once per alert."""
 
     countries: frozenset[str]
     locations: tuple[_Loc, ...]
@@ -135,6 +137,23 @@ class AlertFeatures:
     severity_rank: int
     urgency_rank: int
     is_threat: bool
+
+    def __init__(
+        self,
+        countries: frozenset[str],
+        locations: tuple[_Loc, ...],
+        threats: tuple[str, ...],
+        threat_set: frozenset[str],
+        targets: frozenset[str],
+        severity: str,
+        urgency: str,
+        severity_rank: int,
+        urgency_rank: int,
+        is_threat: bool,
+    ) -> None:
+        self.countries, self.locations, self.threats, self.threat_set = countries, locations, threats, threat_set
+        self.targets, self.severity, self.urgency = targets, severity, urgency
+        self.severity_rank, self.urgency_rank, self.is_threat = severity_rank, urgency_rank, is_threat
 
     @classmethod
     def of(cls, alert: AlertClassified) -> AlertFeatures:

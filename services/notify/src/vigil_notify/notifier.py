@@ -17,13 +17,14 @@ several replicas may run them at once — idempotency keys keep each message sin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from vigil_shared import streams
 from vigil_shared.events import AlertClassified, DeadLetter, DeliveryKind, NotificationDelivered, utcnow
@@ -223,6 +224,36 @@ class HandleResult:
         return got[1] if got is not None and got[0] is event else None
 
 
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """The ``__set__`` of the slot ``name`` of ``cls`` (what ``object.__setattr__`` calls for it)."""
+    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
+    return setter
+
+
+_new_object: Final = object.__new__
+_PUBLICATION_SLOTS: Final = ("stream", "event", "data")
+_FAST_PUBLICATION: Final = getattr(Publication, "__slots__", None) == _PUBLICATION_SLOTS and all(
+    f.name == n for f, n in zip(dataclasses.fields(Publication), _PUBLICATION_SLOTS, strict=True)
+)
+_set_stream: Final = _slot_setter(Publication, "stream") if _FAST_PUBLICATION else None
+_set_event: Final = _slot_setter(Publication, "event") if _FAST_PUBLICATION else None
+_set_data: Final = _slot_setter(Publication, "data") if _FAST_PUBLICATION else None
+
+
+def _publication(stream: str, event: Notification, data: bytes | None) -> Publication:
+    """``Publication(stream, event, data)``: the same three slots set by their descriptors, without
+    the call of the (interpreted) ``__init__`` of the frozen dataclass (~4,000 instructions a
+    publication from compiled code, once per delivery; tested equal). ``Publication`` is taken as
+    is when its slots are not the three fields in order."""
+    if _set_stream is None or _set_event is None or _set_data is None:
+        return Publication(stream, event, data)
+    pub: Publication = _new_object(Publication)
+    _set_stream(pub, stream)
+    _set_event(pub, event)
+    _set_data(pub, data)
+    return pub
+
+
 def publications(result: HandleResult, tally: Counter[tuple[str, str]]) -> list[Publication]:
     """The events to publish for one alert (its notifications, with their stream entry's
     ``__data__`` when notify encoded it, then its dead letters); each notification's outcome is
@@ -237,7 +268,7 @@ def publications(result: HandleResult, tally: Counter[tuple[str, str]]) -> list[
         key = (e.channel, outcome)
         tally[key] = tally.get(key, 0) + 1
         got = encoded.get(id(e))  # result.data_of(e), inline
-        pubs.append(Publication(notifications, e, got[1] if got is not None and got[0] is e else None))
+        pubs.append(_publication(notifications, e, got[1] if got is not None and got[0] is e else None))
     if result.dead_letters:
         deadletter = streams.DEADLETTER
         pubs.extend([Publication(deadletter, d) for d in result.dead_letters])
