@@ -21,7 +21,7 @@ from pathlib import Path
 
 from vigil_shared.native import NativeBuild
 
-NATIVE_MODULES = ("matching", "rendering", "notifier")
+NATIVE_MODULES = ("matching", "rendering", "notifier", "delivered")
 """The modules compiled. :mod:`vigil_notify.filled` stays interpreted on purpose: it fills the
 instance dict of an interpreted frozen dataclass, which compiled code cannot. The notifier's classes
 are then native classes: no attribute of theirs can be added or monkeypatched (tests run the pure
