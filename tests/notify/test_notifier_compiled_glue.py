@@ -82,3 +82,18 @@ def test_filled_message_made_without_its_init_is_the_classes() -> None:
         assert got.json_line_bytes() == want.json_line_bytes()
         assert (got.title, got.text, got.markdown, got.html) == (want.title, want.text, want.markdown, want.html)
         assert got.payload == want.payload
+
+
+def test_delivery_outcome_defaults_are_fresh_lists_and_keywords_are_kept() -> None:
+    from vigil_notify.delivery import DeliveryOutcome
+
+    a, b = DeliveryOutcome("job", "failed"), DeliveryOutcome("job", "failed")
+    a.events.append(None)  # type: ignore[arg-type]
+    assert b.events == []
+    assert (a.job, a.status, a.dead_letter, a.data) == ("job", "failed", None, None)
+    got = DeliveryOutcome(job="j", status="delivered", events=[], dead_letter=None, data=b"x")
+    assert got == DeliveryOutcome("j", "delivered", [], None, b"x")
+    assert got != DeliveryOutcome("j", "delivered", [], None, b"y")
+    got.status, got.data = "failed", None  # the deliverer updates an outcome in place
+    assert (got.status, got.data) == ("failed", None)
+    assert "status='failed'" in repr(got)

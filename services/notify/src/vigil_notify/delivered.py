@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 import orjson
 from vigil_shared.envelope import encode_body
-from vigil_shared.events import SCHEMA_VERSION, NotificationDelivered
+from vigil_shared.events import SCHEMA_VERSION, DeadLetter, NotificationDelivered, NotificationFailed
 
 from vigil_notify.subscriptions import mask_url
 
@@ -56,6 +57,35 @@ DELIVERED_TYPE: Final = NotificationDelivered.event_type
 _dumps: Final = orjson.dumps
 
 
+@dataclass(slots=True, init=False)
+class DeliveryOutcome:
+    """What one delivery job came to (:mod:`vigil_notify.delivery` exports it with the jobs). Its own
+    ``__init__`` (the dataclass's fields and defaults, ``events`` a new list): compiled, the generated
+    one would stay interpreted, once per delivery."""
+
+    job: Any
+    """The :class:`~vigil_notify.delivery.DeliveryJob` (``Any`` here: this module cannot import
+    :mod:`vigil_notify.delivery`, which imports it)."""
+    status: str  # "delivered" | "failed" | "skipped_sent" | "skipped_in_flight"
+    events: list[NotificationDelivered | NotificationFailed]
+    dead_letter: DeadLetter | None
+    data: bytes | None
+    """The stream entry's ``__data__`` of ``events[-1]`` (the delivered event) when notify encoded it
+    (:func:`~vigil_notify.delivery.delivered_data`); None: the stream worker encodes the events."""
+
+    def __init__(
+        self,
+        job: Any,
+        status: str,
+        events: list[NotificationDelivered | NotificationFailed] | None = None,
+        dead_letter: DeadLetter | None = None,
+        data: bytes | None = None,
+    ) -> None:
+        self.job, self.status = job, status
+        self.events = [] if events is None else events
+        self.dead_letter, self.data = dead_letter, data
+
+
 def delivered_outcomes(
     jobs: Sequence[Any],
     at: datetime,
@@ -64,9 +94,8 @@ def delivered_outcomes(
     producer: Any,
     attempt: Any,
     debug: bool,
-    make_outcome: Callable[..., Any],
-) -> list[Any]:
-    """``make_outcome(job, "delivered", [event], None, data)`` of each of ``jobs`` (delivery jobs),
+) -> list[DeliveryOutcome]:
+    """``DeliveryOutcome(job, "delivered", [event], None, data)`` of each of ``jobs`` (delivery jobs),
     in order: ``event`` its ``NotificationDelivered`` (made without validation, as
     :func:`vigil_notify.delivery._delivered_event` makes it), ``data`` the ``__data__`` of its stream
     entry (:func:`vigil_notify.delivery.delivered_data`, or None when a value is not a plain
@@ -81,7 +110,24 @@ def delivered_outcomes(
     # what the data's checks ask of every event, checked once for the lot: the rest per job
     plain = type(attempt) is int and type(SCHEMA_VERSION) is int and type(producer) is str
     fields = ALL_DELIVERED_FIELDS
-    out: list[Any] = []
+    # each event's values: a copy of this (the shared values set, the keys in the model's order: an
+    # event's __dict__ order), then its own set (a dict's copy and ten stores cost less than a new one)
+    shared: dict[str, Any] = {
+        "event_id": None,
+        "occurred_at": at_fragment,
+        "schema_version": SCHEMA_VERSION,
+        "correlation_id": None,
+        "producer": producer,
+        "alert_id": None,
+        "revision": None,
+        "subscription_id": None,
+        "channel": None,
+        "kind": None,
+        "attempt": attempt,
+        "idempotency_key": None,
+        "reason": None,
+    }
+    out: list[DeliveryOutcome] = []
     for job, event_id in zip(jobs, event_ids, strict=True):
         url: Any = job.channel_url
         channel: Any = masks.get(url)
@@ -95,21 +141,16 @@ def delivered_outcomes(
         idem: Any = job.idempotency_key
         reason: Any = job.reason
         # the stream data's field values (occurred_at as its JSON), then the same dict is the event's
-        values: dict[str, Any] = {
-            "event_id": event_id,
-            "occurred_at": at_fragment,
-            "schema_version": SCHEMA_VERSION,
-            "correlation_id": cid,
-            "producer": producer,
-            "alert_id": aid,
-            "revision": rev,
-            "subscription_id": sub_id,
-            "channel": channel,
-            "kind": kind,
-            "attempt": attempt,
-            "idempotency_key": idem,
-            "reason": reason,
-        }
+        values = shared.copy()
+        values["event_id"] = event_id
+        values["correlation_id"] = cid
+        values["alert_id"] = aid
+        values["revision"] = rev
+        values["subscription_id"] = sub_id
+        values["channel"] = channel
+        values["kind"] = kind
+        values["idempotency_key"] = idem
+        values["reason"] = reason
         data: bytes | None = None
         if (
             plain and type(rev) is int and type(event_id) is str and type(cid) is str and type(aid) is str
@@ -128,10 +169,10 @@ def delivered_outcomes(
         values["occurred_at"] = at
         event = new_object(NotificationDelivered)
         set_dict(event, values)
-        set_fields_set(event, fields.copy())
+        set_fields_set(event, set(fields))
         set_extra(event, None)
         set_private(event, None)
-        out.append(make_outcome(job, "delivered", [event], None, data))
+        out.append(DeliveryOutcome(job, "delivered", [event], None, data))
         if debug:
             log.debug("delivered %s rev %d to %s via %s", aid, rev, sub_id, channel)
     return out

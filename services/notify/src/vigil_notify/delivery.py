@@ -48,7 +48,7 @@ import random
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -76,6 +76,9 @@ from vigil_notify.delivered import (
     set_extra,
     set_fields_set,
     set_private,
+)
+from vigil_notify.delivered import (
+    DeliveryOutcome as DeliveryOutcome,  # (exported with the jobs, as before)
 )
 from vigil_notify.settings import NotifySettings
 from vigil_notify.subscriptions import mask_url
@@ -512,17 +515,6 @@ class DeliveryJob:
     dead_letter_source: Callable[[], dict[str, str]] | None = None
     """Computes further dead-letter fields when (and only when) the job is dead-lettered (e.g. the
     JSON of the whole alert, which the hot path should not serialise per delivery)."""
-
-
-@dataclass(slots=True)
-class DeliveryOutcome:
-    job: DeliveryJob
-    status: str  # "delivered" | "failed" | "skipped_sent" | "skipped_in_flight"
-    events: list[Notification] = field(default_factory=list)
-    dead_letter: DeadLetter | None = None
-    data: bytes | None = None
-    """The stream entry's ``__data__`` of ``events[-1]`` (the delivered event) when notify encoded it
-    (:func:`delivered_data`); None: the stream worker encodes the events."""
 
 
 # ----------------------------------------------------------------------------- recipients
@@ -1151,7 +1143,7 @@ class Deliverer:
         ``make native``)."""
         at_fragment = _Fragment(occurred_at_json(at))
         producer = self.settings.producer
-        return delivered_outcomes(jobs, at, at_fragment, event_ids, producer, attempt, debug, DeliveryOutcome)
+        return delivered_outcomes(jobs, at, at_fragment, event_ids, producer, attempt, debug)
 
     async def _deliver_claimed(self, job: DeliveryJob, first_error: Exception | None = None) -> DeliveryOutcome:
         """Send a job whose key this process has claimed: attempts, back-off, final failure.
