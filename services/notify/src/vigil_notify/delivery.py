@@ -76,6 +76,7 @@ from vigil_notify.delivered import (
     set_extra,
     set_fields_set,
     set_private,
+    slot_setter,
 )
 from vigil_notify.delivered import (
     DeliveryOutcome as DeliveryOutcome,  # (exported with the jobs, as before)
@@ -128,6 +129,7 @@ def channel_hash(channel_url: str) -> str:
 
 _ALL_DELIVERED_FIELDS = ALL_DELIVERED_FIELDS
 _new_model = new_object
+_slot_setter = slot_setter
 _set_dict, _set_fields_set, _set_extra, _set_private = set_dict, set_fields_set, set_extra, set_private
 
 
@@ -601,8 +603,8 @@ def content_fingerprint(title: str, text: str) -> str:
         # what b" ".join(norm.split()) does, without a bytes object per word (the first replace
         # unchecked: punctuation before a space leaves a run of two in nearly every text)
         norm = raw.encode().translate(_ASCII_NORM).replace(b"  ", b" ")
-        while b"  " in norm:
-            norm = norm.replace(b"  ", b" ")
+        while norm.find(b"  ") != -1:  # (not ``in``: bytes' ``in`` first tries its operand as an int,
+            norm = norm.replace(b"  ", b" ")  # which raises and clears a TypeError each time)
         norm = norm.strip(b" ")
     else:
         norm = " ".join(raw.casefold().translate(_PUNCT_TO_SPACE).split()).encode()
