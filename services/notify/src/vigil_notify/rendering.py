@@ -158,8 +158,11 @@ def default_title(ctx: dict[str, Any]) -> str:
     """The default ``title.txt`` of ``ctx``."""
     title, severity, label = ctx["title"], ctx["severity"], ctx["kind_label"]
     head = f"[{label}] [{severity}] {title}" if label else f"[{severity}] {title}"
-    title_out = " ".join(head.split())
-    return title_out
+    # the whitespace rule (" ".join(head.split())) changes nothing in a printable head without a
+    # run of spaces or a space at either end: " " is the only printable whitespace character
+    if head.isprintable() and "  " not in head and head[0] != " " and head[-1] != " ":
+        return head
+    return " ".join(head.split())
 
 
 def default_text(ctx: dict[str, Any]) -> str:
@@ -195,7 +198,7 @@ def text_head(ctx: dict[str, Any]) -> str:
         t.append(f"Threats: {', '.join(threats)}\n")
     if targets:
         t.append(f"Targets: {', '.join(targets)}\n")
-    t.append(f"\n{text}\n")
+    t += ("\n", text, "\n")  # (not one f-string: the text is copied once, by the join)
     if advice:
         t.append(f"\nAdvice: {advice}\n")
     if evidence:
