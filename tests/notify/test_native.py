@@ -120,7 +120,7 @@ _NOTIFIER_TESTS = (
 )  # fmt: skip
 
 
-@pytest.mark.slow  # compiles three modules (~40 CPU-s), then runs the notifier's tests with them
+@pytest.mark.slow  # compiles four modules (~40 CPU-s), then runs the notifier's tests with them
 @pytest.mark.skipif(not native_support.can_compile(), reason="needs mypyc and a C compiler")
 def test_native_build_matches_and_renders_exactly_as_the_pure_modules(tmp_path: Path) -> None:
     env, build, native_out, pure_out = native_support.compiled_and_pure(PACKAGE, "VIGIL_NOTIFY_NATIVE", tmp_path, _run)
