@@ -530,6 +530,11 @@ class _JsonParts(NamedTuple):
     reason_first: bool
 
 
+_new_tuple: Callable[[type, tuple[Any, ...]], Any] = tuple.__new__
+"""``tuple.__new__``: what a NamedTuple's ``__new__`` calls with its fields, without that interpreted
+``__new__`` (the parts are made once per (alert, kind))."""
+
+
 class _JsonBytesParts(NamedTuple):
     """:class:`_JsonParts` UTF-8 encoded, ``text_tail`` with the line's newline."""
 
@@ -689,7 +694,8 @@ class PreparedMessage:
             text_head_json = b', "sent_at": ' + d(self._sent_at) + b', "rendered_text": ' + d(head)[:-1]
         except TypeError:  # orjson.JSONEncodeError: a lone surrogate
             return None
-        return _JsonBytesParts(line_head, middle, tail, text_head_json, _TEXT_MIDDLE_JSON, _TEXT_TAIL_JSON_LINE, True)
+        fields = (line_head, middle, tail, text_head_json, _TEXT_MIDDLE_JSON, _TEXT_TAIL_JSON_LINE, True)
+        return cast("_JsonBytesParts", _new_tuple(_JsonBytesParts, fields))
 
     def _make_json_parts(self, *, as_bytes: bool) -> _JsonParts | _JsonBytesParts | None:
         text = self._prepared_body("text")
@@ -733,7 +739,8 @@ class PreparedMessage:
         d = _orjson_dumps
         text_head = b', "sent_at": ' + d(self._sent_at) + b', "rendered_text": "'
         t0, t1, t2 = d(text[:i])[1:-1], d(text[i + li : j])[1:-1], d(text[j + lj :])[1:-1]
-        return _JsonBytesParts(head, middle, tail, text_head + t0, t1, t2 + b'"}\n', reason_first)
+        fields = (head, middle, tail, text_head + t0, t1, t2 + b'"}\n', reason_first)
+        return cast("_JsonBytesParts", _new_tuple(_JsonBytesParts, fields))
 
     def _json_fields_bytes(self) -> tuple[bytes, bytes, bytes]:
         """The head, middle and tail of :class:`_JsonBytesParts` (the line's fields but the text,
