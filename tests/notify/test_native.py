@@ -114,10 +114,13 @@ def _run(env: dict[str, str], alerts: int = 600) -> tuple[bool, list[str]]:
 
 # the notifier's own tests (process_many, process, the published data, the lean decode), run again
 # with the compiled build: the same jobs, events, bytes and Redis effects as the pure module
-_NOTIFIER_TESTS = ("test_batch.py", "test_notifier.py", "test_delivered_data.py", "test_classified.py")
+_NOTIFIER_TESTS = (
+    "test_batch.py", "test_notifier.py", "test_delivered_data.py", "test_classified.py",
+    "test_notifier_compiled_glue.py",
+)  # fmt: skip
 
 
-@pytest.mark.slow  # compiles three modules (~40 CPU-s), then runs the notifier's tests with them
+@pytest.mark.slow  # compiles four modules (~40 CPU-s), then runs the notifier's tests with them
 @pytest.mark.skipif(not native_support.can_compile(), reason="needs mypyc and a C compiler")
 def test_native_build_matches_and_renders_exactly_as_the_pure_modules(tmp_path: Path) -> None:
     env, build, native_out, pure_out = native_support.compiled_and_pure(PACKAGE, "VIGIL_NOTIFY_NATIVE", tmp_path, _run)

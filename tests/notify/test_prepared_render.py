@@ -224,3 +224,19 @@ def test_json_cached_is_orjson_and_bounded(monkeypatch: pytest.MonkeyPatch) -> N
     for i in range(10):
         assert rendering._json_cached(f"value {i}") == orjson.dumps(f"value {i}")
         assert len(rendering._JSON_CACHE) <= 3
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["Plain title", " lead", "trail ", "two  spaces", "tab\there", "nbsp\xa0x", "line\u2028sep", "\x1fctl", "",
+     "ünï  cödé", "x\n", "ideographic\u3000space", "\x85next", "a b c", "😀 ok"],
+)  # fmt: skip
+@pytest.mark.parametrize("label", ["", "UPDATE"])
+def test_default_title_keeps_the_templates_whitespace_rule(title: str, label: str) -> None:
+    """The title's whitespace rule (runs collapsed, ends stripped) gives what the template path's
+    ``" ".join(title.split())`` gives, with or without its shortcut for titles it would not change."""
+    from vigil_notify.rendering import default_title
+
+    ctx = {"title": title, "severity": "Severe", "kind_label": label}
+    head = f"[{label}] [Severe] {title}" if label else f"[Severe] {title}"
+    assert default_title(ctx) == " ".join(head.split())

@@ -48,7 +48,7 @@ import random
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -57,7 +57,6 @@ import orjson
 from pydantic import TypeAdapter
 from vigil_shared.envelope import encode_body
 from vigil_shared.events import (
-    SCHEMA_VERSION,
     DeadLetter,
     DeliveryKind,
     NotificationDelivered,
@@ -69,6 +68,19 @@ from vigil_shared.streams import ALERTS_CLASSIFIED, GROUP_NOTIFY, key
 
 from vigil_notify.channels.base import Channel, Message, PermanentFailure, TemporaryFailure
 from vigil_notify.channels.registry import ChannelRegistry
+from vigil_notify.delivered import (
+    ALL_DELIVERED_FIELDS,
+    delivered_outcomes,
+    new_object,
+    set_dict,
+    set_extra,
+    set_fields_set,
+    set_private,
+    slot_setter,
+)
+from vigil_notify.delivered import (
+    DeliveryOutcome as DeliveryOutcome,  # (exported with the jobs, as before)
+)
 from vigil_notify.settings import NotifySettings
 from vigil_notify.subscriptions import mask_url
 
@@ -115,27 +127,10 @@ def channel_hash(channel_url: str) -> str:
     return hashlib.sha256(channel_url.encode()).hexdigest()[:16]
 
 
-_ALL_DELIVERED_FIELDS = set(NotificationDelivered.model_fields)
-_new_model = object.__new__
-_set_attr = object.__setattr__
-
-
-def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
-    """The ``__set__`` of the data descriptor ``name`` of ``cls`` (a slot, or ``__dict__``): what
-    ``object.__setattr__(obj, name, value)`` calls for it (a data descriptor on the type comes
-    before anything else), without the attribute lookup through the type's MRO per call."""
-    for klass in cls.__mro__:
-        descriptor = klass.__dict__.get(name)
-        if descriptor is not None:
-            setter: Callable[[Any, Any], None] = descriptor.__set__
-            return setter
-    raise AttributeError(name)  # pragma: no cover - pydantic's BaseModel declares all four
-
-
-_set_dict = _slot_setter(NotificationDelivered, "__dict__")
-_set_fields_set = _slot_setter(NotificationDelivered, "__pydantic_fields_set__")
-_set_extra = _slot_setter(NotificationDelivered, "__pydantic_extra__")
-_set_private = _slot_setter(NotificationDelivered, "__pydantic_private__")
+_ALL_DELIVERED_FIELDS = ALL_DELIVERED_FIELDS
+_new_model = new_object
+_slot_setter = slot_setter
+_set_dict, _set_fields_set, _set_extra, _set_private = set_dict, set_fields_set, set_extra, set_private
 
 
 def _delivered_event(values: dict[str, Any]) -> NotificationDelivered:
@@ -524,17 +519,6 @@ class DeliveryJob:
     JSON of the whole alert, which the hot path should not serialise per delivery)."""
 
 
-@dataclass(slots=True)
-class DeliveryOutcome:
-    job: DeliveryJob
-    status: str  # "delivered" | "failed" | "skipped_sent" | "skipped_in_flight"
-    events: list[Notification] = field(default_factory=list)
-    dead_letter: DeadLetter | None = None
-    data: bytes | None = None
-    """The stream entry's ``__data__`` of ``events[-1]`` (the delivered event) when notify encoded it
-    (:func:`delivered_data`); None: the stream worker encodes the events."""
-
-
 # ----------------------------------------------------------------------------- recipients
 
 
@@ -619,8 +603,8 @@ def content_fingerprint(title: str, text: str) -> str:
         # what b" ".join(norm.split()) does, without a bytes object per word (the first replace
         # unchecked: punctuation before a space leaves a run of two in nearly every text)
         norm = raw.encode().translate(_ASCII_NORM).replace(b"  ", b" ")
-        while b"  " in norm:
-            norm = norm.replace(b"  ", b" ")
+        while norm.find(b"  ") != -1:  # (not ``in``: bytes' ``in`` first tries its operand as an int,
+            norm = norm.replace(b"  ", b" ")  # which raises and clears a TypeError each time)
         norm = norm.strip(b" ")
     else:
         norm = " ".join(raw.casefold().translate(_PUNCT_TO_SPACE).split()).encode()
@@ -1157,69 +1141,11 @@ class Deliverer:
         deliveries of a batch marked sent together), ``event_ids`` one per job (:func:`_event_ids`);
         ``debug=False``: the caller knows DEBUG is off (a batch asks once, not per delivery). What
         every event shares (the timestamp's JSON, the producer, the envelope headers per correlation
-        id) is made once for the lot."""
+        id) is made once for the lot (:func:`~vigil_notify.delivered.delivered_outcomes`, compiled by
+        ``make native``)."""
         at_fragment = _Fragment(occurred_at_json(at))
-        heads: dict[str, bytes] = {}
         producer = self.settings.producer
-        # what _delivered_body checks of every event, checked once for the lot: the rest per job
-        plain = type(attempt) is int and type(SCHEMA_VERSION) is int and type(producer) is str
-        dumps, head_of, fields = _orjson_dumps, heads.get, _ALL_DELIVERED_FIELDS
-        new_model, model, outcome = _new_model, NotificationDelivered, DeliveryOutcome
-        set_dict, set_fields_set, set_extra, set_private = _set_dict, _set_fields_set, _set_extra, _set_private
-        masks: dict[str, str] = {}  # mask_url per channel URL (a batch has a handful)
-        mask_of = masks.get
-        out: list[DeliveryOutcome] = []
-        append = out.append
-        for job, event_id in zip(jobs, event_ids, strict=True):
-            url = job.channel_url
-            channel = mask_of(url)
-            if channel is None:
-                channel = masks[url] = mask_url(url)
-            cid, aid, rev, sub_id = job.correlation_id, job.alert_id, job.revision, job.subscription_id
-            kind, idem, reason = job.kind, job.idempotency_key, job.reason
-            # the stream data's field values (occurred_at as its JSON), then the same dict is the event's
-            values: dict[str, Any] = {
-                "event_id": event_id,
-                "occurred_at": at_fragment,
-                "schema_version": SCHEMA_VERSION,
-                "correlation_id": cid,
-                "producer": producer,
-                "alert_id": aid,
-                "revision": rev,
-                "subscription_id": sub_id,
-                "channel": channel,
-                "kind": kind,
-                "attempt": attempt,
-                "idempotency_key": idem,
-                "reason": reason,
-            }
-            # _delivered_body(values, heads), inline (the same checks and bytes; tested)
-            data: bytes | None = None
-            if (
-                plain and type(rev) is int
-                and type(event_id) is type(cid) is type(aid) is type(sub_id) is type(channel) is type(kind)
-                is type(idem) is type(reason) is str
-            ):  # fmt: skip
-                try:
-                    body = dumps(values)
-                except TypeError:  # orjson.JSONEncodeError: a lone surrogate (the worker reports it)
-                    pass
-                else:
-                    head = head_of(cid)
-                    if head is None:
-                        head = heads[cid] = encode_body(cid, _DELIVERED_TYPE, b"")
-                    data = head + body
-            values["occurred_at"] = at
-            # _delivered_event(values), inline
-            event = new_model(model)
-            set_dict(event, values)
-            set_fields_set(event, fields.copy())
-            set_extra(event, None)
-            set_private(event, None)
-            append(outcome(job, "delivered", [event], None, data))
-            if debug:
-                log.debug("delivered %s rev %d to %s via %s", aid, rev, sub_id, channel)
-        return out
+        return delivered_outcomes(jobs, at, at_fragment, event_ids, producer, attempt, debug)
 
     async def _deliver_claimed(self, job: DeliveryJob, first_error: Exception | None = None) -> DeliveryOutcome:
         """Send a job whose key this process has claimed: attempts, back-off, final failure.

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 class FilledMessage(LazyMessage):
     """A :class:`PreparedMessage` filled in for one delivery: a :class:`LazyMessage` whose parts
     are made by the prepared message's methods from the delivery's values (kept as one tuple:
-    no bound callables per delivery)."""
+    no bound callables per delivery). The prepared message makes its deliveries' instances with
+    :func:`vigil_notify.rendering._filled` (the instance dict this ``__init__`` fills, without a Python
+    call when rendering is compiled): keep the two the same."""
 
     def __init__(
         self,
@@ -57,8 +59,8 @@ class FilledMessage(LazyMessage):
         return prepared._json_line(reason, sub_id, name, key)
 
     def json_line_bytes(self) -> bytes:
-        if "payload" in self.__dict__:
+        d = self.__dict__
+        if "payload" in d:
             return Message.json_line_bytes(self)
-        fill: tuple[PreparedMessage, str, str, str, str] = self.__dict__["_fill"]
-        prepared, reason, sub_id, name, key = fill
-        return prepared._json_line_bytes(reason, sub_id, name, key)
+        fill: tuple[PreparedMessage, str, str, str, str] = d["_fill"]
+        return fill[0]._json_line_bytes(fill[1], fill[2], fill[3], fill[4])

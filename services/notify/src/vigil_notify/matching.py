@@ -120,10 +120,12 @@ def fields_of(model: BaseModel) -> dict[str, Any]:
     return model.__dict__
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class AlertFeatures:
     """What matching needs from an alert, computed once per alert (treat as read-only; not frozen
-    only because a frozen dataclass's ``__init__`` costs several times more, once per alert)."""
+    only because a frozen dataclass's ``__init__`` costs several times more, once per alert). Its
+    own ``__init__`` (positional, the fields in order): compiled, the dataclass's generated one
+    would stay interpreted, once per alert."""
 
     countries: frozenset[str]
     locations: tuple[_Loc, ...]
@@ -135,6 +137,30 @@ class AlertFeatures:
     severity_rank: int
     urgency_rank: int
     is_threat: bool
+    any_threat_reason: str
+    """The reason a subscription without threat types gives for the alert's threats ("" when it
+    has none): the same for every such subscription, spelled out once per alert."""
+    severity_reason: str
+    """``"severity "`` and the alert's severity: each reason's severity part but the floor."""
+
+    def __init__(
+        self,
+        countries: frozenset[str],
+        locations: tuple[_Loc, ...],
+        threats: tuple[str, ...],
+        threat_set: frozenset[str],
+        targets: frozenset[str],
+        severity: str,
+        urgency: str,
+        severity_rank: int,
+        urgency_rank: int,
+        is_threat: bool,
+    ) -> None:
+        self.countries, self.locations, self.threats, self.threat_set = countries, locations, threats, threat_set
+        self.targets, self.severity, self.urgency = targets, severity, urgency
+        self.severity_rank, self.urgency_rank, self.is_threat = severity_rank, urgency_rank, is_threat
+        self.any_threat_reason = "threat " + ", ".join(threats) + " (any threat)" if threats else ""
+        self.severity_reason = "severity " + severity
 
     @classmethod
     def of(cls, alert: AlertClassified) -> AlertFeatures:
@@ -183,8 +209,8 @@ class _Compiled:
 
     __slots__ = (
         "active_reason", "countries", "from_", "has_location", "ids", "include_non_threats", "min_sev",
-        "min_urg", "names", "near", "places", "quiet_hours", "severity_floor", "sub", "sub_channels", "sub_id",
-        "sub_name", "targets", "threats", "until", "urgency_floor", "windowed",
+        "min_urg", "names", "near", "places", "quiet_hours", "radius_text", "severity_floor", "sub", "sub_channels",
+        "sub_id", "sub_name", "targets", "threats", "until", "urgency_floor", "windowed",
     )  # fmt: skip
 
     def __init__(self, sub: Subscription) -> None:
@@ -201,6 +227,8 @@ class _Compiled:
         self.ids = frozenset(p.geonameid for p in self.places if p.geonameid is not None)
         self.names = frozenset(p.norm for p in self.places if p.name)
         self.near = (f.near.lat, f.near.lon, f.near.radius_km) if f.near else None
+        self.radius_text = f"{f.near.radius_km:g}" if f.near else ""
+        """The circle's radius as its explanations write it (formatted once)."""
         self.has_location = f.has_location
         self.threats = frozenset(f.threat_types)
         self.targets = frozenset(f.target_types)
@@ -246,12 +274,12 @@ class _Compiled:
         if self.threats:
             reasons.append("threat " + ", ".join([t for t in a.threats if t in self.threats]))
         elif a.threats:
-            reasons.append("threat " + ", ".join(a.threats) + " (any threat)")
+            reasons.append(a.any_threat_reason)
         elif not a.is_threat:
             reasons.append("non-threat message (included)")
         if self.targets:
             reasons.append("target " + ", ".join(sorted(self.targets & a.targets)))
-        reasons.append("severity " + a.severity + self.severity_floor)
+        reasons.append(a.severity_reason + self.severity_floor)
         if self.min_urg:
             reasons.append("urgency " + a.urgency + self.urgency_floor)
         if self.active_reason is not None:
@@ -283,7 +311,7 @@ class _Compiled:
                     best = (d, loc)
             if best is not None:
                 d, loc = best
-                return f"place {loc.name}, {loc.country} within {radius:g} km ({d:.0f} km away)"
+                return f"place {loc.name}, {loc.country} within {self.radius_text} km ({d:.0f} km away)"
         if self.countries and not self.countries.isdisjoint(a.countries):
             return _COUNTRY  # spelled out lazily in reasons()
         return None

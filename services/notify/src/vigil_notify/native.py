@@ -1,10 +1,11 @@
 """An optional native build of notify's hot pure modules, used when one matches the source.
 
 Matching (the subscription index and its predicate), rendering (the prepared messages filled in per
-delivery) and the notifier (the batch path: routing, planning and building each delivery's job,
-taking in the outcomes) are pure Python typed strictly enough for mypyc to compile to C extensions
-(:data:`NATIVE_MODULES`): the same code, without the interpreter's dispatch, costs notify less CPU
-per alert with identical matches, messages and jobs (``tests/notify/test_native.py`` compares both
+delivery), the notifier (the batch path: routing, planning and building each delivery's job,
+taking in the outcomes) and delivered (each sent job's event, its stream data and outcome) are pure
+Python typed strictly enough for mypyc to compile to C extensions (:data:`NATIVE_MODULES`): the
+same code, without the interpreter's dispatch, costs notify less CPU per alert with identical
+matches, messages and jobs (``tests/notify/test_native.py`` compares both
 over generated alerts, and runs the notifier's tests with the build). :func:`build` (``vigil
 notify-compile``) compiles them into the cache directory, under a name made of a digest of their
 source, of the modules they are typed against (the rest of the package and the shared event models:
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from vigil_shared.native import NativeBuild
 
-NATIVE_MODULES = ("matching", "rendering", "notifier")
+NATIVE_MODULES = ("matching", "rendering", "notifier", "delivered")
 """The modules compiled. :mod:`vigil_notify.filled` stays interpreted on purpose: it fills the
 instance dict of an interpreted frozen dataclass, which compiled code cannot. The notifier's classes
 are then native classes: no attribute of theirs can be added or monkeypatched (tests run the pure

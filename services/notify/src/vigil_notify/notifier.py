@@ -17,13 +17,14 @@ several replicas may run them at once — idempotency keys keep each message sin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from vigil_shared import streams
 from vigil_shared.events import AlertClassified, DeadLetter, DeliveryKind, NotificationDelivered, utcnow
@@ -96,10 +97,14 @@ def idempotency_head(alert_id: str, revision: int) -> str:
     return f"{alert_id}\x1f{revision}\x1f"
 
 
+_sha256: Final = hashlib.sha256
+"""``hashlib.sha256`` (a C static when compiled: no module attribute lookup per delivery)."""
+
+
 def _idempotency_key(head: str, subscription_id: str, channel_url: str) -> str:
     """:func:`~vigil_notify.delivery.idempotency_key` (the same key) of the alert whose
     :func:`idempotency_head` is ``head``, computed without an interpreted call."""
-    return hashlib.sha256(f"{head}{subscription_id}\x1f{channel_url}".encode()).hexdigest()[:32]
+    return _sha256(f"{head}{subscription_id}\x1f{channel_url}".encode()).hexdigest()[:32]
 
 
 class Target:
@@ -223,21 +228,57 @@ class HandleResult:
         return got[1] if got is not None and got[0] is event else None
 
 
+def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
+    """The ``__set__`` of the slot ``name`` of ``cls`` (what ``object.__setattr__`` calls for it)."""
+    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
+    return setter
+
+
+_new_object: Final = object.__new__
+_PUBLICATION_SLOTS: Final = ("stream", "event", "data")
+_FAST_PUBLICATION: Final = getattr(Publication, "__slots__", None) == _PUBLICATION_SLOTS and all(
+    f.name == n for f, n in zip(dataclasses.fields(Publication), _PUBLICATION_SLOTS, strict=True)
+)
+_set_stream: Final = _slot_setter(Publication, "stream") if _FAST_PUBLICATION else None
+_set_event: Final = _slot_setter(Publication, "event") if _FAST_PUBLICATION else None
+_set_data: Final = _slot_setter(Publication, "data") if _FAST_PUBLICATION else None
+
+
+def _publication(stream: str, event: Notification, data: bytes | None) -> Publication:
+    """``Publication(stream, event, data)``: the same three slots set by their descriptors, without
+    the call of the (interpreted) ``__init__`` of the frozen dataclass (~4,000 instructions a
+    publication from compiled code, once per delivery; tested equal). ``Publication`` is taken as
+    is when its slots are not the three fields in order."""
+    if _set_stream is None or _set_event is None or _set_data is None:
+        return Publication(stream, event, data)
+    pub: Publication = _new_object(Publication)
+    _set_stream(pub, stream)
+    _set_event(pub, event)
+    _set_data(pub, data)
+    return pub
+
+
 def publications(result: HandleResult, tally: Counter[tuple[str, str]]) -> list[Publication]:
     """The events to publish for one alert (its notifications, with their stream entry's
     ``__data__`` when notify encoded it, then its dead letters); each notification's outcome is
     counted into ``tally`` by (channel, ``delivered``/``failed_permanent``/``failed_retrying``)."""
     pubs: list[Publication] = []
     encoded, notifications = result.encoded, streams.NOTIFICATIONS
+    # counted here first, then into the tally once per key (in the order of their first event): a
+    # Counter's item assignment goes through its Python-level __setitem__ slot (Counter defines
+    # __delitem__), ~1,200 instructions each
+    seen: dict[tuple[str, str], int] = {}
     for e in result.events:  # one pass: the count and the publication of each event
         if isinstance(e, NotificationDelivered):
             outcome = "delivered"
         else:
             outcome = "failed_permanent" if e.permanent else "failed_retrying"
         key = (e.channel, outcome)
-        tally[key] = tally.get(key, 0) + 1
+        seen[key] = seen.get(key, 0) + 1
         got = encoded.get(id(e))  # result.data_of(e), inline
-        pubs.append(Publication(notifications, e, got[1] if got is not None and got[0] is e else None))
+        pubs.append(_publication(notifications, e, got[1] if got is not None and got[0] is e else None))
+    for key, n in seen.items():
+        tally[key] = tally.get(key, 0) + n
     if result.dead_letters:
         deadletter = streams.DEADLETTER
         pubs.extend([Publication(deadletter, d) for d in result.dead_letters])
@@ -490,46 +531,47 @@ class Notifier:
             for i in idx:
                 targets[i] = await self._route_revision(alerts[i], kinds[i])
         # the throttle decisions of every target of the group, in order, in one script call
-        throttled: list[tuple[int, int]] = []
         tchecks: list[tuple[str, str, str]] = []
+        # per target of the alerts that have targets (in the order of ``targets``): the index of its
+        # check in ``tchecks``, or -1 when the throttle is not consulted for it
+        check_of: list[int] = []
         extreme_of: dict[int, bool] = {}
         for i, ts in targets.items():
             if not ts:
                 continue
             extreme = extreme_of[i] = alerts[i].classification.severity == "Extreme"
             if extreme:
+                check_of.extend([-1] * len(ts))
                 continue
             a = alerts[i].alert
             member = f"{a.alert_id}:{a.revision}"
-            for j, t in enumerate(ts):
+            for t in ts:
                 if t.kind != "new":
+                    check_of.append(-1)
                     continue
                 quiet = t.quiet_hours
                 if quiet is not None and quiet.is_quiet(now):
+                    check_of.append(-1)
                     continue  # deferred before the throttle is consulted
-                throttled.append((i, j))
+                check_of.append(len(tchecks))
                 tchecks.append((t.subscription_id, t.channel_url, member))
-        # per alert, the decision of each of its targets (None: not consulted)
-        allowed: dict[int, list[bool | None]] = {}
-        if tchecks:
-            for (i, j), ok in zip(throttled, await self.throttle.allow_many(tchecks, now.timestamp()), strict=True):
-                decided = allowed.get(i)
-                if decided is None:
-                    decided = allowed[i] = [None] * len(targets[i])
-                decided[j] = ok
+        oks: list[bool] = await self.throttle.allow_many(tchecks, now.timestamp()) if tchecks else []
+        if len(oks) != len(tchecks):
+            raise ValueError(f"throttle: {len(oks)} decisions for {len(tchecks)} checks")
         # plan every target: a job, or a quiet-hour deferral / a digest entry (written in one pipeline)
         jobs: list[DeliveryJob] = []
         job_owner: list[int] = []
         held: list[Callable[[Any], None]] = []
         sent_at = sent_at_now()  # the messages of the group are rendered together: one timestamp
+        first = 0  # where the alert's targets start in check_of
         for i, ts in targets.items():
             alert, result = alerts[i], out[i]
             assert isinstance(result, HandleResult)
             if not ts:
                 continue
+            start, first = first, first + len(ts)
             shared = _AlertShared(alert, self.renderer, sent_at)
             planned: list[DeliveryJob] = []
-            decisions = allowed.get(i)
             entry_id = entry_ids[i]
             extreme = extreme_of[i]
             aid, rev, cid, dl = shared.alert_id, shared.revision, shared.correlation_id, shared.dead_letter_fields
@@ -538,7 +580,8 @@ class Notifier:
             own: tuple[str, ...] | None = None
             try:
                 for j, t in enumerate(ts):
-                    decision = None if decisions is None else decisions[j]
+                    check = check_of[start + j]
+                    decision = None if check < 0 else oks[check]
                     kind = t.kind
                     if (extreme or t.quiet_hours is None) and (
                         extreme or decision is not False or kind != "new"

@@ -158,8 +158,11 @@ def default_title(ctx: dict[str, Any]) -> str:
     """The default ``title.txt`` of ``ctx``."""
     title, severity, label = ctx["title"], ctx["severity"], ctx["kind_label"]
     head = f"[{label}] [{severity}] {title}" if label else f"[{severity}] {title}"
-    title_out = " ".join(head.split())
-    return title_out
+    # the whitespace rule (" ".join(head.split())) changes nothing in a printable head without a
+    # run of spaces or a space at either end: " " is the only printable whitespace character
+    if head.isprintable() and "  " not in head and head[0] != " " and head[-1] != " ":
+        return head
+    return " ".join(head.split())
 
 
 def default_text(ctx: dict[str, Any]) -> str:
@@ -195,7 +198,7 @@ def text_head(ctx: dict[str, Any]) -> str:
         t.append(f"Threats: {', '.join(threats)}\n")
     if targets:
         t.append(f"Targets: {', '.join(targets)}\n")
-    t.append(f"\n{text}\n")
+    t += ("\n", text, "\n")  # (not one f-string: the text is copied once, by the join)
     if advice:
         t.append(f"\nAdvice: {advice}\n")
     if evidence:
@@ -306,9 +309,42 @@ def _label_types(labels: tuple[LabelScore, ...], evidence: list[str]) -> list[st
     return types
 
 
+class _Base:
+    """The alert's values of a payload (what :meth:`Renderer.render` puts there, but the
+    subscription's), once per (alert, kind): a plain class with its own ``__init__`` (positional, in
+    this order), made and read at less cost than a dict (or a NamedTuple, whose ``__new__`` is
+    interpreted) when compiled."""
+
+    __slots__ = (
+        "advice", "alert_id", "correlation_id", "countries", "places", "revision", "revision_of", "severity",
+        "targets", "threat_types", "title", "urgency", "url",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        alert_id: str,
+        revision: int,
+        revision_of: str | None,
+        title: str,
+        severity: str,
+        urgency: str,
+        places: list[str],
+        countries: list[str],
+        threat_types: list[str],
+        targets: list[str],
+        advice: str | None,
+        url: str | None,
+        correlation_id: str,
+    ) -> None:
+        self.alert_id, self.revision, self.revision_of, self.title = alert_id, revision, revision_of, title
+        self.severity, self.urgency, self.places, self.countries = severity, urgency, places, countries
+        self.threat_types, self.targets, self.advice, self.url = threat_types, targets, advice, url
+        self.correlation_id = correlation_id
+
+
 def _context_and_base(
     alert: AlertClassified, kind: DeliveryKind, reason: str, subscription_name: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], _Base]:
     """:meth:`Renderer.context` and the alert's values of a payload (what :meth:`Renderer.render`
     puts there, but the subscription's), each field of the alert read once (from the models'
     field dicts, :func:`~vigil_notify.matching.fields_of`)."""
@@ -348,21 +384,10 @@ def _context_and_base(
         "revision": revision,
         "subscription_name": subscription_name,
     }
-    base = {
-        "alert_id": a["alert_id"],
-        "revision": revision,
-        "revision_of": a["revision_of"],
-        "title": title,
-        "severity": severity,
-        "urgency": urgency,
-        "places": places,
-        "countries": list(countries),
-        "threat_types": threats,
-        "targets": targets,
-        "advice": advice,
-        "url": url,
-        "correlation_id": e["correlation_id"],
-    }
+    base = _Base(
+        a["alert_id"], revision, a["revision_of"], title, severity, urgency, places, list(countries), threats,
+        targets, advice, url, e["correlation_id"],
+    )  # fmt: skip
     return ctx, base
 
 
@@ -505,6 +530,11 @@ class _JsonParts(NamedTuple):
     reason_first: bool
 
 
+_new_tuple: Callable[[type, tuple[Any, ...]], Any] = tuple.__new__
+"""``tuple.__new__``: what a NamedTuple's ``__new__`` calls with its fields, without that interpreted
+``__new__`` (the parts are made once per (alert, kind))."""
+
+
 class _JsonBytesParts(NamedTuple):
     """:class:`_JsonParts` UTF-8 encoded, ``text_tail`` with the line's newline."""
 
@@ -520,6 +550,23 @@ class _JsonBytesParts(NamedTuple):
 def sent_at_now() -> str:
     """A payload's ``sent_at``: now, local time with its offset, ISO 8601."""
     return datetime.now().astimezone().isoformat()
+
+
+_new_object: Callable[[type], Any] = object.__new__
+
+
+def _filled(
+    prepared: PreparedMessage, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str
+) -> FilledMessage:
+    """``FilledMessage(prepared, reason, subscription_id, subscription_name, idempotency_key)``: the
+    same instance dict, filled here (compiled) instead of by its interpreted ``__init__`` (a Python
+    call once per delivery; tested equal)."""
+    msg: FilledMessage = _new_object(FilledMessage)
+    d: dict[str, Any] = msg.__dict__
+    d["title"] = prepared._title
+    d["idempotency_key"] = idempotency_key
+    d["_fill"] = (prepared, reason, subscription_id, subscription_name, idempotency_key)
+    return msg
 
 
 class PreparedMessage:
@@ -574,28 +621,28 @@ class PreparedMessage:
     ) -> Message:
         if not self._fast or "\x00" in reason or "\x00" in subscription_name:
             return self._full(reason, subscription_id, subscription_name, idempotency_key)
-        return FilledMessage(self, reason, subscription_id, subscription_name, idempotency_key)
+        return _filled(self, reason, subscription_id, subscription_name, idempotency_key)
 
     def _payload(self, reason: str, subscription_id: str, idempotency_key: str) -> dict[str, Any]:
         """The payload of a filled-in message (what :meth:`Renderer.render` puts there)."""
         b = self._base
         return {
-            "alert_id": b["alert_id"],
-            "revision": b["revision"],
-            "revision_of": b["revision_of"],
+            "alert_id": b.alert_id,
+            "revision": b.revision,
+            "revision_of": b.revision_of,
             "subscription_id": subscription_id,
             "kind": self._kind,
-            "title": b["title"],
-            "severity": b["severity"],
-            "urgency": b["urgency"],
-            "places": list(b["places"]),
-            "countries": list(b["countries"]),
-            "threat_types": list(b["threat_types"]),
-            "targets": list(b["targets"]),
-            "advice": b["advice"],
-            "url": b["url"],
+            "title": b.title,
+            "severity": b.severity,
+            "urgency": b.urgency,
+            "places": list(b.places),
+            "countries": list(b.countries),
+            "threat_types": list(b.threat_types),
+            "targets": list(b.targets),
+            "advice": b.advice,
+            "url": b.url,
             "reason": reason,
-            "correlation_id": b["correlation_id"],
+            "correlation_id": b.correlation_id,
             "idempotency_key": idempotency_key,
             "sent_at": self._sent_at,
         }
@@ -647,7 +694,8 @@ class PreparedMessage:
             text_head_json = b', "sent_at": ' + d(self._sent_at) + b', "rendered_text": ' + d(head)[:-1]
         except TypeError:  # orjson.JSONEncodeError: a lone surrogate
             return None
-        return _JsonBytesParts(line_head, middle, tail, text_head_json, _TEXT_MIDDLE_JSON, _TEXT_TAIL_JSON_LINE, True)
+        fields = (line_head, middle, tail, text_head_json, _TEXT_MIDDLE_JSON, _TEXT_TAIL_JSON_LINE, True)
+        return cast("_JsonBytesParts", _new_tuple(_JsonBytesParts, fields))
 
     def _make_json_parts(self, *, as_bytes: bool) -> _JsonParts | _JsonBytesParts | None:
         text = self._prepared_body("text")
@@ -664,18 +712,18 @@ class PreparedMessage:
             except (TypeError, UnicodeEncodeError):  # orjson.JSONEncodeError or encode(): a lone surrogate
                 return None
         pieces = (text[:i], text[i + li : j], text[j + lj :])
-        head = _json_plain({"alert_id": b["alert_id"], "revision": b["revision"], "revision_of": b["revision_of"]})
+        head = _json_plain({"alert_id": b.alert_id, "revision": b.revision, "revision_of": b.revision_of})
         middle = _json_plain(
             {
-                "kind": self._kind, "title": b["title"], "severity": b["severity"],
-                "urgency": b["urgency"], "places": b["places"], "countries": b["countries"],
-                "threat_types": b["threat_types"], "targets": b["targets"], "advice": b["advice"],
-                "url": b["url"],
+                "kind": self._kind, "title": b.title, "severity": b.severity,
+                "urgency": b.urgency, "places": b.places, "countries": b.countries,
+                "threat_types": b.threat_types, "targets": b.targets, "advice": b.advice,
+                "url": b.url,
             }
         )  # fmt: skip
         head = head[:-1] + ', "subscription_id": '
         middle = ", " + middle[1:-1] + ', "reason": '
-        tail = ', "correlation_id": ' + _json(b["correlation_id"]) + ', "idempotency_key": '
+        tail = ', "correlation_id": ' + _json(b.correlation_id) + ', "idempotency_key": '
         text_head = ', "sent_at": ' + _json_str(self._sent_at) + ', "rendered_text": "'
         s0, s1, s2 = (_json_text(x)[1:-1] for x in pieces)
         return _JsonParts(head, middle, tail, text_head + s0, s1, s2 + '"}', r < n)
@@ -691,7 +739,8 @@ class PreparedMessage:
         d = _orjson_dumps
         text_head = b', "sent_at": ' + d(self._sent_at) + b', "rendered_text": "'
         t0, t1, t2 = d(text[:i])[1:-1], d(text[i + li : j])[1:-1], d(text[j + lj :])[1:-1]
-        return _JsonBytesParts(head, middle, tail, text_head + t0, t1, t2 + b'"}\n', reason_first)
+        fields = (head, middle, tail, text_head + t0, t1, t2 + b'"}\n', reason_first)
+        return cast("_JsonBytesParts", _new_tuple(_JsonBytesParts, fields))
 
     def _json_fields_bytes(self) -> tuple[bytes, bytes, bytes]:
         """The head, middle and tail of :class:`_JsonBytesParts` (the line's fields but the text,
@@ -699,24 +748,24 @@ class PreparedMessage:
         b, d = self._base, _orjson_dumps
         head = b"".join(
             (
-                b'{"alert_id": ', d(b["alert_id"]), b', "revision": ', d(b["revision"]),
-                b', "revision_of": ', _json_optional(b["revision_of"]), b', "subscription_id": ',
+                b'{"alert_id": ', d(b.alert_id), b', "revision": ', d(b.revision),
+                b', "revision_of": ', _json_optional(b.revision_of), b', "subscription_id": ',
             )
         )  # fmt: skip
         c = _json_cached  # (values from small vocabularies: severities, places, threat types...)
         out = [
-            b', "kind": ', c(self._kind), b', "title": ', d(b["title"]), b', "severity": ', c(b["severity"]),
-            b', "urgency": ', c(b["urgency"]), b', "places": [',
+            b', "kind": ', c(self._kind), b', "title": ', d(b.title), b', "severity": ', c(b.severity),
+            b', "urgency": ', c(b.urgency), b', "places": [',
         ]  # fmt: skip
-        _json_items(out, b["places"])
+        _json_items(out, b.places)
         out.append(b'], "countries": [')
-        _json_items(out, b["countries"])
+        _json_items(out, b.countries)
         out.append(b'], "threat_types": [')
-        _json_items(out, b["threat_types"])
+        _json_items(out, b.threat_types)
         out.append(b'], "targets": [')
-        _json_items(out, b["targets"])
-        out += (b'], "advice": ', _json_optional(b["advice"]), b', "url": ', _json_optional(b["url"]), b', "reason": ')
-        tail = b', "correlation_id": ' + d(b["correlation_id"]) + b', "idempotency_key": '
+        _json_items(out, b.targets)
+        out += (b'], "advice": ', _json_optional(b.advice), b', "url": ', _json_optional(b.url), b', "reason": ')
+        tail = b', "correlation_id": ' + d(b.correlation_id) + b', "idempotency_key": '
         return head, b"".join(out), tail
 
     def _json_line(self, reason: str, subscription_id: str, subscription_name: str, idempotency_key: str) -> str:

@@ -63,15 +63,12 @@ class JsonlChannel:
         whole are sent, the line it was in fails as :meth:`send` would have, and the ones after it
         are written one by one as :meth:`send` would."""
         out: list[Exception | None] = [None] * len(messages)
-        datas: list[bytes] = []
-        where: list[int] = []
-        for i, message in enumerate(messages):
-            try:
-                datas.append(message.json_line_bytes())
-            except Exception as exc:  # as send() would raise it
-                out[i] = exc
-            else:
-                where.append(i)
+        where: Sequence[int]
+        try:  # the usual case: every line made (one comprehension, no bookkeeping per line)
+            datas = [message.json_line_bytes() for message in messages]
+            where = range(len(datas))
+        except Exception:  # some line cannot be made: make them one by one (each is made again)
+            datas, where = self._lines_one_by_one(messages, out)
         if not datas:
             return out
         buf = datas[0] if len(datas) == 1 else b"".join(datas)
@@ -103,6 +100,21 @@ class JsonlChannel:
                 out[where[n]] = self._failure(exc)
                 fd_ = None
         return out
+
+    @staticmethod
+    def _lines_one_by_one(messages: Sequence[Message], out: list[Exception | None]) -> tuple[list[bytes], list[int]]:
+        """The lines of ``messages`` that can be made and where they are; a message whose line raises
+        gets the exception in ``out`` (as :meth:`send` would raise it)."""
+        datas: list[bytes] = []
+        where: list[int] = []
+        for i, message in enumerate(messages):
+            try:
+                datas.append(message.json_line_bytes())
+            except Exception as exc:  # as send() would raise it
+                out[i] = exc
+            else:
+                where.append(i)
+        return datas, where
 
     def _failure(self, exc: OSError) -> Exception:
         if isinstance(exc, PermissionError):
