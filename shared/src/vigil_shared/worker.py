@@ -186,31 +186,56 @@ def _count_published(stream_names: Iterable[str]) -> None:
 # The output keys are checked to be streams first, so a bad key fails the commit before any write.
 # The safety cap is one XTRIM MAXLEN ~ per output stream after the batch (not an argument per XADD).
 # Returns the ids that were *not* committed (fenced): usually none, so the reply stays short.
-_COMMIT_LUA = """
+_COMMIT_COMMON = """
 local group, consumer, maxlen, layout = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local byte, call = string.byte, redis.call
-for k = 2, #KEYS do
-  local t = call('TYPE', KEYS[k])['ok']
-  if t ~= 'stream' and t ~= 'none' then
-    return redis.error_reply('WRONGTYPE output key ' .. KEYS[k] .. ' holds a ' .. t .. ', not a stream')
+-- the error reply for the first output key that holds something other than a stream, else nil
+local function bad_output_key()
+  for k = 2, #KEYS do
+    local t = call('TYPE', KEYS[k])['ok']
+    if t ~= 'stream' and t ~= 'none' then
+      return redis.error_reply('WRONGTYPE output key ' .. KEYS[k] .. ' holds a ' .. t .. ', not a stream')
+    end
   end
 end
-local owned = {}
-for _, row in ipairs(call('XPENDING', KEYS[1], group, ARGV[5], ARGV[6], tonumber(ARGV[7]), consumer)) do
-  owned[row[1]] = true
+-- whether this consumer still owns the entry id (one XPENDING over the batch's range, made at the
+-- first call; an XPENDING of the entry itself for any id not in it)
+local owned
+local function owns(id)
+  if owned == nil then
+    owned = {}
+    for _, row in ipairs(call('XPENDING', KEYS[1], group, ARGV[5], ARGV[6], tonumber(ARGV[7]), consumer)) do
+      owned[row[1]] = true
+    end
+  end
+  return owned[id] or #call('XPENDING', KEYS[1], group, id, id, 1, consumer) == 1
 end
-local fenced, acks, added = {}, {}, {}
+-- acknowledge the ids, then the safety cap on every output stream
+local function ack_and_cap(acks)
+  for j = 1, #acks, 1000 do
+    call('XACK', KEYS[1], group, unpack(acks, j, math.min(j + 999, #acks)))
+  end
+  if maxlen > 0 then
+    for k = 2, #KEYS do call('XTRIM', KEYS[k], 'MAXLEN', '~', maxlen) end
+  end
+end
+"""
+"""What both commit scripts share (prepended to each): their arguments, the output-key check, the
+ownership test and the acknowledgement with the safety cap."""
+
+_COMMIT_LUA = _COMMIT_COMMON + """
+local bad = bad_output_key()
+if bad then return bad end
+local fenced, acks = {}, {}
 local p, i, len = 1, 8, #layout
 while p <= len do
   local hi, lo = byte(layout, p, p + 1)
   local nout = hi * 256 + lo
   local id = ARGV[i]
-  if owned[id] or #call('XPENDING', KEYS[1], group, id, id, 1, consumer) == 1 then
+  if owns(id) then
     for o = 1, nout do
       local khi, klo = byte(layout, p + 2 * o, p + 2 * o + 1)
-      local k = khi * 256 + klo
-      call('XADD', KEYS[k], '*', '__DATA__', ARGV[i + o])
-      added[k] = true
+      call('XADD', KEYS[khi * 256 + klo], '*', '__DATA__', ARGV[i + o])
     end
     acks[#acks + 1] = id
   else
@@ -219,12 +244,7 @@ while p <= len do
   p = p + 2 + 2 * nout
   i = i + 1 + nout
 end
-for j = 1, #acks, 1000 do
-  call('XACK', KEYS[1], group, unpack(acks, j, math.min(j + 999, #acks)))
-end
-if maxlen > 0 then
-  for k in pairs(added) do call('XTRIM', KEYS[k], 'MAXLEN', '~', maxlen) end
-end
+ack_and_cap(acks)
 return fenced
 """.replace("__DATA__", DATA_FIELD.decode())
 
@@ -240,9 +260,7 @@ return fenced
 # streams) before EXEC returns, so no reader ever sees them, and a stream the transaction made is
 # removed again. An output key that is not a stream (its XADDs failed) fails the commit: the batch's
 # outputs are deleted from the other streams and nothing is acknowledged.
-_COMMIT_MULTI_LUA = """
-local group, consumer, maxlen, layout = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local byte, call = string.byte, redis.call
+_COMMIT_MULTI_LUA = _COMMIT_COMMON + """
 -- delete the outputs of the entries gone(i) says (i: the entry's position in the batch)
 local function drop(gone)
   local count, del = {}, {}
@@ -291,21 +309,15 @@ local function drop(gone)
     end
   end
 end
-for k = 2, #KEYS do
-  local t = call('TYPE', KEYS[k])['ok']
-  if t ~= 'stream' and t ~= 'none' then
-    drop(function() return true end)
-    return redis.error_reply('WRONGTYPE output key ' .. KEYS[k] .. ' holds a ' .. t .. ', not a stream')
-  end
-end
-local owned = {}
-for _, row in ipairs(call('XPENDING', KEYS[1], group, ARGV[5], ARGV[6], tonumber(ARGV[7]), consumer)) do
-  owned[row[1]] = true
+local bad = bad_output_key()
+if bad then
+  drop(function() return true end)
+  return bad
 end
 local fenced, acks, out = {}, {}, {}
 for i = 1, #ARGV - 7 do
   local id = ARGV[7 + i]
-  if owned[id] or #call('XPENDING', KEYS[1], group, id, id, 1, consumer) == 1 then
+  if owns(id) then
     acks[#acks + 1] = id
   else
     fenced[#fenced + 1] = id
@@ -313,12 +325,7 @@ for i = 1, #ARGV - 7 do
   end
 end
 if #fenced > 0 then drop(function(i) return out[i] end) end
-for j = 1, #acks, 1000 do
-  call('XACK', KEYS[1], group, unpack(acks, j, math.min(j + 999, #acks)))
-end
-if maxlen > 0 then
-  for k = 2, #KEYS do call('XTRIM', KEYS[k], 'MAXLEN', '~', maxlen) end
-end
+ack_and_cap(acks)
 return fenced
 """
 
