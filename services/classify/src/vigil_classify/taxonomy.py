@@ -565,6 +565,12 @@ def _negated_window(window: str, ascii: bool = False, norm: str | None = None, l
             return False
     else:
         clause = window[_clause_cut(window) :]
+    return _clause_negated(clause)
+
+
+def _clause_negated(clause: str) -> bool:
+    """Whether a cue's clause (the part of its window after the clause cut) holds a negator: the last
+    test of both negation paths."""
     if not clause:
         return False
     low = clause.lower()
@@ -643,12 +649,7 @@ def _negated_at(text: str, norm: str, lo: int, start: int, negs: list[int]) -> b
     if cut > 0 and not _near_negator(negs, lo + cut, start):
         return False
     clause = window[cut:]
-    if not clause:
-        return False
-    low = clause.lower()
-    if not any(stem in low for stem in _NEG_STEMS):
-        return False
-    return _NEGATOR.search(clause) is not None
+    return _clause_negated(clause)
 
 
 # The dataclasses below write their ``__init__`` themselves (``init=False``): the compiled build then
