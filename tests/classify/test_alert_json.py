@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from vigil_classify import service
 from vigil_classify.engine import Classifier
 from vigil_shared.bench import _alert, make_texts
-from vigil_shared.events import SCHEMA_VERSION, AlertReceived, CapInfo
+from vigil_shared.events import SCHEMA_VERSION, AlertClassified, AlertReceived, CapInfo
 
 HOSTILE = (
     'Quotes " and \\ backslashes, tab\t, newline\n, control \x00\x01\x1f, DEL \x7f, \u2028 \u2029, é, Москва, '
@@ -146,3 +146,32 @@ def test_generated_alerts(
 @cache
 def _shared_classifier() -> Classifier:  # (hypothesis runs the test many times: one classifier)
     return Classifier()
+
+
+def test_utc_occurred_at_still_checks_published() -> None:
+    """The UTC shortcut of ``_orjson_writes_as_pydantic`` skips the offset test of a UTC ``occurred_at``
+    only: a ``published`` with a sub-minute offset still takes pydantic's path, whatever ``occurred_at``."""
+    alert = AlertReceived.model_validate_json(_alert(0, *make_texts(1)[0]).model_dump_json())
+    assert alert.occurred_at.tzinfo is service._PYDANTIC_UTC  # read from JSON: pydantic's shared UTC
+    odd = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(seconds=30)))
+    for occurred_at in (alert.occurred_at, alert.occurred_at.astimezone(UTC)):
+        assert service._orjson_writes_as_pydantic(alert.model_copy(update={"occurred_at": occurred_at}))
+        assert not service._orjson_writes_as_pydantic(
+            alert.model_copy(update={"occurred_at": occurred_at, "published": odd})
+        )
+        assert not service._orjson_writes_as_pydantic(alert.model_copy(update={"occurred_at": odd}))
+
+
+def test_classified_data_is_the_validated_events_json(classifier: Classifier) -> None:
+    """The service's own path (:func:`service.classified_data`, which writes the usual case out instead of
+    calling ``_classified_json``): the validated event's JSON with the entry's fresh id and time."""
+    from vigil_shared.envelope import decode_body
+
+    for alert in _variants():
+        before = datetime.now(UTC)
+        body = decode_body({b"__data__": service.classified_data(classifier, alert)})
+        parsed = AlertClassified.model_validate_json(body)
+        assert before <= parsed.occurred_at <= datetime.now(UTC)
+        assert parsed.occurred_at.utcoffset() == timedelta(0)
+        assert len(parsed.event_id) == 32
+        assert body == _reference(classifier, alert, parsed.event_id, parsed.occurred_at), alert

@@ -923,16 +923,20 @@ class StreamWorker(Generic[E]):
             )
             outcomes = [exc] * len(events)
         share = (time.perf_counter() - started) / len(events)
-        ok = err = 0
-        for (entry_id, fields, event), outcome in zip(jobs, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
+        err = 0
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            # a list or tuple (the usual outcome) is kept as returned: nothing mutates it (classify
+            # returns a 1-tuple); tested first, so a success costs no isinstance nor job unpacking
+            if type(outcome) is tuple or type(outcome) is list:
+                done[job[0]] = outcome
+            elif isinstance(outcome, BaseException):
                 err += 1
+                entry_id, fields, event = job
                 with structlog.contextvars.bound_contextvars(**_log_ids(event)):
                     self._settle_failure(entry_id, fields, event, outcome, delivery_counts, done, dead_ids)
             else:
-                ok += 1
-                # kept as returned if a list or tuple (nothing mutates it; classify returns a 1-tuple)
-                done[entry_id] = outcome if type(outcome) is list or type(outcome) is tuple else list(outcome)
+                done[job[0]] = list(outcome)
+        ok = len(jobs) - err
         # vigil_handler_seconds is per event: a batch call counts as its share for each of its events
         for outcome_label, n in (("ok", ok), ("error", err)):
             if n:

@@ -17,11 +17,12 @@ Consumers validate ``AlertClassified`` at their edge, as always.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import orjson
 import structlog
+from pydantic import TypeAdapter
 from pydantic_core import to_json
 from vigil_shared import streams
 from vigil_shared.envelope import encode_body
@@ -145,12 +146,21 @@ def _orjson_writes_as_pydantic(alert: AlertReceived) -> bool:
     fields = alert.__dict__
     if type(alert) is not AlertReceived or fields["cap"] is not None or fields["extra"]:
         return False
-    # _orjson_datetime of occurred_at and published, written out (this runs for every alert)
-    offset = fields["occurred_at"].utcoffset()
-    if offset is not None and (offset.seconds % 60 or offset.microseconds):
-        return False
+    # _orjson_datetime of occurred_at and published, written out (this runs for every alert); UTC
+    # (pydantic's own UTC, which JSON's "Z" gives, or datetime's) needs no utcoffset() call
+    occurred_at = fields["occurred_at"]
+    tz = occurred_at.tzinfo
+    if tz is not _PYDANTIC_UTC and tz is not UTC:
+        offset = occurred_at.utcoffset()
+        if offset is not None and (offset.seconds % 60 or offset.microseconds):
+            return False
     published = fields["published"]
-    return published is None or _orjson_datetime(published)
+    return published is None or published.tzinfo is _PYDANTIC_UTC or _orjson_datetime(published)
+
+
+_PYDANTIC_UTC = TypeAdapter(datetime).validate_json(b'"2000-01-01T00:00:00Z"').tzinfo
+"""The ``tzinfo`` pydantic gives a UTC datetime read from JSON (one shared instance; if a pydantic
+version made a new one each time, the check above would only take the longer way)."""
 
 
 log = structlog.get_logger("vigil.classify")
@@ -224,8 +234,29 @@ def classified_data(classifier: Classifier, alert: AlertReceived) -> bytes:
     Tested byte for byte against the validated event (``tests/classify/test_service_redis.py``)."""
     payload = alert_payload(classifier, alert)
     correlation_id = alert.correlation_id
+    if _orjson_writes_as_pydantic(alert):  # _classified_json's usual path, written out (per alert)
+        try:
+            body = orjson.dumps(
+                {
+                    "event_id": new_event_id(),
+                    "occurred_at": _now(UTC),  # utcnow(), without the call through it
+                    "schema_version": SCHEMA_VERSION,
+                    "correlation_id": correlation_id,
+                    "producer": _PRODUCER,
+                    "alert": alert.__dict__,
+                    "classification": payload,
+                },
+                option=orjson.OPT_UTC_Z,
+            )
+        except orjson.JSONEncodeError:
+            pass
+        else:
+            return encode_body(correlation_id, _EVENT_TYPE, body)
     body = _classified_json(new_event_id(), utcnow(), SCHEMA_VERSION, correlation_id, _PRODUCER, alert, payload, True)
     return encode_body(correlation_id, _EVENT_TYPE, body)
+
+
+_now = datetime.now
 
 
 def validated_event(classifier: Classifier, alert: AlertReceived) -> AlertClassified:
