@@ -58,14 +58,71 @@ _dumps: Final = orjson.dumps
 
 
 @dataclass(slots=True, init=False)
+class DeliveryJob:
+    """One message to one channel of one subscription (treat as read-only; not frozen only because
+    a frozen dataclass's ``__init__`` costs several times more, once per delivery).
+    :mod:`vigil_notify.delivery` exports it.
+
+    Its own ``__init__`` (the dataclass's fields, in order, and defaults): compiled, the generated
+    one would stay interpreted, once per delivery. The fields are typed ``Any`` so that the compiled
+    class stores what it is given as it is, as the dataclass did (a compiled field declared ``str``
+    would refuse anything else, one declared ``int`` turn a ``bool`` into ``1``): what they hold is
+    ``alert_id``, ``correlation_id``, ``subscription_id``, ``channel_url``, ``reason``,
+    ``idempotency_key``, ``entry_id``: ``str``; ``revision``: ``int``; ``kind``: a
+    :data:`~vigil_shared.events.DeliveryKind`; ``message``: a
+    :class:`~vigil_notify.channels.base.Message`."""
+
+    alert_id: Any
+    revision: Any
+    correlation_id: Any
+    subscription_id: Any
+    channel_url: Any
+    kind: Any
+    reason: Any
+    idempotency_key: Any
+    message: Any
+    record_under: Any
+    """Recipient-log keys (original alert ids, a ``tuple[str, ...]``) to record this (subscription,
+    channel) under once sent."""
+    dead_letter_fields: Any
+    """``dict[str, str] | None``."""
+    entry_id: Any
+    dead_letter_source: Any
+    """``Callable[[], dict[str, str]] | None``: computes further dead-letter fields when (and only
+    when) the job is dead-lettered (e.g. the JSON of the whole alert, which the hot path should not
+    serialise per delivery)."""
+
+    def __init__(
+        self,
+        alert_id: Any,
+        revision: Any,
+        correlation_id: Any,
+        subscription_id: Any,
+        channel_url: Any,
+        kind: Any,
+        reason: Any,
+        idempotency_key: Any,
+        message: Any,
+        record_under: Any = (),
+        dead_letter_fields: Any = None,
+        entry_id: Any = "",
+        dead_letter_source: Any = None,
+    ) -> None:
+        self.alert_id, self.revision, self.correlation_id = alert_id, revision, correlation_id
+        self.subscription_id, self.channel_url, self.kind = subscription_id, channel_url, kind
+        self.reason, self.idempotency_key, self.message = reason, idempotency_key, message
+        self.record_under, self.dead_letter_fields = record_under, dead_letter_fields
+        self.entry_id, self.dead_letter_source = entry_id, dead_letter_source
+
+
+@dataclass(slots=True, init=False)
 class DeliveryOutcome:
     """What one delivery job came to (:mod:`vigil_notify.delivery` exports it with the jobs). Its own
     ``__init__`` (the dataclass's fields and defaults, ``events`` a new list): compiled, the generated
     one would stay interpreted, once per delivery."""
 
     job: Any
-    """The :class:`~vigil_notify.delivery.DeliveryJob` (``Any`` here: this module cannot import
-    :mod:`vigil_notify.delivery`, which imports it)."""
+    """The :class:`DeliveryJob` (``Any``: stored as it is given)."""
     status: str  # "delivered" | "failed" | "skipped_sent" | "skipped_in_flight"
     events: list[NotificationDelivered | NotificationFailed]
     dead_letter: DeadLetter | None
