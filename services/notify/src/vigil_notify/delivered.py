@@ -7,8 +7,8 @@ after the routing. It lives in a module of its own so that notify's compiled bui
 (:mod:`vigil_notify.native`) runs it without the interpreter; :mod:`vigil_notify.delivery` imports it
 (and cannot be imported here: it imports this module).
 
-The jobs' values are read as they are (the jobs are typed ``Any`` here: a compiled read of a field
-declared ``int`` would turn a ``bool`` into ``1``) and checked as
+The jobs' values are read as they are (:class:`DeliveryJob`'s fields are typed ``Any``: a compiled
+read of a field declared ``int`` would turn a ``bool`` into ``1``) and checked as
 :func:`vigil_notify.delivery.delivered_data` checks them: the same events, the same bytes or None
 (tests compare them, pure and compiled).
 """
@@ -144,7 +144,7 @@ class DeliveryOutcome:
 
 
 def delivered_outcomes(
-    jobs: Sequence[Any],
+    jobs: Sequence[DeliveryJob],
     at: datetime,
     at_fragment: Any,
     event_ids: Sequence[Any],
@@ -185,7 +185,8 @@ def delivered_outcomes(
         "reason": None,
     }
     out: list[DeliveryOutcome] = []
-    for job, event_id in zip(jobs, event_ids, strict=True):
+    for j, event_id in zip(jobs, event_ids, strict=True):
+        job: DeliveryJob = j  # (a compiled class's fields read directly, not by attribute lookup)
         url: Any = job.channel_url
         channel: Any = masks.get(url)
         if channel is None:
