@@ -70,6 +70,7 @@ from vigil_notify.delivered import (
     ALL_DELIVERED_FIELDS,
     delivered_outcomes,
     new_object,
+    sent_records,
     set_dict,
     set_extra,
     set_fields_set,
@@ -1187,21 +1188,10 @@ class Deliverer:
         """:meth:`_queue_sent` of several jobs in one script call: each key set "sent", and the
         recipient records of one original alert key with one ``EXPIRE``."""
         s = self.settings
-        records: dict[str, dict[str, str]] = {}
-        for job in jobs:
-            if job.record_under:
-                member = f"{job.subscription_id}|{channel_hash(job.channel_url)}"
-                for original in job.record_under:
-                    records.setdefault(original, {})[member] = job.reason
         if not jobs:
             return
-        packed: list[list[str]] = []
-        for original, mapping in records.items():
-            rec = [original]
-            for member, reason in mapping.items():
-                rec += (member, reason)
-            packed.append(rec)
-        keys = _keys(self.ledger.redis_key(""), [job.idempotency_key for job in jobs])
+        packed, idem_keys = sent_records(jobs, channel_hash)  # (compiled by ``make native``)
+        keys = _keys(self.ledger.redis_key(""), idem_keys)
         await self._mark_many(
             args=[
                 SENT, s.sent_ttl_s, s.recipients_ttl_s, len(jobs), *keys, self.recipients.redis_key(""),
