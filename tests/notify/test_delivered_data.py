@@ -267,3 +267,44 @@ def test_delivered_many_makes_each_event_and_its_data_as_delivered_data_does() -
             assert event.__pydantic_private__ is None
             assert outcome.data == delivered_data(values, occurred_at_json(at))
     assert sum(o.data is None for o in outcomes) == 6
+
+
+def test_sent_records_are_the_recipient_records_and_keys_of_the_jobs() -> None:
+    """The "sent" script's records and keys of a batch (:func:`sent_records`, compiled) are what the
+    deliverer's loop made: per original key, in first-seen order, each member once with its last
+    job's reason; the keys in job order."""
+    import random
+
+    from vigil_notify.channels.base import Message
+    from vigil_notify.delivered import sent_records
+    from vigil_notify.delivery import DeliveryJob, channel_hash
+
+    def reference(jobs: list[DeliveryJob]) -> tuple[list[list[str]], list[str]]:
+        records: dict[str, dict[str, str]] = {}
+        for job in jobs:
+            if job.record_under:
+                member = f"{job.subscription_id}|{channel_hash(job.channel_url)}"
+                for original in job.record_under:
+                    records.setdefault(original, {})[member] = job.reason
+        packed: list[list[str]] = []
+        for original, mapping in records.items():
+            rec = [original]
+            for member, reason in mapping.items():
+                rec += (member, reason)
+            packed.append(rec)
+        return packed, [job.idempotency_key for job in jobs]
+
+    rnd = random.Random(20261126)
+    message = Message(title="t", text="x", markdown="x", html="x")
+    for n in (0, 1, 2, 7, 60):
+        jobs = [
+            DeliveryJob(
+                f"a{rnd.randrange(5)}", 1, "c" * 32, f"s{rnd.randrange(4)}é", f"jsonl:///tmp/{rnd.randrange(3)}.jsonl",
+                "new", f"reason {i} \"q\" ü", f"{i:032x}", message,
+                tuple(rnd.sample(["o1", "o2", "cap:x,1", "é"], rnd.randrange(4))),
+            )
+            for i in range(n)
+        ]  # fmt: skip
+        got = sent_records(jobs, channel_hash)
+        assert got == reference(jobs)
+        assert n < 7 or sum(len(r) for r in got[0]) > 4

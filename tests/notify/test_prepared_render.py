@@ -240,3 +240,42 @@ def test_default_title_keeps_the_templates_whitespace_rule(title: str, label: st
     ctx = {"title": title, "severity": "Severe", "kind_label": label}
     head = f"[{label}] [Severe] {title}" if label else f"[Severe] {title}"
     assert default_title(ctx) == " ".join(head.split())
+
+
+@pytest.mark.parametrize("kind", ["new", "update", "cancel"])
+def test_json_lines_bytes_equal_each_messages_json_line_bytes(kind: str) -> None:
+    """What the JSONL channel writes of a batch (:func:`json_lines_bytes`: filled messages straight
+    to their prepared message) is each message's own ``json_line_bytes()``: filled ones, ones whose
+    payload was handed out (and changed), full renders and plain messages; a batch with a line that
+    cannot be made raises what that message raises."""
+    from vigil_notify.channels.base import Message
+    from vigil_notify.rendering import FilledMessage, json_lines_bytes
+
+    r = Renderer()
+    hostile = [*HOSTILE, 'q"uo\\te\n\t\u2028 é 😀', _REASON_MARK, "lone \udc80"]
+    alerts = [*_variants(), make_alert(title="Zürich \u2028 😀", text='Москва \x7f é\n\ttab "q" \\ end')]
+    alerts += [make_alert(text="lone \ud800 surrogate")]
+    ok: list[Message] = [Message(title="t", text="x", markdown="x", html="x", payload={"a": "é"})]
+    filled = 0
+    for alert in alerts:
+        prepared = r.prepare(alert, kind=kind)
+        for n, reason in enumerate(hostile):
+            for sub_id in ('s"1\\', "é", "lone \ud801"):
+                msg = prepared.render(reason=reason, subscription_id=sub_id, subscription_name=hostile[n % 3],
+                                      idempotency_key=f"k{n}")  # fmt: skip
+                if n % 4 == 1:
+                    msg.payload  # noqa: B018  (handed out)
+                if n % 4 == 2:
+                    msg.payload["reason"] = "changed"
+                try:
+                    expected = msg.json_line_bytes()
+                except Exception as exc:
+                    with pytest.raises(type(exc)):
+                        json_lines_bytes([*ok, msg])
+                    continue
+                filled += type(msg) is FilledMessage and "payload" not in msg.__dict__
+                assert json_lines_bytes([msg]) == [expected]
+                ok.append(msg)
+    assert filled > 20
+    assert json_lines_bytes(ok) == [m.json_line_bytes() for m in ok]
+    assert json_lines_bytes([]) == []

@@ -7,8 +7,8 @@ after the routing. It lives in a module of its own so that notify's compiled bui
 (:mod:`vigil_notify.native`) runs it without the interpreter; :mod:`vigil_notify.delivery` imports it
 (and cannot be imported here: it imports this module).
 
-The jobs' values are read as they are (the jobs are typed ``Any`` here: a compiled read of a field
-declared ``int`` would turn a ``bool`` into ``1``) and checked as
+The jobs' values are read as they are (:class:`DeliveryJob`'s fields are typed ``Any``: a compiled
+read of a field declared ``int`` would turn a ``bool`` into ``1``) and checked as
 :func:`vigil_notify.delivery.delivered_data` checks them: the same events, the same bytes or None
 (tests compare them, pure and compiled).
 """
@@ -58,14 +58,71 @@ _dumps: Final = orjson.dumps
 
 
 @dataclass(slots=True, init=False)
+class DeliveryJob:
+    """One message to one channel of one subscription (treat as read-only; not frozen only because
+    a frozen dataclass's ``__init__`` costs several times more, once per delivery).
+    :mod:`vigil_notify.delivery` exports it.
+
+    Its own ``__init__`` (the dataclass's fields, in order, and defaults): compiled, the generated
+    one would stay interpreted, once per delivery. The fields are typed ``Any`` so that the compiled
+    class stores what it is given as it is, as the dataclass did (a compiled field declared ``str``
+    would refuse anything else, one declared ``int`` turn a ``bool`` into ``1``): what they hold is
+    ``alert_id``, ``correlation_id``, ``subscription_id``, ``channel_url``, ``reason``,
+    ``idempotency_key``, ``entry_id``: ``str``; ``revision``: ``int``; ``kind``: a
+    :data:`~vigil_shared.events.DeliveryKind`; ``message``: a
+    :class:`~vigil_notify.channels.base.Message`."""
+
+    alert_id: Any
+    revision: Any
+    correlation_id: Any
+    subscription_id: Any
+    channel_url: Any
+    kind: Any
+    reason: Any
+    idempotency_key: Any
+    message: Any
+    record_under: Any
+    """Recipient-log keys (original alert ids, a ``tuple[str, ...]``) to record this (subscription,
+    channel) under once sent."""
+    dead_letter_fields: Any
+    """``dict[str, str] | None``."""
+    entry_id: Any
+    dead_letter_source: Any
+    """``Callable[[], dict[str, str]] | None``: computes further dead-letter fields when (and only
+    when) the job is dead-lettered (e.g. the JSON of the whole alert, which the hot path should not
+    serialise per delivery)."""
+
+    def __init__(
+        self,
+        alert_id: Any,
+        revision: Any,
+        correlation_id: Any,
+        subscription_id: Any,
+        channel_url: Any,
+        kind: Any,
+        reason: Any,
+        idempotency_key: Any,
+        message: Any,
+        record_under: Any = (),
+        dead_letter_fields: Any = None,
+        entry_id: Any = "",
+        dead_letter_source: Any = None,
+    ) -> None:
+        self.alert_id, self.revision, self.correlation_id = alert_id, revision, correlation_id
+        self.subscription_id, self.channel_url, self.kind = subscription_id, channel_url, kind
+        self.reason, self.idempotency_key, self.message = reason, idempotency_key, message
+        self.record_under, self.dead_letter_fields = record_under, dead_letter_fields
+        self.entry_id, self.dead_letter_source = entry_id, dead_letter_source
+
+
+@dataclass(slots=True, init=False)
 class DeliveryOutcome:
     """What one delivery job came to (:mod:`vigil_notify.delivery` exports it with the jobs). Its own
     ``__init__`` (the dataclass's fields and defaults, ``events`` a new list): compiled, the generated
     one would stay interpreted, once per delivery."""
 
     job: Any
-    """The :class:`~vigil_notify.delivery.DeliveryJob` (``Any`` here: this module cannot import
-    :mod:`vigil_notify.delivery`, which imports it)."""
+    """The :class:`DeliveryJob` (``Any``: stored as it is given)."""
     status: str  # "delivered" | "failed" | "skipped_sent" | "skipped_in_flight"
     events: list[NotificationDelivered | NotificationFailed]
     dead_letter: DeadLetter | None
@@ -87,7 +144,7 @@ class DeliveryOutcome:
 
 
 def delivered_outcomes(
-    jobs: Sequence[Any],
+    jobs: Sequence[DeliveryJob],
     at: datetime,
     at_fragment: Any,
     event_ids: Sequence[Any],
@@ -128,7 +185,8 @@ def delivered_outcomes(
         "reason": None,
     }
     out: list[DeliveryOutcome] = []
-    for job, event_id in zip(jobs, event_ids, strict=True):
+    for j, event_id in zip(jobs, event_ids, strict=True):
+        job: DeliveryJob = j  # (a compiled class's fields read directly, not by attribute lookup)
         url: Any = job.channel_url
         channel: Any = masks.get(url)
         if channel is None:
@@ -176,3 +234,32 @@ def delivered_outcomes(
         if debug:
             log.debug("delivered %s rev %d to %s via %s", aid, rev, sub_id, channel)
     return out
+
+
+def sent_records(jobs: Sequence[DeliveryJob], channel_hash: Callable[[str], str]) -> tuple[list[Any], list[Any]]:
+    """What :meth:`vigil_notify.delivery.Deliverer._mark_sent_many` hands its script for ``jobs``:
+    the recipient records (per original alert key, in first-seen order: ``[original, member,
+    reason, member, reason, ...]``, a member ``"{subscription id}|{channel_hash(url)}"`` once, with
+    its last job's reason) and the jobs' idempotency keys, in order. Compiled: one loop without the
+    interpreter per batch, not a few lines of Python per delivery."""
+    records: dict[Any, dict[Any, Any]] = {}
+    keys: list[Any] = []
+    for job in jobs:
+        keys.append(job.idempotency_key)
+        record_under: Any = job.record_under
+        if record_under:
+            member = f"{job.subscription_id}|{channel_hash(job.channel_url)}"
+            reason: Any = job.reason
+            for original in record_under:
+                mapping = records.get(original)
+                if mapping is None:
+                    mapping = records[original] = {}
+                mapping[member] = reason
+    packed: list[Any] = []
+    for original, mapping in records.items():
+        rec: list[Any] = [original]
+        for m, r in mapping.items():
+            rec.append(m)
+            rec.append(r)
+        packed.append(rec)
+    return packed, keys

@@ -48,7 +48,6 @@ import random
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -58,7 +57,6 @@ from pydantic import TypeAdapter
 from vigil_shared.envelope import encode_body
 from vigil_shared.events import (
     DeadLetter,
-    DeliveryKind,
     NotificationDelivered,
     NotificationFailed,
     new_event_id,
@@ -66,17 +64,21 @@ from vigil_shared.events import (
 )
 from vigil_shared.streams import ALERTS_CLASSIFIED, GROUP_NOTIFY, key
 
-from vigil_notify.channels.base import Channel, Message, PermanentFailure, TemporaryFailure
+from vigil_notify.channels.base import Channel, PermanentFailure, TemporaryFailure
 from vigil_notify.channels.registry import ChannelRegistry
 from vigil_notify.delivered import (
     ALL_DELIVERED_FIELDS,
     delivered_outcomes,
     new_object,
+    sent_records,
     set_dict,
     set_extra,
     set_fields_set,
     set_private,
     slot_setter,
+)
+from vigil_notify.delivered import (
+    DeliveryJob as DeliveryJob,  # (compiled by ``make native``; here before)
 )
 from vigil_notify.delivered import (
     DeliveryOutcome as DeliveryOutcome,  # (exported with the jobs, as before)
@@ -494,29 +496,6 @@ class PipelineBatcher:
 
 
 # ----------------------------------------------------------------------------- jobs and outcomes
-
-
-@dataclass(slots=True)
-class DeliveryJob:
-    """One message to one channel of one subscription (treat as read-only; not frozen only because
-    a frozen dataclass's ``__init__`` costs several times more, once per delivery)."""
-
-    alert_id: str
-    revision: int
-    correlation_id: str
-    subscription_id: str
-    channel_url: str
-    kind: DeliveryKind
-    reason: str
-    idempotency_key: str
-    message: Message
-    record_under: tuple[str, ...] = ()
-    """Recipient-log keys (original alert ids) to record this (subscription, channel) under once sent."""
-    dead_letter_fields: dict[str, str] | None = None
-    entry_id: str = ""
-    dead_letter_source: Callable[[], dict[str, str]] | None = None
-    """Computes further dead-letter fields when (and only when) the job is dead-lettered (e.g. the
-    JSON of the whole alert, which the hot path should not serialise per delivery)."""
 
 
 # ----------------------------------------------------------------------------- recipients
@@ -1209,21 +1188,10 @@ class Deliverer:
         """:meth:`_queue_sent` of several jobs in one script call: each key set "sent", and the
         recipient records of one original alert key with one ``EXPIRE``."""
         s = self.settings
-        records: dict[str, dict[str, str]] = {}
-        for job in jobs:
-            if job.record_under:
-                member = f"{job.subscription_id}|{channel_hash(job.channel_url)}"
-                for original in job.record_under:
-                    records.setdefault(original, {})[member] = job.reason
         if not jobs:
             return
-        packed: list[list[str]] = []
-        for original, mapping in records.items():
-            rec = [original]
-            for member, reason in mapping.items():
-                rec += (member, reason)
-            packed.append(rec)
-        keys = _keys(self.ledger.redis_key(""), [job.idempotency_key for job in jobs])
+        packed, idem_keys = sent_records(jobs, channel_hash)  # (compiled by ``make native``)
+        keys = _keys(self.ledger.redis_key(""), idem_keys)
         await self._mark_many(
             args=[
                 SENT, s.sent_ttl_s, s.recipients_ttl_s, len(jobs), *keys, self.recipients.redis_key(""),
