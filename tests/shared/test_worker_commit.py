@@ -22,6 +22,7 @@ def commit_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     """Every test both ways: the size from which a batch is committed by a transaction set to never
     or always."""
     monkeypatch.setattr(worker, "_MULTI_FROM", 10**9 if request.param == "script" else 0)
+    monkeypatch.setattr(worker, "_MULTI_MIN_BYTES", 0)
     return str(request.param)
 
 
@@ -217,6 +218,26 @@ async def test_large_outputs_are_committed_by_a_transaction_and_small_ones_by_th
         assert stats["cmdstat_exec"]["calls"] == 1  # no second transaction ...
         assert "cmdstat_evalsha" in stats  # ... the script instead
     assert await values(redis, OUT) == [b"x" * 2000] * 2 + [b"x" * 100] * 2
+    assert await pending_ids(redis) == set()
+
+
+async def test_a_batch_of_few_large_outputs_keeps_the_script(redis: Redis) -> None:
+    # the transaction's fixed costs (its EVAL's SHA1 of the script, EXEC) are not won back by one or
+    # two outputs: a paced load's small batches keep the one-script commit
+    await redis.config_resetstat()
+    ids = await read_as(redis, "c1", 5)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(worker, "_MULTI_FROM", 1024)
+        mp.setattr(worker, "_MULTI_MIN_BYTES", 8192)
+        assert await commit_encoded(redis, IN, GROUP, "c1", [(ids[0], [(OUT, b"x" * 3300)])]) == {ids[0]}
+        stats = await redis.info("commandstats")
+        assert "cmdstat_exec" not in stats
+        assert "cmdstat_evalsha" in stats
+        four = [(eid, [(OUT, b"y" * 3300)]) for eid in ids[1:]]
+        assert await commit_encoded(redis, IN, GROUP, "c1", four) == set(ids[1:])
+        stats = await redis.info("commandstats")
+        assert stats["cmdstat_exec"]["calls"] == 1
+    assert await values(redis, OUT) == [b"x" * 3300] + [b"y" * 3300] * 4
     assert await pending_ids(redis) == set()
 
 

@@ -248,8 +248,9 @@ ack_and_cap(acks)
 return fenced
 """.replace("__DATA__", DATA_FIELD.decode())
 
-# The fenced commit of a batch whose outputs are large (at least ``_MULTI_FROM`` bytes each on average,
-# such as classify's ~3.3 KB ``AlertClassified``): one MULTI/EXEC transaction, so their bytes never
+# The fenced commit of a batch whose outputs are large (at least ``_MULTI_FROM`` bytes each on average
+# and ``_MULTI_MIN_BYTES`` in all, such as a batch of classify's ~3.3 KB ``AlertClassified``): one
+# MULTI/EXEC transaction, so their bytes never
 # enter Lua (Redis's Lua hashes every byte of every string it is handed, ~11 instructions a byte: 44%
 # of Redis's work for the one-script commit of classify's batches). The transaction holds each
 # output's plain ``XADD stream * __data__ value``, in the batch's order, then this script (EVAL: a
@@ -389,7 +390,7 @@ async def commit_encoded(
         n_outputs += len(outputs)
         for _, data in outputs:
             size += len(data)
-    multi = n_outputs > 0 and size >= _MULTI_FROM * n_outputs
+    multi = n_outputs > 0 and size >= _MULTI_FROM * n_outputs and size >= _MULTI_MIN_BYTES
     keys: list[str] = [stream]
     index: dict[str, bytes] = {}  # output stream -> its KEYS index as the layout's 16-bit number
     heads: dict[str, bytes] = {}  # output stream -> its XADD's RESP up to the value's length (multi)
@@ -463,6 +464,12 @@ _MULTI_FROM = 1024
 Measured (``shared/benchmarks/bench_commit_redis.py``, callgrind): per output, a transaction costs the
 client ~11k instructions more (packing, and reading its QUEUED reply through redis-py) and saves Redis
 ~11 instructions a byte (Lua's hashing) and ~1k of ``redis.call`` glue; even near 1 KB."""
+_MULTI_MIN_BYTES = 8192
+"""...and the outputs' bytes a batch needs at least for the transaction: its EVAL costs Redis a SHA1 of
+the script (~120k instructions) and EXEC a few fixed commands, which a batch of one or two outputs
+does not win back (``bench_commit_redis.py`` with 3.3 KB outputs, Redis instructions per entry: batches
+of 1, the script 200k and the transaction 296k; of 5, 110k and 95k). A paced load (the bench's steady
+1,000/s) reads such small batches."""
 _FIELD = b"$%d\r\n%s\r\n" % (len(DATA_FIELD), DATA_FIELD)
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
