@@ -412,6 +412,15 @@ async def commit_encoded(
         key_index = index[out_stream] = len(keys).to_bytes(2)
         return key_index
 
+    def put(out_stream: str, data: bytes) -> None:
+        """An output's value: in its XADD of the transaction (``multi``), else as a script argument."""
+        if multi:
+            add(b"%s%d\r\n" % (heads[out_stream], len(data)))
+            add(data)
+            add(b"\r\n")
+        else:
+            append(data)
+
     for entry_id, outputs in results:
         append(entry_id)
         n_out = len(outputs)
@@ -421,12 +430,7 @@ async def commit_encoded(
             if chunk is None:
                 chunk = one[out_stream] = _U16[1] + (index.get(out_stream) or new_key(out_stream))
             lay(chunk)
-            if multi:
-                add(b"%s%d\r\n" % (heads[out_stream], len(data)))
-                add(data)
-                add(b"\r\n")
-            else:
-                append(data)
+            put(out_stream, data)
             continue
         if n_out < _SMALL:
             lay(_U16[n_out])
@@ -436,12 +440,7 @@ async def commit_encoded(
             lay(n_out.to_bytes(2))
         for out_stream, data in outputs:
             lay(index.get(out_stream) or new_key(out_stream))
-            if multi:
-                add(b"%s%d\r\n" % (heads[out_stream], len(data)))
-                add(data)
-                add(b"\r\n")
-            else:
-                append(data)
+            put(out_stream, data)
     argv[3] = b"".join(layout)
     reply = await (_run_commit_multi(redis, keys, argv, xadds, n_outputs) if multi else _run_commit(redis, keys, argv))
     fenced = {f if isinstance(f, bytes) else str(f).encode() for f in reply}

@@ -234,29 +234,9 @@ def classified_data(classifier: Classifier, alert: AlertReceived) -> bytes:
     Tested byte for byte against the validated event (``tests/classify/test_service_redis.py``)."""
     payload = alert_payload(classifier, alert)
     correlation_id = alert.correlation_id
-    if _orjson_writes_as_pydantic(alert):  # _classified_json's usual path, written out (per alert)
-        try:
-            body = orjson.dumps(
-                {
-                    "event_id": new_event_id(),
-                    "occurred_at": _now(UTC),  # utcnow(), without the call through it
-                    "schema_version": SCHEMA_VERSION,
-                    "correlation_id": correlation_id,
-                    "producer": _PRODUCER,
-                    "alert": alert.__dict__,
-                    "classification": payload,
-                },
-                option=orjson.OPT_UTC_Z,
-            )
-        except orjson.JSONEncodeError:
-            pass
-        else:
-            return encode_body(correlation_id, _EVENT_TYPE, body)
     body = _classified_json(new_event_id(), utcnow(), SCHEMA_VERSION, correlation_id, _PRODUCER, alert, payload, True)
     return encode_body(correlation_id, _EVENT_TYPE, body)
 
-
-_now = datetime.now
 
 
 def validated_event(classifier: Classifier, alert: AlertReceived) -> AlertClassified:
