@@ -46,7 +46,9 @@ CONSUME = (
     "+xreadgroup +xack +xautoclaim +xclaim +xpending +xinfo +xgroup|create +xgroup|createconsumer "
     "+xgroup|delconsumer +xlen +exists +xrange"
 )
-PRODUCE = "+xadd +xlen +exists +type"  # TYPE: the fenced commit checks its output keys are streams
+# TYPE: the fenced commit checks its output keys are streams; XDEL: its transaction form (large outputs)
+# deletes a fenced entry's outputs again before the transaction ends (vigil_shared.worker._COMMIT_MULTI_LUA)
+PRODUCE = "+xadd +xlen +exists +type +xdel"
 # every host runs the lag-aware retention trimmer over all Vigil streams (vigil_shared.retention)
 RETENTION = "+exists +xlen +xrange +xrevrange +xinfo +xpending +xtrim"
 # ... and its lease, one pass per interval among the processes (vigil_shared.retention.LEASE_KEY)

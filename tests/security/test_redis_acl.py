@@ -278,3 +278,36 @@ def test_retention_trims_under_each_service_user(
     r = asyncio.run(trim(5))  # the head read: the group holds the stream back
     assert (r.trimmed, r.held_back_by) == (25, "g")
     assert root.execute_command("ACL", "LOG") == []
+
+
+def test_fenced_transaction_commit_runs_under_the_classify_user(acl_redis: dict[str, str]) -> None:
+    """The commit's transaction form (a batch of large outputs: vigil_shared.worker) with one entry
+    claimed away meanwhile: under classify's own user the fenced entry's outputs are deleted again
+    (XDEL), the others published and acknowledged, and Redis's ACL LOG refuses nothing."""
+    from redis.asyncio import Redis
+    from vigil_shared.worker import commit_encoded
+
+    root = _client(acl_redis["_root"])
+    group = "acl-commit"
+    root.xgroup_create(streams.ALERTS_RECEIVED, group, id="$", mkstream=True)
+    for i in range(4):
+        root.xadd(streams.ALERTS_RECEIVED, {"n": str(i)})
+    before = root.xlen(streams.ALERTS_CLASSIFIED) if root.exists(streams.ALERTS_CLASSIFIED) else 0
+    root.execute_command("ACL", "LOG", "RESET")
+
+    async def run() -> set[bytes]:
+        client = Redis.from_url(acl_redis["classify"])
+        try:
+            read = await client.xreadgroup(group, "c1", {streams.ALERTS_RECEIVED: ">"}, count=10)
+            ids = [eid for eid, _ in read[0][1]]
+            await client.xclaim(streams.ALERTS_RECEIVED, group, "c2", min_idle_time=0, message_ids=ids[:1])
+            outputs = [(eid, [(streams.ALERTS_CLASSIFIED, b"x" * 3000)]) for eid in ids]  # 12 KB: the transaction
+            return await commit_encoded(client, streams.ALERTS_RECEIVED, group, "c1", outputs)
+        finally:
+            await client.aclose()
+
+    committed = asyncio.run(run())
+    assert len(committed) == 3
+    assert root.xlen(streams.ALERTS_CLASSIFIED) == before + 3  # the fenced entry's output deleted again
+    assert root.xpending(streams.ALERTS_RECEIVED, group)["pending"] == 1  # the claimer's, still pending
+    assert root.execute_command("ACL", "LOG") == []

@@ -258,9 +258,10 @@ return fenced
 # between them, so the script sees the batch's outputs as the last entries of their streams and
 # decides as _COMMIT_LUA does. KEYS and ARGV as _COMMIT_LUA's, without the outputs (the entry ids
 # only). An entry that is fenced has its outputs deleted again (XDEL, found from the end of their
-# streams) before EXEC returns, so no reader ever sees them, and a stream the transaction made is
-# removed again. An output key that is not a stream (its XADDs failed) fails the commit: the batch's
-# outputs are deleted from the other streams and nothing is acknowledged.
+# streams) before EXEC returns, so no reader ever sees them (a stream the transaction made stays,
+# empty: no DEL, which the services' Redis users may not run, deploy/redis/render_acl.py; they need
+# XDEL on the streams they publish to). An output key that is not a stream (its XADDs failed) fails
+# the commit: the batch's outputs are deleted from the other streams and nothing is acknowledged.
 _COMMIT_MULTI_LUA = _COMMIT_COMMON + """
 -- delete the outputs of the entries gone(i) says (i: the entry's position in the batch)
 local function drop(gone)
@@ -295,17 +296,6 @@ local function drop(gone)
       end
       for j = 1, #ids, 1000 do
         call('XDEL', KEYS[k], unpack(ids, j, math.min(j + 999, #ids)))
-      end
-      if #ids == n and call('XLEN', KEYS[k]) == 0 then  -- a stream this transaction made: gone again
-        local info, added, groups = call('XINFO', 'STREAM', KEYS[k]), nil, nil
-        for j = 1, #info, 2 do
-          if info[j] == 'entries-added' then
-            added = info[j + 1]
-          elseif info[j] == 'groups' then
-            groups = info[j + 1]
-          end
-        end
-        if added == n and groups == 0 then call('DEL', KEYS[k]) end
       end
     end
   end
