@@ -31,6 +31,7 @@ from vigil_shared.events import AlertClassified, DeadLetter, DeliveryKind, Notif
 from vigil_shared.worker import Publication
 
 from vigil_notify.channels.registry import ChannelRegistry, default_registry
+from vigil_notify.delivered import new_object, slot_setter
 from vigil_notify.delivery import (
     Deduplicator,
     DeferredQueue,
@@ -228,20 +229,13 @@ class HandleResult:
         return got[1] if got is not None and got[0] is event else None
 
 
-def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
-    """The ``__set__`` of the slot ``name`` of ``cls`` (what ``object.__setattr__`` calls for it)."""
-    setter: Callable[[Any, Any], None] = cls.__dict__[name].__set__
-    return setter
-
-
-_new_object: Final = object.__new__
 _PUBLICATION_SLOTS: Final = ("stream", "event", "data")
 _FAST_PUBLICATION: Final = getattr(Publication, "__slots__", None) == _PUBLICATION_SLOTS and all(
     f.name == n for f, n in zip(dataclasses.fields(Publication), _PUBLICATION_SLOTS, strict=True)
 )
-_set_stream: Final = _slot_setter(Publication, "stream") if _FAST_PUBLICATION else None
-_set_event: Final = _slot_setter(Publication, "event") if _FAST_PUBLICATION else None
-_set_data: Final = _slot_setter(Publication, "data") if _FAST_PUBLICATION else None
+_set_stream: Final = slot_setter(Publication, "stream") if _FAST_PUBLICATION else None
+_set_event: Final = slot_setter(Publication, "event") if _FAST_PUBLICATION else None
+_set_data: Final = slot_setter(Publication, "data") if _FAST_PUBLICATION else None
 
 
 def _publication(stream: str, event: Notification, data: bytes | None) -> Publication:
@@ -251,7 +245,7 @@ def _publication(stream: str, event: Notification, data: bytes | None) -> Public
     is when its slots are not the three fields in order."""
     if _set_stream is None or _set_event is None or _set_data is None:
         return Publication(stream, event, data)
-    pub: Publication = _new_object(Publication)
+    pub: Publication = new_object(Publication)
     _set_stream(pub, stream)
     _set_event(pub, event)
     _set_data(pub, data)
