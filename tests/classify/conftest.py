@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from vigil_classify.engine import Classifier
-from vigil_shared.events import AlertReceived, CapInfo
+from vigil_shared.events import AlertReceived, CapInfo, classified_text
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -18,6 +18,18 @@ def classifier() -> Classifier:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def fixture_texts() -> list[str]:
+    """The classified text (title and text, as classify reads them) of every alert in the fixture files."""
+    out = []
+    for path in sorted(FIXTURES.glob("*_alerts.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                item = json.loads(line)
+                out.append(classified_text(str(item.get("title", "")), str(item.get("text", ""))))
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 from vigil_classify import taxonomy, textnorm
 from vigil_classify.benchmark import make_alerts
@@ -92,14 +90,9 @@ def test_negated_at_window_edges(classifier: Classifier) -> None:
             assert taxonomy._negated_at(text, norm, lo, start, negs) == ref(start), (text, start)
 
 
-def test_read_with_and_without_the_negator_hits(classifier: Classifier, fixtures_dir: Path) -> None:
+def test_read_with_and_without_the_negator_hits(classifier: Classifier, fixture_texts: list[str]) -> None:
     """The whole reading is the same with the negator hits (ASCII texts) as with _Negation."""
-    texts = []
-    for path in sorted(fixtures_dir.glob("*_alerts.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                item = json.loads(line)
-                texts.append(classified_text(str(item.get("title", "")), str(item.get("text", ""))))
+    texts = list(fixture_texts)
     texts += [classified_text(t, x) for t, x in make_alerts(500, seed=71)]
     texts += _texts(random.Random(72), 3000)
     for text in texts:

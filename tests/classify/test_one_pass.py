@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
@@ -15,15 +14,8 @@ from vigil_classify.textnorm import padded
 from vigil_shared.events import classified_text
 
 
-def _texts(fixtures: Path) -> list[str]:
-    out = []
-    for path in sorted(fixtures.glob("*_alerts.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                item = json.loads(line)
-                out.append(classified_text(str(item.get("title", "")), str(item.get("text", ""))))
-    out += [classified_text(title, text) for title, text in make_alerts(300, seed=23)]
-    return out
+def _texts(fixture_texts: list[str]) -> list[str]:
+    return fixture_texts + [classified_text(title, text) for title, text in make_alerts(300, seed=23)]
 
 
 def _mixed(tax: Taxonomy, gaz: Gazetteer, n: int) -> list[str]:
@@ -55,9 +47,9 @@ def test_the_gazetteer_carries_the_taxonomy(classifier: Classifier) -> None:
     assert auto.get(" shelter in place ")[1] is None
 
 
-def test_same_hits_and_places_as_two_passes(classifier: Classifier, fixtures_dir: Path) -> None:
+def test_same_hits_and_places_as_two_passes(classifier: Classifier, fixture_texts: list[str]) -> None:
     gaz, tax = classifier.gazetteer, classifier.taxonomy
-    for text in _texts(fixtures_dir) + _mixed(tax, gaz, 1500):
+    for text in _texts(fixture_texts) + _mixed(tax, gaz, 1500):
         norm = padded(text)
         found = list(gaz.automaton.iter(norm))
         assert tax.hits_in(found) == tax.hits(norm), text

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from vigil_classify import taxonomy
 from vigil_classify.engine import Classifier
@@ -45,12 +43,12 @@ def test_region_cue_still_turns_a_city_into_a_region(classifier: Classifier) -> 
     assert kinds.get("Gaziantep") == "region" or kinds.get("Hatay") == "region"
 
 
-def test_read_found_is_read_of_the_resolved_hits(classifier: Classifier, fixtures_dir: Path) -> None:
+def test_read_found_is_read_of_the_resolved_hits(classifier: Classifier, fixture_texts: list[str]) -> None:
     """The fused path (raw hits resolved inside the loop) reads exactly what read() reads."""
     from test_one_pass import _mixed, _texts
 
     gaz, tax = classifier.gazetteer, classifier.taxonomy
-    for text in _texts(fixtures_dir) + _mixed(tax, gaz, 1500):
+    for text in _texts(fixture_texts) + _mixed(tax, gaz, 1500):
         found = list(gaz.automaton.iter(padded(text)))
         assert taxonomy.read_found(text, found) == taxonomy.read(text, tax.hits_in(found)), text
 
@@ -69,14 +67,14 @@ def test_read_keeps_a_cue_hit_that_overlaps_a_label_hit() -> None:
     assert set(taxonomy.read_found(text, found).threats) == {"terrorism"}
 
 
-def test_raw_hit_entry_points_match_the_found_based_ones(classifier: Classifier, fixtures_dir: Path) -> None:
+def test_raw_hit_entry_points_match_the_found_based_ones(classifier: Classifier, fixture_texts: list[str]) -> None:
     """The engine splits the automaton's hits by table in one loop; the results are those of
     find_location_data and read_found on the same hits."""
     from test_one_pass import _mixed, _texts
     from vigil_classify import geoparse
 
     gaz, tax = classifier.gazetteer, classifier.taxonomy
-    for text in _texts(fixtures_dir) + _mixed(tax, gaz, 500):
+    for text in _texts(fixture_texts) + _mixed(tax, gaz, 500):
         norm = padded(text)
         found = list(gaz.automaton.iter(norm))
         places = [(e - v[0] + 1, -v[0], v[1]) for e, v in reversed(found) if v[1] is not None]
@@ -89,14 +87,14 @@ def test_raw_hit_entry_points_match_the_found_based_ones(classifier: Classifier,
 
 
 def test_sentence_fallback_reads_the_same(
-    classifier: Classifier, fixtures_dir: Path, monkeypatch: pytest.MonkeyPatch
+    classifier: Classifier, fixture_texts: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When sentence_ids gives up (a position that is not alphanumeric), the sentence split up to
     the last hit (endpos from the sorted tables) numbers the positions the same way."""
     from test_one_pass import _texts
 
     gaz = classifier.gazetteer
-    texts = _texts(fixtures_dir)
+    texts = _texts(fixture_texts)
     founds = [list(gaz.automaton.iter(padded(text))) for text in texts]
     expected = [taxonomy.read_found(text, found) for text, found in zip(texts, founds, strict=True)]
     monkeypatch.setattr(taxonomy, "sentence_ids", lambda _text, _positions: None)
