@@ -513,8 +513,10 @@ def location_data_from_hits(
         low = surface.lower()
         is_common = low in common
         prepared.append((start, end, info, surface, low, is_common))
-        if info.ctx_codes and not is_common:
-            context.update(info.ctx_codes)
+        if not is_common:
+            # (one add per code: set.update of a tuple is a generic iteration, ~500 instructions)
+            for code in info.ctx_codes:
+                context.add(code)
 
     # (a dict keeps its insertion order, also after a deletion: the order the places were found in)
     found: dict[tuple[str, str], _Found] = {}
