@@ -405,9 +405,11 @@ def trie_ordered(items: Iterable[tuple[str, Any]]) -> Any:
     """An automaton (finished) of ``items``, ``(key, value)`` pairs, adding the keys in the order of
     :func:`_trie_rank`: a node of pyahocorasick's trie keeps its children in the order they were
     made and looks a character up among them one by one, so each node then tries the frequent
-    letters first (the walk of a text, most of a classification, takes ~10% fewer instructions than
-    with the keys in the data's order). The same keys and values, so the same hits in the same order
-    (the order of a node's children is no part of the automaton's result)."""
+    letters first (the walk of a text, about a third of a classification, takes ~5% fewer
+    instructions than with the keys in the data's order: the lookups among a node's children ~12%
+    fewer; a character that no child has still costs a look at every child). The same keys and
+    values, so the same hits in the same order (the order of a node's children is no part of the
+    automaton's result)."""
     auto = ahocorasick.Automaton()
     for k, value in sorted(items, key=lambda item: _trie_rank(item[0])):
         auto.add_word(k, value)
