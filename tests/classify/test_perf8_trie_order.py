@@ -44,9 +44,10 @@ def test_same_hits_in_the_same_order(classifier: Classifier, fixture_texts: list
 
 
 def test_the_gazetteer_is_loaded_with_the_ordered_automaton(classifier: Classifier) -> None:
-    """Its keys come back (pyahocorasick lists them depth first, the last child first) in the
-    reverse of the rank order at each node: the first key listed under " " starts with the rarest
-    first letter among the ranked ones, not with the data's first name."""
+    """Its keys are listed (depth first by pyahocorasick: the children of " " in the order they were
+    made, or its reverse) with their first letters in rank order, not in the data's order (a test of
+    the speed-up only: the hits are the same in any order, see above)."""
     ranks = [_trie_rank(k) for k in classifier.gazetteer.automaton.keys()]  # noqa: SIM118 (an automaton)
     firsts = list(dict.fromkeys(r[1] for r in ranks if len(r) > 1))
-    assert firsts == sorted(firsts, reverse=True)
+    assert len(firsts) > 30
+    assert firsts in (sorted(firsts), sorted(firsts, reverse=True))
