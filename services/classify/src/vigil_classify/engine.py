@@ -21,7 +21,7 @@ from vigil_classify import geoparse, severity
 from vigil_classify.geoparse import REGION_KEYS, EvidencePayload, LocationPayload
 from vigil_classify.taxonomy import NEGATOR_KEYS, NEGATOR_MARK, REGION_MARK, LabelEvidence, Taxonomy, read, read_hits
 from vigil_classify.taxonomy_data import TAXONOMY_VERSION
-from vigil_classify.textnorm import AutomatonHit, padded
+from vigil_classify.textnorm import AutomatonHit, normalise, padded
 
 CLASSIFIER_VERSION: Final = f"rules-1.0+tax{TAXONOMY_VERSION}+gaz{gazetteer_mod.GAZETTEER_VERSION}"
 
@@ -145,6 +145,9 @@ class Classifier:
         # same for the region words (REGION_MARK, geoparse's region cue).
         self._neg_mark = self._mark(NEGATOR_KEYS, NEGATOR_MARK)
         self._region_mark = self._mark(REGION_KEYS, REGION_MARK)
+        # textnorm's table for non-ASCII text (~10k code points, ~12M instructions) is made now, at
+        # start-up, instead of while the first non-ASCII alert waits
+        normalise("\u00e9")
 
     def _mark(self, keys: tuple[str, ...], mark: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """The automaton's one object for ``mark`` if each of ``keys`` carries it, else ``None``."""

@@ -29,7 +29,7 @@ import os
 import pickle
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
@@ -290,9 +290,10 @@ def _country_name(code: str) -> str | None:
     return str(getattr(country, "common_name", None) or country.name)
 
 
-_CACHE_FORMAT = "4"
+_CACHE_FORMAT = "5"
 """Layout of the pickled :class:`Gazetteer` (2: four-item automaton values, ``extra_digest``; 3:
-candidates as plain ``(place, primary)`` tuples; 4: as one flat tuple per key); part
+candidates as plain ``(place, primary)`` tuples; 4: as one flat tuple per key; 5: the keys added in
+:func:`trie_ordered`'s order); part
 of the cache key, not of the classifier version (the places and names are those of
 :data:`GAZETTEER_VERSION`)."""
 
@@ -384,8 +385,36 @@ class _Builder:
         for k, pair in self.more.items():
             self.auto.add_word(k, (len(k), None, *pair))
         self.more = {}
-        self.auto.make_automaton()
-        return Gazetteer(self.places, self.auto, self.forms, extra_digest(extra) if extra else "")
+        auto = trie_ordered(self.auto.items())
+        self.auto = auto
+        return Gazetteer(self.places, auto, self.forms, extra_digest(extra) if extra else "")
+
+
+_LETTER_ORDER = " etaoinsrhldcumfpgwybvkxjqz0123456789"
+"""The characters of normalised text, the most frequent in English text first (the space, then the
+letters by their frequency, then the digits)."""
+_LETTER_RANK = {ch: i for i, ch in enumerate(_LETTER_ORDER)}
+
+
+def _trie_rank(key: str) -> list[int]:
+    rank = _LETTER_RANK
+    return [rank.get(ch, len(rank) + ord(ch)) for ch in key]
+
+
+def trie_ordered(items: Iterable[tuple[str, Any]]) -> Any:
+    """An automaton (finished) of ``items``, ``(key, value)`` pairs, adding the keys in the order of
+    :func:`_trie_rank`: a node of pyahocorasick's trie keeps its children in the order they were
+    made and looks a character up among them one by one, so each node then tries the frequent
+    letters first (the walk of a text, about a third of a classification, takes ~5% fewer
+    instructions than with the keys in the data's order: the lookups among a node's children ~12%
+    fewer; a character that no child has still costs a look at every child). The same keys and
+    values, so the same hits in the same order (the order of a node's children is no part of the
+    automaton's result)."""
+    auto = ahocorasick.Automaton()
+    for k, value in sorted(items, key=lambda item: _trie_rank(item[0])):
+        auto.add_word(k, value)
+    auto.make_automaton()
+    return auto
 
 
 def _iter_json_object(path: Path) -> Iterator[Any]:

@@ -513,11 +513,13 @@ def location_data_from_hits(
         low = surface.lower()
         is_common = low in common
         prepared.append((start, end, info, surface, low, is_common))
-        if info.ctx_codes and not is_common:
-            context.update(info.ctx_codes)
+        if not is_common:
+            # (one add per code: set.update of a tuple is a generic iteration, ~500 instructions)
+            for code in info.ctx_codes:
+                context.add(code)
 
+    # (a dict keeps its insertion order, also after a deletion: the order the places were found in)
     found: dict[tuple[str, str], _Found] = {}
-    order: list[tuple[str, str]] = []
     has_country = False
     last_city = (-1, "")
     """(end, country) of the last city mention: "Culiacan, Sinaloa" names the state only as context."""
@@ -580,20 +582,20 @@ def location_data_from_hits(
                 f.confidence = conf
         else:
             found[k] = _Found(best, name, kind, conf, [ev])
-            order.append(k)
             if kind == "country":
                 has_country = True
 
-    if len(order) > 1:
-        _merge_neighbourhoods(places, found, order)
+    # The entries are read from the dict's items and values: a lookup by a (name, country) key
+    # hashes the tuple and compares it again (~0.2 us each, several per place).
+    if len(found) > 1:
+        _merge_neighbourhoods(places, found)
     # (_merge_neighbourhoods drops only cities: a country found above is still there)
-    if has_country and len(order) > 1:
-        _drop_office_seats(text, found, order)
-    specific = {k[1] for k in order if found[k].kind != "country"}
+    if has_country and len(found) > 1:
+        _drop_office_seats(text, found)
+    specific = {k[1] for k, f in found.items() if f.kind != "country"}
     locations: list[LocationPayload] = []
     countries: set[str] = set()
-    for k in order:
-        f = found[k]
+    for f in found.values():
         p = places[f.place]
         countries.add(p.country_code)
         if f.kind == "country" and p.country_code in specific:
@@ -637,15 +639,14 @@ def _office_seat(text: str, start: int) -> bool:
     return _OFFICE_BEFORE.search(window) is not None and _OFFICE_LOCATIVE.search(window) is None
 
 
-def _drop_office_seats(text: str, found: dict[tuple[str, str], _Found], order: list[Any]) -> None:
+def _drop_office_seats(text: str, found: dict[tuple[str, str], _Found]) -> None:
     """A notice for a whole country ("Citizens living in Japan can vote ... The Embassy in Tokyo and
     the Consulate in Osaka will ...") is about the country: the cities named only as the seats of
     consular offices are dropped when the notice addresses the people living in that country
     ("citizens living in / resident in Japan"; not "consulates throughout Japan", not "In Turkey, the
     consulate in Istanbul warned")."""
     scope: set[str] = set()
-    for k in order:
-        f = found[k]
+    for k, f in found.items():
         if f.kind == "country":
             for e in f.evidence:
                 if _resident_before(text, e["start"]):
@@ -653,11 +654,9 @@ def _drop_office_seats(text: str, found: dict[tuple[str, str], _Found], order: l
                     break
     if not scope:
         return
-    for k in list(order):
-        f = found[k]
+    for k, f in list(found.items()):
         if f.kind != "country" and k[1] in scope and all(_office_seat(text, e["start"]) for e in f.evidence):
             del found[k]
-            order.remove(k)
 
 
 _RESIDENT_BEFORE: Final = re.compile(r"\b(?:living|resident|residing|based|registered)\s+in\s+$")
@@ -672,24 +671,27 @@ def _resident_before(text: str, start: int) -> bool:
     return _RESIDENT_BEFORE.search(text, lo, start) is not None
 
 
-def _merge_neighbourhoods(
-    places: list[Place], found: dict[tuple[str, str], _Found], order: list[Any]
-) -> None:
+def _merge_neighbourhoods(places: list[Place], found: dict[tuple[str, str], _Found]) -> None:
     """Drop a small "city" lying inside a much larger found city (a district such as a landmark quarter)."""
-    cities: list[Any] = []
-    for k in order:
-        f = found[k]
+    keys: list[tuple[str, str]] = []
+    cities: list[_Found] = []
+    for k, f in found.items():
         if f.kind == "city" and places[f.place].latitude is not None:
-            cities.append(k)
-    if len(cities) < 2:
+            keys.append(k)
+            cities.append(f)
+    n = len(cities)
+    if n < 2:
         return  # a city merges only into another one
-    for k in list(cities):
-        small = places[found[k].place]
-        for other in cities:
-            # (the keys of cities are unique, so "other == k" is "other is k", without a tuple compare)
-            if other is k or other not in found:
+    # whether cities[j] is still in found (each city is dropped, if at all, in its own turn below)
+    kept = [True] * n
+    for i in range(n):
+        f = cities[i]
+        small = places[f.place]
+        for j in range(n):
+            if j == i or not kept[j]:
                 continue
-            big = places[found[other].place]
+            other = cities[j]
+            big = places[other.place]
             if big.country_code != small.country_code or big.population < 5 * max(small.population, 1):
                 continue
             assert small.latitude is not None
@@ -699,9 +701,9 @@ def _merge_neighbourhoods(
             dlat = (small.latitude - big.latitude) * 111.0
             dlon = (small.longitude - big.longitude) * 111.0 * math.cos(math.radians(big.latitude))
             if dlat * dlat + dlon * dlon < 64.0:
-                found[other].evidence.extend(found[k].evidence)
-                del found[k]
-                order.remove(k)
+                other.evidence.extend(f.evidence)
+                del found[keys[i]]
+                kept[i] = False
                 break
 
 

@@ -314,6 +314,27 @@ _WESTERN_VERB: Final = re.compile(
 )
 
 
+_WESTERN_VERB_WORDS: Final = tuple(v.lower() for v in data.WESTERN_VERBS)
+
+
+def _western_verb_before(window: str, ascii: bool = False) -> bool:
+    """``_WESTERN_VERB.search(window) is not None``. In an ASCII window (``ascii=True``: known to be;
+    ``re.IGNORECASE`` folds exactly ``A-Z`` there) a match starts where one of the verbs occurs,
+    lower-cased: the regex is tried there alone (a ``match`` at that offset, whose ``\\b`` still sees
+    the character before), not at every offset of the window."""
+    if not (ascii or window.isascii()):
+        return _WESTERN_VERB.search(window) is not None
+    low = window.lower()
+    match = _WESTERN_VERB.match
+    for verb in _WESTERN_VERB_WORDS:
+        i = low.find(verb)
+        while i >= 0:
+            if match(window, i) is not None:
+                return True
+            i = low.find(verb, i + 1)
+    return False
+
+
 _ABBREV_TAILS: Final = (" St", " Mr", " Dr", " No", " Mt", "Mrs")
 
 
@@ -903,7 +924,7 @@ def _read(
                     if not _is_negated(text, norm, lo, start, at, fast, negated, rare, ascii):
                         weak_at.append((start, (start, end)))
                 elif cat == "western":
-                    if _WESTERN_VERB.search(text[start - 40 if start > 40 else 0 : start]):
+                    if _western_verb_before(text[start - 40 if start > 40 else 0 : start], ascii):
                         target_at.append((start, label, weight, (start, end)))
                 elif cat == "tr_suppress":
                     suppress_at.append(start)
