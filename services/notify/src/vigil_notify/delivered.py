@@ -244,11 +244,16 @@ def sent_records(jobs: Sequence[DeliveryJob], channel_hash: Callable[[str], str]
     interpreter per batch, not a few lines of Python per delivery."""
     records: dict[Any, dict[Any, Any]] = {}
     keys: list[Any] = []
+    hashes: dict[Any, str] = {}  # channel_hash per channel URL (a batch has a handful)
     for job in jobs:
         keys.append(job.idempotency_key)
         record_under: Any = job.record_under
         if record_under:
-            member = f"{job.subscription_id}|{channel_hash(job.channel_url)}"
+            url: Any = job.channel_url
+            h = hashes.get(url)
+            if h is None:
+                h = hashes[url] = channel_hash(url)
+            member = f"{job.subscription_id}|{h}"
             reason: Any = job.reason
             for original in record_under:
                 mapping = records.get(original)
