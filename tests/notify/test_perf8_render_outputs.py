@@ -285,3 +285,45 @@ def test_the_compiled_build_writes_the_same(tmp_path: Path) -> None:
     assert active
     assert counts["bench"]["lines"] > 9000
     assert counts["odd"]["raised"] > 20
+
+
+def test_filled_messages_keep_their_fill_in_a_slot_and_behave_as_before() -> None:
+    """A filled message holds its delivery's values in its ``_fill`` slot (no instance dict until a
+    part is made): ``_filled`` (compiled) and ``FilledMessage(...)`` make the same; the title is the
+    prepared message's, the key the delivery's; a payload handed out (and changed) is what the line
+    is made of from then on, as before, and it is in the instance dict as :class:`LazyMessage` keeps it."""
+    from vigil_notify.channels.base import Message
+    from vigil_notify.filled import FilledMessage
+    from vigil_notify.rendering import Renderer, _filled, json_lines_bytes
+
+    from .helpers import make_alert
+
+    r = Renderer()
+    for alert in [make_alert(), *list(odd_alerts())[:6]]:
+        prepared = r.prepare(alert, kind="update", sent_at=SENT_AT)
+        if not prepared._fast:
+            continue
+        for args in [("why", "s1", "Name", "k" * 32), ("", "", "", ""), ("Zürich 😀", "s\x1f2", 'a "b"', "key")]:
+            got, want = _filled(prepared, *args), FilledMessage(prepared, *args)
+            assert type(got) is FilledMessage
+            assert got._fill == want._fill == (prepared, *args)
+            assert got.__dict__ == {}
+            assert (got.title, got.idempotency_key) == (prepared._title, args[3])
+            full = r.render(alert, kind="update", reason=args[0], subscription_id=args[1],
+                            subscription_name=args[2], idempotency_key=args[3])  # fmt: skip
+            line = got.json_line_bytes()
+            assert line == want.json_line_bytes() == json_lines_bytes([got])[0] == _contract_line(full, SENT_AT)
+            assert got.json_line() == want.json_line() == line.decode()[:-1]
+            assert (got.title, got.text, got.markdown, got.html) == (full.title, full.text, full.markdown, full.html)
+            assert got == want
+            payload = got.payload
+            assert got.payload is payload
+            assert got.__dict__["payload"] is payload
+            assert len(got._fill) == 6
+            assert got.json_line_bytes() == line == Message.json_line_bytes(got)
+            payload["reason"] = "changed"
+            changed = Message.json_line_bytes(got)
+            assert b'"reason": "changed"' in changed
+            assert got.json_line_bytes() == json_lines_bytes([got])[0] == changed
+            assert got.json_line() == Message.json_line(got)
+            assert got.idempotency_key == args[3]

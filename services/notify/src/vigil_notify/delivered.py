@@ -225,11 +225,13 @@ def delivered_outcomes(
                     head = heads[cid] = encode_body(cid, DELIVERED_TYPE, b"")
                 data = head + body
         values["occurred_at"] = at
+        # what pydantic's model_construct sets, by object.__setattr__ (compiled, in a function: one
+        # C call of PyObject_GenericSetAttr each, not a call of the descriptor's bound __set__)
         event = new_object(NotificationDelivered)
-        set_dict(event, values)
-        set_fields_set(event, set(fields))
-        set_extra(event, None)
-        set_private(event, None)
+        object.__setattr__(event, "__dict__", values)
+        object.__setattr__(event, "__pydantic_fields_set__", set(fields))
+        object.__setattr__(event, "__pydantic_extra__", None)
+        object.__setattr__(event, "__pydantic_private__", None)
         out.append(DeliveryOutcome(job, "delivered", [event], None, data))
         if debug:
             log.debug("delivered %s rev %d to %s via %s", aid, rev, sub_id, channel)

@@ -597,10 +597,9 @@ def _filled(
     same instance dict, filled here (compiled) instead of by its interpreted ``__init__`` (a Python
     call once per delivery; tested equal)."""
     msg: FilledMessage = _new_object(_FILLED)
-    d: dict[str, Any] = msg.__dict__
-    d["title"] = prepared._title
-    d["idempotency_key"] = idempotency_key
-    d["_fill"] = (prepared, reason, subscription_id, subscription_name, idempotency_key)
+    # (compiled, in a function: one C call of PyObject_GenericSetAttr, which the frozen dataclass's
+    # __setattr__ is not asked; what FilledMessage.__init__ does)
+    object.__setattr__(msg, "_fill", (prepared, reason, subscription_id, subscription_name, idempotency_key))
     return msg
 
 
@@ -886,9 +885,8 @@ def json_lines_bytes(messages: Sequence[Message]) -> list[bytes]:
     out: list[bytes] = []
     for message in messages:
         if type(message) is _FILLED:
-            d: dict[str, Any] = message.__dict__
-            if "payload" not in d:
-                fill: tuple[Any, ...] = d["_fill"]
+            fill: tuple[Any, ...] = message._fill
+            if len(fill) == 5:  # (a sixth item: the payload was handed out)
                 prepared: PreparedMessage = fill[0]
                 out.append(prepared._json_line_bytes(fill[1], fill[2], fill[3], fill[4]))
                 continue
