@@ -225,11 +225,13 @@ def delivered_outcomes(
                     head = heads[cid] = encode_body(cid, DELIVERED_TYPE, b"")
                 data = head + body
         values["occurred_at"] = at
+        # what pydantic's model_construct sets, by object.__setattr__ (compiled, in a function: one
+        # C call of PyObject_GenericSetAttr each, not a call of the descriptor's bound __set__)
         event = new_object(NotificationDelivered)
-        set_dict(event, values)
-        set_fields_set(event, set(fields))
-        set_extra(event, None)
-        set_private(event, None)
+        object.__setattr__(event, "__dict__", values)
+        object.__setattr__(event, "__pydantic_fields_set__", set(fields))
+        object.__setattr__(event, "__pydantic_extra__", None)
+        object.__setattr__(event, "__pydantic_private__", None)
         out.append(DeliveryOutcome(job, "delivered", [event], None, data))
         if debug:
             log.debug("delivered %s rev %d to %s via %s", aid, rev, sub_id, channel)
@@ -244,11 +246,16 @@ def sent_records(jobs: Sequence[DeliveryJob], channel_hash: Callable[[str], str]
     interpreter per batch, not a few lines of Python per delivery."""
     records: dict[Any, dict[Any, Any]] = {}
     keys: list[Any] = []
+    hashes: dict[Any, str] = {}  # channel_hash per channel URL (a batch has a handful)
     for job in jobs:
         keys.append(job.idempotency_key)
         record_under: Any = job.record_under
         if record_under:
-            member = f"{job.subscription_id}|{channel_hash(job.channel_url)}"
+            url: Any = job.channel_url
+            h = hashes.get(url)
+            if h is None:
+                h = hashes[url] = channel_hash(url)
+            member = f"{job.subscription_id}|{h}"
             reason: Any = job.reason
             for original in record_under:
                 mapping = records.get(original)

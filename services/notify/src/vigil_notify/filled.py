@@ -18,10 +18,18 @@ if TYPE_CHECKING:
 
 class FilledMessage(LazyMessage):
     """A :class:`PreparedMessage` filled in for one delivery: a :class:`LazyMessage` whose parts
-    are made by the prepared message's methods from the delivery's values (kept as one tuple:
-    no bound callables per delivery). The prepared message makes its deliveries' instances with
-    :func:`vigil_notify.rendering._filled` (the instance dict this ``__init__`` fills, without a Python
-    call when rendering is compiled): keep the two the same."""
+    are made by the prepared message's methods from the delivery's values, kept as one tuple in a
+    slot (``_fill``: no instance dict unless a part or the payload is made, no bound callables per
+    delivery); the title is the prepared message's and the idempotency key the fill's. The
+    prepared message makes its deliveries' instances with :func:`vigil_notify.rendering._filled`
+    (the slot this ``__init__`` sets, without a Python call when rendering is compiled): keep the
+    two the same. Once the payload is handed out (it may be changed), it is the fill's sixth item
+    (and in the instance dict, as :class:`LazyMessage` keeps it) and the line is made from it."""
+
+    __slots__ = ("_fill",)
+    _fill: tuple[Any, ...]
+    """``(prepared, reason, subscription_id, subscription_name, idempotency_key)``, then the payload
+    once handed out."""
 
     def __init__(
         self,
@@ -31,36 +39,48 @@ class FilledMessage(LazyMessage):
         subscription_name: str,
         idempotency_key: str,
     ) -> None:
-        d = self.__dict__  # a frozen dataclass: fill the instance dict as LazyMessage does
-        d["title"] = prepared._title
-        d["idempotency_key"] = idempotency_key
-        d["_fill"] = (prepared, reason, subscription_id, subscription_name, idempotency_key)
+        object.__setattr__(self, "_fill", (prepared, reason, subscription_id, subscription_name, idempotency_key))
+
+    @property
+    def title(self) -> str:
+        title: str = self._fill[0]._title
+        return title
+
+    @property
+    def idempotency_key(self) -> str:
+        key: str = self._fill[4]
+        return key
 
     def _part(self, part: str) -> str:
         made: str | None = self.__dict__.get(part)
         if made is None:
-            prepared, reason, sub_id, name, key = self.__dict__["_fill"]
-            made = self.__dict__[part] = prepared._body(reason, sub_id, name, key, part)
+            fill = self._fill
+            prepared: PreparedMessage = fill[0]
+            made = self.__dict__[part] = prepared._body(fill[1], fill[2], fill[3], fill[4], part)
         return made
 
     @property
     def payload(self) -> dict[str, Any]:
-        made: dict[str, Any] | None = self.__dict__.get("payload")
-        if made is None:
-            prepared, reason, sub_id, _, key = self.__dict__["_fill"]
-            made = self.__dict__["payload"] = prepared._payload(reason, sub_id, key)
+        fill = self._fill
+        if len(fill) > 5:
+            handed_out: dict[str, Any] = fill[5]
+            return handed_out
+        prepared: PreparedMessage = fill[0]
+        made = prepared._payload(fill[1], fill[2], fill[4])
+        object.__setattr__(self, "_fill", (*fill, made))
+        self.__dict__["payload"] = made
         return made
 
     def json_line(self) -> str:
-        if "payload" in self.__dict__:  # a payload handed out may have been changed
+        fill = self._fill
+        if len(fill) > 5:  # a payload handed out may have been changed
             return Message.json_line(self)
-        fill: tuple[PreparedMessage, str, str, str, str] = self.__dict__["_fill"]
-        prepared, reason, sub_id, name, key = fill
-        return prepared._json_line(reason, sub_id, name, key)
+        prepared: PreparedMessage = fill[0]
+        return prepared._json_line(fill[1], fill[2], fill[3], fill[4])
 
     def json_line_bytes(self) -> bytes:
-        d = self.__dict__
-        if "payload" in d:
+        fill = self._fill
+        if len(fill) > 5:
             return Message.json_line_bytes(self)
-        fill: tuple[PreparedMessage, str, str, str, str] = d["_fill"]
-        return fill[0]._json_line_bytes(fill[1], fill[2], fill[3], fill[4])
+        prepared: PreparedMessage = fill[0]
+        return prepared._json_line_bytes(fill[1], fill[2], fill[3], fill[4])

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, NamedTuple, cast
+from typing import Any, ClassVar, Final, NamedTuple, cast
 
 import orjson
 from jinja2 import DictLoader, Environment, StrictUndefined
@@ -26,7 +26,7 @@ from vigil_notify.channels.base import Message
 from vigil_notify.filled import FilledMessage
 from vigil_notify.matching import fields_of
 
-KIND_LABEL = {"new": "", "update": "UPDATE", "cancel": "CANCELLED", "digest": "DIGEST"}
+KIND_LABEL: Final = {"new": "", "update": "UPDATE", "cancel": "CANCELLED", "digest": "DIGEST"}
 
 TITLE = """{% if kind_label %}[{{ kind_label }}] {% endif %}[{{ severity }}] {{ title }}"""
 
@@ -129,7 +129,7 @@ DEFAULT_TEMPLATES = {
 }
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
-_MD_TABLE = str.maketrans({c: "\\" + c for c in "\\`*_{}[]<>()#+!|~"})
+_MD_TABLE: Final = str.maketrans({c: "\\" + c for c in "\\`*_{}[]<>()#+!|~"})
 
 
 def md_escape(value: Any) -> str:
@@ -140,8 +140,8 @@ def md_escape(value: Any) -> str:
 # Stand-ins rendered in place of the per-subscription fields (see :meth:`Renderer.prepare`): no
 # character in them is touched by Markdown or HTML escaping, and NUL never occurs in an alert that
 # reached notify through JSON text fields by chance in this exact sequence.
-_REASON_MARK = "\x00vigil-reason-5f0c1e\x00"
-_NAME_MARK = "\x00vigil-subscription-name-5f0c1e\x00"
+_REASON_MARK: Final = "\x00vigil-reason-5f0c1e\x00"
+_NAME_MARK: Final = "\x00vigil-subscription-name-5f0c1e\x00"
 
 
 def _esc(value: Any) -> str:
@@ -156,7 +156,11 @@ def render_default(ctx: dict[str, Any]) -> tuple[str, str, str, str]:
 
 def default_title(ctx: dict[str, Any]) -> str:
     """The default ``title.txt`` of ``ctx``."""
-    title, severity, label = ctx["title"], ctx["severity"], ctx["kind_label"]
+    return _title_of(ctx["title"], ctx["severity"], ctx["kind_label"])
+
+
+def _title_of(title: Any, severity: Any, label: Any) -> str:
+    """:func:`default_title` of a context with this title, severity and kind label."""
     head = f"[{label}] [{severity}] {title}" if label else f"[{severity}] {title}"
     # the whitespace rule (" ".join(head.split())) changes nothing in a printable head without a
     # run of spaces or a space at either end: " " is the only printable whitespace character
@@ -170,8 +174,8 @@ def default_text(ctx: dict[str, Any]) -> str:
     return f"{text_head(ctx)}{ctx['reason']}{_TEXT_MIDDLE}{ctx['subscription_name']}{_TEXT_TAIL}"
 
 
-_TEXT_MIDDLE = ' (subscription "'
-_TEXT_TAIL = '")\n'
+_TEXT_MIDDLE: Final = ' (subscription "'
+_TEXT_TAIL: Final = '")\n'
 """What the default ``body.txt`` writes between the reason and the subscription name, and after the
 name (the body ends there)."""
 
@@ -179,10 +183,17 @@ name (the body ends there)."""
 def text_head(ctx: dict[str, Any]) -> str:
     """The default ``body.txt`` of ``ctx`` up to its reason (the body is this, the reason,
     :data:`_TEXT_MIDDLE`, the subscription name and :data:`_TEXT_TAIL`)."""
-    kind, rev = ctx["kind"], ctx["revision"]
-    title, severity, urgency = ctx["title"], ctx["severity"], ctx["urgency"]
-    issuer, places, threats, targets = ctx["issuer"], ctx["places"], ctx["threats"], ctx["targets"]
-    text, advice, evidence, url = ctx["text"], ctx["advice"], ctx["evidence"], ctx["url"]
+    return _text_head_of(
+        ctx["kind"], ctx["revision"], ctx["title"], ctx["severity"], ctx["urgency"], ctx["issuer"], ctx["places"],
+        ctx["threats"], ctx["targets"], ctx["text"], ctx["advice"], ctx["evidence"], ctx["url"],
+    )  # fmt: skip
+
+
+def _text_head_of(
+    kind: Any, rev: Any, title: Any, severity: Any, urgency: Any, issuer: Any, places: Any, threats: Any,
+    targets: Any, text: Any, advice: Any, evidence: Any, url: Any,
+) -> str:  # fmt: skip
+    """:func:`text_head` of a context with these values (read once from a dict or a :class:`_Base`)."""
     t: list[str] = []
     if kind == "cancel":
         t.append("CANCELLED: the alert below has been withdrawn by its issuer.\n")
@@ -285,7 +296,7 @@ def default_html(ctx: dict[str, Any]) -> str:
     return "".join(h)
 
 
-_HTTP_URL = re.compile(r"^https?://", re.I)
+_HTTP_URL: Final = re.compile(r"^https?://", re.I)
 
 
 def _safe_url(url: str | None) -> str | None:
@@ -311,13 +322,16 @@ def _label_types(labels: tuple[LabelScore, ...], evidence: list[str]) -> list[st
 
 class _Base:
     """The alert's values of a payload (what :meth:`Renderer.render` puts there, but the
-    subscription's), once per (alert, kind): a plain class with its own ``__init__`` (positional, in
-    this order), made and read at less cost than a dict (or a NamedTuple, whose ``__new__`` is
-    interpreted) when compiled."""
+    subscription's) and of the templates' context (:meth:`Renderer.context`: ``threats`` is
+    ``threat_types``), once per (alert, kind): a plain class with its own ``__init__`` (positional,
+    in this order), made and read at less cost than a dict (or a NamedTuple, whose ``__new__`` is
+    interpreted) when compiled; the context's dict is made from it only when a template needs it
+    (:func:`_context_dict`)."""
 
     __slots__ = (
-        "advice", "alert_id", "correlation_id", "countries", "places", "revision", "revision_of", "severity",
-        "targets", "threat_types", "title", "urgency", "url",
+        "advice", "alert_id", "correlation_id", "countries", "evidence", "issuer", "kind", "kind_label", "places",
+        "reason", "revision", "revision_of", "severity", "subscription_name", "targets", "text", "threat_types",
+        "title", "urgency", "url",
     )  # fmt: skip
 
     def __init__(
@@ -335,19 +349,55 @@ class _Base:
         advice: str | None,
         url: str | None,
         correlation_id: str,
+        kind: str,
+        kind_label: str,
+        text: str,
+        issuer: Any,
+        evidence: list[str],
+        reason: str,
+        subscription_name: str,
     ) -> None:
         self.alert_id, self.revision, self.revision_of, self.title = alert_id, revision, revision_of, title
         self.severity, self.urgency, self.places, self.countries = severity, urgency, places, countries
         self.threat_types, self.targets, self.advice, self.url = threat_types, targets, advice, url
-        self.correlation_id = correlation_id
+        self.correlation_id, self.kind, self.kind_label, self.text = correlation_id, kind, kind_label, text
+        self.issuer, self.evidence, self.reason, self.subscription_name = issuer, evidence, reason, subscription_name
 
 
-def _context_and_base(
-    alert: AlertClassified, kind: DeliveryKind, reason: str, subscription_name: str
-) -> tuple[dict[str, Any], _Base]:
-    """:meth:`Renderer.context` and the alert's values of a payload (what :meth:`Renderer.render`
-    puts there, but the subscription's), each field of the alert read once (from the models'
-    field dicts, :func:`~vigil_notify.matching.fields_of`)."""
+def _context_dict(b: _Base) -> dict[str, Any]:
+    """:meth:`Renderer.context` of the values ``b`` (the same keys, in the same order)."""
+    return {
+        "kind": b.kind,
+        "kind_label": b.kind_label,
+        "title": b.title,
+        "text": b.text,
+        "issuer": b.issuer,
+        "severity": b.severity,
+        "urgency": b.urgency,
+        "places": b.places,
+        "threats": b.threat_types,
+        "targets": b.targets,
+        "advice": b.advice,
+        "evidence": b.evidence,
+        "url": b.url,
+        "reason": b.reason,
+        "revision": b.revision,
+        "subscription_name": b.subscription_name,
+    }
+
+
+def _base_text_head(b: _Base) -> str:
+    """:func:`text_head` of :func:`_context_dict` of ``b``, without the dict."""
+    return _text_head_of(
+        b.kind, b.revision, b.title, b.severity, b.urgency, b.issuer, b.places, b.threat_types, b.targets, b.text,
+        b.advice, b.evidence, b.url,
+    )  # fmt: skip
+
+
+def _values(alert: AlertClassified, kind: DeliveryKind, reason: str, subscription_name: str) -> _Base:
+    """The values of :meth:`Renderer.context` and the alert's values of a payload (what
+    :meth:`Renderer.render` puts there, but the subscription's), each field of the alert read once
+    (from the models' field dicts, :func:`~vigil_notify.matching.fields_of`)."""
     e = fields_of(alert)
     a, c = fields_of(e["alert"]), fields_of(e["classification"])
     cap: CapInfo | None = a["cap"]
@@ -366,29 +416,11 @@ def _context_and_base(
         places = list(countries)
     advice = cap.instruction if cap and cap.instruction else None
     url = _safe_url(a["url"])
-    ctx = {
-        "kind": kind,
-        "kind_label": KIND_LABEL[kind],
-        "title": title,
-        "text": text,
-        "issuer": a["issuer"] or a["source_name"],
-        "severity": severity,
-        "urgency": urgency,
-        "places": places,
-        "threats": threats,
-        "targets": targets,
-        "advice": advice,
-        "evidence": evidence,
-        "url": url,
-        "reason": reason,
-        "revision": revision,
-        "subscription_name": subscription_name,
-    }
-    base = _Base(
+    return _Base(
         a["alert_id"], revision, a["revision_of"], title, severity, urgency, places, list(countries), threats,
-        targets, advice, url, e["correlation_id"],
+        targets, advice, url, e["correlation_id"], kind, KIND_LABEL[kind], text, a["issuer"] or a["source_name"],
+        evidence, reason, subscription_name,
     )  # fmt: skip
-    return ctx, base
 
 
 @dataclass(frozen=True)
@@ -432,7 +464,7 @@ class Renderer:
     def context(
         self, alert: AlertClassified, *, kind: DeliveryKind, reason: str, subscription_name: str
     ) -> dict[str, Any]:
-        return _context_and_base(alert, kind, reason, subscription_name)[0]
+        return _context_dict(_values(alert, kind, reason, subscription_name))
 
     def prepare(self, alert: AlertClassified, *, kind: DeliveryKind, sent_at: str | None = None) -> PreparedMessage:
         """Render the parts of (alert, kind) shared by every subscription once; fill in the
@@ -512,7 +544,7 @@ class Renderer:
         )
 
 
-_UNSET = object()
+_UNSET: Final = object()
 
 
 class _JsonParts(NamedTuple):
@@ -530,7 +562,7 @@ class _JsonParts(NamedTuple):
     reason_first: bool
 
 
-_new_tuple: Callable[[type, tuple[Any, ...]], Any] = tuple.__new__
+_new_tuple: Final[Callable[[type, tuple[Any, ...]], Any]] = tuple.__new__
 """``tuple.__new__``: what a NamedTuple's ``__new__`` calls with its fields, without that interpreted
 ``__new__`` (the parts are made once per (alert, kind))."""
 
@@ -552,7 +584,10 @@ def sent_at_now() -> str:
     return datetime.now().astimezone().isoformat()
 
 
-_new_object: Callable[[type], Any] = object.__new__
+_new_object: Final[Callable[[type], Any]] = object.__new__
+_FILLED: Final[type[FilledMessage]] = FilledMessage
+"""(The module's constants are ``Final``: compiled, each is read from a C variable, not looked up in
+the module's dict, several times per delivery.)"""
 
 
 def _filled(
@@ -561,11 +596,10 @@ def _filled(
     """``FilledMessage(prepared, reason, subscription_id, subscription_name, idempotency_key)``: the
     same instance dict, filled here (compiled) instead of by its interpreted ``__init__`` (a Python
     call once per delivery; tested equal)."""
-    msg: FilledMessage = _new_object(FilledMessage)
-    d: dict[str, Any] = msg.__dict__
-    d["title"] = prepared._title
-    d["idempotency_key"] = idempotency_key
-    d["_fill"] = (prepared, reason, subscription_id, subscription_name, idempotency_key)
+    msg: FilledMessage = _new_object(_FILLED)
+    # (compiled, in a function: one C call of PyObject_GenericSetAttr, which the frozen dataclass's
+    # __setattr__ is not asked; what FilledMessage.__init__ does)
+    object.__setattr__(msg, "_fill", (prepared, reason, subscription_id, subscription_name, idempotency_key))
     return msg
 
 
@@ -577,7 +611,7 @@ class PreparedMessage:
     quoting one, say) takes the full render per delivery."""
 
     __slots__ = (
-        "_alert", "_base", "_bodies", "_ctx", "_fast", "_jbparts", "_jparts", "_kind", "_renderer", "_sent_at", "_title",
+        "_alert", "_base", "_bodies", "_fast", "_jbparts", "_jparts", "_kind", "_renderer", "_sent_at", "_title",
     )  # fmt: skip
 
     # per body: how many NULs the default template leaves (two per stand-in) and whether the
@@ -594,22 +628,28 @@ class PreparedMessage:
         self._jbparts: object = _UNSET
         if renderer.templates:
             return
-        ctx, base = _context_and_base(alert, kind, _REASON_MARK, _NAME_MARK)
-        title = default_title(ctx)
+        base = _values(alert, kind, _REASON_MARK, _NAME_MARK)
+        title = _title_of(base.title, base.severity, base.kind_label)
         if "\x00" in title:
             return
-        self._ctx, self._title = ctx, title
+        self._title = title
         # the deliveries of one (alert, kind) are rendered together, within milliseconds: one
         # timestamp for all of them (a full render per delivery takes its own)
         self._sent_at = sent_at or sent_at_now()
         self._base = base
         self._fast = True
 
+    @property
+    def _ctx(self) -> dict[str, Any]:
+        """The context of the prepared bodies (:meth:`Renderer.context` with the stand-ins), made
+        when a body is (JSONL needs none)."""
+        return _context_dict(self._base)
+
     def _prepared_body(self, part: str) -> str | None:
         """The body ``part`` with stand-ins, or None when it must take the full render."""
         if part in self._bodies:
             return self._bodies[part]
-        made = _BODY_MAKERS[part](self._ctx)
+        made = _BODY_MAKERS[part](self._ctx)  # (text, Markdown, HTML: channels other than JSONL)
         nuls, named = self._EXPECTED[part]
         ok = made.count("\x00") == nuls and made.count(_REASON_MARK) == 1 and (not named or made.count(_NAME_MARK) == 1)
         body = made if ok else None
@@ -684,7 +724,7 @@ class PreparedMessage:
         body is :func:`text_head`, the reason, :data:`_TEXT_MIDDLE`, the name and :data:`_TEXT_TAIL`,
         so its pieces around the two are known without searching it. A head with a NUL (where an
         alert's own text could hold a stand-in) takes the checked way."""
-        head = text_head(self._ctx)
+        head = _base_text_head(self._base)
         if "\x00" in head:
             parts = self._make_json_parts(as_bytes=True)
             return cast("_JsonBytesParts | None", parts)
@@ -821,14 +861,14 @@ class PreparedMessage:
         )
 
 
-_json: Callable[[Any], str] = json.JSONEncoder(ensure_ascii=False).encode
+_json: Final[Callable[[Any], str]] = json.JSONEncoder(ensure_ascii=False).encode
 """``json.dumps(obj, ensure_ascii=False)`` with one encoder for every call (``dumps`` makes one per
 call when given an option)."""
-_json_str: Callable[[str], str] = json.encoder.encode_basestring
+_json_str: Final[Callable[[str], str]] = json.encoder.encode_basestring
 """``json.dumps(s, ensure_ascii=False)`` of a str, without building an encoder per call."""
-_orjson_dumps: Callable[[Any], bytes] = orjson.dumps
+_orjson_dumps: Final[Callable[[Any], bytes]] = orjson.dumps
 _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-_c_encode: Callable[[Any, int], Any] | None = (
+_c_encode: Final[Callable[[Any, int], Any] | None] = (
     None
     if _c_make_encoder is None
     else _c_make_encoder(
@@ -844,10 +884,9 @@ def json_lines_bytes(messages: Sequence[Message]) -> list[bytes]:
     :meth:`FilledMessage.json_line_bytes` call in between (once per delivery when compiled)."""
     out: list[bytes] = []
     for message in messages:
-        if type(message) is FilledMessage:
-            d: dict[str, Any] = message.__dict__
-            if "payload" not in d:
-                fill: tuple[Any, ...] = d["_fill"]
+        if type(message) is _FILLED:
+            fill: tuple[Any, ...] = message._fill
+            if len(fill) == 5:  # (a sixth item: the payload was handed out)
                 prepared: PreparedMessage = fill[0]
                 out.append(prepared._json_line_bytes(fill[1], fill[2], fill[3], fill[4]))
                 continue
@@ -896,7 +935,7 @@ def _json_optional(value: Any) -> bytes:
     return b"null" if value is None else _orjson_dumps(value)
 
 
-_JSON_CACHE: dict[str, bytes] = {}
+_JSON_CACHE: Final[dict[str, bytes]] = {}
 _JSON_CACHE_MAX = 32768
 
 
@@ -914,12 +953,12 @@ def _json_cached(value: str) -> bytes:
     return got
 
 
-_TEXT_MIDDLE_JSON = _orjson_dumps(_TEXT_MIDDLE)[1:-1]
-_TEXT_TAIL_JSON_LINE = _orjson_dumps(_TEXT_TAIL)[1:-1] + b'"}\n'
+_TEXT_MIDDLE_JSON: Final = _orjson_dumps(_TEXT_MIDDLE)[1:-1]
+_TEXT_TAIL_JSON_LINE: Final = _orjson_dumps(_TEXT_TAIL)[1:-1] + b'"}\n'
 """The text's JSON between the reason and the name, and after the name to the line's end."""
 
 
-_BODY_MAKERS: dict[str, Callable[[dict[str, Any]], str]] = {
+_BODY_MAKERS: Final[dict[str, Callable[[dict[str, Any]], str]]] = {
     "text": default_text,
     "markdown": default_markdown,
     "html": default_html,
