@@ -29,11 +29,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from pydantic import BaseModel
 from vigil_shared.events import SEVERITY_RANK, URGENCY_RANK, AlertClassified
 
+from vigil_notify.classified import LeanLocation
 from vigil_notify.subscriptions import QuietHours, Subscription, normalise_place
 
 EARTH_RADIUS_KM = 6371.0088
@@ -42,9 +43,15 @@ MAX_CELLS = 400
 """A ``near`` circle spanning more cells than this goes to the wide-circle list (checked always)."""
 
 
+_DEG_TO_RAD: Final = math.pi / 180.0
+"""What ``math.radians`` multiplies by (CPython's ``degToRad``, ``Py_MATH_PI / 180.0``): the same
+double, so ``x * _DEG_TO_RAD`` is ``math.radians(x)`` bit for bit, without a call (compiled: a
+module attribute lookup, a call and a boxed float each; tested equal)."""
+
+
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    p1, p2 = lat1 * _DEG_TO_RAD, lat2 * _DEG_TO_RAD
+    dp, dl = p2 - p1, (lon2 - lon1) * _DEG_TO_RAD
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
@@ -113,6 +120,12 @@ def _loc(key: _LocKey) -> _Loc:
     return got
 
 
+_SHARED_LOCS: dict[int, tuple[LeanLocation, _Loc]] = {}
+"""By ``id``: each :class:`~vigil_notify.classified.LeanLocation` notify's decode shares between alerts
+(the object itself kept with it, so its ``id`` is not reused while its entry is here) and its
+:func:`_loc` view (bounded like :data:`_LOCS`). Other locations are looked up by value."""
+
+
 def fields_of(model: BaseModel) -> dict[str, Any]:
     """A pydantic model's field values (pydantic keeps them in the instance ``__dict__``): read
     there, a field skips ``BaseModel.__getattr__``'s hook, which every attribute read of a model
@@ -168,8 +181,18 @@ class AlertFeatures:
         # (list comprehensions, not generator expressions: half the overhead on a few items)
         locs: list[_Loc] = []
         for loc in c["locations"]:
+            # a location notify's decode shares between alerts: its view by identity (no key to build)
+            shared = _SHARED_LOCS.get(id(loc)) if type(loc) is LeanLocation else None
+            if shared is not None and shared[0] is loc:
+                locs.append(shared[1])
+                continue
             f = fields_of(loc)
-            locs.append(_loc((f["name"], f["country_code"], f["geonameid"], f["latitude"], f["longitude"], f["kind"])))
+            view = _loc((f["name"], f["country_code"], f["geonameid"], f["latitude"], f["longitude"], f["kind"]))
+            if type(loc) is LeanLocation:
+                if len(_SHARED_LOCS) >= _LOCS_MAX:
+                    _SHARED_LOCS.clear()
+                _SHARED_LOCS[id(loc)] = (loc, view)
+            locs.append(view)
         countries = frozenset([loc.country for loc in locs])
         alert_countries: tuple[str, ...] = c["countries"]
         if alert_countries:
