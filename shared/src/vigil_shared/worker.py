@@ -563,8 +563,10 @@ _COMMIT_MULTI_LUA_BYTES = _COMMIT_MULTI_LUA.encode()
 _MULTI_FROM = 1024
 """The mean output size (bytes) from which a batch is committed by a transaction (:data:`_COMMIT_MULTI_LUA`).
 Measured (``shared/benchmarks/bench_commit_redis.py``, callgrind): per output, a transaction costs the
-client ~11k instructions more (packing, and reading its QUEUED reply through redis-py) and saves Redis
-~11 instructions a byte (Lua's hashing) and ~1k of ``redis.call`` glue; even near 1 KB."""
+client ~11k instructions more (packing, and reading its QUEUED reply through redis-py; ~14k since the
+commit packs its commands itself, which made the script's arguments cheaper: ``bench_worker.py --kind
+received``, 1.6 KB outputs, 86.4k vs 72.4k per entry) and saves Redis ~11 instructions a byte (Lua's
+hashing) and ~1k of ``redis.call`` glue; about even at 1 KB."""
 _MULTI_MIN_BYTES = 8192
 """...and the outputs' bytes a batch needs at least for the transaction: its EVAL costs Redis a SHA1 of
 the script (~120k instructions) and EXEC a few fixed commands, which a batch of one or two outputs
