@@ -508,10 +508,24 @@ async def _commit(
             else:
                 per_stream.update(keys[k - 1] for k in entry_keys)
         for name, n in per_stream.items():
-            metrics.EVENTS_PUBLISHED.labels(stream=name).inc(n)
+            _published(name).inc(n)
     elif n_outputs:
-        metrics.EVENTS_PUBLISHED.labels(stream=keys[1]).inc(n_outputs)
+        _published(keys[1]).inc(n_outputs)
     return fenced, published
+
+
+def _published(stream: str) -> Any:
+    """``vigil_events_published_total``'s child for ``stream``, looked up once per stream (a
+    ``labels()`` call validates and locks: a few microseconds a batch)."""
+    child = _PUBLISHED.get(stream)
+    if child is None:
+        child = metrics.EVENTS_PUBLISHED.labels(stream=stream)
+        if len(_PUBLISHED) < 256:
+            _PUBLISHED[stream] = child
+    return child
+
+
+_PUBLISHED: dict[str, Any] = {}
 
 
 def _entry_keys(layout: bytes) -> list[list[int]]:
@@ -750,6 +764,10 @@ class StreamWorker(Generic[E]):
         self._stopping = False
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(concurrency)
+        # the metrics' children every batch updates, looked up once
+        self._consumed_total = metrics.EVENTS_CONSUMED.labels(stream=stream, group=group)
+        self._batch_seconds = metrics.BATCH_SECONDS.labels(stream=stream, group=group)
+        self._handler_ok = metrics.HANDLER_SECONDS.labels(stream=stream, group=group, outcome="ok")
 
     # ------------------------------------------------------------------ wiring
 
@@ -1086,10 +1104,10 @@ class StreamWorker(Generic[E]):
         self.stats.published += published
         self.stats.deadlettered += deadlettered
         self.stats.last_batch_at = time.monotonic()
-        metrics.EVENTS_CONSUMED.labels(stream=self.stream, group=self.group).inc(consumed)
+        self._consumed_total.inc(consumed)
         if deadlettered:
             metrics.EVENTS_DEADLETTERED.labels(stream=self.stream, group=self.group).inc(deadlettered)
-        metrics.BATCH_SECONDS.labels(stream=self.stream, group=self.group).observe(time.perf_counter() - started)
+        self._batch_seconds.observe(time.perf_counter() - started)
 
     def _encode(
         self,
@@ -1176,13 +1194,12 @@ class StreamWorker(Generic[E]):
     def _observe_handler(self, seconds: float, ok: int, err: int) -> None:
         """``vigil_handler_seconds`` is per event: a batch call counts as its share for each of its events."""
         share = seconds / (ok + err)
-        for outcome_label, n in (("ok", ok), ("error", err)):
-            if n:
-                _observe_many(
-                    metrics.HANDLER_SECONDS.labels(stream=self.stream, group=self.group, outcome=outcome_label),
-                    share,
-                    n,
-                )
+        if ok:
+            _observe_many(self._handler_ok, share, ok)
+        if err:
+            _observe_many(
+                metrics.HANDLER_SECONDS.labels(stream=self.stream, group=self.group, outcome="error"), share, err
+            )
 
     def _settle_failure(
         self,
