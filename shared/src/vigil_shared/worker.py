@@ -42,7 +42,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
+from operator import itemgetter
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol, TypeVar, cast
 
 import structlog
 from faststream.middlewares import AckPolicy
@@ -175,10 +176,11 @@ def _count_published(stream_names: Iterable[str]) -> None:
 
 
 # The fenced commit. KEYS[1] = consumed stream, KEYS[2..] = output streams.
-# ARGV: group, consumer, maxlen (0 = no cap), layout, first entry id, last entry id, XPENDING count,
-# then per entry: its id, then the __data__ value of each of its outputs (every Vigil entry is that
-# one field: vigil_shared.envelope). ``layout`` has, per entry, its output count then each output's
-# key index, each as a 16-bit big-endian number (one binary string instead of 1 + n small arguments).
+# ARGV: group, consumer, maxlen (0 = no cap), layout, first entry id, last entry id, the number n of
+# entries, then the n entry ids, then the __data__ value of each output of each entry in turn (every
+# Vigil entry is that one field: vigil_shared.envelope). ``layout`` has, per entry, its output count
+# then each output's key index, each as a 16-bit big-endian number (one binary string instead of
+# 1 + n small arguments).
 # For each entry still pending *for this consumer*, XADD its outputs and XACK it; an entry that
 # another consumer claimed meanwhile (or that was already acknowledged) is skipped entirely.
 # Ownership: one XPENDING over the batch's id range for this consumer (a set in Lua), and an XPENDING
@@ -188,6 +190,7 @@ def _count_published(stream_names: Iterable[str]) -> None:
 # Returns the ids that were *not* committed (fenced): usually none, so the reply stays short.
 _COMMIT_COMMON = """
 local group, consumer, maxlen, layout = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local n = tonumber(ARGV[7])  -- entries: their ids are ARGV[8 .. 7 + n]
 local byte, call = string.byte, redis.call
 -- the error reply for the first output key that holds something other than a stream, else nil
 local function bad_output_key()
@@ -204,7 +207,7 @@ local owned
 local function owns(id)
   if owned == nil then
     owned = {}
-    for _, row in ipairs(call('XPENDING', KEYS[1], group, ARGV[5], ARGV[6], tonumber(ARGV[7]), consumer)) do
+    for _, row in ipairs(call('XPENDING', KEYS[1], group, ARGV[5], ARGV[6], 2 * n + 16, consumer)) do
       owned[row[1]] = true
     end
   end
@@ -227,22 +230,22 @@ _COMMIT_LUA = _COMMIT_COMMON + """
 local bad = bad_output_key()
 if bad then return bad end
 local fenced, acks = {}, {}
-local p, i, len = 1, 8, #layout
-while p <= len do
+local p, o = 1, 8 + n  -- o: the argument of the entry's first output
+for i = 8, 7 + n do
   local hi, lo = byte(layout, p, p + 1)
   local nout = hi * 256 + lo
   local id = ARGV[i]
   if owns(id) then
-    for o = 1, nout do
-      local khi, klo = byte(layout, p + 2 * o, p + 2 * o + 1)
-      call('XADD', KEYS[khi * 256 + klo], '*', '__DATA__', ARGV[i + o])
+    for k = 1, nout do
+      local khi, klo = byte(layout, p + 2 * k, p + 2 * k + 1)
+      call('XADD', KEYS[khi * 256 + klo], '*', '__DATA__', ARGV[o + k - 1])
     end
     acks[#acks + 1] = id
   else
     fenced[#fenced + 1] = id
   end
   p = p + 2 + 2 * nout
-  i = i + 1 + nout
+  o = o + nout
 end
 ack_and_cap(acks)
 return fenced
@@ -256,8 +259,8 @@ return fenced
 # output's plain ``XADD stream * __data__ value``, in the batch's order, then this script (EVAL: a
 # server that lost its scripts cannot make it fail while the XADDs run), then EXEC. Nothing runs
 # between them, so the script sees the batch's outputs as the last entries of their streams and
-# decides as _COMMIT_LUA does. KEYS and ARGV as _COMMIT_LUA's, without the outputs (the entry ids
-# only). An entry that is fenced has its outputs deleted again (XDEL, found from the end of their
+# decides as _COMMIT_LUA does. KEYS and ARGV as _COMMIT_LUA's, without the outputs (up to the entry
+# ids). An entry that is fenced has its outputs deleted again (XDEL, found from the end of their
 # streams) before EXEC returns, so no reader ever sees them (a stream the transaction made stays,
 # empty: no DEL, which the services' Redis users may not run, deploy/redis/render_acl.py; they need
 # XDEL on the streams they publish to). An output key that is not a stream (its XADDs failed) fails
@@ -306,7 +309,7 @@ if bad then
   return bad
 end
 local fenced, acks, out = {}, {}, {}
-for i = 1, #ARGV - 7 do
+for i = 1, n do
   local id = ARGV[7 + i]
   if owns(id) then
     acks[#acks + 1] = id
@@ -350,14 +353,11 @@ async def commit_batch(
     owns; returns the ids committed (the others were claimed by another consumer meanwhile)."""
     if not results:
         return set()
-    return await commit_encoded(
-        redis,
-        stream,
-        group,
-        consumer,
-        [(entry_id, [(p.stream, _data(p)) for p in pubs]) for entry_id, pubs in results],
-        maxlen,
+    ids = [entry_id for entry_id, _ in results]
+    fenced, _ = await _commit(
+        redis, stream, group, consumer, ids, _gather(stream, [pubs for _, pubs in results]), maxlen
     )
+    return set(ids) - fenced
 
 
 async def commit_encoded(
@@ -374,145 +374,246 @@ async def commit_encoded(
     the same effects either way."""
     if not results:
         return set()
-    n_outputs = 0
-    size = 0
-    for _, outputs in results:
-        n_outputs += len(outputs)
-        for _, data in outputs:
-            size += len(data)
-    multi = n_outputs > 0 and size >= _MULTI_FROM * n_outputs and size >= _MULTI_MIN_BYTES
+    ids = [entry_id for entry_id, _ in results]
+    outcomes = [list(map(_Encoded, outputs)) for _, outputs in results]
+    fenced, _ = await _commit(redis, stream, group, consumer, ids, _gather(stream, outcomes), maxlen)
+    return set(ids) - fenced
+
+
+class _Output(Protocol):
+    """What :func:`_gather` reads of an output: a :class:`Publication`, or an :class:`_Encoded` (whose
+    ``data`` is never None)."""
+
+    @property
+    def stream(self) -> str: ...
+
+    @property
+    def data(self) -> bytes | None: ...
+
+
+class _Encoded(tuple[str, bytes]):
+    """An encoded output ``(stream, __data__ value)`` (:func:`commit_encoded`), read as an
+    :class:`_Output` (made from the pair in C: no Python-level constructor per output)."""
+
+    __slots__ = ()
+    stream = cast("str", property(itemgetter(0)))
+    data = cast("bytes", property(itemgetter(1)))
+
+
+_Outputs = tuple[list[str], bytes, list[bytes]]
+"""A batch's outputs gathered for its commit (:func:`_gather`): the script's KEYS (the consumed
+stream, then each output stream once), the layout (per entry: its output count, then each output's
+KEYS index, 16-bit big-endian numbers) and every output's ``__data__`` value, in order."""
+
+
+def _gather(stream: str, outcomes: Iterable[Sequence[_Output]]) -> _Outputs:
+    """The outputs of a batch's entries (``outcomes``: each entry's publications, in stream order),
+    in the commit's terms. A publication without ``data`` is encoded here: its error is raised."""
     keys: list[str] = [stream]
     index: dict[str, bytes] = {}  # output stream -> its KEYS index as the layout's 16-bit number
-    heads: dict[str, bytes] = {}  # output stream -> its XADD's RESP up to the value's length (multi)
+    one: dict[str, bytes] = {}  # output stream -> the layout of an entry with that one output
     layout: list[bytes] = []
     lay = layout.append
-    argv: list[Any] = [group, consumer, int(maxlen or 0), b"", results[0][0], results[-1][0], 2 * len(results) + 16]
-    append = argv.append
-    xadds: list[bytes] = [_MULTI]  # the transaction's XADDs, packed: head + value length, value, CRLF
-    add = xadds.append
-    one: dict[str, bytes] = {}  # output stream -> the layout of an entry with that one output
+    datas: list[bytes] = []
+    put = datas.append
 
     def new_key(out_stream: str) -> bytes:
         """Add an output stream to KEYS; its index as the layout's 16-bit number (Lua is 1-based)."""
         keys.append(out_stream)
         if len(keys) > _U16_MAX:
             raise ValueError(f"a batch cannot publish to more than {_U16_MAX - 1} streams")
-        name = out_stream.encode()
-        heads[out_stream] = b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n%s$" % (len(name), name, _FIELD)
         key_index = index[out_stream] = len(keys).to_bytes(2)
         return key_index
 
-    def put(out_stream: str, data: bytes) -> None:
-        """An output's value: in its XADD of the transaction (``multi``), else as a script argument."""
-        if multi:
-            add(b"%s%d\r\n" % (heads[out_stream], len(data)))
-            add(data)
-            add(b"\r\n")
-        else:
-            append(data)
-
-    for entry_id, outputs in results:
-        append(entry_id)
-        n_out = len(outputs)
-        if n_out == 1:  # the usual case (classify): count and key index as one 4-byte chunk
-            out_stream, data = outputs[0]
+    for pubs in outcomes:
+        if len(pubs) == 1:  # the usual case (classify): count and key index as one 4-byte chunk
+            p = pubs[0]
+            out_stream, data = p.stream, p.data
             chunk = one.get(out_stream)
             if chunk is None:
                 chunk = one[out_stream] = _U16[1] + (index.get(out_stream) or new_key(out_stream))
             lay(chunk)
-            put(out_stream, data)
+            put(_data(cast("Publication", p)) if data is None else data)
             continue
+        n_out = len(pubs)
         if n_out < _SMALL:
             lay(_U16[n_out])
         elif n_out > _U16_MAX:
             raise ValueError(f"an entry cannot publish more than {_U16_MAX} events at once (got {n_out})")
         else:
             lay(n_out.to_bytes(2))
-        for out_stream, data in outputs:
+        for p in pubs:
+            out_stream, data = p.stream, p.data
             lay(index.get(out_stream) or new_key(out_stream))
-            put(out_stream, data)
-    argv[3] = b"".join(layout)
-    reply = await (_run_commit_multi(redis, keys, argv, xadds, n_outputs) if multi else _run_commit(redis, keys, argv))
+            put(_data(cast("Publication", p)) if data is None else data)
+    return keys, b"".join(layout), datas
+
+
+async def _commit(
+    redis: Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    ids: list[bytes],
+    outputs: _Outputs,
+    maxlen: int | None,
+) -> tuple[set[bytes], int]:
+    """Commit a batch (entry ids in stream order, their :func:`_gather`-ed outputs) by one script or,
+    for large outputs, one transaction; returns the fenced ids (not committed) and how many outputs
+    were published. The commands are packed here (:func:`_command`)."""
+    keys, layout, datas = outputs
+    n_outputs = len(datas)
+    encode = redis.get_encoder().encode  # type: ignore[no-untyped-call]
+    if not _BYTES.issuperset(map(type, ids)):
+        ids = [bytes(encode(i)) for i in ids]
+    if not _BYTES.issuperset(map(type, datas)):
+        datas = [bytes(encode(d)) for d in datas]
+    size = sum(map(len, datas))
+    multi = n_outputs > 0 and size >= _MULTI_FROM * n_outputs and size >= _MULTI_MIN_BYTES
+    key_args = [encode(k) for k in keys]
+    args = [
+        b"%d" % len(keys),
+        *key_args,
+        encode(group),
+        encode(consumer),
+        b"%d" % int(maxlen or 0),
+        layout,
+        ids[0],
+        ids[-1],
+        b"%d" % len(ids),
+    ]
+    if multi:
+        heads = {
+            k: b"*5\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*%s" % (len(b), b, _FIELD)
+            for k, b in zip(keys, key_args, strict=True)
+        }
+        xadds: list[bytes] = [_CRLF] * (4 * n_outputs)  # per output: head, value's length, value, CRLF
+        if len(keys) == 2:
+            xadds[0::4] = [heads[keys[1]]] * n_outputs
+        else:
+            xadds[0::4] = [heads[keys[k - 1]] for entry_keys in _entry_keys(layout) for k in entry_keys]
+        xadds[1::4] = list(map(_header, map(len, datas)))
+        xadds[2::4] = datas
+        packed = [_MULTI, *xadds, *_command([b"EVAL", _COMMIT_MULTI_LUA_BYTES, *args], ids), _EXEC]
+        reply = await _run_commit_multi(redis, packed, n_outputs)
+    else:
+        reply = await _run_commit(redis, _command([b"EVALSHA", _COMMIT_SHA_BYTES, *args], ids, datas))
     fenced = {f if isinstance(f, bytes) else str(f).encode() for f in reply}
+    published = n_outputs
     if fenced or len(keys) > 2:  # per output stream (one stream: all the outputs went there)
-        per_stream = Counter(name for entry_id, outputs in results if entry_id not in fenced for name, _ in outputs)
+        per_stream: Counter[str] = Counter()
+        for entry_id, entry_keys in zip(ids, _entry_keys(layout), strict=True):
+            if entry_id in fenced:
+                published -= len(entry_keys)
+            else:
+                per_stream.update(keys[k - 1] for k in entry_keys)
         for name, n in per_stream.items():
-            metrics.EVENTS_PUBLISHED.labels(stream=name).inc(n)
+            _published(name).inc(n)
     elif n_outputs:
-        metrics.EVENTS_PUBLISHED.labels(stream=keys[1]).inc(n_outputs)
-    done = {entry_id for entry_id, _ in results}
-    return done - fenced if fenced else done
+        _published(keys[1]).inc(n_outputs)
+    return fenced, published
+
+
+def _published(stream: str) -> Any:
+    """``vigil_events_published_total``'s child for ``stream``, looked up once per stream (a
+    ``labels()`` call validates and locks: a few microseconds a batch)."""
+    child = _PUBLISHED.get(stream)
+    if child is None:
+        child = metrics.EVENTS_PUBLISHED.labels(stream=stream)
+        if len(_PUBLISHED) < 256:
+            _PUBLISHED[stream] = child
+    return child
+
+
+_PUBLISHED: dict[str, Any] = {}
+
+
+def _entry_keys(layout: bytes) -> list[list[int]]:
+    """Per entry, the KEYS indexes (1-based) of its outputs, read from a commit's layout."""
+    found: list[list[int]] = []
+    p = 0
+    while p < len(layout):
+        n_out = int.from_bytes(layout[p : p + 2])
+        found.append([int.from_bytes(layout[q : q + 2]) for q in range(p + 2, p + 2 + 2 * n_out, 2)])
+        p += 2 + 2 * n_out
+    return found
+
+
+class _BulkHeaders(dict[int, bytes]):
+    """The RESP header of a bulk string by its length, ``\\r\\n$<length>\\r\\n`` (led by the CRLF that
+    ends what precedes it in the command), made once per length (up to ``_HEADERS_KEPT`` lengths)."""
+
+    def __missing__(self, length: int) -> bytes:
+        header = b"\r\n$%d\r\n" % length
+        if len(self) < _HEADERS_KEPT:
+            self[length] = header
+        return header
+
+
+_HEADERS_KEPT = 16384
+_header = _BulkHeaders().__getitem__
+
+
+def _command(*parts: list[bytes]) -> list[bytes]:
+    """The RESP encoding of the command whose arguments are ``parts`` in turn, as chunks to send:
+    the same bytes as redis-py's ``pack_command`` of those arguments (all ``bytes``), made with one
+    dict lookup per argument (its length's header) and no copy of the arguments."""
+    packed = [b"*%d" % sum(map(len, parts))]
+    for args in parts:
+        body: list[bytes] = [b""] * (2 * len(args))
+        body[0::2] = list(map(_header, map(len, args)))
+        body[1::2] = args
+        packed += body
+    packed.append(_CRLF)
+    return packed
 
 
 _SMALL = 256
 _U16 = [n.to_bytes(2) for n in range(_SMALL)]
 """The 16-bit big-endian numbers below ``_SMALL``, made once (an entry's output count)."""
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
+_COMMIT_SHA_BYTES = _COMMIT_SHA.encode()
+_COMMIT_MULTI_LUA_BYTES = _COMMIT_MULTI_LUA.encode()
 _MULTI_FROM = 1024
 """The mean output size (bytes) from which a batch is committed by a transaction (:data:`_COMMIT_MULTI_LUA`).
 Measured (``shared/benchmarks/bench_commit_redis.py``, callgrind): per output, a transaction costs the
-client ~11k instructions more (packing, and reading its QUEUED reply through redis-py) and saves Redis
-~11 instructions a byte (Lua's hashing) and ~1k of ``redis.call`` glue; even near 1 KB."""
+client ~11k instructions more (packing, and reading its QUEUED reply through redis-py; ~14k since the
+commit packs its commands itself, which made the script's arguments cheaper: ``bench_worker.py --kind
+received``, 1.6 KB outputs, 86.4k vs 72.4k per entry) and saves Redis ~11 instructions a byte (Lua's
+hashing) and ~1k of ``redis.call`` glue; about even at 1 KB."""
 _MULTI_MIN_BYTES = 8192
 """...and the outputs' bytes a batch needs at least for the transaction: its EVAL costs Redis a SHA1 of
 the script (~120k instructions) and EXEC a few fixed commands, which a batch of one or two outputs
 does not win back (``bench_commit_redis.py`` with 3.3 KB outputs, Redis instructions per entry: batches
 of 1, the script 200k and the transaction 296k; of 5, 110k and 95k). A paced load (the bench's steady
 1,000/s) reads such small batches."""
-_FIELD = b"$%d\r\n%s\r\n" % (len(DATA_FIELD), DATA_FIELD)
+_BYTES = frozenset((bytes,))
+_SEQUENCE_TYPES = frozenset((list, tuple))
+_CRLF = b"\r\n"
+_FIELD = _header(len(DATA_FIELD)) + DATA_FIELD
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 
-async def _run_commit(redis: Redis, keys: list[str], argv: list[Any]) -> list[Any]:
-    """EVALSHA the commit script, loading it first if the server does not know it: what
-    ``register_script(...)(keys, args)`` does, without making a script object (its SHA1 over the
-    script, through the client's encoder) for every batch: ~28 µs a batch on the bench machine."""
+async def _run_commit(redis: Redis, packed: list[bytes]) -> list[Any]:
+    """Send the packed EVALSHA of the commit script and return its reply, loading the script first if
+    the server does not know it (what ``register_script(...)(keys, args)`` does, without a script
+    object per batch)."""
     try:
-        return cast("list[Any]", await redis.evalsha(_COMMIT_SHA, len(keys), *keys, *argv))
+        return cast("list[Any]", await _round_trip(redis, packed, 0))
     except NoScriptError:
         await redis.script_load(_COMMIT_LUA)
-        return cast("list[Any]", await redis.evalsha(_COMMIT_SHA, len(keys), *keys, *argv))
+        return cast("list[Any]", await _round_trip(redis, packed, 0))
 
 
-async def _run_commit_multi(
-    redis: Redis, keys: list[str], argv: list[Any], packed: list[bytes], n_outputs: int
-) -> list[Any]:
-    """Send the commit's transaction on one of the client's connections and return the script's
-    reply. ``packed`` is MULTI and the outputs' XADDs, already in the protocol's bytes (packing each
-    through redis-py's pipeline cost the client more than the transaction saves Redis); the script
-    (EVAL) and EXEC are added here. The replies are read one by one (MULTI's OK, a QUEUED per command,
-    then EXEC's array: the XADDs' ids, then the script's reply). Retried on a connection error like
-    any redis-py command (the client's retry policy: a commit is idempotent, an entry already
-    acknowledged is fenced and its outputs deleted again); on any other error while reading, the
-    connection is closed, so no reply is left unread on it."""
-    pool = redis.connection_pool
-    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-    packed = [*packed, *conn.pack_command("EVAL", _COMMIT_MULTI_LUA, len(keys), *keys, *argv), _EXEC]
-    n_replies = n_outputs + 2  # MULTI's OK, the XADDs' and EVAL's QUEUED
-
-    async def attempt() -> list[Any]:
-        await conn.send_packed_command(packed)
-        read = conn.read_response
-        # one deadline for all the replies (the connection's socket timeout), not one timer per reply
-        async with asyncio.timeout(conn.socket_timeout):
-            for _ in range(n_replies):
-                await read(timeout=math.inf)  # raises a command's queueing error (then EXEC aborts)
-            reply = await read(timeout=math.inf)
-        if not isinstance(reply, list) or len(reply) != n_outputs + 1:
-            raise ResponseError(f"unexpected reply to the commit's EXEC: {reply!r:.200}")
-        return reply
-
-    async def failed(error: Exception) -> None:
-        await conn.disconnect()
-
-    try:
-        reply = await conn.retry.call_with_retry(attempt, failed)
-    except BaseException:
-        await conn.disconnect()  # a reply may be left unread on it
-        raise
-    finally:
-        await pool.release(conn)
+async def _run_commit_multi(redis: Redis, packed: list[bytes], n_outputs: int) -> list[Any]:
+    """Send the commit's transaction (``packed``: MULTI, the outputs' XADDs, the script's EVAL, EXEC)
+    and return the script's reply. The replies are MULTI's OK, a QUEUED per command (a command's
+    queueing error is raised, then EXEC aborts), then EXEC's array: the XADDs' ids, then the
+    script's reply."""
+    reply = await _round_trip(redis, packed, n_outputs + 2)
+    if not isinstance(reply, list) or len(reply) != n_outputs + 1:
+        raise ResponseError(f"unexpected reply to the commit's EXEC: {reply!r:.200}")
     result = reply[-1]
     if isinstance(result, Exception):  # the script's error (a bad output key): nothing committed
         raise result
@@ -520,6 +621,40 @@ async def _run_commit_multi(
         if isinstance(r, Exception):  # an XADD's error the script did not see (it would have said)
             raise r
     return cast("list[Any]", result)
+
+
+async def _round_trip(redis: Redis, packed: list[bytes], skip: int) -> Any:
+    """Send commands already in the protocol's bytes on one of the client's connections, read
+    ``skip`` replies and return the next one (an error reply raised as redis-py does). Retried on a
+    connection error like any redis-py command (the client's retry policy: a commit is idempotent, an
+    entry already acknowledged is fenced); on any other error while reading, the connection is
+    closed, so no reply is left unread on it."""
+    pool = redis.connection_pool
+    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+
+    async def attempt() -> Any:
+        await conn.send_packed_command(packed)
+        read = conn.read_response
+        # one deadline for all the replies (the connection's socket timeout), not one timer per reply
+        async with asyncio.timeout(conn.socket_timeout):
+            for _ in range(skip):
+                await read(timeout=math.inf)
+            return await read(timeout=math.inf)
+
+    async def failed(error: Exception) -> None:
+        await conn.disconnect()
+
+    try:
+        return await conn.retry.call_with_retry(attempt, failed)
+    except ResponseError:
+        if skip:  # replies may be left unread after the one that failed
+            await conn.disconnect()
+        raise
+    except BaseException:
+        await conn.disconnect()  # a reply may be left unread on it
+        raise
+    finally:
+        await pool.release(conn)
 
 
 class _NoCast(NoCastField):
@@ -629,6 +764,10 @@ class StreamWorker(Generic[E]):
         self._stopping = False
         self._wake = asyncio.Event()
         self._semaphore = asyncio.Semaphore(concurrency)
+        # the metrics' children every batch updates, looked up once
+        self._consumed_total = metrics.EVENTS_CONSUMED.labels(stream=stream, group=group)
+        self._batch_seconds = metrics.BATCH_SECONDS.labels(stream=stream, group=group)
+        self._handler_ok = metrics.HANDLER_SECONDS.labels(stream=stream, group=group, outcome="ok")
 
     # ------------------------------------------------------------------ wiring
 
@@ -648,14 +787,19 @@ class StreamWorker(Generic[E]):
                 group=self.group,
             )
 
-        async def _entries(msg: Any, _original: Any) -> list[Entry]:
-            # the batch's raw (id, fields) pairs are the handler's body: no per-batch context lookup
-            # (a Context() parameter is resolved in a thread pool by fast_depends)
+        async def _entries(msg: Any, _original: Any) -> tuple[list[bytes], list[dict[bytes, bytes]]]:
+            # the batch's raw entry ids and fields, as FastStream read them, are the handler's body: no
+            # per-batch context lookup (a Context() parameter is resolved in a thread pool by
+            # fast_depends), and no (id, fields) pair made per entry
             raw = msg.raw_message
-            return list(zip(raw["message_ids"], raw["data"], strict=True))
+            ids, data = raw["message_ids"], raw["data"]
+            if len(ids) != len(data):
+                raise ValueError(f"a read batch has {len(ids)} entry ids for {len(data)} entries")
+            return ids, data
 
         async def on_batch(body: Annotated[list[model], _NoCast()]) -> None:  # type: ignore[valid-type]
-            await self.process(cast("list[Entry]", body))
+            ids, data = cast("tuple[list[bytes], list[dict[bytes, bytes]]]", body)
+            await self._process(ids, data, None)
 
         # real objects, not strings: FastStream resolves them at registration (and documents the model;
         # _NoCast: the body is not validated against it, each entry is validated on its own)
@@ -764,24 +908,172 @@ class StreamWorker(Generic[E]):
 
     async def process(self, entries: Sequence[Entry], delivery_counts: dict[bytes, int] | None = None) -> None:
         """Validate, handle and hand over a batch of raw entries (see module docstring)."""
+        await self._process([entry_id for entry_id, _ in entries], [fields for _, fields in entries], delivery_counts)
+
+    async def _process(
+        self,
+        ids: list[bytes],
+        fields: list[dict[bytes, bytes]],
+        delivery_counts: dict[bytes, int] | None,
+    ) -> None:
+        """:meth:`process` of the entries ``zip(ids, fields)``. In batch mode, when every entry is a
+        valid event and the handler returns a list or tuple of publications for each, the batch takes
+        a short path: no per-entry bookkeeping, its outputs gathered straight into the commit
+        (:func:`_gather`). Anything else (an invalid or deleted entry, a failed event, an output that
+        cannot be encoded) is settled entry by entry (:meth:`_settle_entries`) from where the short
+        path stopped: no entry is parsed twice, the handler is called once."""
         assert self.redis is not None, "start_background() first"
         started = time.perf_counter()
+        if self.batch_handler is None or not ids:
+            await self._commit_settled(ids, await self._settle_entries(ids, fields, delivery_counts), started)
+            return
+        parse = self.parse
+        # the default parse is parse_event(model, body): its validator called here directly (a
+        # ValidationError is made the same InvalidEvent by the per-entry path)
+        validate = self.model.__pydantic_validator__.validate_json if parse is self._default_parse else parse
+        events: list[E] = []
+        add = events.append
+        failure: Exception | None = None
+        try:
+            for entry_fields in fields:
+                add(validate(decode_body(entry_fields)))
+        except Exception as exc:  # an entry that is not a valid event (or was deleted)
+            failure = exc
+        del add  # (it holds the list)
+        if failure is not None:  # settled one by one from that entry on
+            settled = await self._settle_entries(ids, fields, delivery_counts, parsed=(events, failure))
+            del events, failure  # (nothing of the batch is kept alive during the commit: see _commit_settled)
+            await self._commit_settled(ids, settled, started)
+            return
+        outcomes, handler_s = await self._call_batch_handler(events)
+        outputs: _Outputs | None = None
+        if _SEQUENCE_TYPES.issuperset(map(type, outcomes)):  # every event has its publications
+            try:
+                outputs = _gather(self.stream, cast("list[Sequence[Publication]]", outcomes))
+            except Exception:  # an output that cannot be encoded fails its own entry: one by one
+                outputs = None
+        if outputs is None:
+            settled = await self._settle_entries(ids, fields, delivery_counts, handled=(events, outcomes, handler_s))
+            del events, outcomes
+            await self._commit_settled(ids, settled, started)
+            return
+        self._observe_handler(handler_s, len(events), 0)
+        # the batch's events and publications are released before the commit's round trip (its
+        # outputs are in ``outputs`` now): see _commit_settled
+        del events, outcomes
+        fenced, published = await _commit(
+            self.redis, self.stream, self.group, self.consumer, ids, outputs, self.settings.stream_maxlen
+        )
+        if fenced:
+            self._fenced(len(fenced))
+        self._count(len(ids), published, 0, started)
+
+    async def _settle_entries(
+        self,
+        ids: list[bytes],
+        fields: list[dict[bytes, bytes]],
+        delivery_counts: dict[bytes, int] | None,
+        *,
+        handled: tuple[list[E], Sequence[Sequence[Publication] | BaseException], float] | None = None,
+        parsed: tuple[list[E], Exception] | None = None,
+    ) -> tuple[list[tuple[bytes, list[tuple[str, bytes]]]], set[bytes], int]:
+        """Parse, handle and settle the entries one by one; returns each settled entry's encoded
+        outputs in stream order (:meth:`_encode`), the ids of the dead-lettered ones and how many
+        dead letters they have. ``handled``: the events of every entry (all valid), the batch
+        handler's outcomes for them and its seconds, when the handler already ran. ``parsed``: the
+        events of the first entries and what parsing the next one raised, from :meth:`_process`."""
         # entry id -> what to publish when it is acknowledged (outputs or its dead letter)
         done: dict[bytes, Sequence[Publication]] = {}
         dead_ids: set[bytes] = set()
         jobs: list[tuple[bytes, dict[bytes, bytes], E]] = []
+        if handled is not None:
+            events, outcomes, handler_s = handled
+            jobs = list(zip(ids, fields, events, strict=True))
+            self._settle(jobs, outcomes, handler_s, delivery_counts, done, dead_ids)
+        else:
+            self._parse_entries(ids, fields, parsed or ([], None), jobs, done, dead_ids)
+            if self.batch_handler is not None:
+                if jobs:
+                    outcomes, handler_s = await self._call_batch_handler([event for _, _, event in jobs])
+                    self._settle(jobs, outcomes, handler_s, delivery_counts, done, dead_ids)
+            else:
+
+                async def run(entry_id: bytes, fields: dict[bytes, bytes], event: E) -> None:
+                    assert self.handler is not None
+                    with structlog.contextvars.bound_contextvars(**_log_ids(event)):
+                        try:
+                            async with self._semaphore:
+                                produced = await self.handler(event)
+                        except Exception as exc:
+                            self._settle_failure(entry_id, fields, event, exc, delivery_counts, done, dead_ids)
+                            return
+                    done[entry_id] = list(produced)
+
+                if self.concurrency == 1:
+                    for job in jobs:
+                        await run(*job)
+                else:
+                    await asyncio.gather(*(run(*job) for job in jobs))
+
+        ordered = self._encode(ids, jobs, delivery_counts, done, dead_ids)
+        return ordered, dead_ids, sum(len(done[eid]) for eid in dead_ids) if dead_ids else 0
+
+    async def _commit_settled(
+        self,
+        ids: list[bytes],
+        settled: tuple[list[tuple[bytes, list[tuple[str, bytes]]]], set[bytes], int],
+        started: float,
+    ) -> None:
+        """Commit what :meth:`_settle_entries` settled, and count it."""
+        assert self.redis is not None
+        # What the commit needs is in ``ordered``: the batch's events and publications were released
+        # before its round trip, not after it (by then the process's other consumers have run and their
+        # memory is colder), so a consumer waiting on its commit holds no event objects and the next
+        # batch reuses their memory. Every settled entry is in ``ordered`` with its outputs (a dead-lettered
+        # one with its dead letter), so the counts below come from it and from ``dead_ids``.
+        ordered, dead_ids, dead_outputs = settled
+        del settled
+        committed = await commit_encoded(
+            self.redis, self.stream, self.group, self.consumer, ordered, self.settings.stream_maxlen
+        )
+        if len(committed) < len(ordered):
+            self._fenced(len(ordered) - len(committed))
+            n_dead = sum(1 for eid in dead_ids if eid in committed)
+            published = sum(len(outs) for eid, outs in ordered if eid in committed and eid not in dead_ids)
+        else:  # everything settled was committed
+            n_dead = len(dead_ids)
+            published = sum(len(outs) for _, outs in ordered) - dead_outputs
+        self._count(len(ids), published, n_dead, started)
+
+    def _parse_entries(
+        self,
+        ids: list[bytes],
+        fields: list[dict[bytes, bytes]],
+        parsed: tuple[list[E], Exception | None],
+        jobs: list[tuple[bytes, dict[bytes, bytes], E]],
+        done: dict[bytes, Sequence[Publication]],
+        dead_ids: set[bytes],
+    ) -> None:
+        """Each entry's event into ``jobs``; a deleted entry settled with no output, an invalid one with
+        its dead letter. ``parsed``: the events of the first entries and what parsing the next one
+        raised (or None), from the short path of :meth:`_process`."""
+        events, error = parsed
+        k = len(events)
+        jobs.extend(zip(ids[:k], fields[:k], events, strict=True))
         parse = self.parse
         # the default parse is parse_event(model, body): its validator called here directly, a
         # ValidationError made the same InvalidEvent (two Python calls fewer per entry)
         validate = self.model.__pydantic_validator__.validate_json if parse is self._default_parse else parse
-
-        for entry_id, fields in entries:
-            if fields is None:  # deleted (trimmed) while pending
+        for entry_id, entry_fields in zip(ids[k:], fields[k:], strict=True):
+            raised, error = error, None  # (the first entry's, if the short path parsed it already)
+            if entry_fields is None:  # deleted (trimmed) while pending
                 done[entry_id] = []
                 continue
             try:  # (no local for the event: it would keep the batch's last one alive past the commit)
                 try:
-                    jobs.append((entry_id, fields, validate(decode_body(fields))))
+                    if raised is not None:
+                        raise raised
+                    jobs.append((entry_id, entry_fields, validate(decode_body(entry_fields))))
                 except ValidationError as exc:
                     if validate is parse:  # a custom parse's own ValidationError: not caught, as before
                         raise
@@ -793,70 +1085,33 @@ class StreamWorker(Generic[E]):
                     entry_id=entry_id.decode(),
                     error=str(exc)[:300],
                 )
-                done[entry_id] = [self._dead_letter(entry_id, fields, str(exc), 1, correlation_id=None)]
+                done[entry_id] = [self._dead_letter(entry_id, entry_fields, str(exc), 1, correlation_id=None)]
                 dead_ids.add(entry_id)
 
-        if self.batch_handler is not None:
-            if jobs:
-                await self._run_batch(jobs, delivery_counts, done, dead_ids)
-        else:
-
-            async def run(entry_id: bytes, fields: dict[bytes, bytes], event: E) -> None:
-                assert self.handler is not None
-                with structlog.contextvars.bound_contextvars(**_log_ids(event)):
-                    try:
-                        async with self._semaphore:
-                            produced = await self.handler(event)
-                    except Exception as exc:
-                        self._settle_failure(entry_id, fields, event, exc, delivery_counts, done, dead_ids)
-                        return
-                done[entry_id] = list(produced)
-
-            if self.concurrency == 1:
-                for job in jobs:
-                    await run(*job)
-            else:
-                await asyncio.gather(*(run(*job) for job in jobs))
-
-        ordered = self._encode(entries, jobs, delivery_counts, done, dead_ids)
-        # What the commit needs is in ``ordered`` now: the batch's events and publications are released
-        # before its round trip, not after it (by then the process's other consumers have run and their
-        # memory is colder), so a consumer waiting on its commit holds no event objects and the next
-        # batch reuses their memory. Every settled entry is in ``ordered`` with its outputs (a dead-lettered
-        # one with its dead letter), so the counts below come from it and from ``dead_ids``.
-        dead_outputs = sum(len(done[eid]) for eid in dead_ids) if dead_ids else 0
-        del jobs
-        done.clear()
-        committed = await commit_encoded(
-            self.redis, self.stream, self.group, self.consumer, ordered, self.settings.stream_maxlen
+    def _fenced(self, count: int) -> None:
+        self.stats.fenced += count
+        log.warning(
+            "entries were claimed by another consumer while this one processed them; its results for "
+            "them are discarded (the claimer publishes them)",
+            stream=self.stream,
+            group=self.group,
+            count=count,
         )
-        if len(committed) < len(ordered):
-            fenced = [eid for eid, _ in ordered if eid not in committed]
-            self.stats.fenced += len(fenced)
-            log.warning(
-                "entries were claimed by another consumer while this one processed them; its results for "
-                "them are discarded (the claimer publishes them)",
-                stream=self.stream,
-                group=self.group,
-                count=len(fenced),
-            )
-            n_dead = sum(1 for eid in dead_ids if eid in committed)
-            published = sum(len(outs) for eid, outs in ordered if eid in committed and eid not in dead_ids)
-        else:  # everything settled was committed
-            n_dead = len(dead_ids)
-            published = sum(len(outs) for _, outs in ordered) - dead_outputs
-        self.stats.consumed += len(entries)
+
+    def _count(self, consumed: int, published: int, deadlettered: int, started: float) -> None:
+        """A processed batch's stats and metrics."""
+        self.stats.consumed += consumed
         self.stats.published += published
-        self.stats.deadlettered += n_dead
+        self.stats.deadlettered += deadlettered
         self.stats.last_batch_at = time.monotonic()
-        metrics.EVENTS_CONSUMED.labels(stream=self.stream, group=self.group).inc(len(entries))
-        if n_dead:
-            metrics.EVENTS_DEADLETTERED.labels(stream=self.stream, group=self.group).inc(n_dead)
-        metrics.BATCH_SECONDS.labels(stream=self.stream, group=self.group).observe(time.perf_counter() - started)
+        self._consumed_total.inc(consumed)
+        if deadlettered:
+            metrics.EVENTS_DEADLETTERED.labels(stream=self.stream, group=self.group).inc(deadlettered)
+        self._batch_seconds.observe(time.perf_counter() - started)
 
     def _encode(
         self,
-        entries: Sequence[Entry],
+        ids: Sequence[bytes],
         jobs: Sequence[tuple[bytes, dict[bytes, bytes], E]],
         delivery_counts: dict[bytes, int] | None,
         done: dict[bytes, Sequence[Publication]],
@@ -867,17 +1122,12 @@ class StreamWorker(Generic[E]):
         then dead-lettered), instead of failing the whole batch's commit."""
         encoded: list[tuple[bytes, list[tuple[str, bytes]]]] = []
         by_id: dict[bytes, tuple[dict[bytes, bytes], E]] | None = None
-        for entry_id, _ in entries:
+        for entry_id in ids:
             pubs = done.get(entry_id)
             if pubs is None:
                 continue
             try:
-                if len(pubs) == 1:  # (no comprehension for the usual one output)
-                    p = pubs[0]
-                    data = p.data
-                    encoded.append((entry_id, [(p.stream, _data(p) if data is None else data)]))
-                else:
-                    encoded.append((entry_id, [(p.stream, _data(p) if p.data is None else p.data) for p in pubs]))
+                encoded.append((entry_id, [(p.stream, _data(p) if p.data is None else p.data) for p in pubs]))
                 continue
             except Exception as exc:
                 if by_id is None:
@@ -893,16 +1143,12 @@ class StreamWorker(Generic[E]):
                 encoded.append((entry_id, [(p.stream, _data(p)) for p in done[entry_id]]))
         return encoded
 
-    async def _run_batch(
-        self,
-        jobs: Sequence[tuple[bytes, dict[bytes, bytes], E]],
-        delivery_counts: dict[bytes, int] | None,
-        done: dict[bytes, Sequence[Publication]],
-        dead_ids: set[bytes],
-    ) -> None:
-        """Hand the batch's valid events to the batch handler in one call and settle each outcome."""
+    async def _call_batch_handler(
+        self, events: list[E]
+    ) -> tuple[Sequence[Sequence[Publication] | BaseException], float]:
+        """The batch handler's outcome for each event, and the seconds it took. If it raises (or returns
+        a wrong number of outcomes), every event failed with that exception."""
         assert self.batch_handler is not None
-        events = [event for _, _, event in jobs]
         started = time.perf_counter()
         outcomes: Sequence[Sequence[Publication] | BaseException]
         try:
@@ -918,7 +1164,18 @@ class StreamWorker(Generic[E]):
                 error=f"{type(exc).__name__}: {exc}",
             )
             outcomes = [exc] * len(events)
-        share = (time.perf_counter() - started) / len(events)
+        return outcomes, time.perf_counter() - started
+
+    def _settle(
+        self,
+        jobs: Sequence[tuple[bytes, dict[bytes, bytes], E]],
+        outcomes: Sequence[Sequence[Publication] | BaseException],
+        handler_s: float,
+        delivery_counts: dict[bytes, int] | None,
+        done: dict[bytes, Sequence[Publication]],
+        dead_ids: set[bytes],
+    ) -> None:
+        """Settle each event's outcome from the batch handler (in ``jobs``' order)."""
         err = 0
         for job, outcome in zip(jobs, outcomes, strict=True):
             # a list or tuple (the usual outcome) is kept as returned: nothing mutates it (classify
@@ -932,15 +1189,17 @@ class StreamWorker(Generic[E]):
                     self._settle_failure(entry_id, fields, event, outcome, delivery_counts, done, dead_ids)
             else:
                 done[job[0]] = list(outcome)
-        ok = len(jobs) - err
-        # vigil_handler_seconds is per event: a batch call counts as its share for each of its events
-        for outcome_label, n in (("ok", ok), ("error", err)):
-            if n:
-                _observe_many(
-                    metrics.HANDLER_SECONDS.labels(stream=self.stream, group=self.group, outcome=outcome_label),
-                    share,
-                    n,
-                )
+        self._observe_handler(handler_s, len(jobs) - err, err)
+
+    def _observe_handler(self, seconds: float, ok: int, err: int) -> None:
+        """``vigil_handler_seconds`` is per event: a batch call counts as its share for each of its events."""
+        share = seconds / (ok + err)
+        if ok:
+            _observe_many(self._handler_ok, share, ok)
+        if err:
+            _observe_many(
+                metrics.HANDLER_SECONDS.labels(stream=self.stream, group=self.group, outcome="error"), share, err
+            )
 
     def _settle_failure(
         self,
