@@ -693,7 +693,22 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 # and TTL are the same, and the previous release reads the key as before; the cost is memory (~140
 # bytes a member instead of ~40, for the windows past the threshold). A restart may load a small
 # window as a listpack again: the next call converts it back.
-_SKIPLIST_FROM = 16
+#
+# The threshold is low: a listpack ZADD costs a strtod per member already there (~1,500 instructions
+# each), a skiplist one a few thousand in all, and the conversion (OBJECT ENCODING, ZADD, ZREM: three
+# calls) about what a dozen such strtods do; a window of 4 members or more gets at least that back
+# within a few alerts. A window that grows to ``_SKIPLIST_GROWN`` members within one call is converted
+# there and then: a window new in a batch (the catch-all subscription's, in the first batch after a
+# start) otherwise took every ZADD of that batch as a listpack up to Redis's own conversion at 128
+# members. Bench (bench_notify_redis.py -n 3000, Redis instructions for notify): 1,037M at 16 and
+# first touch only; 1,025M converting at 32 within a call; 1,008M at 8/16; 1,001M at 4/9. The memory
+# reported by the bench is unchanged (its windows are large); a small window costs ~100 bytes a member
+# more once it has 4.
+_SKIPLIST_FROM = 4
+_SKIPLIST_GROWN = 9
+"""A window that grows to this many members during one call is converted in that call. More than
+``_SKIPLIST_FROM + 4``: a window met one short of ``_SKIPLIST_FROM`` that gets 5 more members in a
+call stays a listpack (tests/notify/test_batch_scripts.py)."""
 _THROTTLE_MANY = """
 local items = cjson.decode(ARGV[1])
 local prefix = ARGV[2]
@@ -704,6 +719,15 @@ local trimmed_at = {}
 local size = {}
 local touched = {}
 local cut_at = {}  -- now -> the window's cut-off, as redis.call would format the number (once a batch)
+local checked = {}  -- key -> true once its encoding was checked (and converted) in this call
+local function to_skiplist(k)
+  checked[k] = true
+  if redis.call('OBJECT', 'ENCODING', k) ~= 'skiplist' then
+    local long = string.rep('~', 256)
+    redis.call('ZADD', k, 0, long)
+    redis.call('ZREM', k, long)
+  end
+end
 local pos = 0
 for i = 1, #items, 4 do
   pos = pos + 1
@@ -720,17 +744,19 @@ for i = 1, #items, 4 do
     if trimmed_at[k] == nil then
       touched[#touched + 1] = k
       size[k] = redis.call('ZCARD', k)
-      if size[k] >= __SKIPLIST_FROM__ and redis.call('OBJECT', 'ENCODING', k) ~= 'skiplist' then
-        local long = string.rep('~', 256)
-        redis.call('ZADD', k, 0, long)
-        redis.call('ZREM', k, long)
+      if size[k] >= __SKIPLIST_FROM__ then
+        to_skiplist(k)
       end
     else
       size[k] = size[k] - removed
     end
     trimmed_at[k] = now
   end
-  size[k] = size[k] + redis.call('ZADD', k, 'NX', now, member)
+  local n = size[k] + redis.call('ZADD', k, 'NX', now, member)
+  size[k] = n
+  if n == __SKIPLIST_GROWN__ and not checked[k] then
+    to_skiplist(k)
+  end
   if size[k] > limit and redis.call('ZRANK', k, member) >= limit then
     out[#out + 1] = pos
   end
@@ -739,7 +765,7 @@ for _, k in ipairs(touched) do
   redis.call('EXPIRE', k, ARGV[3])
 end
 return out
-""".replace("__SKIPLIST_FROM__", str(_SKIPLIST_FROM))
+""".replace("__SKIPLIST_FROM__", str(_SKIPLIST_FROM)).replace("__SKIPLIST_GROWN__", str(_SKIPLIST_GROWN))
 
 
 class Throttle:
