@@ -77,3 +77,46 @@ async def test_random_call_sequences_equal_the_one_key_script(redis, settings) -
             assert together == apart, (case, now)
             for sid in subs:
                 await _same(redis, sid, f"o-{sid}")
+
+
+async def test_coalesced_calls_at_two_instants_equal_the_one_key_script(redis, settings) -> None:
+    """Calls of one event-loop turn are coalesced into one script call; at two instants, the script
+    takes its items one by one (the path for more than one instant), with the same results."""
+    import asyncio
+
+    for limit in (2, 5, 1000):
+        s = settings.model_copy(update={"throttle_max": limit, "throttle_window_s": 10})
+        batch, single = Throttle(redis, s), Throttle(redis, s)
+        first = [(f"c{limit}-{j % 2}", URL, f"a{j}:1") for j in range(7)]
+        second = [(f"c{limit}-{j % 3}", URL, f"b{j}:1") for j in range(6)] + first[:2]
+        await batch.allow_many([("warm", URL, "w:1")], 4000.0)  # (the script loaded: EVALSHA from here on)
+        await redis.config_resetstat()
+        got = await asyncio.gather(batch.allow_many(first, 5000.0), batch.allow_many(second, 5011.5))
+        assert (await redis.info("commandstats"))["cmdstat_evalsha"]["calls"] == 1  # coalesced
+        apart = [
+            [await single.allow(f"o-{sid}", url, m, now) for sid, url, m in checks]
+            for checks, now in ((first, 5000.0), (second, 5011.5))
+        ]
+        assert got == apart
+        for j in range(3):
+            await _same(redis, f"c{limit}-{j}", f"o-c{limit}-{j}")
+
+
+async def test_one_zadd_per_window_within_the_limit(redis, settings) -> None:
+    """At one instant, a window that stays within the limit with all its items gets them in one
+    ZADD (commandstats); one that would not takes them one by one, ranks asked for."""
+    s = settings.model_copy(update={"throttle_max": 6, "throttle_window_s": 100})
+    t = Throttle(redis, s)
+    small = [("w-small", URL, f"s{j}:1") for j in range(5)]
+    big = [("w-big", URL, f"b{j}:1") for j in range(9)]
+    checks = [c for pair in zip(big[:5], small, strict=True) for c in pair] + big[5:]  # interleaved
+    await redis.config_resetstat()
+    got = await t.allow_many(checks, 7000.0)
+    stats = await redis.info("commandstats")
+    single = Throttle(redis, s)
+    assert got == [await single.allow(f"o-{sid}", url, m, 7000.0) for sid, url, m in checks]
+    assert got == [sid == "w-small" or int(m[1:-2]) < 6 for sid, _, m in checks]
+    # w-small: one ZADD; w-big: one per item, and one more to convert it when it reaches 9 members
+    assert _SKIPLIST_GROWN == 9
+    assert stats["cmdstat_zadd"]["calls"] == 1 + 9 + 1
+    assert stats["cmdstat_zrank"]["calls"] == 9 - 6  # (asked once the window holds more than 6)
