@@ -592,25 +592,47 @@ def content_fingerprint(title: str, text: str) -> str:
     return h.hexdigest()[:24]
 
 
-# ARGV[1]: JSON [subscription id, fingerprint, alert id, ...]; ARGV[2]: key prefix; ARGV[3]: TTL.
+# ARGV[1]: JSON [fingerprint, alert id, [subscription id, ...], fingerprint, alert id, [...], ...]: the
+# items grouped by runs of one (fingerprint, alert id) (the matches of one alert: its fingerprint and
+# id are handed to Lua once, not once per matched subscription); ARGV[2]: key prefix; ARGV[3]: TTL.
 # Reply: (position from 1, stored alert id) of each item whose key already held one.
 # (SET ... NX GET: the stored id when the key exists, else nil and the key set: SET NX, else GET.)
 _FIRST_MANY = """
-local items = cjson.decode(ARGV[1])
-local prefix, ttl = ARGV[2], ARGV[3]
+local groups = cjson.decode(ARGV[1])
+local prefix, ttl, call = ARGV[2], ARGV[3], redis.call
 local out = {}
 local pos = 0
-for i = 1, #items, 3 do
-  pos = pos + 1
-  local k = prefix .. items[i] .. ':' .. items[i + 1]
-  local seen = redis.call('SET', k, items[i + 2], 'NX', 'GET', 'EX', ttl)
-  if seen then
-    out[#out + 1] = pos
-    out[#out + 1] = seen
+for g = 1, #groups, 3 do
+  local tail, aid = ':' .. groups[g], groups[g + 1]
+  for _, sid in ipairs(groups[g + 2]) do
+    pos = pos + 1
+    local seen = call('SET', prefix .. sid .. tail, aid, 'NX', 'GET', 'EX', ttl)
+    if seen then
+      out[#out + 1] = pos
+      out[#out + 1] = seen
+    end
   end
 end
 return out
 """
+
+
+def _dedup_groups(items: list[tuple[str, str, str]]) -> list[Any]:
+    """:data:`_FIRST_MANY`'s items, (subscription id, fingerprint, alert id) each: ``[fingerprint,
+    alert id, [subscription id, ...], ...]``, one group per run of items with one fingerprint and
+    alert id, in order."""
+    groups: list[Any] = []
+    sids: list[str] = []
+    last_fp: str | None = None
+    last_aid: str | None = None
+    for sid, fp, aid in items:
+        if fp == last_fp and aid == last_aid:
+            sids.append(sid)
+        else:
+            sids = [sid]
+            groups += (fp, aid, sids)
+            last_fp, last_aid = fp, aid
+    return groups
 
 
 class Deduplicator:
@@ -622,8 +644,9 @@ class Deduplicator:
 
     async def _run_many(self, items: list[tuple[str, str, str]]) -> list[str]:
         """(subscription id, fingerprint, alert id) each: SET NX the key, else GET it."""
-        flat = list(_flatten(items))  # the items' fields, one after the other
-        raw = await self._script(args=[_json_array(flat), key("notify", "fp", ""), self.settings.fingerprint_ttl_s])
+        raw = await self._script(
+            args=[_json_array(_dedup_groups(items)), key("notify", "fp", ""), self.settings.fingerprint_ttl_s]
+        )
         return _expand(raw, len(items), "")
 
     async def first_for(self, subscription_id: str, fingerprint: str, alert_id: str) -> str | None:
@@ -655,6 +678,8 @@ class Deduplicator:
         if not checks:
             return []
         seen = await self._coalesced.submit(list(checks))
+        if seen.count("") == len(seen):  # the usual case: no key held an id yet
+            return [None] * len(seen)
         return [None if s in ("", aid) else s for s, (_, _, aid) in zip(seen, checks, strict=True)]
 
 
@@ -669,8 +694,9 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 """
 
 
-# ARGV[1]: JSON [subscription id, channel hash, now, member, ...] (now as the text of the float, what
-# the one-key script gets); ARGV[2]: key prefix; ARGV[3]: the window; ARGV[4]: throttle_max. An item is
+# ARGV[1]: JSON [now, [subscription id, channel hash, member, ...], now, [...], ...]: per allow_many call
+# coalesced into this one, its instant once (the text of the float, what the one-key script gets) and
+# its items; ARGV[2]: key prefix; ARGV[3]: the window; ARGV[4]: throttle_max. An item is
 # allowed when the member's rank in the window is below throttle_max; the reply lists the others.
 #
 # A key met again at the same instant is not trimmed again (the cut-off is the same, and every member
@@ -681,7 +707,7 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 # size is read once per key (ZCARD) and kept up to date from what ZREMRANGEBYSCORE and ZADD report.
 # The reply: the positions (from 1) of the items not allowed (sparse, as the other batch scripts').
 #
-# When every item is at one instant (one allow_many call; coalesced calls may bring several), the
+# When the items are one allow_many call's (coalesced calls bring several), the
 # items are grouped per window (windows in the order they first appear, members in item order): a
 # window that stays within throttle_max with all of its members gets them in one ZADD NX (which adds
 # them as one ZADD NX each would, and allows each: a rank is below the window's size); the other
@@ -720,7 +746,7 @@ _SKIPLIST_GROWN = 9
 ``_SKIPLIST_FROM + 4``: a window met one short of ``_SKIPLIST_FROM`` that gets 5 more members in a
 call stays a listpack (tests/notify/test_batch_scripts.py)."""
 _THROTTLE_MANY = """
-local items = cjson.decode(ARGV[1])
+local groups = cjson.decode(ARGV[1])
 local prefix = ARGV[2]
 local window = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
@@ -769,30 +795,24 @@ local function one(k, now, member, pos)
     out[#out + 1] = pos
   end
 end
-local now = items[3]
-local one_instant = true
-for i = 7, #items, 4 do
-  if items[i] ~= now then
-    one_instant = false
-    break
-  end
-end
+local one_instant = #groups == 2
+local now, items = groups[1], groups[2]
 if one_instant then
   -- every item at one instant (the usual call): per window, in the order windows first appear, its
   -- members in item order. A window that stays within the limit with all of them allows each
   -- whatever its rank (a rank is below the window's size): one ZADD NX for the lot, which adds them
   -- as one ZADD NX each would. The other windows' items then go one by one, in order.
   local keys, args = {}, {}
-  for i = 1, #items, 4 do
+  for i = 1, #items, 3 do
     local k = prefix .. items[i] .. ':' .. items[i + 1]
     local a = args[k]
     if a == nil then
-      args[k] = {now, items[i + 3]}
+      args[k] = {now, items[i + 2]}
       keys[#keys + 1] = k
     else
       local n = #a
       a[n + 1] = now
-      a[n + 2] = items[i + 3]
+      a[n + 2] = items[i + 2]
     end
   end
   local slow = nil
@@ -824,24 +844,26 @@ if one_instant then
   end
   if slow then
     local pos = 0
-    for i = 1, #items, 4 do
+    for i = 1, #items, 3 do
       pos = pos + 1
       local k = prefix .. items[i] .. ':' .. items[i + 1]
       if slow[k] then
-        one(k, now, items[i + 3], pos)
+        one(k, now, items[i + 2], pos)
       end
     end
   end
 else
   local pos = 0
-  for i = 1, #items, 4 do
-    pos = pos + 1
-    local k = prefix .. items[i] .. ':' .. items[i + 1]
-    local t = items[i + 2]
-    if trimmed_at[k] ~= t then
-      trim(k, t)
+  for g = 1, #groups, 2 do
+    local t, its = groups[g], groups[g + 1]
+    for i = 1, #its, 3 do
+      pos = pos + 1
+      local k = prefix .. its[i] .. ':' .. its[i + 1]
+      if trimmed_at[k] ~= t then
+        trim(k, t)
+      end
+      one(k, t, its[i + 2], pos)
     end
-    one(k, t, items[i + 3], pos)
   end
 end
 for _, k in ipairs(touched) do
@@ -860,7 +882,7 @@ class Throttle:
         self.settings = settings
         self._script = redis.register_script(_THROTTLE)
         self._many = redis.register_script(_THROTTLE_MANY)
-        self._coalesced: Coalescer[tuple[str, str, str, str], bool] = Coalescer(self._run_many)
+        self._coalesced: Coalescer[tuple[str, list[str]], list[bool]] = Coalescer(self._run_many)
 
     async def allow(self, subscription_id: str, channel_url: str, member: str, now_ts: float) -> bool:
         k = key("notify", "throttle", subscription_id, channel_hash(channel_url))
@@ -873,23 +895,38 @@ class Throttle:
         same event-loop turn."""
         if not checks:
             return []
+        ch = channel_hash
+        flat: list[str] = []  # subscription id, channel hash, member, ... (the call's instant once)
+        for sid, url, m in checks:
+            flat += (sid, ch(url), m)
         now = repr(now_ts)  # as redis-py sends a float argument
-        return await self._coalesced.submit([(sid, channel_hash(url), now, m) for sid, url, m in checks])
+        return (await self._coalesced.submit([(now, flat)]))[0]
 
-    async def _run_many(self, items: list[tuple[str, str, str, str]]) -> list[bool]:
-        """(subscription id, channel hash, now, member) each: whether the member's rank in the window
-        is below ``throttle_max``."""
-        flat = list(_flatten(items))  # the items' fields, one after the other
+    async def _run_many(self, calls: list[tuple[str, list[str]]]) -> list[list[bool]]:
+        """(now, [subscription id, channel hash, member, ...]) per :meth:`allow_many` call: whether
+        each member's rank in its window is below ``throttle_max``."""
+        groups: list[Any] = []
+        for now, flat in calls:
+            groups += (now, flat)
         denied = await self._many(
             args=[
-                _json_array(flat), key("notify", "throttle", ""), self.settings.throttle_window_s,
+                _json_array(groups), key("notify", "throttle", ""), self.settings.throttle_window_s,
                 self.settings.throttle_max,
             ]
         )  # fmt: skip
-        allowed = [True] * len(items)
+        n = sum(len(flat) for _, flat in calls) // 3
+        allowed = [True] * n
         for position in denied:
             allowed[position - 1] = False
-        return allowed
+        if len(calls) == 1:
+            return [allowed]
+        out: list[list[bool]] = []
+        i = 0
+        for _, flat in calls:
+            j = i + len(flat) // 3
+            out.append(allowed[i:j])
+            i = j
+        return out
 
 
 class DigestStore:
