@@ -266,33 +266,43 @@ return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2]) or 'claim
 #
 # ARGV: the token, its TTL, the number of keys, then the keys: their width, separator and data (_keys).
 _KEY_READER = """
-local function key_reader(w, sep, data)
-  local find, sub = string.find, string.sub
-  local pos, step, last = 1, #sep, #data + 1
-  return function()
-    local k
-    if w > 0 then
-      k = sub(data, pos, pos + w - 1)
-      pos = pos + w
-    else
+local function key_list(n, w, sep, data)
+  local keys = {}
+  if w > 0 then
+    -- fixed width: struct.unpack cuts up to 200 keys per call ('c<w>' each, then the next position)
+    local unpack_, pos, i, fmt = struct.unpack, 1, 0, nil
+    while i < n do
+      local m = n - i
+      if m > 200 then m = 200 end
+      if fmt == nil or m < 200 then fmt = string.rep('c' .. w, m) end
+      local got = {unpack_(fmt, data, pos)}
+      for j = 1, m do keys[i + j] = got[j] end
+      pos = got[m + 1]
+      i = i + m
+    end
+  else
+    local find, sub = string.find, string.sub
+    local pos, step, last = 1, #sep, #data + 1
+    for i = 1, n do
       local e = find(data, sep, pos, true) or last
-      k = sub(data, pos, e - 1)
+      keys[i] = sub(data, pos, e - 1)
       pos = e + step
     end
-    return k
   end
+  return keys
 end
 """
-"""The Lua function both key-list scripts cut their keys with (see :func:`_keys`): ``key_reader(w,
-sep, data)`` returns a function giving the next key on each call (fixed width ``w``, else ``sep``
-between keys)."""
+"""The Lua function both key-list scripts cut their keys with (see :func:`_keys`): ``key_list(n, w,
+sep, data)`` returns the ``n`` keys, in order (fixed width ``w``, else ``sep`` between keys). Keys of
+one width are cut by ``struct.unpack`` (Redis's Lua has the struct library), up to 200 a call: a
+C call per 200 keys instead of a ``string.sub`` (and a closure call) per key."""
 
 _CLAIM_MANY = _KEY_READER + """
 local token, ttl, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local next_key, call = key_reader(tonumber(ARGV[4]), ARGV[5], ARGV[6]), redis.call
+local keys, call = key_list(n, tonumber(ARGV[4]), ARGV[5], ARGV[6]), redis.call
 local out = {}
 for i = 1, n do
-  local held = call('SET', next_key(), token, 'NX', 'GET', 'EX', ttl)
+  local held = call('SET', keys[i], token, 'NX', 'GET', 'EX', ttl)
   if held then
     out[#out + 1] = i
     out[#out + 1] = held
@@ -313,26 +323,84 @@ SENT = "sent"
 
 # The "sent" marks and recipient records of many deliveries in one call (what _queue_sent does per
 # delivery in a pipeline). ARGV: "sent", its TTL, the recipients TTL, the number of idempotency keys,
-# the keys (width, separator, data: _keys), the recipients key prefix, then JSON [[original alert key,
-# field, value, field, value, ...] per recipients hash].
+# the keys (width, separator, data: _keys), the recipients key prefix, then the records, [original
+# alert key, field, value, field, value, ...] per recipients hash, in one of two forms (_records):
+#   ARGV[9] JSON [number of strings of each record], ARGV[10] every record's strings, each ended by a
+#   NUL byte (UTF-8): cut by struct.unpack's 's' (memchr: no JSON to scan, a C call per record). A
+#   string holding a NUL would cut into more strings than the counts say, so data would be left at
+#   the end: the script checks that before writing anything and then replies -1 (nothing done);
+#   ARGV[9] "json", ARGV[10] JSON [[original alert key, field, value, ...], ...]: the form sent then.
+# (ARGV[9] "": no records.) Reply: the number of keys marked, or -1.
 _MARK_MANY = _KEY_READER + """
 local sent, sent_ttl, rec_ttl, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local next_key, call = key_reader(tonumber(ARGV[5]), ARGV[6], ARGV[7]), redis.call
-for _ = 1, n do
-  call('SETEX', next_key(), sent_ttl, sent)  -- SET k sent EX ttl, parsed with less work
-end
-if ARGV[9] ~= '[]' then
-  local rec_prefix = ARGV[8]
-  for _, rec in ipairs(cjson.decode(ARGV[9])) do
-    local k = rec_prefix .. rec[1]
-    for x = 2, #rec, 200 do  -- one HSET per hash (in slices: unpack has a stack limit)
-      call('HSET', k, unpack(rec, x, math.min(x + 199, #rec)))
+local rec_prefix, form, data = ARGV[8], ARGV[9], ARGV[10]
+local recs = nil
+if form ~= '' and form ~= 'json' then
+  -- cut every record before any write: a string holding a NUL would leave data over at the end
+  local unpack_, fmts, pos = struct.unpack, {}, 1
+  recs = {}
+  for _, c in ipairs(cjson.decode(form)) do
+    local fmt = fmts[c]
+    if fmt == nil then
+      fmt = string.rep('s', c)
+      fmts[c] = fmt
     end
-    call('EXPIRE', k, rec_ttl)
+    local rec = {unpack_(fmt, data, pos)}
+    pos = rec[c + 1]
+    recs[#recs + 1] = rec
+  end
+  if pos ~= #data + 1 then
+    return -1  -- nothing written: the caller sends the records as JSON
+  end
+end
+local keys, call = key_list(n, tonumber(ARGV[5]), ARGV[6], ARGV[7]), redis.call
+for i = 1, n do
+  call('SETEX', keys[i], sent_ttl, sent)  -- SET k sent EX ttl, parsed with less work
+end
+local function record(rec, c)
+  local k = rec_prefix .. rec[1]
+  for x = 2, c, 200 do  -- one HSET per hash (in slices: unpack has a stack limit)
+    call('HSET', k, unpack(rec, x, math.min(x + 199, c)))
+  end
+  call('EXPIRE', k, rec_ttl)
+end
+if form == 'json' then
+  for _, rec in ipairs(cjson.decode(data)) do
+    record(rec, #rec)
+  end
+elseif recs then
+  for _, rec in ipairs(recs) do
+    record(rec, #rec - 1)  -- (its last value: the next position)
   end
 end
 return n
 """
+
+_NUL_RECORD_MAX = 4000
+"""A record of more strings than this goes as JSON: struct.unpack returns each string on Lua's C
+stack (at most ~8,000 values)."""
+
+
+def _records(packed: list[Any]) -> tuple[str | bytes, str | bytes]:
+    """:data:`_MARK_MANY`'s ARGV[9] and ARGV[10] for the records ``packed`` (``[[original, field,
+    value, ...], ...]``, :func:`~vigil_notify.delivered.sent_records`): the records' counts and
+    their strings NUL-ended (UTF-8; the script finds a string holding a NUL itself, the caller then
+    sends :func:`_json_records`), or those when a record is too long or a string cannot be encoded
+    (a lone surrogate: JSON reports it, as before)."""
+    if not packed:
+        return "", ""
+    counts = list(map(len, packed))
+    if max(counts) <= _NUL_RECORD_MAX:
+        try:  # (the empty string last: the last string NUL-ended too, without another copy)
+            return _json_array(counts), "\0".join([*map("\0".join, packed), ""]).encode()
+        except UnicodeEncodeError:
+            pass
+    return _json_records(packed)
+
+
+def _json_records(packed: list[Any]) -> tuple[str, bytes]:
+    """:data:`_MARK_MANY`'s ARGV[9] and ARGV[10] for the records ``packed`` as JSON."""
+    return "json", _json_array(packed)
 
 
 def _expand(sparse: list[Any], n: int, usual: str) -> list[str]:
@@ -1337,13 +1405,12 @@ class Deliverer:
         if not jobs:
             return
         packed, idem_keys = sent_records(jobs, channel_hash)  # (compiled by ``make native``)
-        keys = _keys(self.ledger.redis_key(""), idem_keys)
-        await self._mark_many(
-            args=[
-                SENT, s.sent_ttl_s, s.recipients_ttl_s, len(jobs), *keys, self.recipients.redis_key(""),
-                _json_array(packed),
-            ]
-        )  # fmt: skip
+        head: list[str | int] = [
+            SENT, s.sent_ttl_s, s.recipients_ttl_s, len(jobs), *_keys(self.ledger.redis_key(""), idem_keys),
+            self.recipients.redis_key(""),
+        ]  # fmt: skip
+        if await self._mark_many(args=[*head, *_records(packed)]) == -1:  # a string holds a NUL
+            await self._mark_many(args=[*head, *_json_records(packed)])
 
     async def _release(self, job: DeliveryJob) -> None:
         await self.ledger.release(job.idempotency_key)
