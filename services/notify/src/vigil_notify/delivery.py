@@ -266,33 +266,43 @@ return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'GET', 'EX', ARGV[2]) or 'claim
 #
 # ARGV: the token, its TTL, the number of keys, then the keys: their width, separator and data (_keys).
 _KEY_READER = """
-local function key_reader(w, sep, data)
-  local find, sub = string.find, string.sub
-  local pos, step, last = 1, #sep, #data + 1
-  return function()
-    local k
-    if w > 0 then
-      k = sub(data, pos, pos + w - 1)
-      pos = pos + w
-    else
+local function key_list(n, w, sep, data)
+  local keys = {}
+  if w > 0 then
+    -- fixed width: struct.unpack cuts up to 200 keys per call ('c<w>' each, then the next position)
+    local unpack_, pos, i, fmt = struct.unpack, 1, 0, nil
+    while i < n do
+      local m = n - i
+      if m > 200 then m = 200 end
+      if fmt == nil or m < 200 then fmt = string.rep('c' .. w, m) end
+      local got = {unpack_(fmt, data, pos)}
+      for j = 1, m do keys[i + j] = got[j] end
+      pos = got[m + 1]
+      i = i + m
+    end
+  else
+    local find, sub = string.find, string.sub
+    local pos, step, last = 1, #sep, #data + 1
+    for i = 1, n do
       local e = find(data, sep, pos, true) or last
-      k = sub(data, pos, e - 1)
+      keys[i] = sub(data, pos, e - 1)
       pos = e + step
     end
-    return k
   end
+  return keys
 end
 """
-"""The Lua function both key-list scripts cut their keys with (see :func:`_keys`): ``key_reader(w,
-sep, data)`` returns a function giving the next key on each call (fixed width ``w``, else ``sep``
-between keys)."""
+"""The Lua function both key-list scripts cut their keys with (see :func:`_keys`): ``key_list(n, w,
+sep, data)`` returns the ``n`` keys, in order (fixed width ``w``, else ``sep`` between keys). Keys of
+one width are cut by ``struct.unpack`` (Redis's Lua has the struct library), up to 200 a call: a
+C call per 200 keys instead of a ``string.sub`` (and a closure call) per key."""
 
 _CLAIM_MANY = _KEY_READER + """
 local token, ttl, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local next_key, call = key_reader(tonumber(ARGV[4]), ARGV[5], ARGV[6]), redis.call
+local keys, call = key_list(n, tonumber(ARGV[4]), ARGV[5], ARGV[6]), redis.call
 local out = {}
 for i = 1, n do
-  local held = call('SET', next_key(), token, 'NX', 'GET', 'EX', ttl)
+  local held = call('SET', keys[i], token, 'NX', 'GET', 'EX', ttl)
   if held then
     out[#out + 1] = i
     out[#out + 1] = held
@@ -313,26 +323,84 @@ SENT = "sent"
 
 # The "sent" marks and recipient records of many deliveries in one call (what _queue_sent does per
 # delivery in a pipeline). ARGV: "sent", its TTL, the recipients TTL, the number of idempotency keys,
-# the keys (width, separator, data: _keys), the recipients key prefix, then JSON [[original alert key,
-# field, value, field, value, ...] per recipients hash].
+# the keys (width, separator, data: _keys), the recipients key prefix, then the records, [original
+# alert key, field, value, field, value, ...] per recipients hash, in one of two forms (_records):
+#   ARGV[9] JSON [number of strings of each record], ARGV[10] every record's strings, each ended by a
+#   NUL byte (UTF-8): cut by struct.unpack's 's' (memchr: no JSON to scan, a C call per record). A
+#   string holding a NUL would cut into more strings than the counts say, so data would be left at
+#   the end: the script checks that before writing anything and then replies -1 (nothing done);
+#   ARGV[9] "json", ARGV[10] JSON [[original alert key, field, value, ...], ...]: the form sent then.
+# (ARGV[9] "": no records.) Reply: the number of keys marked, or -1.
 _MARK_MANY = _KEY_READER + """
 local sent, sent_ttl, rec_ttl, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local next_key, call = key_reader(tonumber(ARGV[5]), ARGV[6], ARGV[7]), redis.call
-for _ = 1, n do
-  call('SETEX', next_key(), sent_ttl, sent)  -- SET k sent EX ttl, parsed with less work
-end
-if ARGV[9] ~= '[]' then
-  local rec_prefix = ARGV[8]
-  for _, rec in ipairs(cjson.decode(ARGV[9])) do
-    local k = rec_prefix .. rec[1]
-    for x = 2, #rec, 200 do  -- one HSET per hash (in slices: unpack has a stack limit)
-      call('HSET', k, unpack(rec, x, math.min(x + 199, #rec)))
+local rec_prefix, form, data = ARGV[8], ARGV[9], ARGV[10]
+local recs = nil
+if form ~= '' and form ~= 'json' then
+  -- cut every record before any write: a string holding a NUL would leave data over at the end
+  local unpack_, fmts, pos = struct.unpack, {}, 1
+  recs = {}
+  for _, c in ipairs(cjson.decode(form)) do
+    local fmt = fmts[c]
+    if fmt == nil then
+      fmt = string.rep('s', c)
+      fmts[c] = fmt
     end
-    call('EXPIRE', k, rec_ttl)
+    local rec = {unpack_(fmt, data, pos)}
+    pos = rec[c + 1]
+    recs[#recs + 1] = rec
+  end
+  if pos ~= #data + 1 then
+    return -1  -- nothing written: the caller sends the records as JSON
+  end
+end
+local keys, call = key_list(n, tonumber(ARGV[5]), ARGV[6], ARGV[7]), redis.call
+for i = 1, n do
+  call('SETEX', keys[i], sent_ttl, sent)  -- SET k sent EX ttl, parsed with less work
+end
+local function record(rec, c)
+  local k = rec_prefix .. rec[1]
+  for x = 2, c, 200 do  -- one HSET per hash (in slices: unpack has a stack limit)
+    call('HSET', k, unpack(rec, x, math.min(x + 199, c)))
+  end
+  call('EXPIRE', k, rec_ttl)
+end
+if form == 'json' then
+  for _, rec in ipairs(cjson.decode(data)) do
+    record(rec, #rec)
+  end
+elseif recs then
+  for _, rec in ipairs(recs) do
+    record(rec, #rec - 1)  -- (its last value: the next position)
   end
 end
 return n
 """
+
+_NUL_RECORD_MAX = 4000
+"""A record of more strings than this goes as JSON: struct.unpack returns each string on Lua's C
+stack (at most ~8,000 values)."""
+
+
+def _records(packed: list[Any]) -> tuple[str | bytes, str | bytes]:
+    """:data:`_MARK_MANY`'s ARGV[9] and ARGV[10] for the records ``packed`` (``[[original, field,
+    value, ...], ...]``, :func:`~vigil_notify.delivered.sent_records`): the records' counts and
+    their strings NUL-ended (UTF-8; the script finds a string holding a NUL itself, the caller then
+    sends :func:`_json_records`), or those when a record is too long or a string cannot be encoded
+    (a lone surrogate: JSON reports it, as before)."""
+    if not packed:
+        return "", ""
+    counts = list(map(len, packed))
+    if max(counts) <= _NUL_RECORD_MAX:
+        try:  # (the empty string last: the last string NUL-ended too, without another copy)
+            return _json_array(counts), "\0".join([*map("\0".join, packed), ""]).encode()
+        except UnicodeEncodeError:
+            pass
+    return _json_records(packed)
+
+
+def _json_records(packed: list[Any]) -> tuple[str, bytes]:
+    """:data:`_MARK_MANY`'s ARGV[9] and ARGV[10] for the records ``packed`` as JSON."""
+    return "json", _json_array(packed)
 
 
 def _expand(sparse: list[Any], n: int, usual: str) -> list[str]:
@@ -592,25 +660,47 @@ def content_fingerprint(title: str, text: str) -> str:
     return h.hexdigest()[:24]
 
 
-# ARGV[1]: JSON [subscription id, fingerprint, alert id, ...]; ARGV[2]: key prefix; ARGV[3]: TTL.
+# ARGV[1]: JSON [fingerprint, alert id, [subscription id, ...], fingerprint, alert id, [...], ...]: the
+# items grouped by runs of one (fingerprint, alert id) (the matches of one alert: its fingerprint and
+# id are handed to Lua once, not once per matched subscription); ARGV[2]: key prefix; ARGV[3]: TTL.
 # Reply: (position from 1, stored alert id) of each item whose key already held one.
 # (SET ... NX GET: the stored id when the key exists, else nil and the key set: SET NX, else GET.)
 _FIRST_MANY = """
-local items = cjson.decode(ARGV[1])
-local prefix, ttl = ARGV[2], ARGV[3]
+local groups = cjson.decode(ARGV[1])
+local prefix, ttl, call = ARGV[2], ARGV[3], redis.call
 local out = {}
 local pos = 0
-for i = 1, #items, 3 do
-  pos = pos + 1
-  local k = prefix .. items[i] .. ':' .. items[i + 1]
-  local seen = redis.call('SET', k, items[i + 2], 'NX', 'GET', 'EX', ttl)
-  if seen then
-    out[#out + 1] = pos
-    out[#out + 1] = seen
+for g = 1, #groups, 3 do
+  local tail, aid = ':' .. groups[g], groups[g + 1]
+  for _, sid in ipairs(groups[g + 2]) do
+    pos = pos + 1
+    local seen = call('SET', prefix .. sid .. tail, aid, 'NX', 'GET', 'EX', ttl)
+    if seen then
+      out[#out + 1] = pos
+      out[#out + 1] = seen
+    end
   end
 end
 return out
 """
+
+
+def _dedup_groups(items: list[tuple[str, str, str]]) -> list[Any]:
+    """:data:`_FIRST_MANY`'s items, (subscription id, fingerprint, alert id) each: ``[fingerprint,
+    alert id, [subscription id, ...], ...]``, one group per run of items with one fingerprint and
+    alert id, in order."""
+    groups: list[Any] = []
+    sids: list[str] = []
+    last_fp: str | None = None
+    last_aid: str | None = None
+    for sid, fp, aid in items:
+        if fp == last_fp and aid == last_aid:
+            sids.append(sid)
+        else:
+            sids = [sid]
+            groups += (fp, aid, sids)
+            last_fp, last_aid = fp, aid
+    return groups
 
 
 class Deduplicator:
@@ -622,8 +712,9 @@ class Deduplicator:
 
     async def _run_many(self, items: list[tuple[str, str, str]]) -> list[str]:
         """(subscription id, fingerprint, alert id) each: SET NX the key, else GET it."""
-        flat = list(_flatten(items))  # the items' fields, one after the other
-        raw = await self._script(args=[_json_array(flat), key("notify", "fp", ""), self.settings.fingerprint_ttl_s])
+        raw = await self._script(
+            args=[_json_array(_dedup_groups(items)), key("notify", "fp", ""), self.settings.fingerprint_ttl_s]
+        )
         return _expand(raw, len(items), "")
 
     async def first_for(self, subscription_id: str, fingerprint: str, alert_id: str) -> str | None:
@@ -655,6 +746,8 @@ class Deduplicator:
         if not checks:
             return []
         seen = await self._coalesced.submit(list(checks))
+        if seen.count("") == len(seen):  # the usual case: no key held an id yet
+            return [None] * len(seen)
         return [None if s in ("", aid) else s for s, (_, _, aid) in zip(seen, checks, strict=True)]
 
 
@@ -669,8 +762,9 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 """
 
 
-# ARGV[1]: JSON [subscription id, channel hash, now, member, ...] (now as the text of the float, what
-# the one-key script gets); ARGV[2]: key prefix; ARGV[3]: the window; ARGV[4]: throttle_max. An item is
+# ARGV[1]: JSON [now, [subscription id, channel hash, member, ...], now, [...], ...]: per allow_many call
+# coalesced into this one, its instant once (the text of the float, what the one-key script gets) and
+# its items; ARGV[2]: key prefix; ARGV[3]: the window; ARGV[4]: throttle_max. An item is
 # allowed when the member's rank in the window is below throttle_max; the reply lists the others.
 #
 # A key met again at the same instant is not trimmed again (the cut-off is the same, and every member
@@ -680,6 +774,16 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 # when the window holds more than throttle_max members (a rank is below the window's size): the
 # size is read once per key (ZCARD) and kept up to date from what ZREMRANGEBYSCORE and ZADD report.
 # The reply: the positions (from 1) of the items not allowed (sparse, as the other batch scripts').
+#
+# When the items are one allow_many call's (coalesced calls bring several), the
+# items are grouped per window (windows in the order they first appear, members in item order): a
+# window that stays within throttle_max with all of its members gets them in one ZADD NX (which adds
+# them as one ZADD NX each would, and allows each: a rank is below the window's size); the other
+# windows' items then go one by one, in item order, as above. Windows are independent and the
+# script atomic, so only the order of the writes between windows changes. The catch-all
+# subscription's window took one ZADD per alert of a batch: bench_notify_redis -n 3000 (throttle_max
+# 1e9, so every window is within it), Redis 1,001.5M -> 987.7M, the throttle script 46.0k -> 42.6k
+# instructions per alert. A window over the limit gains nothing (its ranks are asked for one by one).
 #
 # Encoding: Redis keeps a sorted set of up to 128 members (zset-max-listpack-entries) as a listpack,
 # where ZADD finds a new member's place by walking the members from the lowest score and parsing each
@@ -693,53 +797,148 @@ return redis.call('ZRANK', KEYS[1], ARGV[2])
 # and TTL are the same, and the previous release reads the key as before; the cost is memory (~140
 # bytes a member instead of ~40, for the windows past the threshold). A restart may load a small
 # window as a listpack again: the next call converts it back.
-_SKIPLIST_FROM = 16
+#
+# The threshold is low: a listpack ZADD costs a strtod per member already there (~1,500 instructions
+# each), a skiplist one a few thousand in all, and the conversion (OBJECT ENCODING, ZADD, ZREM: three
+# calls) about what a dozen such strtods do; a window of 4 members or more gets at least that back
+# within a few alerts. A window that grows to ``_SKIPLIST_GROWN`` members within one call is converted
+# there and then: a window new in a batch (the catch-all subscription's, in the first batch after a
+# start) otherwise took every ZADD of that batch as a listpack up to Redis's own conversion at 128
+# members. Bench (bench_notify_redis.py -n 3000, Redis instructions for notify): 1,037M at 16 and
+# first touch only; 1,025M converting at 32 within a call; 1,008M at 8/16; 1,001M at 4/9. The memory
+# reported by the bench is unchanged (its windows are large); a small window costs ~100 bytes a member
+# more once it has 4.
+_SKIPLIST_FROM = 4
+_SKIPLIST_GROWN = 9
+"""A window that grows to this many members during one call is converted in that call. More than
+``_SKIPLIST_FROM + 4``: a window met one short of ``_SKIPLIST_FROM`` that gets 5 more members in a
+call stays a listpack (tests/notify/test_batch_scripts.py)."""
 _THROTTLE_MANY = """
-local items = cjson.decode(ARGV[1])
+local groups = cjson.decode(ARGV[1])
 local prefix = ARGV[2]
 local window = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
+local call = redis.call
 local out = {}
 local trimmed_at = {}
 local size = {}
 local touched = {}
 local cut_at = {}  -- now -> the window's cut-off, as redis.call would format the number (once a batch)
-local pos = 0
-for i = 1, #items, 4 do
-  pos = pos + 1
-  local k = prefix .. items[i] .. ':' .. items[i + 1]
-  local now = items[i + 2]
-  local member = items[i + 3]
-  if trimmed_at[k] ~= now then
-    local cut = cut_at[now]
-    if cut == nil then
-      cut = string.format('%.17g', tonumber(now) - window)
-      cut_at[now] = cut
-    end
-    local removed = redis.call('ZREMRANGEBYSCORE', k, '-inf', cut)
-    if trimmed_at[k] == nil then
-      touched[#touched + 1] = k
-      size[k] = redis.call('ZCARD', k)
-      if size[k] >= __SKIPLIST_FROM__ and redis.call('OBJECT', 'ENCODING', k) ~= 'skiplist' then
-        local long = string.rep('~', 256)
-        redis.call('ZADD', k, 0, long)
-        redis.call('ZREM', k, long)
-      end
-    else
-      size[k] = size[k] - removed
-    end
-    trimmed_at[k] = now
+local checked = {}  -- key -> true once its encoding was checked (and converted) in this call
+local function to_skiplist(k)
+  checked[k] = true
+  if call('OBJECT', 'ENCODING', k) ~= 'skiplist' then
+    local long = string.rep('~', 256)
+    call('ZADD', k, 0, long)
+    call('ZREM', k, long)
   end
-  size[k] = size[k] + redis.call('ZADD', k, 'NX', now, member)
-  if size[k] > limit and redis.call('ZRANK', k, member) >= limit then
+end
+-- trim the window of key k at the cut-off of now (once per key and instant); its size after
+local function trim(k, now)
+  local cut = cut_at[now]
+  if cut == nil then
+    cut = string.format('%.17g', tonumber(now) - window)
+    cut_at[now] = cut
+  end
+  local removed = call('ZREMRANGEBYSCORE', k, '-inf', cut)
+  if trimmed_at[k] == nil then
+    touched[#touched + 1] = k
+    size[k] = call('ZCARD', k)
+    if size[k] >= __SKIPLIST_FROM__ then
+      to_skiplist(k)
+    end
+  else
+    size[k] = size[k] - removed
+  end
+  trimmed_at[k] = now
+end
+-- one item: add the member, then whether its rank is below the limit (the one-key script)
+local function one(k, now, member, pos)
+  local n = size[k] + call('ZADD', k, 'NX', now, member)
+  size[k] = n
+  if n == __SKIPLIST_GROWN__ and not checked[k] then
+    to_skiplist(k)
+  end
+  if n > limit and call('ZRANK', k, member) >= limit then
     out[#out + 1] = pos
   end
 end
+local one_instant = #groups == 2
+local now, items = groups[1], groups[2]
+if one_instant then
+  -- every item at one instant (the usual call): per window, in the order windows first appear, its
+  -- members in item order. A window that stays within the limit with all of them allows each
+  -- whatever its rank (a rank is below the window's size): one ZADD NX for the lot, which adds them
+  -- as one ZADD NX each would. The other windows' items then go one by one, in order.
+  local keys, args = {}, {}
+  for i = 1, #items, 3 do
+    local k = prefix .. items[i] .. ':' .. items[i + 1]
+    local a = args[k]
+    if a == nil then
+      args[k] = {now, items[i + 2]}
+      keys[#keys + 1] = k
+    else
+      local n = #a
+      a[n + 1] = now
+      a[n + 2] = items[i + 2]
+    end
+  end
+  local slow = nil
+  for _, k in ipairs(keys) do
+    trim(k, now)
+    local a = args[k]
+    local m = #a / 2
+    if size[k] + m <= limit then
+      -- growing to _SKIPLIST_GROWN: converted first (the long member goes after the members, so a
+      -- window new here is not left empty, i.e. deleted, in between)
+      local long = nil
+      if not checked[k] and size[k] + m >= __SKIPLIST_GROWN__ then
+        checked[k] = true
+        if size[k] == 0 or call('OBJECT', 'ENCODING', k) ~= 'skiplist' then
+          long = string.rep('~', 256)
+          call('ZADD', k, 0, long)
+        end
+      end
+      for x = 1, #a, 400 do  -- (in slices: unpack has a stack limit)
+        size[k] = size[k] + call('ZADD', k, 'NX', unpack(a, x, math.min(x + 399, #a)))
+      end
+      if long then
+        call('ZREM', k, long)
+      end
+    else
+      if slow == nil then slow = {} end
+      slow[k] = true
+    end
+  end
+  if slow then
+    local pos = 0
+    for i = 1, #items, 3 do
+      pos = pos + 1
+      local k = prefix .. items[i] .. ':' .. items[i + 1]
+      if slow[k] then
+        one(k, now, items[i + 2], pos)
+      end
+    end
+  end
+else
+  local pos = 0
+  for g = 1, #groups, 2 do
+    local t, its = groups[g], groups[g + 1]
+    for i = 1, #its, 3 do
+      pos = pos + 1
+      local k = prefix .. its[i] .. ':' .. its[i + 1]
+      if trimmed_at[k] ~= t then
+        trim(k, t)
+      end
+      one(k, t, its[i + 2], pos)
+    end
+  end
+end
 for _, k in ipairs(touched) do
-  redis.call('EXPIRE', k, ARGV[3])
+  call('EXPIRE', k, ARGV[3])
 end
 return out
-""".replace("__SKIPLIST_FROM__", str(_SKIPLIST_FROM))
+""".replace("__SKIPLIST_FROM__", str(_SKIPLIST_FROM)).replace("__SKIPLIST_GROWN__", str(_SKIPLIST_GROWN))
 
 
 class Throttle:
@@ -751,7 +950,7 @@ class Throttle:
         self.settings = settings
         self._script = redis.register_script(_THROTTLE)
         self._many = redis.register_script(_THROTTLE_MANY)
-        self._coalesced: Coalescer[tuple[str, str, str, str], bool] = Coalescer(self._run_many)
+        self._coalesced: Coalescer[tuple[str, list[str]], list[bool]] = Coalescer(self._run_many)
 
     async def allow(self, subscription_id: str, channel_url: str, member: str, now_ts: float) -> bool:
         k = key("notify", "throttle", subscription_id, channel_hash(channel_url))
@@ -764,23 +963,38 @@ class Throttle:
         same event-loop turn."""
         if not checks:
             return []
+        ch = channel_hash
+        flat: list[str] = []  # subscription id, channel hash, member, ... (the call's instant once)
+        for sid, url, m in checks:
+            flat += (sid, ch(url), m)
         now = repr(now_ts)  # as redis-py sends a float argument
-        return await self._coalesced.submit([(sid, channel_hash(url), now, m) for sid, url, m in checks])
+        return (await self._coalesced.submit([(now, flat)]))[0]
 
-    async def _run_many(self, items: list[tuple[str, str, str, str]]) -> list[bool]:
-        """(subscription id, channel hash, now, member) each: whether the member's rank in the window
-        is below ``throttle_max``."""
-        flat = list(_flatten(items))  # the items' fields, one after the other
+    async def _run_many(self, calls: list[tuple[str, list[str]]]) -> list[list[bool]]:
+        """(now, [subscription id, channel hash, member, ...]) per :meth:`allow_many` call: whether
+        each member's rank in its window is below ``throttle_max``."""
+        groups: list[Any] = []
+        for now, flat in calls:
+            groups += (now, flat)
         denied = await self._many(
             args=[
-                _json_array(flat), key("notify", "throttle", ""), self.settings.throttle_window_s,
+                _json_array(groups), key("notify", "throttle", ""), self.settings.throttle_window_s,
                 self.settings.throttle_max,
             ]
         )  # fmt: skip
-        allowed = [True] * len(items)
+        n = sum(len(flat) for _, flat in calls) // 3
+        allowed = [True] * n
         for position in denied:
             allowed[position - 1] = False
-        return allowed
+        if len(calls) == 1:
+            return [allowed]
+        out: list[list[bool]] = []
+        i = 0
+        for _, flat in calls:
+            j = i + len(flat) // 3
+            out.append(allowed[i:j])
+            i = j
+        return out
 
 
 class DigestStore:
@@ -1191,13 +1405,12 @@ class Deliverer:
         if not jobs:
             return
         packed, idem_keys = sent_records(jobs, channel_hash)  # (compiled by ``make native``)
-        keys = _keys(self.ledger.redis_key(""), idem_keys)
-        await self._mark_many(
-            args=[
-                SENT, s.sent_ttl_s, s.recipients_ttl_s, len(jobs), *keys, self.recipients.redis_key(""),
-                _json_array(packed),
-            ]
-        )  # fmt: skip
+        head: list[str | int] = [
+            SENT, s.sent_ttl_s, s.recipients_ttl_s, len(jobs), *_keys(self.ledger.redis_key(""), idem_keys),
+            self.recipients.redis_key(""),
+        ]  # fmt: skip
+        if await self._mark_many(args=[*head, *_records(packed)]) == -1:  # a string holds a NUL
+            await self._mark_many(args=[*head, *_json_records(packed)])
 
     async def _release(self, job: DeliveryJob) -> None:
         await self.ledger.release(job.idempotency_key)
