@@ -646,13 +646,20 @@ def content_fingerprint(title: str, text: str) -> str:
     table otherwise."""
     raw = f"{title}\n{text}"
     if raw.isascii():
-        # after the translate the only whitespace is b" ": collapsing its runs and stripping it is
-        # what b" ".join(norm.split()) does, without a bytes object per word (the first replace
-        # unchecked: punctuation before a space leaves a run of two in nearly every text)
-        norm = raw.encode().translate(_ASCII_NORM).replace(b"  ", b" ")
-        while norm.find(b"  ") != -1:  # (not ``in``: bytes' ``in`` first tries its operand as an int,
-            norm = norm.replace(b"  ", b" ")  # which raises and clears a TypeError each time)
-        norm = norm.strip(b" ")
+        # after the translate the only whitespace is b" " (and no NUL is left: it is not a word
+        # character): collapsing its runs and stripping it is what b" ".join(norm.split()) does,
+        # without a bytes object per word. Three C passes, none of which changes the length
+        # until the last: each pair of spaces (left to right, not overlapping: a run of k spaces
+        # becomes " \0" * (k // 2), then " " if k is odd) gets its second space marked by a NUL;
+        # a run of 3 or more leaves a NUL before a space (rare: rfind, whose first byte, the NUL,
+        # is rare, scans fastest), which the second replace marks too (the run is then " " and
+        # NULs); deleting the NULs leaves one space per run. A replace by a string of the same
+        # length is one search; one to a shorter string first counts the matches (a second
+        # search), and the "  " loop it replaces took a third search (find) to end.
+        norm = raw.encode().translate(_ASCII_NORM).replace(b"  ", b" \0")
+        if norm.rfind(b"\0 ") != -1:
+            norm = norm.replace(b"\0 ", b"\0\0")
+        norm = norm.replace(b"\0", b"").strip(b" ")
     else:
         norm = " ".join(raw.casefold().translate(_PUNCT_TO_SPACE).split()).encode()
     h = _new_sha256()
