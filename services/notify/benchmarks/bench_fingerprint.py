@@ -22,8 +22,16 @@ def main() -> None:
     p.add_argument("-n", type=int, default=3000)
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--callgrind", action="store_true")
+    p.add_argument(
+        "--mixed", action="store_true", help="a few non-ASCII characters in each text (quote marks, a dash, accents)"
+    )
     opts = p.parse_args()
     texts = make_texts(opts.n)
+    if opts.mixed:
+        texts = [
+            (title.replace(" ", " \u2014 ", 1), "\u201c" + text.replace(". ", ".\u00a0", 2) + "\u201d Stra\u00dfe")
+            for title, text in texts
+        ]
     fp = content_fingerprint
     if opts.callgrind:
         subprocess.run(["callgrind_control", "--instr=on", str(os.getpid())], check=True, capture_output=True)
