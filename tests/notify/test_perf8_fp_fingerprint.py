@@ -10,6 +10,7 @@ import random
 from vigil_notify.delivery import (
     _ASCII_NORM,
     _OTHER_NORM,
+    _OTHER_NORM_MAX,
     _PUNCT_TO_SPACE,
     _normalise_mixed,
     _normalise_regex,
@@ -132,9 +133,20 @@ def test_every_code_point_in_ascii_text() -> None:
     """Every code point, four at a time in ASCII text (each distinct: the bytes path or, for the
     characters it leaves to it, the str path)."""
     codes = [c for c in range(128, 0x110000) if not 0xD800 <= c <= 0xDFFF]
+    taken = 0
     for i in range(0, len(codes), 4):
         chars = [chr(c) for c in codes[i : i + 4]]
         raw = f"Alert {chars[0]}x\nA{chars[-1]}{''.join(chars)}. b {' '.join(chars)} END{chars[0]}"
         norm = _normalise_mixed(raw)
         assert norm is None or norm == _normalise_regex(raw).encode(), [hex(ord(c)) for c in chars]
-    assert sum(rep is None for rep in _OTHER_NORM.values()) > 100_000  # (they were all looked at)
+        taken += norm is not None
+    assert taken == (len(codes) + 3) // 4  # (every one by the bytes path: none left to the str path)
+    assert len(_OTHER_NORM) <= _OTHER_NORM_MAX
+
+
+def test_the_character_cache_is_bounded_and_refilled() -> None:
+    _OTHER_NORM.clear()
+    for c in range(0x4E00, 0x4E00 + _OTHER_NORM_MAX + 10):
+        _check("", f"x{chr(c)}\u00c9 y")
+    assert 0 < len(_OTHER_NORM) <= _OTHER_NORM_MAX
+    _check("\u00c9T\u00c9", "\u00df \u2019")

@@ -645,6 +645,8 @@ _OTHER_BYTES_MAX = 256
 """At most this many bytes of non-ASCII characters: :func:`_normalise_mixed`, else the str path."""
 _OTHER_CHANGED_MAX = 8
 """At most this many distinct non-ASCII characters to rewrite (a replace each): else the str path."""
+_OTHER_NORM_MAX = 16384
+"""Characters :data:`_OTHER_NORM` keeps at most (then it starts again, empty)."""
 _NOT_HANDLED = b"\0"
 """(:data:`_OTHER_NORM`: a character whose rewrite :func:`_normalise_mixed` leaves to the str path.)"""
 
@@ -658,6 +660,8 @@ class _OtherNorm(dict[str, bytes | None]):
     characters one replace at a time could then depend on the order of the replaces)."""
 
     def __missing__(self, ch: str) -> bytes | None:
+        if len(self) >= _OTHER_NORM_MAX:  # (bounded: texts could bring every code point)
+            self.clear()
         out = "".join(c if c.isalnum() or c == "_" else " " for c in ch.casefold())
         rep: bytes | None
         if out == ch:
