@@ -638,23 +638,106 @@ _PUNCT_TO_SPACE = _PunctToSpace()
 _ASCII_NORM = bytes(ord(chr(b).lower()) if chr(b).isalnum() or chr(b) == "_" else 32 for b in range(256))
 
 
+# text with a few other characters: ASCII bytes as _ASCII_NORM maps them, the others' UTF-8 bytes kept
+_MIXED_NORM = _ASCII_NORM[:128] + bytes(range(128, 256))
+_ASCII_BYTES = bytes(range(128))
+_OTHER_BYTES_MAX = 256
+"""At most this many bytes of non-ASCII characters: :func:`_normalise_mixed`, else the str path."""
+_OTHER_CHANGED_MAX = 8
+"""At most this many distinct non-ASCII characters to rewrite (a replace each): else the str path."""
+_OTHER_NORM_MAX = 16384
+"""Characters :data:`_OTHER_NORM` keeps at most (then it starts again, empty)."""
+_NOT_HANDLED = b"\0"
+"""(:data:`_OTHER_NORM`: a character whose rewrite :func:`_normalise_mixed` leaves to the str path.)"""
+
+
+class _OtherNorm(dict[str, bytes | None]):
+    """A non-ASCII character -> the UTF-8 of what :func:`_normalise_regex`'s rules make of it:
+    its casefold (``str.casefold`` folds each character alone, without context), each character of
+    that kept when a word character (``isalnum()`` or ``_``), else a space (a separator, whitespace
+    or not: they all collapse alike). None: the character stays as it is. :data:`_NOT_HANDLED`
+    when the rewrite holds a non-ASCII character that is not itself kept as it is (rewriting such
+    characters one replace at a time could then depend on the order of the replaces)."""
+
+    def __missing__(self, ch: str) -> bytes | None:
+        if len(self) >= _OTHER_NORM_MAX:  # (bounded: texts could bring every code point)
+            self.clear()
+        out = "".join(c if c.isalnum() or c == "_" else " " for c in ch.casefold())
+        rep: bytes | None
+        if out == ch:
+            rep = None
+        elif all(c.isascii() or (c.casefold() == c and c.isalnum()) for c in out):
+            rep = out.encode()
+        else:
+            rep = _NOT_HANDLED
+        self[ch] = rep
+        return rep
+
+
+_OTHER_NORM = _OtherNorm()
+
+
+def _normalise_mixed(raw: str) -> bytes | None:
+    """:func:`_normalise_regex` of ``raw`` (not ASCII), UTF-8 encoded, for a text with a few non-ASCII
+    characters (a quote mark, an accent, a dash): the ASCII bytes by one ``bytes.translate``, each
+    distinct non-ASCII character by one replace of its UTF-8 bytes by :data:`_OTHER_NORM`'s (UTF-8 is
+    self-synchronising: its bytes only match at that character; the rewrites bring only ASCII and
+    characters kept as they are, so the order of the replaces does not matter), then the runs of
+    spaces collapsed as in :func:`content_fingerprint`. None when the text has more non-ASCII than
+    :data:`_OTHER_BYTES_MAX` or :data:`_OTHER_CHANGED_MAX` allow, a character it cannot encode (a lone
+    surrogate) or one left to the str path: the caller then takes that path."""
+    try:
+        encoded = raw.encode()
+    except UnicodeEncodeError:
+        return None
+    others = encoded.translate(None, _ASCII_BYTES)  # (whole characters: UTF-8 puts no ASCII inside one)
+    if len(others) > _OTHER_BYTES_MAX:
+        return None
+    norm = encoded.translate(_MIXED_NORM)
+    changed = 0
+    for ch in set(others.decode()):
+        rep = _OTHER_NORM[ch]
+        if rep is None:
+            continue
+        changed += 1
+        if rep is _NOT_HANDLED or changed > _OTHER_CHANGED_MAX:
+            return None
+        norm = norm.replace(ch.encode(), rep)
+    # the separators are all b" " now, and no NUL is left (see content_fingerprint)
+    norm = norm.replace(b"  ", b" \0")
+    if norm.rfind(b"\0 ") != -1:
+        norm = norm.replace(b"\0 ", b"\0\0")
+    return norm.replace(b"\0", b"").strip(b" ")
+
+
 def content_fingerprint(title: str, text: str) -> str:
     """Hash of the normalised title and text: the same warning re-posted by another source.
 
     The same normalisation as :func:`_normalise_regex` (tests compare them over every code
-    point), several times faster: one ``bytes.translate`` for ASCII text, a cached translate
-    table otherwise."""
+    point), several times faster: one ``bytes.translate`` for ASCII text (and for the ASCII of a
+    text with a few other characters: :func:`_normalise_mixed`), a cached translate table
+    otherwise."""
     raw = f"{title}\n{text}"
     if raw.isascii():
-        # after the translate the only whitespace is b" ": collapsing its runs and stripping it is
-        # what b" ".join(norm.split()) does, without a bytes object per word (the first replace
-        # unchecked: punctuation before a space leaves a run of two in nearly every text)
-        norm = raw.encode().translate(_ASCII_NORM).replace(b"  ", b" ")
-        while norm.find(b"  ") != -1:  # (not ``in``: bytes' ``in`` first tries its operand as an int,
-            norm = norm.replace(b"  ", b" ")  # which raises and clears a TypeError each time)
-        norm = norm.strip(b" ")
+        # after the translate the only whitespace is b" " (and no NUL is left: it is not a word
+        # character): collapsing its runs and stripping it is what b" ".join(norm.split()) does,
+        # without a bytes object per word. Three C passes, none of which changes the length
+        # until the last: each pair of spaces (left to right, not overlapping: a run of k spaces
+        # becomes " \0" * (k // 2), then " " if k is odd) gets its second space marked by a NUL;
+        # a run of 3 or more leaves a NUL before a space (rare: rfind, whose first byte, the NUL,
+        # is rare, scans fastest), which the second replace marks too (the run is then " " and
+        # NULs); deleting the NULs leaves one space per run. A replace by a string of the same
+        # length is one search; one to a shorter string first counts the matches (a second
+        # search), and the "  " loop it replaces took a third search (find) to end.
+        norm = raw.encode().translate(_ASCII_NORM).replace(b"  ", b" \0")
+        if norm.rfind(b"\0 ") != -1:
+            norm = norm.replace(b"\0 ", b"\0\0")
+        norm = norm.replace(b"\0", b"").strip(b" ")
     else:
-        norm = " ".join(raw.casefold().translate(_PUNCT_TO_SPACE).split()).encode()
+        mixed = _normalise_mixed(raw)
+        if mixed is None:
+            mixed = " ".join(raw.casefold().translate(_PUNCT_TO_SPACE).split()).encode()
+        norm = mixed
     h = _new_sha256()
     h.update(norm)
     return h.hexdigest()[:24]
