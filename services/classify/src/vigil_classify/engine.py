@@ -6,14 +6,21 @@ Deterministic and offline: the same inputs always give the same output. Evidence
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from time import time_ns
 from typing import Any, Final, TypedDict, cast
 
+import orjson
 from vigil_shared.events import (
+    SCHEMA_VERSION,
+    AlertReceived,
     Certainty,
     Classification,
     Severity,
     Urgency,
     classified_text,
+    new_event_id,
 )
 
 from vigil_classify import gazetteer as gazetteer_mod
@@ -309,3 +316,175 @@ def classify(
         cap_severity=cap_severity,
         cap_certainty=cap_certainty,
     )
+
+
+# ---------------------------------------------------------------- the classify service's entries
+# (here, beside the classifier, so that the compiled build runs the service's per-alert path too: the
+# service module itself is interpreted, where each call, slot write and envelope join costs thousands
+# of instructions an alert)
+
+_new_object: Final = object.__new__
+_UTC_Z: Final = orjson.OPT_UTC_Z
+
+
+class EntryWriter:
+    """Writes the ``__data__`` value of each alert's ``AlertClassified`` entry, and its publication.
+
+    The usual alert (exactly an ``AlertReceived``, no CAP block, no ``extra`` values, its datetimes in
+    UTC as JSON gives them, or absent) is written here: the JSON as
+    ``vigil_classify.service._classified_json`` writes it (orjson, the event time ``datetime.now(UTC)``)
+    in the envelope ``vigil_shared.envelope.encode_body`` makes, each checked at start-up on a sample and
+    tested on random values; anything else, or a value orjson refuses, is the service's own
+    ``fallback(classifier, alert, payload)`` (pydantic's JSON where orjson's could differ).
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        out_stream: str,
+        publication: type,
+        producer: str,
+        event_type: str,
+        pydantic_utc: object,
+        fallback: Callable[[Classifier, AlertReceived, ClassificationPayload], bytes],
+        envelope: Callable[[str, str, bytes], bytes],
+        magic: bytes,
+        header_fields: tuple[bytes, bytes],
+    ) -> None:
+        """``publication``: the stream worker's ``Publication`` (a frozen dataclass whose three slots are
+        set in field order, as its own ``__init__`` does); ``envelope``: ``encode_body``; ``magic``:
+        FastStream's binary message identity header; ``header_fields``: the envelope's correlation-id
+        key and what follows the correlation id (content type and event type headers), checked against
+        ``envelope`` below."""
+        self.classifier = classifier
+        self.out_stream = out_stream
+        self.publication = publication
+        self.producer = producer
+        self.event_type = event_type
+        self.pydantic_utc = pydantic_utc
+        self.fallback = fallback
+        self.envelope = envelope
+        self.second = -1  # the second whose date and time now_json holds
+        self.second_text = ""
+        key, tail = header_fields
+        # magic, version 1, headers' start (after the two offsets): then data start, 3 headers
+        self.head = magic + (1).to_bytes(2, "big") + (len(magic) + 10).to_bytes(4, "big")
+        self.key = key
+        self.tail = tail
+        # data start = headers' start, the header count, the headers (the id's own bytes added per entry)
+        self.base = len(magic) + 10 + 2 + len(key) + 2 + len(tail)
+        self.own_envelope = all(
+            self.entry_data(cid, b'{"x":1}') == envelope(cid, event_type, b'{"x":1}')
+            for cid in ("", "a", "bench-1", "\u00e9\u00e8", "\U0001f600x", "x" * 300)
+        )
+
+    def now_json(self) -> str:
+        """What orjson (``OPT_UTC_Z``) writes for ``datetime.now(UTC)``, as a string: the same clock
+        (``time.time_ns()``, which ``datetime.now`` reads and floors to microseconds), the date and time
+        of the second made once a second (by orjson), the microseconds, if any, appended."""
+        return self.time_json(time_ns())
+
+    def time_json(self, ns: int) -> str:
+        """:meth:`now_json` at ``ns`` nanoseconds since the epoch."""
+        second = ns // 1_000_000_000
+        if second != self.second:
+            self.second_text = orjson.dumps(datetime.fromtimestamp(second, UTC), option=_UTC_Z).decode()[1:-2]
+            self.second = second
+        micros = ns // 1000 % 1_000_000
+        if micros:
+            return self.second_text + "." + str(micros + 1_000_000)[1:] + "Z"
+        return self.second_text + "Z"
+
+    def entry_data(self, correlation_id: str, body: bytes) -> bytes:
+        """``encode_body(correlation_id, event_type, body)``: the header's id length is its length in
+        characters (as FastStream writes it), the data offset counts its UTF-8 bytes."""
+        cid = correlation_id.encode()
+        n = len(correlation_id)
+        if n > 0xFFFF or len(cid) > 0xFFFF:  # (encode_body's own error, or whatever it does)
+            return self.envelope(correlation_id, self.event_type, body)
+        return b"".join(
+            (
+                self.head,
+                (self.base + len(cid)).to_bytes(4, "big"),
+                b"\x00\x03",
+                self.key,
+                n.to_bytes(2, "big"),
+                cid,
+                self.tail,
+                body,
+            )
+        )
+
+    def usual(self, alert: AlertReceived) -> bool:
+        """Whether the alert is written here (a subset of ``service._orjson_writes_as_pydantic``)."""
+        fields: dict[str, Any] = alert.__dict__
+        if type(alert) is not AlertReceived or fields["cap"] is not None or fields["extra"]:
+            return False
+        occurred_at: datetime = fields["occurred_at"]
+        tz = occurred_at.tzinfo
+        if tz is not self.pydantic_utc and tz is not UTC:
+            return False
+        published: datetime | None = fields["published"]
+        if published is None:
+            return True
+        tz = published.tzinfo
+        return tz is self.pydantic_utc or tz is UTC
+
+    def outcomes(self, alerts: Sequence[AlertReceived]) -> list[Any]:
+        """Per alert, ``(Publication(out_stream, None, data),)``, or the exception its classification
+        or encoding raised (that alert fails; the others flow)."""
+        classifier = self.classifier
+        own = self.own_envelope
+        pub_type = self.publication
+        out_stream = self.out_stream
+        results: list[Any] = []
+        for alert in alerts:
+            try:
+                data = self.one(classifier, alert, own)
+            except Exception as exc:  # this alert fails (retried, then dead-lettered)
+                results.append(exc)
+                continue
+            pub: Any = _new_object(pub_type)
+            object.__setattr__(pub, "stream", out_stream)
+            object.__setattr__(pub, "event", None)
+            object.__setattr__(pub, "data", data)
+            results.append((pub,))
+        return results
+
+    def one(self, classifier: Classifier, alert: AlertReceived, own: bool) -> bytes:
+        """The ``__data__`` value of ``alert``'s entry."""
+        fields: dict[str, Any] = alert.__dict__
+        cap = fields["cap"]
+        if cap is None:
+            payload = classifier.classify_payload(
+                fields["text"], title=fields["title"], issuer=fields["issuer"], alert_id=fields["alert_id"]
+            )
+        else:
+            payload = classifier.classify_payload(
+                fields["text"],
+                title=fields["title"],
+                issuer=fields["issuer"],
+                alert_id=fields["alert_id"],
+                cap_urgency=cap.urgency,
+                cap_severity=cap.severity,
+                cap_certainty=cap.certainty,
+            )
+        if not own or not self.usual(alert):
+            return self.fallback(classifier, alert, payload)
+        correlation_id: str = fields["correlation_id"]
+        try:
+            body = orjson.dumps(
+                {
+                    "event_id": new_event_id(),
+                    "occurred_at": self.now_json(),
+                    "schema_version": SCHEMA_VERSION,
+                    "correlation_id": correlation_id,
+                    "producer": self.producer,
+                    "alert": fields,
+                    "classification": payload,
+                },
+                option=_UTC_Z,
+            )
+        except orjson.JSONEncodeError:  # an int beyond 64 bits, a lone surrogate: pydantic's JSON
+            return self.fallback(classifier, alert, payload)
+        return self.entry_data(correlation_id, body)
