@@ -12,6 +12,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic_core import PydanticSerializationError
 from vigil_classify import service
 from vigil_classify.engine import Classifier, EntryWriter
 from vigil_shared.bench import _alert, make_texts
@@ -65,7 +66,8 @@ def _variants() -> list[AlertReceived]:
         if i % 7 == 3:
             update |= {"extra": {"k": HOSTILE, "n": [1, 2.5, None, True], "nested": {"x": 1e-05}}}
         if i % 9 == 4:
-            update |= {"cap": CapInfo(identifier="id", sender="s", sent=datetime(2026, 1, 1, tzinfo=UTC), urgency="Past")}
+            sent = datetime(2026, 1, 1, tzinfo=UTC)
+            update |= {"cap": CapInfo(identifier="id", sender="s", sent=sent, urgency="Past")}
         copy = alert.model_copy(update=update)
         out.append(copy)
         if i % 3 == 0:
@@ -79,7 +81,8 @@ def _check(classifier: Classifier, writer: EntryWriter, alerts: list[AlertReceiv
     assert len(outcomes) == len(alerts)
     own = 0
     for alert, outcome in zip(alerts, outcomes, strict=True):
-        assert type(outcome) is tuple and len(outcome) == 1, outcome
+        assert type(outcome) is tuple, outcome
+        assert len(outcome) == 1
         (pub,) = outcome
         assert type(pub) is Publication
         assert pub == Publication(OUT, None, pub.data)
@@ -106,12 +109,20 @@ def test_failures_as_before(classifier: Classifier, writer: EntryWriter) -> None
     alert's exception, of the same type; the others are written."""
     good = [_from_json(_alert(i, t, x)) for i, (t, x) in enumerate(make_texts(3))]
     bad = good[1].model_copy(update={"correlation_id": "x\ud800"})
-    with pytest.raises(Exception) as old:
+    with pytest.raises(PydanticSerializationError) as old:  # (pydantic's JSON of the alert, after orjson's)
         service.classified_data(classifier, bad)
-    outcomes = writer.outcomes([good[0], bad, good[2]])
+    # a lone surrogate in the text, within an evidence ("bomb" is a terrorism cue) and outside
+    worse = [good[1].model_copy(update={"text": t}) for t in ("A bomb\ud800 attack in Paris.", "\udfff " + HOSTILE)]
+    outcomes = writer.outcomes([good[0], bad, *worse, good[2]])
     assert type(outcomes[1]) is old.type
     assert str(outcomes[1]) == str(old.value)
-    for alert, outcome in ((good[0], outcomes[0]), (good[2], outcomes[2])):
+    for alert, outcome in zip(worse, outcomes[2:4], strict=True):
+        with pytest.raises(Exception) as raised:  # noqa: PT011 - whatever the old path raises
+            service.classified_data(classifier, alert)
+        assert type(outcome) is raised.type
+        assert str(outcome) == str(raised.value)
+    outcomes = [outcomes[0], outcomes[-1]]
+    for alert, outcome in ((good[0], outcomes[0]), (good[2], outcomes[1])):
         assert type(outcome) is tuple
         assert outcome[0].data == _old_data(classifier, alert, outcome[0].data)
 
@@ -132,7 +143,7 @@ def test_long_correlation_id(writer: EntryWriter) -> None:
     for cid in ("y" * 0xFFFF, "é" * 0x8000, "z" * 0x10000):
         try:
             expected: bytes | type[BaseException] = encode_body(cid, AlertClassified.event_type, b"{}")
-        except Exception as exc:  # noqa: BLE001 - whatever encode_body raises, the writer raises it too
+        except Exception as exc:  # whatever encode_body raises, the writer raises it too
             expected = type(exc)
         if isinstance(expected, bytes):
             assert writer.entry_data(cid, b"{}") == expected
@@ -160,3 +171,33 @@ def test_now_json_is_now(writer: EntryWriter) -> None:
     before = datetime.now(UTC)
     got = datetime.fromisoformat(writer.now_json())
     assert before <= got <= datetime.now(UTC)
+
+
+def _labels_both_ways(classifier: Classifier, title: str, text: str, issuer: str | None) -> None:
+    ref = classifier.classify_payload(text, title=title, issuer=issuer, alert_id="a")
+    got = classifier._payload(text, title, issuer, "a", None, None, None, True)
+    assert type(got["threat_types"]) is orjson.Fragment
+    assert type(got["targets"]) is orjson.Fragment
+    assert orjson.dumps(got) == orjson.dumps(ref), (title, text)
+    assert orjson.dumps(got["threat_types"]) == orjson.dumps(ref["threat_types"])
+    assert orjson.dumps(got["targets"]) == orjson.dumps(ref["targets"])
+
+
+def test_label_fragments_are_orjsons_lists(classifier: Classifier, fixture_texts: list[str]) -> None:
+    """The labels' JSON text (``engine._scores_json``) is orjson's writing of ``_scores``' dicts: on the
+    fixture corpus, the bench texts, hostile characters in the evidence and offsets past the small
+    offsets' table."""
+    for text in fixture_texts:
+        for issuer in (None, "U.S. Embassy Moscow"):
+            _labels_both_ways(classifier, "", text, issuer)
+    for title, text in make_texts(300, seed=17):
+        _labels_both_ways(classifier, title, text, "Benchmark Desk")
+    rnd = random.Random(3)
+    words = ["bomb", "attack", "protest", "hotel", "embassy", "kidnapping", "earthquake", "cholera", "Paris", "Kyiv"]
+    odd = ['"', "\\", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "😀", "\u2028", " ", "  ", "\n\n"]
+    for i in range(300):
+        pieces = [rnd.choice(words) + rnd.choice(odd) for _ in range(rnd.randrange(3, 40))]
+        text = "".join(pieces)
+        if i % 10 == 0:
+            text = "x" * rnd.choice((4000, 4090, 4096, 5000)) + " " + text  # offsets >= 4096
+        _labels_both_ways(classifier, rnd.choice(("", "Security Alert: bomb attack", HOSTILE)), text, None)
