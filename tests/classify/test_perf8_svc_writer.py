@@ -31,6 +31,7 @@ HOSTILE = (
 def writer(classifier: Classifier) -> EntryWriter:
     w = service.entry_writer(classifier, OUT)
     assert w.own_envelope  # the writer's envelope is encode_body's (else it calls encode_body)
+    assert w.own_publication  # Publication made by its slots (else by its __init__)
     return w
 
 
@@ -201,3 +202,27 @@ def test_label_fragments_are_orjsons_lists(classifier: Classifier, fixture_texts
         if i % 10 == 0:
             text = "x" * rnd.choice((4000, 4090, 4096, 5000)) + " " + text  # offsets >= 4096
         _labels_both_ways(classifier, rnd.choice(("", "Security Alert: bomb attack", HOSTILE)), text, None)
+
+
+def test_other_publication_class_by_its_init(classifier: Classifier) -> None:
+    """A publication class whose slots are not ``Publication``'s three is made by its own ``__init__``."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True, slots=True)
+    class Other:
+        stream: str
+        event: object
+        data: bytes | None = None
+        extra: int = 7
+
+    w = service.entry_writer(classifier, OUT)
+    w2 = EntryWriter(
+        classifier, OUT, Other, "classify", AlertClassified.event_type, service._PYDANTIC_UTC,
+        service.payload_data, encode_body, w.head[:8], (w.key, w.tail),
+    )  # fmt: skip
+    assert not w2.own_publication
+    assert w2.own_envelope
+    alert = _from_json(_alert(0, *make_texts(1)[0]))
+    (pub,) = w2.outcomes([alert])[0]
+    assert pub == Other(OUT, None, pub.data)
+    assert pub.data == _old_data(classifier, alert, pub.data)

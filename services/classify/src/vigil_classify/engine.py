@@ -522,6 +522,10 @@ class EntryWriter:
         self.tail = tail
         # data start = headers' start, the header count, the headers (the id's own bytes added per entry)
         self.base = len(magic) + 10 + 2 + len(key) + 2 + len(tail)
+        try:  # Publication's slots set as its own __init__ sets them (else its __init__ is called)
+            self.own_publication = self.publication_of(b"x") == publication(out_stream, None, b"x")
+        except Exception:  # other slots: the class's own __init__
+            self.own_publication = False
         self.own_envelope = all(
             self.entry_data(cid, b'{"x":1}') == envelope(cid, event_type, b'{"x":1}')
             for cid in ("", "a", "bench-1", "\u00e9\u00e8", "\U0001f600x", "x" * 300)
@@ -584,6 +588,7 @@ class EntryWriter:
         or encoding raised (that alert fails; the others flow)."""
         classifier = self.classifier
         own = self.own_envelope
+        own_publication = self.own_publication
         pub_type = self.publication
         out_stream = self.out_stream
         results: list[Any] = []
@@ -593,12 +598,23 @@ class EntryWriter:
             except Exception as exc:  # this alert fails (retried, then dead-lettered)
                 results.append(exc)
                 continue
-            pub: Any = _new_object(pub_type)
-            object.__setattr__(pub, "stream", out_stream)
-            object.__setattr__(pub, "event", None)
-            object.__setattr__(pub, "data", data)
+            if own_publication:
+                pub: Any = _new_object(pub_type)
+                object.__setattr__(pub, "stream", out_stream)
+                object.__setattr__(pub, "event", None)
+                object.__setattr__(pub, "data", data)
+            else:
+                pub = pub_type(out_stream, None, data)
             results.append((pub,))
         return results
+
+    def publication_of(self, data: bytes) -> Any:
+        """``Publication(out_stream, None, data)`` by its three slots (checked against it at start-up)."""
+        pub: Any = _new_object(self.publication)
+        object.__setattr__(pub, "stream", self.out_stream)
+        object.__setattr__(pub, "event", None)
+        object.__setattr__(pub, "data", data)
+        return pub
 
     def one(self, classifier: Classifier, alert: AlertReceived, own: bool) -> bytes:
         """The ``__data__`` value of ``alert``'s entry."""
