@@ -12,6 +12,11 @@ until the batch's commit). Those bytes are checked to be byte-identical to the v
 entry and to parse back as the same ``AlertClassified`` (``tests/classify/test_service_redis.py``,
 ``tests/shared/test_classify_publication.py`` for :func:`classified_event`, the same serialiser).
 Consumers validate ``AlertClassified`` at their edge, as always.
+
+The batch loop itself runs in the classifier's compiled module (:func:`entry_writer`,
+:class:`~vigil_classify.engine.EntryWriter`): the usual alert's entry is written there, its labels
+as JSON text, with the same bytes as :func:`classified_data` (``tests/classify/test_perf8_svc_writer.py``);
+any other alert is :func:`classified_data`'s.
 """
 
 from __future__ import annotations
@@ -231,9 +236,10 @@ _EVENT_TYPE = AlertClassified.event_type
 def classified_data(classifier: Classifier, alert: AlertReceived) -> bytes:
     """The ``__data__`` value of the ``AlertClassified`` of ``alert``: what :func:`classified_event`
     then :func:`~vigil_shared.envelope.encode_data` give, without the event object (the service's
-    path). The envelope's fields need no validation here: fresh ids, the current time, the schema
-    version, a constant producer and the correlation id of an alert validated at the worker's edge.
-    Tested byte for byte against the validated event (``tests/classify/test_service_redis.py``)."""
+    path for all but the usual alerts, which :func:`entry_writer` writes with the same bytes). The
+    envelope's fields need no validation here: fresh ids, the current time, the schema version, a
+    constant producer and the correlation id of an alert validated at the worker's edge. Tested byte
+    for byte against the validated event (``tests/classify/test_service_redis.py``)."""
     return payload_data(classifier, alert, alert_payload(classifier, alert))
 
 
