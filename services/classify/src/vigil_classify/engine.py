@@ -6,14 +6,21 @@ Deterministic and offline: the same inputs always give the same output. Evidence
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from time import time_ns
 from typing import Any, Final, TypedDict, cast
 
+import orjson
 from vigil_shared.events import (
+    SCHEMA_VERSION,
+    AlertReceived,
     Certainty,
     Classification,
     Severity,
     Urgency,
     classified_text,
+    new_event_id,
 )
 
 from vigil_classify import gazetteer as gazetteer_mod
@@ -104,6 +111,106 @@ def _span_evidence(text: str, span: tuple[Any, ...]) -> EvidencePayload:
     s: int = span[0]
     e: int = span[1]
     return {"text": text[s:e], "start": span[0], "end": span[1]}
+
+
+def _scores_json(text: str, table: dict[str, LabelEvidence], routine: int) -> tuple[list[str], str]:
+    """The labels of :func:`_scores` (best first) and the JSON text orjson writes for its list of dicts:
+    ``[{"type":..,"confidence":..,"evidence":[{"text":..,"start":..,"end":..},..]},..]``, written
+    from each string's and float's own orjson text (memoised: labels, evidence words and confidences
+    repeat) and each int's decimal digits, without a dict per label and per span."""
+    out: list[tuple[Any, ...]] = []
+    for label, ev in table.items():
+        score = ev.score
+        if score < _THRESHOLD:
+            continue
+        if routine >= 0:
+            memo = _CONF[routine if routine < 3 else 3]
+            conf = memo.get(score)
+            if conf is None:
+                if len(memo) > 4096:
+                    memo.clear()
+                conf = memo[score] = _confidence(score, routine)
+        else:
+            conf = _confidence(score, routine)
+        out.append((-conf, label, conf, ev.spans))
+    if not out:
+        return [], "[]"
+    if len(out) > 1:
+        _sort_scored(out)
+    labels: list[str] = []
+    # one join of the pieces (a concatenation per piece would copy the text so far each time)
+    parts: list[str] = ["["]
+    for item in out:
+        label = item[1]
+        labels.append(label)
+        if len(parts) > 1:
+            parts.append(",")
+        parts.append(_label_head(label))  # {"type":<label>,"confidence":
+        parts.append(_confidence_head(item[2]))  # <confidence>,"evidence":[
+        spans: list[tuple[Any, ...]] = item[3]
+        first = True
+        for span in spans:
+            start: int = span[0]
+            end: int = span[1]
+            if not first:
+                parts.append(",")
+            first = False
+            parts.append(_evidence_head(text[start:end]))  # {"text":<text>,"start":
+            if end < _SMALL_OFFSETS:  # (start < end)
+                parts.append(_START_TEXT[start])
+                parts.append(_END_TEXT[end])
+            else:
+                parts.append(str(start))
+                parts.append(',"end":' + str(end) + "}")
+        parts.append("]}")
+    parts.append("]")
+    return labels, "".join(parts)
+
+
+_SMALL_OFFSETS: Final = 4096
+_START_TEXT: Final[tuple[str, ...]] = tuple([str(i) for i in range(_SMALL_OFFSETS)])
+"""An evidence start's JSON text, by offset (no int-to-text conversion per span)."""
+_END_TEXT: Final[tuple[str, ...]] = tuple([',"end":' + str(i) + "}" for i in range(_SMALL_OFFSETS)])
+"""An evidence end's JSON text and the span's closing brace, by offset."""
+_EVIDENCE_HEAD: Final[dict[str, str]] = {}
+"""Memo of :func:`_evidence_head` (evidence words: a few thousand distinct ones)."""
+_LABEL_HEAD: Final[dict[str, str]] = {}
+_CONFIDENCE_HEAD: Final[dict[float, str]] = {}
+
+
+def _evidence_head(text: str) -> str:
+    """``{"text":<text>,"start":``, the text as orjson writes it (its escapes; a lone surrogate refused)."""
+    got = _EVIDENCE_HEAD.get(text)
+    if got is None:
+        got = '{"text":' + orjson.dumps(text).decode() + ',"start":'
+        if len(_EVIDENCE_HEAD) >= 16384:
+            _EVIDENCE_HEAD.clear()
+        _EVIDENCE_HEAD[text] = got
+    return got
+
+
+def _label_head(label: str) -> str:
+    """``{"type":<label>,"confidence":``, the label as orjson writes it (the taxonomy's few labels)."""
+    got = _LABEL_HEAD.get(label)
+    if got is None:
+        got = '{"type":' + orjson.dumps(label).decode() + ',"confidence":'
+        if len(_LABEL_HEAD) >= 1024:
+            _LABEL_HEAD.clear()
+        _LABEL_HEAD[label] = got
+    return got
+
+
+def _confidence_head(value: float) -> str:
+    """``<confidence>,"evidence":[``, the float as orjson writes it (a confidence: positive, so 0.0 and
+    -0.0, equal as keys, never share an entry; at most a thousand, rounded to three decimals)."""
+    got = _CONFIDENCE_HEAD.get(value)
+    if got is None:
+        got = orjson.dumps(value).decode() + ',"evidence":['
+        if len(_CONFIDENCE_HEAD) >= 4096:
+            _CONFIDENCE_HEAD.clear()
+        if value > 0.0:
+            _CONFIDENCE_HEAD[value] = got
+    return got
 
 
 def _sort_scored(out: list[tuple[Any, ...]]) -> None:
@@ -204,6 +311,25 @@ class Classifier:
         fifth of a classification; a consumer that validates at its edge need not pay it here too.
         The payload is fresh for each call (no object in it is shared with another result).
         """
+        return cast(
+            ClassificationPayload,
+            self._payload(text, title, issuer, alert_id, cap_urgency, cap_severity, cap_certainty, False),
+        )
+
+    def _payload(
+        self,
+        text: str,
+        title: str,
+        issuer: str | None,
+        alert_id: str,
+        cap_urgency: Urgency | None,
+        cap_severity: Severity | None,
+        cap_certainty: Certainty | None,
+        fragments: bool,
+    ) -> dict[str, Any]:
+        """:meth:`classify_payload`; ``fragments``: its ``threat_types`` and ``targets`` as their JSON text
+        in ``orjson.Fragment`` objects (what orjson writes for the lists of dicts, :func:`_scores_json`),
+        for the service's entry writer, which only hands the payload to orjson."""
         full = classified_text(title, text)
         norm = padded(full)
         if self._one_pass:
@@ -246,6 +372,36 @@ class Classifier:
         else:
             locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
             reading = read(full, self.taxonomy.hits(norm))
+        if fragments:
+            threat_labels, threats_json = _scores_json(full, reading.threats, reading.routine)
+            if threat_labels:
+                targets_json = _scores_json(full, reading.targets, 0)[1]
+                urg, sev, cert = severity.assess(
+                    threat_labels,
+                    reading.cues,
+                    full,
+                    cap_urgency=cap_urgency,
+                    cap_severity=cap_severity,
+                    cap_certainty=cap_certainty,
+                    norm=norm,
+                )
+            else:
+                targets_json = "[]"
+                urg = cap_urgency or "Unknown"
+                sev = cap_severity or "Unknown"
+                cert = cap_certainty or "Unknown"
+            return {
+                "id": alert_id,
+                "is_threat": bool(threat_labels),
+                "threat_types": orjson.Fragment(threats_json),
+                "targets": orjson.Fragment(targets_json),
+                "locations": locations,
+                "countries": countries,
+                "urgency": urg,
+                "severity": sev,
+                "certainty": cert,
+                "classifier_version": CLASSIFIER_VERSION,
+            }
         threats = _scores(full, reading.threats, reading.routine)
         if threats:
             targets = _scores(full, reading.targets, 0)
@@ -309,3 +465,204 @@ def classify(
         cap_severity=cap_severity,
         cap_certainty=cap_certainty,
     )
+
+
+# ---------------------------------------------------------------- the classify service's entries
+# (here, beside the classifier, so that the compiled build runs the service's per-alert path too: the
+# service module itself is interpreted, where each call, slot write and envelope join costs thousands
+# of instructions an alert)
+
+_new_object: Final = object.__new__
+_UTC_Z: Final = orjson.OPT_UTC_Z
+
+
+class EntryWriter:
+    """Writes the ``__data__`` value of each alert's ``AlertClassified`` entry, and its publication.
+
+    The usual alert (exactly an ``AlertReceived``, no CAP block, no ``extra`` values, its datetimes in
+    UTC as JSON gives them, or absent) is written here: the JSON as
+    ``vigil_classify.service._classified_json`` writes it (orjson, the event time ``datetime.now(UTC)``)
+    in the envelope ``vigil_shared.envelope.encode_body`` makes, each checked at start-up on a sample and
+    tested on random values; anything else, or a value orjson refuses, is the service's own
+    ``fallback(classifier, alert, payload)`` (pydantic's JSON where orjson's could differ).
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        out_stream: str,
+        publication: type,
+        producer: str,
+        event_type: str,
+        pydantic_utc: object,
+        fallback: Callable[[Classifier, AlertReceived, ClassificationPayload], bytes],
+        envelope: Callable[[str, str, bytes], bytes],
+        magic: bytes,
+        header_fields: tuple[bytes, bytes],
+    ) -> None:
+        """``publication``: the stream worker's ``Publication`` (a frozen dataclass whose three slots are
+        set in field order, as its own ``__init__`` does); ``envelope``: ``encode_body``; ``magic``:
+        FastStream's binary message identity header; ``header_fields``: the envelope's correlation-id
+        key and what follows the correlation id (content type and event type headers), checked against
+        ``envelope`` below."""
+        self.classifier = classifier
+        self.out_stream = out_stream
+        self.publication = publication
+        self.producer = producer
+        self.event_type = event_type
+        self.pydantic_utc = pydantic_utc
+        self.fallback = fallback
+        self.envelope = envelope
+        self.second = -1  # the second whose date and time now_json holds
+        self.second_text = ""
+        key, tail = header_fields
+        # magic, version 1, headers' start (after the two offsets): then data start, 3 headers
+        self.head = magic + (1).to_bytes(2, "big") + (len(magic) + 10).to_bytes(4, "big")
+        self.key = key
+        self.tail = tail
+        # data start = headers' start, the header count, the headers (the id's own bytes added per entry)
+        self.base = len(magic) + 10 + 2 + len(key) + 2 + len(tail)
+        try:  # Publication's slots set as its own __init__ sets them (else its __init__ is called)
+            self.own_publication = self.publication_of(b"x") == publication(out_stream, None, b"x")
+        except Exception:  # other slots: the class's own __init__
+            self.own_publication = False
+        self.own_envelope = all(
+            self.entry_data(cid, b'{"x":1}') == envelope(cid, event_type, b'{"x":1}')
+            for cid in ("", "a", "bench-1", "\u00e9\u00e8", "\U0001f600x", "x" * 300)
+        )
+
+    def now_json(self) -> str:
+        """What orjson (``OPT_UTC_Z``) writes for ``datetime.now(UTC)``, as a string: the same clock
+        (``time.time_ns()``, which ``datetime.now`` reads and floors to microseconds), the date and time
+        of the second made once a second (by orjson), the microseconds, if any, appended."""
+        return self.time_json(time_ns())
+
+    def time_json(self, ns: int) -> str:
+        """:meth:`now_json` at ``ns`` nanoseconds since the epoch."""
+        second = ns // 1_000_000_000
+        if second != self.second:
+            self.second_text = orjson.dumps(datetime.fromtimestamp(second, UTC), option=_UTC_Z).decode()[1:-2]
+            self.second = second
+        micros = ns // 1000 % 1_000_000
+        if micros:
+            return self.second_text + "." + str(micros + 1_000_000)[1:] + "Z"
+        return self.second_text + "Z"
+
+    def entry_data(self, correlation_id: str, body: bytes) -> bytes:
+        """``encode_body(correlation_id, event_type, body)``: the header's id length is its length in
+        characters (as FastStream writes it), the data offset counts its UTF-8 bytes."""
+        cid = correlation_id.encode()
+        n = len(correlation_id)
+        if n > 0xFFFF or len(cid) > 0xFFFF:  # (encode_body's own error, or whatever it does)
+            return self.envelope(correlation_id, self.event_type, body)
+        return b"".join(
+            (
+                self.head,
+                (self.base + len(cid)).to_bytes(4, "big"),
+                b"\x00\x03",
+                self.key,
+                n.to_bytes(2, "big"),
+                cid,
+                self.tail,
+                body,
+            )
+        )
+
+    def usual(self, alert: AlertReceived) -> bool:
+        """Whether the alert is written here (a subset of ``service._orjson_writes_as_pydantic``)."""
+        fields: dict[str, Any] = alert.__dict__
+        if type(alert) is not AlertReceived or fields["cap"] is not None or fields["extra"]:
+            return False
+        occurred_at: datetime = fields["occurred_at"]
+        tz = occurred_at.tzinfo
+        if tz is not self.pydantic_utc and tz is not UTC:
+            return False
+        published: datetime | None = fields["published"]
+        if published is None:
+            return True
+        tz = published.tzinfo
+        return tz is self.pydantic_utc or tz is UTC
+
+    def outcomes(self, alerts: Sequence[AlertReceived]) -> list[Any]:
+        """Per alert, ``(Publication(out_stream, None, data),)``, or the exception its classification
+        or encoding raised (that alert fails; the others flow)."""
+        classifier = self.classifier
+        own = self.own_envelope
+        own_publication = self.own_publication
+        pub_type = self.publication
+        out_stream = self.out_stream
+        results: list[Any] = []
+        for alert in alerts:
+            try:
+                data = self.one(classifier, alert, own)
+            except Exception as exc:  # this alert fails (retried, then dead-lettered)
+                results.append(exc)
+                continue
+            if own_publication:
+                pub: Any = _new_object(pub_type)
+                object.__setattr__(pub, "stream", out_stream)
+                object.__setattr__(pub, "event", None)
+                object.__setattr__(pub, "data", data)
+            else:
+                pub = pub_type(out_stream, None, data)
+            results.append((pub,))
+        return results
+
+    def publication_of(self, data: bytes) -> Any:
+        """``Publication(out_stream, None, data)`` by its three slots (checked against it at start-up)."""
+        pub: Any = _new_object(self.publication)
+        object.__setattr__(pub, "stream", self.out_stream)
+        object.__setattr__(pub, "event", None)
+        object.__setattr__(pub, "data", data)
+        return pub
+
+    def one(self, classifier: Classifier, alert: AlertReceived, own: bool) -> bytes:
+        """The ``__data__`` value of ``alert``'s entry."""
+        fields: dict[str, Any] = alert.__dict__
+        cap = fields["cap"]
+        if own and cap is None and self.usual(alert):
+            return self.usual_data(classifier, alert, fields)
+        if cap is None:
+            payload = classifier.classify_payload(
+                fields["text"], title=fields["title"], issuer=fields["issuer"], alert_id=fields["alert_id"]
+            )
+        else:
+            payload = classifier.classify_payload(
+                fields["text"],
+                title=fields["title"],
+                issuer=fields["issuer"],
+                alert_id=fields["alert_id"],
+                cap_urgency=cap.urgency,
+                cap_severity=cap.severity,
+                cap_certainty=cap.certainty,
+            )
+        return self.fallback(classifier, alert, payload)
+
+    def usual_data(self, classifier: Classifier, alert: AlertReceived, fields: dict[str, Any]) -> bytes:
+        """:meth:`one` of a usual alert (:meth:`usual`): written here, its labels as JSON fragments."""
+        text: str = fields["text"]
+        title: str = fields["title"]
+        issuer: str | None = fields["issuer"]
+        alert_id: str = fields["alert_id"]
+        try:
+            payload = classifier._payload(text, title, issuer, alert_id, None, None, None, True)
+        except orjson.JSONEncodeError:  # a lone surrogate in a label's evidence: the old way, its own error
+            dicts = classifier.classify_payload(text, title=title, issuer=issuer, alert_id=alert_id)
+            return self.fallback(classifier, alert, dicts)
+        correlation_id: str = fields["correlation_id"]
+        try:
+            body = orjson.dumps(
+                {
+                    "event_id": new_event_id(),
+                    "occurred_at": self.now_json(),
+                    "schema_version": SCHEMA_VERSION,
+                    "correlation_id": correlation_id,
+                    "producer": self.producer,
+                    "alert": fields,
+                    "classification": payload,
+                },
+                option=_UTC_Z,
+            )
+        except orjson.JSONEncodeError:  # an int beyond 64 bits, a lone surrogate: pydantic's JSON
+            return self.fallback(classifier, alert, cast(ClassificationPayload, payload))
+        return self.entry_data(correlation_id, body)
