@@ -14,7 +14,7 @@ entry and to parse back as the same ``AlertClassified`` (``tests/classify/test_s
 Consumers validate ``AlertClassified`` at their edge, as always.
 
 The batch loop itself runs in the classifier's compiled module (:func:`entry_writer`,
-:class:`~vigil_classify.engine.EntryWriter`): the usual alert's entry is written there, its labels
+:class:`~vigil_classify.writer.EntryWriter`, compiled): the usual alert's entry is written there, its labels
 as JSON text, with the same bytes as :func:`classified_data` (``tests/classify/test_perf8_svc_writer.py``);
 any other alert is :func:`classified_data`'s.
 """
@@ -23,12 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from struct import pack
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import orjson
 import structlog
-from faststream.redis.parser.binary import BinaryMessageFormatV1
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 from vigil_shared import streams
@@ -47,7 +45,8 @@ from vigil_shared.runtime import Service, ServiceContext, ServiceParts
 from vigil_shared.worker import Publication, StreamWorker
 
 if TYPE_CHECKING:
-    from vigil_classify.engine import ClassificationPayload, Classifier, EntryWriter
+    from vigil_classify.engine import ClassificationPayload, Classifier
+    from vigil_classify.writer import EntryWriter
 
 
 class ClassifiedPayload(AlertClassified):
@@ -245,40 +244,20 @@ def classified_data(classifier: Classifier, alert: AlertReceived) -> bytes:
 
 def payload_data(classifier: Classifier, alert: AlertReceived, payload: ClassificationPayload) -> bytes:
     """:func:`classified_data` with the alert's payload already made (the compiled writer's fallback:
-    :class:`~vigil_classify.engine.EntryWriter`)."""
+    :class:`~vigil_classify.writer.EntryWriter`)."""
     correlation_id = alert.correlation_id
     body = _classified_json(new_event_id(), utcnow(), SCHEMA_VERSION, correlation_id, _PRODUCER, alert, payload, True)
     return encode_body(correlation_id, _EVENT_TYPE, body)
 
 
-def _header_string(value: str) -> bytes:
-    """A FastStream binary header string: its length in characters, then its UTF-8 bytes."""
-    return pack(">H", len(value)) + value.encode()
-
-
 def entry_writer(classifier: Classifier, out_stream: str) -> EntryWriter:
-    """The compiled writer of the service's entries (:class:`~vigil_classify.engine.EntryWriter`): its
-    usual alerts' bytes are :func:`classified_data`'s (tested on the bench texts and odd inputs), its
-    envelope is :func:`~vigil_shared.envelope.encode_body`'s (checked when made: else it calls it)."""
-    from vigil_classify.engine import EntryWriter
+    """The compiled writer of the service's entries (:class:`~vigil_classify.writer.EntryWriter`): its
+    usual alerts' bytes are :func:`classified_data`'s (tested on the bench texts and odd inputs), in
+    :func:`~vigil_shared.envelope.encode_body`'s envelope."""
+    from vigil_classify.writer import EntryWriter
 
     return EntryWriter(
-        classifier,
-        out_stream,
-        Publication,
-        _PRODUCER,
-        _EVENT_TYPE,
-        _PYDANTIC_UTC,
-        payload_data,
-        encode_body,
-        BinaryMessageFormatV1.IDENTITY_HEADER,
-        (
-            _header_string("correlation_id"),
-            _header_string("content-type")
-            + _header_string("application/json")
-            + _header_string("event_type")
-            + _header_string(_EVENT_TYPE),
-        ),
+        classifier, out_stream, Publication, _PRODUCER, _EVENT_TYPE, _PYDANTIC_UTC, payload_data, encode_body
     )
 
 
