@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Final, TypedDict, cast
 
+import orjson
 from vigil_shared.events import (
     Certainty,
     Classification,
@@ -104,6 +105,106 @@ def _span_evidence(text: str, span: tuple[Any, ...]) -> EvidencePayload:
     s: int = span[0]
     e: int = span[1]
     return {"text": text[s:e], "start": span[0], "end": span[1]}
+
+
+def _scores_json(text: str, table: dict[str, LabelEvidence], routine: int) -> tuple[list[str], str]:
+    """The labels of :func:`_scores` (best first) and the JSON text orjson writes for its list of dicts:
+    ``[{"type":..,"confidence":..,"evidence":[{"text":..,"start":..,"end":..},..]},..]``, written
+    from each string's and float's own orjson text (memoised: labels, evidence words and confidences
+    repeat) and each int's decimal digits, without a dict per label and per span."""
+    out: list[tuple[Any, ...]] = []
+    for label, ev in table.items():
+        score = ev.score
+        if score < _THRESHOLD:
+            continue
+        if routine >= 0:
+            memo = _CONF[routine if routine < 3 else 3]
+            conf = memo.get(score)
+            if conf is None:
+                if len(memo) > 4096:
+                    memo.clear()
+                conf = memo[score] = _confidence(score, routine)
+        else:
+            conf = _confidence(score, routine)
+        out.append((-conf, label, conf, ev.spans))
+    if not out:
+        return [], "[]"
+    if len(out) > 1:
+        _sort_scored(out)
+    labels: list[str] = []
+    # one join of the pieces (a concatenation per piece would copy the text so far each time)
+    parts: list[str] = ["["]
+    for item in out:
+        label = item[1]
+        labels.append(label)
+        if len(parts) > 1:
+            parts.append(",")
+        parts.append(_label_head(label))  # {"type":<label>,"confidence":
+        parts.append(_confidence_head(item[2]))  # <confidence>,"evidence":[
+        spans: list[tuple[Any, ...]] = item[3]
+        first = True
+        for span in spans:
+            start: int = span[0]
+            end: int = span[1]
+            if not first:
+                parts.append(",")
+            first = False
+            parts.append(_evidence_head(text[start:end]))  # {"text":<text>,"start":
+            if end < _SMALL_OFFSETS:  # (start < end)
+                parts.append(_START_TEXT[start])
+                parts.append(_END_TEXT[end])
+            else:
+                parts.append(str(start))
+                parts.append(',"end":' + str(end) + "}")
+        parts.append("]}")
+    parts.append("]")
+    return labels, "".join(parts)
+
+
+_SMALL_OFFSETS: Final = 4096
+_START_TEXT: Final[tuple[str, ...]] = tuple([str(i) for i in range(_SMALL_OFFSETS)])
+"""An evidence start's JSON text, by offset (no int-to-text conversion per span)."""
+_END_TEXT: Final[tuple[str, ...]] = tuple([',"end":' + str(i) + "}" for i in range(_SMALL_OFFSETS)])
+"""An evidence end's JSON text and the span's closing brace, by offset."""
+_EVIDENCE_HEAD: Final[dict[str, str]] = {}
+"""Memo of :func:`_evidence_head` (evidence words: a few thousand distinct ones)."""
+_LABEL_HEAD: Final[dict[str, str]] = {}
+_CONFIDENCE_HEAD: Final[dict[float, str]] = {}
+
+
+def _evidence_head(text: str) -> str:
+    """``{"text":<text>,"start":``, the text as orjson writes it (its escapes; a lone surrogate refused)."""
+    got = _EVIDENCE_HEAD.get(text)
+    if got is None:
+        got = '{"text":' + orjson.dumps(text).decode() + ',"start":'
+        if len(_EVIDENCE_HEAD) >= 16384:
+            _EVIDENCE_HEAD.clear()
+        _EVIDENCE_HEAD[text] = got
+    return got
+
+
+def _label_head(label: str) -> str:
+    """``{"type":<label>,"confidence":``, the label as orjson writes it (the taxonomy's few labels)."""
+    got = _LABEL_HEAD.get(label)
+    if got is None:
+        got = '{"type":' + orjson.dumps(label).decode() + ',"confidence":'
+        if len(_LABEL_HEAD) >= 1024:
+            _LABEL_HEAD.clear()
+        _LABEL_HEAD[label] = got
+    return got
+
+
+def _confidence_head(value: float) -> str:
+    """``<confidence>,"evidence":[``, the float as orjson writes it (a confidence: positive, so 0.0 and
+    -0.0, equal as keys, never share an entry; at most a thousand, rounded to three decimals)."""
+    got = _CONFIDENCE_HEAD.get(value)
+    if got is None:
+        got = orjson.dumps(value).decode() + ',"evidence":['
+        if len(_CONFIDENCE_HEAD) >= 4096:
+            _CONFIDENCE_HEAD.clear()
+        if value > 0.0:
+            _CONFIDENCE_HEAD[value] = got
+    return got
 
 
 def _sort_scored(out: list[tuple[Any, ...]]) -> None:
@@ -204,6 +305,25 @@ class Classifier:
         fifth of a classification; a consumer that validates at its edge need not pay it here too.
         The payload is fresh for each call (no object in it is shared with another result).
         """
+        return cast(
+            ClassificationPayload,
+            self._payload(text, title, issuer, alert_id, cap_urgency, cap_severity, cap_certainty, False),
+        )
+
+    def _payload(
+        self,
+        text: str,
+        title: str,
+        issuer: str | None,
+        alert_id: str,
+        cap_urgency: Urgency | None,
+        cap_severity: Severity | None,
+        cap_certainty: Certainty | None,
+        fragments: bool,
+    ) -> dict[str, Any]:
+        """:meth:`classify_payload`; ``fragments``: its ``threat_types`` and ``targets`` as their JSON text
+        in ``orjson.Fragment`` objects (what orjson writes for the lists of dicts, :func:`_scores_json`),
+        for the service's entry writer, which only hands the payload to orjson."""
         full = classified_text(title, text)
         norm = padded(full)
         if self._one_pass:
@@ -246,6 +366,36 @@ class Classifier:
         else:
             locations, countries = geoparse.find_location_data(self.gazetteer, full, norm, issuer)
             reading = read(full, self.taxonomy.hits(norm))
+        if fragments:
+            threat_labels, threats_json = _scores_json(full, reading.threats, reading.routine)
+            if threat_labels:
+                targets_json = _scores_json(full, reading.targets, 0)[1]
+                urg, sev, cert = severity.assess(
+                    threat_labels,
+                    reading.cues,
+                    full,
+                    cap_urgency=cap_urgency,
+                    cap_severity=cap_severity,
+                    cap_certainty=cap_certainty,
+                    norm=norm,
+                )
+            else:
+                targets_json = "[]"
+                urg = cap_urgency or "Unknown"
+                sev = cap_severity or "Unknown"
+                cert = cap_certainty or "Unknown"
+            return {
+                "id": alert_id,
+                "is_threat": bool(threat_labels),
+                "threat_types": orjson.Fragment(threats_json),
+                "targets": orjson.Fragment(targets_json),
+                "locations": locations,
+                "countries": countries,
+                "urgency": urg,
+                "severity": sev,
+                "certainty": cert,
+                "classifier_version": CLASSIFIER_VERSION,
+            }
         threats = _scores(full, reading.threats, reading.routine)
         if threats:
             targets = _scores(full, reading.targets, 0)

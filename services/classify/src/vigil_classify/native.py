@@ -18,15 +18,16 @@ from pathlib import Path
 
 from vigil_shared.native import NativeBuild
 
-NATIVE_MODULES = ("textnorm", "severity", "taxonomy", "geoparse", "engine")
+NATIVE_MODULES = ("textnorm", "severity", "taxonomy", "geoparse", "engine", "writer")
 """The modules compiled (they import nothing from the package besides each other, the gazetteer and
-the taxonomy data, which stay interpreted)."""
+the taxonomy data, which stay interpreted; ``writer`` is the service's per-alert entry writer)."""
 
 _BUILD = NativeBuild(
     package="vigil_classify",
     source_dir=Path(__file__).resolve().parent,
     modules=NATIVE_MODULES,
     support=("gazetteer.py", "taxonomy_data.py"),
+    depends=("vigil_shared.events",),
     env_switch="VIGIL_CLASSIFY_NATIVE",
     env_dir="VIGIL_CLASSIFY_NATIVE_DIR",
     cache_name="classify-native",

@@ -12,6 +12,11 @@ until the batch's commit). Those bytes are checked to be byte-identical to the v
 entry and to parse back as the same ``AlertClassified`` (``tests/classify/test_service_redis.py``,
 ``tests/shared/test_classify_publication.py`` for :func:`classified_event`, the same serialiser).
 Consumers validate ``AlertClassified`` at their edge, as always.
+
+The batch loop itself runs in the classifier's compiled module (:func:`entry_writer`,
+:class:`~vigil_classify.writer.EntryWriter`, compiled): the usual alert's entry is written there, its labels
+as JSON text, with the same bytes as :func:`classified_data` (``tests/classify/test_perf8_svc_writer.py``);
+any other alert is :func:`classified_data`'s.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from vigil_shared.worker import Publication, StreamWorker
 
 if TYPE_CHECKING:
     from vigil_classify.engine import ClassificationPayload, Classifier
+    from vigil_classify.writer import EntryWriter
 
 
 class ClassifiedPayload(AlertClassified):
@@ -229,14 +235,30 @@ _EVENT_TYPE = AlertClassified.event_type
 def classified_data(classifier: Classifier, alert: AlertReceived) -> bytes:
     """The ``__data__`` value of the ``AlertClassified`` of ``alert``: what :func:`classified_event`
     then :func:`~vigil_shared.envelope.encode_data` give, without the event object (the service's
-    path). The envelope's fields need no validation here: fresh ids, the current time, the schema
-    version, a constant producer and the correlation id of an alert validated at the worker's edge.
-    Tested byte for byte against the validated event (``tests/classify/test_service_redis.py``)."""
-    payload = alert_payload(classifier, alert)
+    path for all but the usual alerts, which :func:`entry_writer` writes with the same bytes). The
+    envelope's fields need no validation here: fresh ids, the current time, the schema version, a
+    constant producer and the correlation id of an alert validated at the worker's edge. Tested byte
+    for byte against the validated event (``tests/classify/test_service_redis.py``)."""
+    return payload_data(classifier, alert, alert_payload(classifier, alert))
+
+
+def payload_data(classifier: Classifier, alert: AlertReceived, payload: ClassificationPayload) -> bytes:
+    """:func:`classified_data` with the alert's payload already made (the compiled writer's fallback:
+    :class:`~vigil_classify.writer.EntryWriter`)."""
     correlation_id = alert.correlation_id
     body = _classified_json(new_event_id(), utcnow(), SCHEMA_VERSION, correlation_id, _PRODUCER, alert, payload, True)
     return encode_body(correlation_id, _EVENT_TYPE, body)
 
+
+def entry_writer(classifier: Classifier, out_stream: str) -> EntryWriter:
+    """The compiled writer of the service's entries (:class:`~vigil_classify.writer.EntryWriter`): its
+    usual alerts' bytes are :func:`classified_data`'s (tested on the bench texts and odd inputs), in
+    :func:`~vigil_shared.envelope.encode_body`'s envelope."""
+    from vigil_classify.writer import EntryWriter
+
+    return EntryWriter(
+        classifier, out_stream, Publication, _PRODUCER, _EVENT_TYPE, _PYDANTIC_UTC, payload_data, encode_body
+    )
 
 
 def validated_event(classifier: Classifier, alert: AlertReceived) -> AlertClassified:
@@ -253,21 +275,13 @@ async def build(ctx: ServiceContext) -> ServiceParts:
     classifier = Classifier()
     # the compiled modules cost ~40 % less CPU per alert; say which ones run (vigil classify-compile)
     log.info("classifier loaded", native=native.active(), version=classifier.version)
-    out_stream = streams.ALERTS_CLASSIFIED
+    # each entry's bytes written at once, while the classifier's result is still in the CPU caches; no
+    # event object is kept until the commit (the result's objects are freed at once); an alert whose
+    # classification or encoding raises fails alone (retried, then dead-lettered), the others flow
+    outcomes = entry_writer(classifier, streams.ALERTS_CLASSIFIED).outcomes
 
     async def handle_batch(alerts: Sequence[AlertReceived]) -> list[Sequence[Publication] | BaseException]:
-        results: list[Sequence[Publication] | BaseException] = []
-        append = results.append
-        for alert in alerts:
-            try:
-                # the entry's bytes at once, while the classifier's result is still in the CPU caches;
-                # no event object is kept until the commit (the result's objects are freed here)
-                data = classified_data(classifier, alert)
-            except Exception as exc:  # this alert fails (retried, then dead-lettered); the others flow
-                append(exc)
-                continue
-            append((Publication(out_stream, None, data),))
-        return results
+        return outcomes(alerts)
 
     worker = StreamWorker(
         service="classify",
