@@ -66,6 +66,19 @@ _CONF: Final[tuple[dict[float, float], ...]] = ({}, {}, {}, {})
 dear part; scores are sums of a few weights): a float key instead of a (score, routine) tuple."""
 
 
+def _label_confidence(score: float, routine: int) -> float:
+    """:func:`_confidence`, memoised in :data:`_CONF` (a routine below 0 is not memoised)."""
+    if routine < 0:
+        return _confidence(score, routine)
+    memo = _CONF[routine if routine < 3 else 3]
+    conf = memo.get(score)
+    if conf is None:
+        if len(memo) > 4096:
+            memo.clear()
+        conf = memo[score] = _confidence(score, routine)
+    return conf
+
+
 def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[LabelPayload]:
     """Labels over the threshold as plain dicts in :class:`LabelScore`'s shape, best first."""
     # (a variable-length tuple type: the compiled build keeps the tuple objects as they are, where a
@@ -75,15 +88,7 @@ def _scores(text: str, table: dict[str, LabelEvidence], routine: int) -> list[La
         score = ev.score
         if score < _THRESHOLD:
             continue
-        if routine >= 0:
-            memo = _CONF[routine if routine < 3 else 3]
-            conf = memo.get(score)
-            if conf is None:
-                if len(memo) > 4096:
-                    memo.clear()
-                conf = memo[score] = _confidence(score, routine)
-        else:
-            conf = _confidence(score, routine)
+        conf = _label_confidence(score, routine)
         spans = ev.spans
         n = len(spans)
         if n == 1:
@@ -117,15 +122,7 @@ def _scores_json(text: str, table: dict[str, LabelEvidence], routine: int) -> tu
         score = ev.score
         if score < _THRESHOLD:
             continue
-        if routine >= 0:
-            memo = _CONF[routine if routine < 3 else 3]
-            conf = memo.get(score)
-            if conf is None:
-                if len(memo) > 4096:
-                    memo.clear()
-                conf = memo[score] = _confidence(score, routine)
-        else:
-            conf = _confidence(score, routine)
+        conf = _label_confidence(score, routine)
         out.append((-conf, label, conf, ev.spans))
     if not out:
         return [], "[]"
