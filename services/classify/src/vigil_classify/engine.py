@@ -169,26 +169,26 @@ _LABEL_HEAD: Final[dict[str, str]] = {}
 _CONFIDENCE_HEAD: Final[dict[float, str]] = {}
 
 
-def _evidence_head(text: str) -> str:
-    """``{"text":<text>,"start":``, the text as orjson writes it (its escapes; a lone surrogate refused)."""
-    got = _EVIDENCE_HEAD.get(text)
+def _quoted_between(memo: dict[str, str], limit: int, before: str, value: str, after: str) -> str:
+    """``before`` + ``value`` as orjson writes a string (its escapes; a lone surrogate refused) +
+    ``after``, memoised in ``memo`` (emptied when it holds ``limit`` entries)."""
+    got = memo.get(value)
     if got is None:
-        got = '{"text":' + orjson.dumps(text).decode() + ',"start":'
-        if len(_EVIDENCE_HEAD) >= 16384:
-            _EVIDENCE_HEAD.clear()
-        _EVIDENCE_HEAD[text] = got
+        got = before + orjson.dumps(value).decode() + after
+        if len(memo) >= limit:
+            memo.clear()
+        memo[value] = got
     return got
+
+
+def _evidence_head(text: str) -> str:
+    """``{"text":<text>,"start":`` (evidence words: a few thousand distinct ones)."""
+    return _quoted_between(_EVIDENCE_HEAD, 16384, '{"text":', text, ',"start":')
 
 
 def _label_head(label: str) -> str:
-    """``{"type":<label>,"confidence":``, the label as orjson writes it (the taxonomy's few labels)."""
-    got = _LABEL_HEAD.get(label)
-    if got is None:
-        got = '{"type":' + orjson.dumps(label).decode() + ',"confidence":'
-        if len(_LABEL_HEAD) >= 1024:
-            _LABEL_HEAD.clear()
-        _LABEL_HEAD[label] = got
-    return got
+    """``{"type":<label>,"confidence":`` (the taxonomy's few labels)."""
+    return _quoted_between(_LABEL_HEAD, 1024, '{"type":', label, ',"confidence":')
 
 
 def _confidence_head(value: float) -> str:
