@@ -40,7 +40,7 @@ def _validate(data: Any, *, prefix: str = "body") -> Subscription:
         problems = validation_problems(exc)
         for p in problems:
             p["loc"] = [prefix, *p["loc"]]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=problems) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problems) from None
 
 
 def _unmask_channels(data: dict[str, Any], existing: Subscription | None) -> dict[str, Any]:
