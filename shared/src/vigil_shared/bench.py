@@ -14,6 +14,12 @@ One run starts a private Redis and measures, in this order:
    latency percentiles under that load;
 5. optionally the stream case again with 1, 2, 3 ... classify replicas (``--classify-replicas``).
 
+``--repeat N`` runs the flood cases in N rounds, each round the ceiling, then every stream case, then
+the HTTP case, so each ratio is to the ceiling measured moments before it (the machine's speed
+drifts between minutes); the table gets one row per case per round (``"stream, 1 classify #2"``) and
+a summary per case follows it: median, min and max alerts/s and ratio over the rounds, and how many
+rounds reached ``TARGET_RATIO`` (``summarize``). The steady case runs once, after the last round.
+
 notify holds one catch-all subscription (JSONL channel) plus ``--subscriptions`` others spread
 over the world (countries, places, circles, threat types, severities; their channel is
 ``jsonl:///dev/null``), loaded from a YAML file as an operator would.
@@ -42,6 +48,7 @@ import random
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,6 +76,8 @@ from vigil_shared.events import AlertReceived
 CATCH_ALL = "bench-all"
 CATCH_ALL_FILE = "catch-all.jsonl"
 SERVICES = ("ingest", "classify", "notify")
+TARGET_RATIO = 0.2
+"""Issue 9's target: Vigil's alerts/s at least this fraction of the ceiling of the same run."""
 
 # ------------------------------------------------------------------------------------- alert texts
 
@@ -331,6 +340,9 @@ class CaseResult:
     line), None when that line was not found."""
     notify_native: bool | None = None
     """The same for notify (its "subscription index built" log line)."""
+    round: int | None = 1
+    """The round (1..``--repeat``) of a flood case or the ceiling; None for the steady case, which
+    runs once, after the rounds."""
 
 
 @dataclass
@@ -431,8 +443,11 @@ class Progress:
         self._label = ""
         self._total = 0
         self._last = 0.0
+        self.prefix = ""
+        """Put before every label and message, e.g. "round 2/5: " while the rounds run."""
 
     def start(self, label: str, total: int) -> None:
+        label = self.prefix + label
         self._label, self._total = label, total
         if not self.enabled:
             return
@@ -466,7 +481,7 @@ class Progress:
 
     def say(self, msg: str) -> None:
         if self.enabled:
-            print(f"[bench] {msg}", file=sys.stderr, flush=True)
+            print(f"[bench] {self.prefix}{msg}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -753,8 +768,11 @@ def run_pipeline(
     rate: float | None = None,
     progress: Progress,
     timeout: float = 600.0,
+    profile_label: str | None = None,
 ) -> CaseResult:
-    """Start the three services, push ``texts`` through them, measure, stop them."""
+    """Start the three services, push ``texts`` through them, measure, stop them.
+
+    ``profile_label`` names the py-spy files (default ``case``; a round's label when repeated)."""
     client = redis_sync.Redis.from_url(cfg.url)
     client.flushall()
     env = _env(cfg)
@@ -775,7 +793,7 @@ def run_pipeline(
         before = {p.popen.pid: cpu_seconds(p.popen.pid) for p in procs}
         redis_before = cpu_seconds(cfg.redis_pid) if cfg.redis_pid else 0.0
         client.config_resetstat()
-        spies = _start_profilers(procs, cfg.profile_dir, case)
+        spies = _start_profilers(procs, cfg.profile_dir, profile_label or case)
         n = len(texts)
         progress.start(case, n)
         ingest = procs[0]
@@ -899,6 +917,59 @@ class BenchOptions:
     progress: bool = True
     profile_dir: Path | None = None
     retention: int = 10_000
+    repeat: int = 1
+    """Rounds of the flood cases (each: the ceiling, the stream cases, the HTTP case)."""
+
+
+@dataclass
+class Spread:
+    """Median, min and max of a figure over the rounds that produced one."""
+
+    median: float
+    min: float
+    max: float
+
+
+def spread(values: Sequence[float | None]) -> Spread | None:
+    """The median / min / max of ``values``, leaving out None and NaN; None if nothing is left."""
+    finite = [v for v in values if v is not None and v == v]
+    if not finite:
+        return None
+    return Spread(median=statistics.median(finite), min=min(finite), max=max(finite))
+
+
+@dataclass
+class CaseSummary:
+    """One case over its rounds."""
+
+    rounds: int
+    alerts_per_s: Spread | None
+    ratio_to_ceiling: Spread | None
+    """None for the ceiling itself, or when no ceiling was measured."""
+    rounds_at_target: int | None
+    """Rounds whose ratio to their own round's ceiling reached ``target_ratio`` (None without ratios)."""
+    target_ratio: float = TARGET_RATIO
+
+
+def summarize(cases: Sequence[CaseResult], target: float = TARGET_RATIO) -> dict[str, CaseSummary]:
+    """Per case name, in first-seen order, the spread of its per-round figures. Only cases that ran
+    in rounds (``round`` set) count; the steady case (one run) is left out."""
+    by_case: dict[str, list[CaseResult]] = {}
+    for c in cases:
+        if c.round is not None:
+            by_case.setdefault(c.case, []).append(c)
+    out = {}
+    for name, runs in by_case.items():
+        ratios = [r.ratio_to_ceiling for r in runs]
+        ratio = spread(ratios)
+        out[name] = CaseSummary(
+            rounds=len(runs),
+            alerts_per_s=spread([r.alerts_per_s for r in runs]),
+            ratio_to_ceiling=ratio,
+            rounds_at_target=None if ratio is None else sum(1 for x in ratios if x is not None and x >= target),
+            target_ratio=target,
+        )
+    return out
 
 
 @dataclass
@@ -906,6 +977,8 @@ class BenchReport:
     options: dict[str, Any]
     cases: list[CaseResult]
     machine: dict[str, Any]
+    summary: dict[str, CaseSummary] = field(default_factory=dict)
+    """Per flood case (and the ceiling) over the rounds: see ``summarize``."""
 
 
 def new_api_key() -> tuple[str, str]:
@@ -914,6 +987,8 @@ def new_api_key() -> tuple[str, str]:
 
 
 def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None) -> BenchReport:
+    if opts.repeat < 1:
+        raise ValueError(f"repeat must be at least 1, not {opts.repeat}")
     progress = Progress(opts.progress)
     cases: list[CaseResult] = []
 
@@ -931,11 +1006,7 @@ def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None)
         subs_file.write_text(json.dumps(doc), encoding="utf-8")  # JSON is YAML
         key, line = new_api_key()
         texts = make_texts(opts.alerts)
-        ceiling: CaseResult | None = None
-        if opts.ceiling:
-            redis_pid = server.process.pid if server.process is not None else None
-            ceiling = run_ceiling(server.url, texts, opts.batch, progress, redis_pid)
-            add(ceiling)
+        redis_pid = server.process.pid if server.process is not None else None
 
         def cfg(replicas: int) -> PipelineConfig:
             return PipelineConfig(
@@ -949,37 +1020,53 @@ def run(opts: BenchOptions, on_case: Callable[[CaseResult], None] | None = None)
                 notify_replicas=opts.notify_replicas,
                 log_level=opts.log_level,
                 profile_dir=opts.profile_dir,
-                redis_pid=server.process.pid if server.process is not None else None,
+                redis_pid=redis_pid,
                 retention_max_len=opts.retention,
             )
 
-        def ratio(r: CaseResult) -> CaseResult:
-            if ceiling is not None and ceiling.alerts_per_s:
-                r.ratio_to_ceiling = r.alerts_per_s / ceiling.alerts_per_s
-            return r
-
         notify = f", {opts.notify_replicas} notify" if opts.notify_replicas != 1 else ""
+        flood: list[tuple[str, int, str]] = []  # (case, classify replicas, entry) of one round, in order
         if opts.flood and opts.stream:
-            for replicas in opts.classify_replicas:
-                case = f"stream, {replicas} classify{notify}"
-                add(ratio(run_pipeline(cfg(replicas), texts, case=case, progress=progress)))
+            flood += [
+                (f"stream, {replicas} classify{notify}", replicas, "stream") for replicas in opts.classify_replicas
+            ]
         if opts.flood and opts.http:
-            add(ratio(run_pipeline(cfg(1), texts, case=f"http batch API, 1 classify{notify}", entry="http",
-                                   progress=progress)))  # fmt: skip
+            flood.append((f"http batch API, 1 classify{notify}", 1, "http"))
+        repeated = opts.repeat > 1
+        for k in range(1, opts.repeat + 1):
+            progress.prefix = f"round {k}/{opts.repeat}: " if repeated else ""
+            ceiling: CaseResult | None = None
+            if opts.ceiling:
+                ceiling = run_ceiling(server.url, texts, opts.batch, progress, redis_pid)
+                ceiling.round = k
+                add(ceiling)
+            for case, replicas, entry in flood:
+                r = run_pipeline(cfg(replicas), texts, case=case, entry=entry, progress=progress,
+                                 profile_label=round_label(case, k) if repeated else None)  # fmt: skip
+                r.round = k
+                if ceiling is not None and ceiling.alerts_per_s:
+                    r.ratio_to_ceiling = r.alerts_per_s / ceiling.alerts_per_s
+                add(r)
+        progress.prefix = ""
         if opts.rate:
             steady = make_texts(max(1, int(opts.rate * opts.duration)), seed=23)
-            add(
-                run_pipeline(
-                    cfg(1), steady, case=f"steady {opts.rate:g}/s x {opts.duration:g}s{notify}", rate=opts.rate,
-                    progress=progress,
-                )
+            result = run_pipeline(
+                cfg(1), steady, case=f"steady {opts.rate:g}/s x {opts.duration:g}s{notify}", rate=opts.rate,
+                progress=progress,
             )  # fmt: skip
+            result.round = None
+            add(result)
     machine = {
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "load_avg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
-    return BenchReport(options=asdict(opts), cases=cases, machine=machine)
+    return BenchReport(options=asdict(opts), cases=cases, machine=machine, summary=summarize(cases))
+
+
+def round_label(case: str, round_no: int) -> str:
+    """A case's name in one round of a repeated run: ``"stream, 1 classify #2"``."""
+    return f"{case} #{round_no}"
 
 
 # ------------------------------------------------------------------------------------------ output
@@ -1000,6 +1087,13 @@ def _fmt(x: float | None, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
 
+def case_label(report: BenchReport, c: CaseResult) -> str:
+    """The case's name, with its round when the run was repeated (``"stream, 1 classify #2"``)."""
+    if int(report.options.get("repeat", 1)) > 1 and c.round is not None:
+        return round_label(c.case, c.round)
+    return c.case
+
+
 def rows(report: BenchReport) -> list[list[str]]:
     out = []
     for c in report.cases:
@@ -1008,7 +1102,7 @@ def rows(report: BenchReport) -> list[list[str]]:
         rss = "/".join(_fmt(s[n].peak_rss_mb) if n in s else "-" for n in SERVICES)
         out.append(
             [
-                c.case,
+                case_label(report, c),
                 str(c.alerts),
                 _fmt(c.alerts_per_s),
                 _fmt(c.p50_ms),
@@ -1033,6 +1127,26 @@ def render_table(report: BenchReport) -> str:
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def summary_lines(report: BenchReport) -> list[str]:
+    """One line per case over the rounds of a repeated run (none for a single round)."""
+    repeat = int(report.options.get("repeat", 1))
+    if repeat <= 1:
+        return []
+    out = ["", f"over {repeat} rounds (each ratio to its own round's ceiling):"]
+    for name, sm in report.summary.items():
+        a = sm.alerts_per_s
+        rate = f"alerts/s median {_fmt(a.median)} (min {_fmt(a.min)}, max {_fmt(a.max)})" if a else "alerts/s -"
+        r = sm.ratio_to_ceiling
+        if r is None:
+            out.append(f"{name}: {rate} over {sm.rounds} rounds")
+            continue
+        out.append(
+            f"{name}: ratio median {r.median:.3f} (min {r.min:.3f}, max {r.max:.3f}), {sm.rounds_at_target}/"
+            f"{sm.rounds} rounds >= {sm.target_ratio:.2f}; {rate}"
+        )
+    return out
 
 
 def to_json(report: BenchReport) -> str:
@@ -1070,6 +1184,15 @@ def bench_command(
             "run, so the Redis memory column shows retention at work (production default: 100000)."
         ),
     ] = 10_000,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            "--repeat",
+            min=1,
+            help="Rounds of the flood cases, each the ceiling then every stream/HTTP case (ratios to that "
+            "round's ceiling); prints a row per round and median/min/max per case. The steady case runs once.",
+        ),
+    ] = 1,
 ) -> None:
     """Throughput and latency of ingest -> classify -> notify beside a plain-Redis ceiling."""
     opts = BenchOptions(
@@ -1088,13 +1211,17 @@ def bench_command(
         progress=not quiet,
         profile_dir=profile,
         retention=retention,
+        repeat=repeat,
     )
     report = run(opts)
     typer.echo(render_table(report))
+    for line in summary_lines(report):
+        typer.echo(line)
     for c in report.cases:
         if c.services:
             typer.echo(
-                f"{c.case}: notifications {c.notifications} ({c.notifications / max(c.alerts, 1):.1f}/alert), "
+                f"{case_label(report, c)}: notifications {c.notifications} "
+                f"({c.notifications / max(c.alerts, 1):.1f}/alert), "
                 f"catch-all got {c.catch_all_deliveries}/{c.alerts} ({c.catch_all_duplicates} duplicates), "
                 f"dead letters {c.deadletters}, max latency {_fmt(c.max_ms)} ms; compiled modules "
                 f"(make native): classify {_yes_no(c.classify_native)}, notify {_yes_no(c.notify_native)}"
