@@ -288,3 +288,33 @@ def _plain_job(alert: AlertClassified, sub_id: str, url: str) -> DeliveryJob:
     message = Message("title", "text", "markdown", "html", {"alert_id": a.alert_id}, idem)
     return DeliveryJob(a.alert_id, a.revision, alert.correlation_id, sub_id, url, "new", "reason", idem, message,
                        (a.alert_id,))  # fmt: skip
+
+
+async def test_a_kept_mark_redis_refuses_holds_up_its_own_alert_only(
+    redis: Redis, settings: NotifySettings, tmp_path: Path
+) -> None:
+    """A kept mark whose write fails for a reason other than an outage (here the alert's recipients
+    key holds a string: WRONGTYPE) must not stop the other alerts; the alert itself is neither sent
+    again nor reported until its mark is written."""
+    out = tmp_path / "out.jsonl"
+    url = f"jsonl://{out}"
+    await SubscriptionStore(redis).put(make_sub("desk", [url], include_non_threats=True))
+    n = notifier(redis, settings)
+    kept, other = batch(2)
+    job = _plain_job(kept, "desk", url)
+    assert await n.deliverer.ledger.claim(job.idempotency_key) == "claimed"
+    n.deliverer._remember_sent([job], 1)  # what a failed batch leaves after sending the alert
+    bad = RecipientLog.redis_key(kept.alert.alert_id)
+    await redis.set(bad, "not a hash")
+    (got,) = results_ok(await n.process_many([other]))  # not held up
+    assert [o.status for o in got.outcomes] == ["delivered"]
+    (failed,) = await n.process_many([kept])
+    assert isinstance(failed, BaseException)
+    assert "WRONGTYPE" in str(failed)
+    assert jsonl_counts(out) == Counter({"k1": 1})  # the kept alert is not sent again
+    await redis.delete(bad)
+    (done,) = results_ok(await n.process_many([kept]))
+    assert [o.status for o in done.outcomes] == ["delivered"]
+    assert jsonl_counts(out) == Counter({"k1": 1})
+    assert await n.deliverer.ledger.state(job.idempotency_key) == "sent"
+    await n.aclose()

@@ -15,11 +15,14 @@ Idempotency
     the key is set to ``sent`` (kept ``sent_ttl_s``). A final failure releases the claim so a replay
     from the dead-letter stream can try again.
 
-    The one duplicate window: a replica that crashes (or loses Redis) *after* the channel accepted
-    the message and *before* ``sent`` is recorded. Its claim expires after ``claim_ttl_s`` and a
-    redelivered stream entry sends again. No channel protocol lets us close that window (SMTP and
-    HTTP have no two-phase commit); webhook receivers can close it themselves with the
-    ``X-Vigil-Idempotency-Key`` header, which is the same on every attempt.
+    The one duplicate window: a replica that crashes *after* the channel accepted the message and
+    *before* ``sent`` is recorded. Its claim expires after ``claim_ttl_s`` and a redelivered stream
+    entry sends again. No channel protocol lets us close that window (SMTP and HTTP have no
+    two-phase commit); webhook receivers can close it themselves with the
+    ``X-Vigil-Idempotency-Key`` header, which is the same on every attempt. A replica that stays up
+    while *Redis* fails in that window keeps what it sent (``Deliverer._sent_here``): the marks are
+    written before its next claims, and those deliveries are reported, not sent, when their entries
+    come back.
 
 Retries
     Each job runs in its own task (bounded by ``max_concurrency``), so a slow or failing channel
@@ -1276,19 +1279,33 @@ class Deliverer:
             )
         return self._delivered_many([job], at, [new_event_id()], attempt=attempt)[0]
 
+    async def _write_kept(self, jobs: Sequence[DeliveryJob]) -> None:
+        """:meth:`write_unmarked` before a call's claims. When that fails, the call fails only if
+        one of its ``jobs`` is among the marks not written (its outcome cannot be handed out before
+        its mark is in Redis, and it must not be sent again); the other calls go on (their own
+        claims meet the same Redis), so a mark that cannot be written (a bug, not an outage) holds
+        up the entries of its own alerts only."""
+        try:
+            await self.write_unmarked()
+        except Exception as exc:
+            unmarked = self._unmarked
+            if any(j.idempotency_key in unmarked for j in jobs):
+                raise
+            log.warning("could not record %d delivery(ies) sent before Redis failed: %s", len(unmarked), exc)
+
     async def _take_known(self, job: DeliveryJob) -> DeliveryOutcome | None:
-        """The kept marks written (raises when Redis fails), then ``job``'s delivered outcome if
-        this process sent it before (:attr:`_sent_here`), else None."""
-        await self.write_unmarked()
+        """The kept marks written (:meth:`_write_kept`), then ``job``'s delivered outcome if this
+        process sent it before (:attr:`_sent_here`), else None."""
+        await self._write_kept([job])
         sent = self._sent_here.pop(job.idempotency_key, None)
         return None if sent is None else self._known_outcome(job, sent)
 
     async def _run_batch_known(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryOutcome]:
         """:meth:`run_batch` while this process keeps deliveries it sent whose outcome was never
-        returned: their marks are written first (raises when Redis still fails: nothing is claimed
-        or sent then), their jobs get their delivered outcome back without a send, the others run
-        as usual."""
-        await self.write_unmarked()
+        returned: their marks are written first (:meth:`_write_kept`: a call with one of them fails
+        while Redis does, before any claim or send), their jobs get their delivered outcome back
+        without a send, the others run as usual."""
+        await self._write_kept(jobs)
         outcomes: list[DeliveryOutcome | None] = [None] * len(jobs)
         rest: list[int] = []
         sent_here = self._sent_here

@@ -158,7 +158,10 @@ async def build(ctx: ServiceContext) -> ServiceParts:
             await asyncio.sleep(settings.housekeeping_interval_s)
             # the "sent" marks of deliveries made just before Redis failed, as soon as it answers
             # again (also written before the next batch's claims; here in case no batch comes)
-            await notifier.deliverer.write_unmarked()
+            try:
+                await notifier.deliverer.write_unmarked()
+            except Exception as exc:  # kept for the next try; the digests and deferrals go on
+                log.warning("could not record deliveries sent before Redis failed", error=str(exc))
             for result in (await notifier.due_deferred(), await notifier.flush_digests()):
                 pubs = _publications(result)
                 if pubs:
