@@ -15,11 +15,14 @@ Idempotency
     the key is set to ``sent`` (kept ``sent_ttl_s``). A final failure releases the claim so a replay
     from the dead-letter stream can try again.
 
-    The one duplicate window: a replica that crashes (or loses Redis) *after* the channel accepted
-    the message and *before* ``sent`` is recorded. Its claim expires after ``claim_ttl_s`` and a
-    redelivered stream entry sends again. No channel protocol lets us close that window (SMTP and
-    HTTP have no two-phase commit); webhook receivers can close it themselves with the
-    ``X-Vigil-Idempotency-Key`` header, which is the same on every attempt.
+    The one duplicate window: a replica that crashes *after* the channel accepted the message and
+    *before* ``sent`` is recorded. Its claim expires after ``claim_ttl_s`` and a redelivered stream
+    entry sends again. No channel protocol lets us close that window (SMTP and HTTP have no
+    two-phase commit); webhook receivers can close it themselves with the
+    ``X-Vigil-Idempotency-Key`` header, which is the same on every attempt. A replica that stays up
+    while *Redis* fails in that window keeps what it sent (``Deliverer._sent_here``): the marks are
+    written before its next claims, and those deliveries are reported, not sent, when their entries
+    come back.
 
 Retries
     Each job runs in its own task (bounded by ``max_concurrency``), so a slow or failing channel
@@ -1180,6 +1183,16 @@ class DeferredQueue:
 # ----------------------------------------------------------------------------- the deliverer
 
 
+_SENT_HERE = "sent_here"
+"""(:meth:`Deliverer._await_other`: the key is held in this process's name by a delivery it sent
+whose mark failed, :attr:`Deliverer._sent_here`.)"""
+
+_SENT_HERE_MAX = 100_000
+"""At most this many outcomes of deliveries sent before Redis failed are kept for their entries'
+return (:attr:`Deliverer._sent_here`); beyond, the oldest whose marks are written are dropped (their
+entries went to another replica, which finds them sent). Unwritten marks are never dropped."""
+
+
 class Deliverer:
     """Runs delivery jobs concurrently with idempotency, timeouts, retries and dead letters."""
 
@@ -1209,9 +1222,104 @@ class Deliverer:
         """Idempotency keys this process is sending right now. A key that Redis says *this* owner
         holds but that is not in here was left by an attempt of ours that failed between claim and
         send (Redis error, cancelled batch): it is taken again at once instead of waited out."""
+        self._sent_here: dict[str, tuple[datetime, int]] = {}
+        """Deliveries this process made whose outcome its caller never got, because writing their
+        "sent" marks failed (Redis unreachable or killed after the channel accepted the message):
+        idempotency key -> (when the mark was due, the attempt that succeeded). Such a key is never
+        sent again by this process: when its entry comes back, its delivered outcome is returned
+        (the event is published then) instead (:meth:`_known_outcome`)."""
+        self._unmarked: dict[str, DeliveryJob] = {}
+        """Those of :attr:`_sent_here` whose "sent" mark (and recipient records) is not in Redis yet:
+        written by :meth:`write_unmarked` before any claim or send of the next batch or delivery
+        (and by the service's housekeeping loop), so neither this process nor another replica that
+        gets the entries sends them again."""
 
     def _own_orphan(self, idem_key: str, state: str) -> bool:
-        return state == self.ledger.token and idem_key not in self._sending
+        """Whether ``state`` is a claim in this process's name left by an attempt of its own that
+        failed before sending (not one in progress now, and not one that was sent)."""
+        return state == self.ledger.token and idem_key not in self._sending and idem_key not in self._sent_here
+
+    def _remember_sent(self, jobs: Sequence[DeliveryJob], attempt: int) -> None:
+        """``jobs`` were accepted by their channel, and writing their marks failed: kept in the
+        process (:attr:`_sent_here`, :attr:`_unmarked`) until Redis takes the marks."""
+        at = utcnow()
+        for job in jobs:
+            k = job.idempotency_key
+            self._sent_here[k] = (at, attempt)
+            self._unmarked[k] = job
+        log.warning(
+            "%d delivery(ies) sent but not recorded (Redis failed); kept in this process, recorded when "
+            "Redis answers again and never sent again",
+            len(jobs),
+        )
+        extra = len(self._sent_here) - _SENT_HERE_MAX
+        if extra > 0:  # outcomes of entries another replica took meanwhile: the oldest recorded ones go
+            for k in [k for k in self._sent_here if k not in self._unmarked][:extra]:
+                del self._sent_here[k]
+
+    async def write_unmarked(self) -> int:
+        """Write the "sent" marks (and recipient records) kept by :meth:`_remember_sent`, in one
+        script call; returns how many were written (0 when none were kept). Raises what Redis
+        raises (the marks stay kept)."""
+        if not self._unmarked:
+            return 0
+        kept = dict(self._unmarked)
+        await self._mark_sent_many(list(kept.values()))
+        for k in kept:
+            self._unmarked.pop(k, None)
+        log.info("recorded %d delivery(ies) sent before Redis failed", len(kept))
+        return len(kept)
+
+    def _known_outcome(self, job: DeliveryJob, sent: tuple[datetime, int]) -> DeliveryOutcome:
+        """The delivered outcome of ``job``, which this process sent before (:attr:`_sent_here`)."""
+        at, attempt = sent
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s -> %s: sent before Redis failed; not sent again", job.subscription_id, mask_url(job.channel_url)
+            )
+        return self._delivered_many([job], at, [new_event_id()], attempt=attempt)[0]
+
+    async def _write_kept(self, jobs: Sequence[DeliveryJob]) -> None:
+        """:meth:`write_unmarked` before a call's claims. When that fails, the call fails only if
+        one of its ``jobs`` is among the marks not written (its outcome cannot be handed out before
+        its mark is in Redis, and it must not be sent again); the other calls go on (their own
+        claims meet the same Redis), so a mark that cannot be written (a bug, not an outage) holds
+        up the entries of its own alerts only."""
+        try:
+            await self.write_unmarked()
+        except Exception as exc:
+            unmarked = self._unmarked
+            if any(j.idempotency_key in unmarked for j in jobs):
+                raise
+            log.warning("could not record %d delivery(ies) sent before Redis failed: %s", len(unmarked), exc)
+
+    async def _take_known(self, job: DeliveryJob) -> DeliveryOutcome | None:
+        """The kept marks written (:meth:`_write_kept`), then ``job``'s delivered outcome if this
+        process sent it before (:attr:`_sent_here`), else None."""
+        await self._write_kept([job])
+        sent = self._sent_here.pop(job.idempotency_key, None)
+        return None if sent is None else self._known_outcome(job, sent)
+
+    async def _run_batch_known(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryOutcome]:
+        """:meth:`run_batch` while this process keeps deliveries it sent whose outcome was never
+        returned: their marks are written first (:meth:`_write_kept`: a call with one of them fails
+        while Redis does, before any claim or send), their jobs get their delivered outcome back
+        without a send, the others run as usual."""
+        await self._write_kept(jobs)
+        outcomes: list[DeliveryOutcome | None] = [None] * len(jobs)
+        rest: list[int] = []
+        sent_here = self._sent_here
+        for i, job in enumerate(jobs):
+            sent = sent_here.pop(job.idempotency_key, None)
+            if sent is None:
+                rest.append(i)
+            else:
+                outcomes[i] = self._known_outcome(job, sent)
+        if rest:
+            done = await self._run_batch([jobs[i] for i in rest])
+            for i, outcome in zip(rest, done, strict=True):
+                outcomes[i] = outcome
+        return [o for o in outcomes if o is not None]
 
     def backoff(self, attempt: int) -> float:
         s = self.settings
@@ -1226,6 +1334,11 @@ class Deliverer:
         return ch
 
     async def aclose(self) -> None:
+        if self._unmarked:  # a last chance for the marks of sends made before Redis failed
+            try:
+                await self.write_unmarked()
+            except Exception as exc:
+                log.warning("%d sent delivery(ies) left unrecorded at close: %s", len(self._unmarked), exc)
         for ch in self._channels.values():
             try:
                 await ch.aclose()
@@ -1250,7 +1363,18 @@ class Deliverer:
         sends so a slow channel never waits for them nor they for it. Keys another owner holds
         ("sending:…", including a duplicate of a job earlier in this batch) go through
         :meth:`deliver`'s wait-and-claim afterwards, once this batch's own sends are marked.
-        Returns one outcome per job, in order."""
+        Returns one outcome per job, in order.
+
+        When the marks of sends fail (Redis lost after the channel accepted the messages), the
+        process keeps them (:meth:`_remember_sent`) and the call raises; the next call writes them
+        first and gives those jobs their delivered outcome without sending again
+        (:meth:`_run_batch_known`)."""
+        if self._sent_here:
+            return await self._run_batch_known(jobs)
+        return await self._run_batch(jobs)
+
+    async def _run_batch(self, jobs: Sequence[DeliveryJob]) -> list[DeliveryOutcome]:
+        """:meth:`run_batch` of jobs none of which this process is known to have sent."""
         if not jobs:
             return []
         states = await self.ledger.claim_many([j.idempotency_key for j in jobs])
@@ -1263,7 +1387,15 @@ class Deliverer:
         token, sending, channels = self.ledger.token, self._sending, self._channels
         for i, (job, state) in enumerate(zip(jobs, states, strict=True)):
             if state == token and self._own_orphan(job.idempotency_key, state):
-                await self.ledger.extend(job.idempotency_key)
+                # ours before the await: another batch of this process meeting the key meanwhile
+                # waits for this one instead of taking the orphan too
+                sending.add(job.idempotency_key)
+                try:
+                    await self.ledger.extend(job.idempotency_key)
+                except BaseException:
+                    sending.difference_update(mine)
+                    sending.discard(job.idempotency_key)
+                    raise
                 state = "claimed"
             if state == "claimed":
                 sending.add(job.idempotency_key)
@@ -1324,7 +1456,11 @@ class Deliverer:
                         tasks[i] = asyncio.ensure_future(self._guarded_claimed(jobs[i], first_error=error))
             if accepted:
                 accepted_jobs = [jobs[i] for i in accepted]
-                await self._mark_sent_many(accepted_jobs)
+                try:
+                    await self._mark_sent_many(accepted_jobs)
+                except BaseException:  # sent, not recorded: never sent again by this process
+                    self._remember_sent(accepted_jobs, 1)
+                    raise
                 done = self._delivered_many(
                     accepted_jobs, utcnow(), _event_ids(len(accepted)), debug=log.isEnabledFor(logging.DEBUG)
                 )
@@ -1358,12 +1494,20 @@ class Deliverer:
             return await self._deliver_claimed(job, first_error)
 
     async def _await_other(self, job: DeliveryJob) -> str:
-        """Claim the key, waiting out another replica's in-flight send; returns the final state."""
+        """Claim the key, waiting out another replica's in-flight send; returns the final state.
+        An own orphan taken back is in :attr:`_sending` already when "claimed" comes back."""
         state = await self.ledger.claim_batched(job.idempotency_key)
         waited = 0.0
         while state.startswith("sending:"):
+            if state == self.ledger.token and job.idempotency_key in self._sent_here:
+                return _SENT_HERE  # a call of this process sent it, then its mark failed
             if self._own_orphan(job.idempotency_key, state):
-                await self.ledger.extend(job.idempotency_key)
+                self._sending.add(job.idempotency_key)  # before the await (see run_batch)
+                try:
+                    await self.ledger.extend(job.idempotency_key)
+                except BaseException:
+                    self._sending.discard(job.idempotency_key)
+                    raise
                 return "claimed"
             if waited >= self.settings.in_flight_wait_s:
                 break
@@ -1373,7 +1517,13 @@ class Deliverer:
         return state
 
     async def deliver(self, job: DeliveryJob) -> DeliveryOutcome:
+        if self._sent_here:  # sends whose marks failed: written first; a job among them is not sent again
+            known = await self._take_known(job)
+            if known is not None:
+                return known
         state = await self._await_other(job)
+        if state == _SENT_HERE:
+            return await self._take_known(job) or DeliveryOutcome(job, "skipped_sent")
         if state == SENT:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("skip %s -> %s: already sent", job.subscription_id, mask_url(job.channel_url))
@@ -1468,7 +1618,11 @@ class Deliverer:
             else:
                 # one round trip, shared with the deliveries finishing in the same loop turn:
                 # the "sent" mark and the recipient record
-                await self._marks.run(lambda pipe: self._queue_sent(pipe, job))
+                try:
+                    await self._marks.run(lambda pipe: self._queue_sent(pipe, job))
+                except BaseException:  # sent, not recorded: never sent again by this process
+                    self._remember_sent([job], attempt)
+                    raise
                 done = self._delivered(job, attempt)
                 outcome.status = done.status
                 outcome.events.extend(done.events)

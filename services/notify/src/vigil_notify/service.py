@@ -156,6 +156,12 @@ async def build(ctx: ServiceContext) -> ServiceParts:
     async def housekeeping() -> None:
         while True:
             await asyncio.sleep(settings.housekeeping_interval_s)
+            # the "sent" marks of deliveries made just before Redis failed, as soon as it answers
+            # again (also written before the next batch's claims; here in case no batch comes)
+            try:
+                await notifier.deliverer.write_unmarked()
+            except Exception as exc:  # kept for the next try; the digests and deferrals go on
+                log.warning("could not record deliveries sent before Redis failed", error=str(exc))
             for result in (await notifier.due_deferred(), await notifier.flush_digests()):
                 pubs = _publications(result)
                 if pubs:
