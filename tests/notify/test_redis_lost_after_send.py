@@ -11,6 +11,7 @@ in Redis before anything else of theirs is sent. The client is the services' own
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import signal
 from collections import Counter
@@ -248,6 +249,52 @@ async def test_two_batches_meeting_the_same_own_orphan_claim_send_it_once(
     assert jsonl_counts(out) == Counter({x.alert.alert_id: 1 for x in alerts}), "sent twice"
     statuses = sorted(o.status for r in results_ok(a) + results_ok(b) for o in r.outcomes)
     assert statuses == ["delivered"] * 3 + ["skipped_sent"] * 3
+    assert n.deliverer._sending == set()
+    await n.aclose()
+
+
+async def test_a_batch_whose_claim_states_went_stale_does_not_send_again(
+    redis: Redis, settings: NotifySettings, tmp_path: Path
+) -> None:
+    """The same meeting with the worst timing (seen once under load): the second batch reads the
+    claims (this owner's orphans) before the first has sent, and looks at them only after the first
+    batch sent, marked and let go of them. Its states are stale: the keys are no longer this owner's
+    claims, so it must not take them as orphans and send again (the claim's renewal says so)."""
+    out = tmp_path / "out.jsonl"
+    url = f"jsonl://{out}"
+    await SubscriptionStore(redis).put(make_sub("desk", [url], include_non_threats=True))
+    n = notifier(redis, settings.model_copy(update={"in_flight_wait_s": 5.0}))
+    alerts = batch(3)
+    for k in keys_of(alerts, "desk", url):
+        assert await n.deliverer.ledger.claim(k) == "claimed"  # the failed attempt's claims
+    ledger = n.deliverer.ledger
+    real_claim_many = ledger.claim_many
+    first_done = asyncio.Event()
+    in_first = contextvars.ContextVar("in_first", default=False)  # inherited by the call's own tasks
+    late: list[list[str]] = []
+
+    async def claim_many_second_late(keys: list[str]) -> list[str]:
+        states = await real_claim_many(keys)  # read now, from the real Redis
+        if not in_first.get():
+            late.append(states)
+            await first_done.wait()  # ... and looked at only after the first batch is over
+        return states
+
+    ledger.claim_many = claim_many_second_late  # type: ignore[method-assign]
+
+    async def first() -> list[HandleResult | BaseException]:
+        in_first.set(True)
+        try:
+            return await n.process_many(alerts)
+        finally:
+            first_done.set()
+
+    a, b = await asyncio.gather(first(), n.process_many(alerts))
+    assert late == [[ledger.token] * 3], "the second batch read the orphaned claims before the first sent"
+    assert jsonl_counts(out) == Counter({x.alert.alert_id: 1 for x in alerts}), "sent twice"
+    statuses = sorted(o.status for r in results_ok(a) + results_ok(b) for o in r.outcomes)
+    assert statuses == ["delivered"] * 3 + ["skipped_sent"] * 3
+    assert await states(n, keys_of(alerts, "desk", url)) == ["sent"] * 3
     assert n.deliverer._sending == set()
     await n.aclose()
 

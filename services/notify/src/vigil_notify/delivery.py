@@ -461,8 +461,10 @@ class IdempotencyLedger:
                 with contextlib.suppress(Exception):
                     await self.release(k)
 
-    async def extend(self, idem_key: str) -> None:
-        await self._extend(keys=[self.redis_key(idem_key)], args=[self.token, self.settings.claim_ttl_s])
+    async def extend(self, idem_key: str) -> bool:
+        """Renew this owner's claim of ``idem_key``; False when the key is no longer this owner's
+        claim (marked sent, released or expired since it was read)."""
+        return bool(await self._extend(keys=[self.redis_key(idem_key)], args=[self.token, self.settings.claim_ttl_s]))
 
     async def mark_sent(self, idem_key: str) -> None:
         await self.redis.set(self.redis_key(idem_key), SENT, ex=self.settings.sent_ttl_s)
@@ -1391,11 +1393,15 @@ class Deliverer:
                 # waits for this one instead of taking the orphan too
                 sending.add(job.idempotency_key)
                 try:
-                    await self.ledger.extend(job.idempotency_key)
+                    held = await self.ledger.extend(job.idempotency_key)
                 except BaseException:
                     sending.difference_update(mine)
                     sending.discard(job.idempotency_key)
                     raise
+                if not held:  # a stale state: another call of this process sent (and marked) it meanwhile
+                    sending.discard(job.idempotency_key)
+                    waiting.append(i)  # looked at again by deliver() after this call's sends
+                    continue
                 state = "claimed"
             if state == "claimed":
                 sending.add(job.idempotency_key)
@@ -1504,11 +1510,16 @@ class Deliverer:
             if self._own_orphan(job.idempotency_key, state):
                 self._sending.add(job.idempotency_key)  # before the await (see run_batch)
                 try:
-                    await self.ledger.extend(job.idempotency_key)
+                    held = await self.ledger.extend(job.idempotency_key)
                 except BaseException:
                     self._sending.discard(job.idempotency_key)
                     raise
-                return "claimed"
+                if held:
+                    return "claimed"
+                # a stale state: another call of this process finished with the key meanwhile
+                self._sending.discard(job.idempotency_key)
+                state = await self.ledger.claim(job.idempotency_key)
+                continue
             if waited >= self.settings.in_flight_wait_s:
                 break
             await asyncio.sleep(self.settings.in_flight_poll_s)
