@@ -42,9 +42,12 @@ async def test_dedup_batch_equals_one_by_one(redis, settings) -> None:
     assert again == ids
     for sid, fp, aid in checks:
         assert await d.first_for(sid, fp, "other") == aid
-    raw = await redis.get("vigil:notify:fp:s1:fp1")
-    assert raw.decode() == HOSTILE[1]
-    assert await redis.ttl("vigil:notify:fp:s1:fp1") > settings.fingerprint_ttl_s - 10
+    raw = await redis.hget("vigil:notify:fpsubs:fp1", "s1")
+    deadline, _, stored = raw.decode().partition("|")
+    assert stored == HOSTILE[1]
+    now_ms = int((await redis.time())[0]) * 1000
+    assert 0 <= int(deadline) - now_ms <= settings.fingerprint_ttl_s * 1000 + 1000
+    assert await redis.ttl("vigil:notify:fpsubs:fp1") > settings.fingerprint_ttl_s - 10
 
 
 async def test_throttle_batch_equals_one_by_one(redis, settings) -> None:
