@@ -245,7 +245,8 @@ async def test_claims_and_marks_of_one_width_and_of_mixed_widths(redis, settings
         "sep": ["s\n1", "s2", "\n", "s\x004"],
     }
     for name, keys in cases.items():
-        await redis.set(ledger.redis_key(keys[1]), "sending:other")
+        # another owner's lease of the earlier format (no deadline: its key's TTL)
+        await redis.set(ledger.redis_key(keys[1]), "sending:other", ex=settings.claim_ttl_s)
         states = await ledger.claim_many(keys)
         assert states == ["claimed", "sending:other"] + ["claimed"] * (len(keys) - 2), name
         assert await ledger.claim_many(keys) == ["sending:me", "sending:other"] + ["sending:me"] * (len(keys) - 2)
@@ -260,7 +261,13 @@ async def test_claims_and_marks_of_one_width_and_of_mixed_widths(redis, settings
         await d._mark_sent_many(jobs)
         assert [await ledger.state(k) for k in keys] == [SENT] * len(keys), name
         for k in keys:
-            assert settings.sent_ttl_s - 10 < await redis.ttl(ledger.redis_key(k)) <= settings.sent_ttl_s
+            # the mark keeps the key's TTL: a lease's key lives claim_ttl_s + sent_ttl_s, so at least
+            # sent_ttl_s from now; the other owner's lease of the earlier format keeps its own
+            ttl = await redis.ttl(ledger.redis_key(k))
+            if k == keys[1]:
+                assert 0 < ttl <= settings.claim_ttl_s
+            else:
+                assert settings.sent_ttl_s < ttl <= settings.sent_ttl_s + settings.claim_ttl_s
         got = await RecipientLog(redis, settings).recipients([f"orig-{name}"])
         assert got == {(j.subscription_id, channel_hash("console://")): j.reason for j in jobs}
         # no key was touched but the ones named
