@@ -42,9 +42,12 @@ async def test_dedup_batch_equals_one_by_one(redis, settings) -> None:
     assert again == ids
     for sid, fp, aid in checks:
         assert await d.first_for(sid, fp, "other") == aid
-    raw = await redis.get("vigil:notify:fp:s1:fp1")
-    assert raw.decode() == HOSTILE[1]
-    assert await redis.ttl("vigil:notify:fp:s1:fp1") > settings.fingerprint_ttl_s - 10
+    raw = await redis.hget("vigil:notify:fpsubs:fp1", "s1")
+    deadline, _, stored = raw.decode().partition("|")
+    assert stored == HOSTILE[1]
+    now_ms = int((await redis.time())[0]) * 1000
+    assert 0 <= int(deadline) - now_ms <= settings.fingerprint_ttl_s * 1000 + 1000
+    assert await redis.ttl("vigil:notify:fpsubs:fp1") > settings.fingerprint_ttl_s - 10
 
 
 async def test_throttle_batch_equals_one_by_one(redis, settings) -> None:
@@ -242,7 +245,8 @@ async def test_claims_and_marks_of_one_width_and_of_mixed_widths(redis, settings
         "sep": ["s\n1", "s2", "\n", "s\x004"],
     }
     for name, keys in cases.items():
-        await redis.set(ledger.redis_key(keys[1]), "sending:other")
+        # another owner's lease of the earlier format (no deadline: its key's TTL)
+        await redis.set(ledger.redis_key(keys[1]), "sending:other", ex=settings.claim_ttl_s)
         states = await ledger.claim_many(keys)
         assert states == ["claimed", "sending:other"] + ["claimed"] * (len(keys) - 2), name
         assert await ledger.claim_many(keys) == ["sending:me", "sending:other"] + ["sending:me"] * (len(keys) - 2)
@@ -257,7 +261,13 @@ async def test_claims_and_marks_of_one_width_and_of_mixed_widths(redis, settings
         await d._mark_sent_many(jobs)
         assert [await ledger.state(k) for k in keys] == [SENT] * len(keys), name
         for k in keys:
-            assert settings.sent_ttl_s - 10 < await redis.ttl(ledger.redis_key(k)) <= settings.sent_ttl_s
+            # the mark keeps the key's TTL: a lease's key lives claim_ttl_s + sent_ttl_s, so at least
+            # sent_ttl_s from now; the other owner's lease of the earlier format keeps its own
+            ttl = await redis.ttl(ledger.redis_key(k))
+            if k == keys[1]:
+                assert 0 < ttl <= settings.claim_ttl_s
+            else:
+                assert settings.sent_ttl_s < ttl <= settings.sent_ttl_s + settings.claim_ttl_s
         got = await RecipientLog(redis, settings).recipients([f"orig-{name}"])
         assert got == {(j.subscription_id, channel_hash("console://")): j.reason for j in jobs}
         # no key was touched but the ones named
