@@ -48,3 +48,26 @@ def test_log1p_table_has_np_log1p_bits() -> None:
         ours = language._log1p(sample)
         assert ours.dtype == np.float32
         assert np.array_equal(ours.view(np.uint32), np.log1p(sample).view(np.uint32))
+
+
+def test_features_of_texts_within_the_walk_are_the_one_by_one_walks() -> None:
+    import random
+
+    m = language.model()
+    rnd = random.Random(7)
+    words = ["embassy", "Botschaft", "ambassade", "посольство", "大使馆", "السفارة", "ROAD", "x", " ", "\n"]
+    texts = ["".join(rnd.choice(words) for _ in range(rnd.randint(0, 120))) for _ in range(150)]
+    texts += ["same length " * 40] * 60  # at least _LOCKSTEP_MIN texts at the longest length
+    rnd.shuffle(texts)
+    datas = [language._encode(t)[:480] for t in texts]
+    longest = max(len(d) for d in datas)
+    assert sum(len(d) == longest for d in datas) >= language._LOCKSTEP_MIN
+    features, text_of = language._features(m, datas)
+    expected = [np.asarray(language._walk(m, 0, d)[1], dtype=np.int32) for d in datas]
+    assert features.dtype == np.int32
+    assert text_of.dtype == np.int64
+    assert np.array_equal(features, np.concatenate(expected))
+    assert np.array_equal(text_of, np.repeat(np.arange(len(datas)), [len(e) for e in expected]))
+    # and the scores: the same as one text at a time
+    samples = [d.decode("utf-8", "ignore") for d in datas]
+    assert language.classify_many(samples) == [language.classify_many([s])[0] for s in samples]

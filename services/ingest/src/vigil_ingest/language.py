@@ -298,6 +298,14 @@ def _features(m: LanguageModel, datas: Sequence[bytes]) -> tuple[np.ndarray[Any,
     lengths = sorted((len(d) for d in datas), reverse=True)
     if n < _LOCKSTEP_MIN or lengths[_LOCKSTEP_MIN - 1] == 0:
         walks = [np.asarray(_walk(m, 0, data)[1], dtype=np.int32) for data in datas]
+    elif lengths[0] <= lengths[_LOCKSTEP_MIN - 1]:
+        # every text ends within the lockstep walk (texts cut at the same length): the features are
+        # read from the whole walk at once, text after text (row-major), positions past an end dropped
+        steps = lengths[0]
+        per_text, _ = _lockstep(m, datas, steps)
+        emitted = per_text >= 0
+        emitted &= np.arange(steps) < np.fromiter(map(len, datas), dtype=np.int64, count=n)[:, None]
+        return per_text[emitted], np.repeat(np.arange(n, dtype=np.int64), emitted.sum(axis=1))
     else:
         walks = _walk_lockstep(m, datas, lengths[_LOCKSTEP_MIN - 1])
     sizes = [len(w) for w in walks]
@@ -311,12 +319,27 @@ def _walk_lockstep(m: LanguageModel, datas: Sequence[bytes], steps: int) -> list
     Python from where they are. Positions past a text's end walk on byte 0 (valid transitions) and
     are dropped. Three calls per step, nothing allocated; the states' features are read after the
     walk, in one call."""
-    n = len(datas)
-    grid = np.zeros((n, steps), dtype=np.uint8)
+    per_text, last = _lockstep(m, datas, steps)
+    walks = []
     for k, data in enumerate(datas):
-        head = data[:steps]
-        grid[k, : len(head)] = np.frombuffer(head, dtype=np.uint8)
-    columns = np.ascontiguousarray(grid.T)  # one row of bytes per step
+        walked = per_text[k, : min(len(data), steps)]
+        features = walked[walked >= 0]
+        if len(data) > steps:
+            _, rest = _walk(m, int(last[k]), data[steps:])
+            features = np.concatenate([features, np.asarray(rest, dtype=np.int32)])
+        walks.append(features)
+    return walks
+
+
+def _lockstep(
+    m: LanguageModel, datas: Sequence[bytes], steps: int
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The lockstep walk of :func:`_walk_lockstep`: per text (row) the feature (or -1) of each step's
+    state, and each text's state after the last step."""
+    n = len(datas)
+    # one row of bytes per text, padded with byte 0 (one join, not a numpy call per text)
+    grid = np.frombuffer(b"".join([d[:steps].ljust(steps, b"\0") for d in datas]), dtype=np.uint8)
+    columns = np.ascontiguousarray(grid.reshape(n, steps).T)  # one row of bytes per step
     del grid
     nm, rb = m.nextmove_array, m.rowbase_array
     states = np.empty((steps, n), dtype=nm.dtype)
@@ -327,17 +350,7 @@ def _walk_lockstep(m: LanguageModel, datas: Sequence[bytes], steps: int) -> list
         np.take(rb, states[i], out=position)
     del columns, position
     per_text = np.ascontiguousarray(np.take(m.out_array, states).T)
-    last = states[-1]
-    del states
-    walks = []
-    for k, data in enumerate(datas):
-        walked = per_text[k, : min(len(data), steps)]
-        features = walked[walked >= 0]
-        if len(data) > steps:
-            _, rest = _walk(m, int(last[k]), data[steps:])
-            features = np.concatenate([features, np.asarray(rest, dtype=np.int32)])
-        walks.append(features)
-    return walks
+    return per_text, states[-1]
 
 
 def _hits(m: LanguageModel, datas: Sequence[bytes]) -> list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
