@@ -71,3 +71,15 @@ def test_features_of_texts_within_the_walk_are_the_one_by_one_walks() -> None:
     # and the scores: the same as one text at a time
     samples = [d.decode("utf-8", "ignore") for d in datas]
     assert language.classify_many(samples) == [language.classify_many([s])[0] for s in samples]
+
+
+def test_scores_are_py3langids_bit_for_bit() -> None:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from vigil_shared.bench import make_texts
+
+    reference = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    openings = [f"{t}\n{x}"[:512] for t, x in make_texts(200, seed=2)]  # one length: the at-once read
+    mixed = openings[:100] + [t[: 40 + 7 * i] for i, t in enumerate(openings[100:])]  # per-text finishing
+    mixed += ["Die Botschaft warnt vor möglichen Anschlägen in Berlin.", "大使馆提醒在华公民注意安全", "x" * 900]
+    for texts in (openings, mixed):
+        assert language.classify_many(texts) == [reference.classify(t) for t in texts]

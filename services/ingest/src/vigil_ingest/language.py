@@ -421,10 +421,14 @@ def _classify_chunk(m: LanguageModel, datas: Sequence[bytes]) -> list[tuple[str,
     bounds = counted.bounds.tolist()
     # a text without any feature scores 0 everywhere (uniform), like py3langid under norm_probs
     scores = np.zeros((n, len(m.classes)), dtype=np.float32)
+    # each text's rows gathered in turn into one buffer (np.take of whole rows into its head: a copy
+    # per row, no fancy-indexing iterator, no array per text), then py3langid's product of them
+    gathered = np.empty((int(np.diff(counted.bounds).max()), rows.shape[1]), dtype=np.float32)
     for k in range(n):
         a, b = bounds[k], bounds[k + 1]
         if b > a:  # py3langid's sum, term by term in its order: log1p(counts) @ ptc[features] + pc
-            np.add(weights[a:b] @ rows[block_rows[a:b]], m.pc, out=scores[k])
+            text_rows = np.take(rows, block_rows[a:b], axis=0, out=gathered[: b - a], mode="clip")
+            np.add(weights[a:b] @ text_rows, m.pc, out=scores[k])
     # py3langid's normalisation, for all texts at once: x 1/sqrt(bytes), softmax, aliases folded
     scores *= np.array([1.0 / math.sqrt(len(d) or 1) for d in datas], dtype=np.float32)[:, None]
     scores -= scores.max(axis=1, keepdims=True)
