@@ -160,6 +160,36 @@ async def publish_events(
     return [r for r in results[: len(encoded)]]
 
 
+async def publish_entries(redis: Redis, stream: str, datas: Sequence[bytes], maxlen: int | None) -> list[bytes]:
+    """``XADD stream [MAXLEN ~ maxlen] * __data__ <data>`` of each ``__data__`` value in one
+    ``MULTI``/``EXEC`` transaction; the entry ids (ingest's HTTP batches publish through this). What
+    :func:`publish_events` sends for these entries, packed in one go (per entry: the command's
+    constant head, the value's length header, the value; no copy of the values) and its replies read
+    without redis-py's pipeline: ``OK``, a ``QUEUED`` per XADD (a queueing error is raised and EXEC never runs), then
+    EXEC's array of ids (an XADD's error in it is raised, as the pipeline raises it). Sent and retried
+    like the stream worker's commit (:func:`_round_trip`, the client's retry policy on a connection
+    error, as redis-py retries a transaction)."""
+    n = len(datas)
+    name = stream.encode()
+    head = b"*%d\r\n$4\r\nXADD\r\n$%d\r\n%s" % (8 if maxlen else 5, len(name), name)
+    if maxlen:
+        cap = b"%d" % maxlen
+        head += b"\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n$%d\r\n%s" % (len(cap), cap)
+    head += b"\r\n$1\r\n*" + _FIELD
+    xadds: list[bytes] = [_CRLF] * (4 * n)  # per entry: head, the value's length header, value, CRLF
+    xadds[0::4] = [head] * n
+    xadds[1::4] = list(map(_header, map(len, datas)))
+    xadds[2::4] = datas
+    reply = await _round_trip(redis, [_MULTI, *xadds, _EXEC], n + 1)
+    if not isinstance(reply, list) or len(reply) != n:
+        raise ResponseError(f"unexpected reply to the publishing EXEC: {reply!r:.200}")
+    for r in reply:
+        if isinstance(r, Exception):
+            raise r
+    _published(stream).inc(n)
+    return reply
+
+
 def _data(publication: Publication) -> bytes:
     """The ``__data__`` value of a publication: its ``data``, or its event encoded."""
     if publication.data is not None:

@@ -9,9 +9,9 @@ gets the same id and is published at most once per revision whichever way it cam
    (:func:`vigil_ingest.dedup.register_many`; atomic across replicas: exactly one sighting of a
    given content is new);
 3. the events of the new alerts and new revisions are written in **one** ``MULTI``/``EXEC``
-   transaction (:func:`publish_entries`: the commands packed here, as the stream worker packs its
-   commits, instead of redis-py's pipeline parsing a ``QUEUED`` reply and running a callback per
-   command; the same commands and the same all-or-nothing). If that, or the registration itself,
+   transaction (:func:`vigil_shared.worker.publish_entries`: the commands packed as the stream
+   worker packs its commits, instead of redis-py's pipeline parsing a ``QUEUED`` reply and running a
+   callback per command; the same commands and the same all-or-nothing). If that, or the registration itself,
    fails with an error, this call's registrations are undone
    (:func:`vigil_ingest.dedup.unregister_many`, which recognises them by their correlation ids even
    when the registration's answer was lost) so a retry is new again rather than a duplicate of an
@@ -38,11 +38,10 @@ from typing import Any, Final, Literal
 import orjson
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 from vigil_shared import metrics, streams
 from vigil_shared.envelope import encode_body, encode_data
 from vigil_shared.events import SCHEMA_VERSION, AlertReceived, SourceKind, new_event_id, utcnow
-from vigil_shared.worker import _CRLF, _EXEC, _FIELD, _MULTI, _header, _published, _round_trip
+from vigil_shared.worker import publish_entries
 
 from vigil_ingest.dedup import DEFAULT_TTL_S, Registration, Sighting, register_many, sightings_of, unregister_many
 from vigil_ingest.drafts import AlertDraft, to_alert_received
@@ -278,36 +277,6 @@ def _entry_data(built: dict[str, Any] | AlertReceived, reg: Registration) -> byt
     except orjson.JSONEncodeError:
         return encode_data(AlertReceived.model_validate(built))
     return encode_body(built["correlation_id"], AlertReceived.event_type, body)
-
-
-async def publish_entries(redis: Redis, stream: str, datas: Sequence[bytes], maxlen: int | None) -> list[bytes]:
-    """``XADD stream [MAXLEN ~ maxlen] * __data__ <data>`` of each ``__data__`` value in one
-    ``MULTI``/``EXEC`` transaction; the entry ids. What :func:`vigil_shared.worker.publish_events`
-    sends for these entries, packed here in one go (per entry: the command's constant head, the
-    value's length header, the value; no copy of the values) and its replies read without redis-py's
-    pipeline: ``OK``, a ``QUEUED`` per XADD (a queueing error is raised and EXEC never runs), then
-    EXEC's array of ids (an XADD's error in it is raised, as the pipeline raises it). Sent and retried
-    like the stream worker's commit (:func:`vigil_shared.worker._round_trip`, the client's retry
-    policy on a connection error, as redis-py retries a transaction)."""
-    n = len(datas)
-    name = stream.encode()
-    head = b"*%d\r\n$4\r\nXADD\r\n$%d\r\n%s" % (8 if maxlen else 5, len(name), name)
-    if maxlen:
-        cap = b"%d" % maxlen
-        head += b"\r\n$6\r\nMAXLEN\r\n$1\r\n~\r\n$%d\r\n%s" % (len(cap), cap)
-    head += b"\r\n$1\r\n*" + _FIELD
-    xadds: list[bytes] = [_CRLF] * (4 * n)  # per entry: head, the value's length header, value, CRLF
-    xadds[0::4] = [head] * n
-    xadds[1::4] = list(map(_header, map(len, datas)))
-    xadds[2::4] = datas
-    reply = await _round_trip(redis, [_MULTI, *xadds, _EXEC], n + 1)
-    if not isinstance(reply, list) or len(reply) != n:
-        raise ResponseError(f"unexpected reply to the publishing EXEC: {reply!r:.200}")
-    for r in reply:
-        if isinstance(r, Exception):
-            raise r
-    _published(stream).inc(n)
-    return reply
 
 
 def _debug_enabled() -> bool:

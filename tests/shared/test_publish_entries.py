@@ -1,4 +1,4 @@
-"""intake.publish_entries (the ninth session's packed MULTI/EXEC of a batch's XADDs) writes what the
+"""vigil_shared.worker.publish_entries (the ninth session's packed MULTI/EXEC of a batch's XADDs) writes what the
 shared publish_events writes, trims alike, and fails as a whole, on real Redis."""
 
 from __future__ import annotations
@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from vigil_ingest.intake import publish_entries
 from vigil_shared.envelope import DATA_FIELD, encode_data
 from vigil_shared.events import AlertReceived
-from vigil_shared.worker import Publication, publish_events
+from vigil_shared.worker import Publication, publish_entries, publish_events
 
 
 def _events(n: int) -> list[AlertReceived]:
