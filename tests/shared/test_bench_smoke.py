@@ -43,6 +43,7 @@ def test_bench_command_prints_the_table(tmp_path: Path) -> None:
     ]
     cases = {c["case"]: c for c in report["cases"]}
     assert cases["ceiling (3 plain relays)"]["alerts_per_s"] > 0
+    assert cases["ceiling (3 plain relays)"]["alerts"] == 5 * 200  # --ceiling-factor's default: 5
     for name in ("stream, 1 classify",):
         c = cases[name]
         assert c["alerts"] == 200
@@ -68,7 +69,7 @@ def test_bench_repeat_runs_rounds_and_summarizes(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable, "-m", "vigil_shared.cli", "bench", "-n", "300", "--subscriptions", "200",
-            "--repeat", "2", "--no-http", "--rate", "0", "--json", str(out),
+            "--repeat", "2", "--ceiling-factor", "2", "--no-http", "--rate", "0", "--json", str(out),
         ],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
@@ -93,6 +94,7 @@ def test_bench_repeat_runs_rounds_and_summarizes(tmp_path: Path) -> None:
     ceilings, stream = cases[0::2], cases[1::2]
     for ceiling, c in zip(ceilings, stream, strict=True):
         assert ceiling["alerts_per_s"] > 0
+        assert ceiling["alerts"] == 2 * 300  # --ceiling-factor 2: the 300 payloads twice
         assert ceiling["ratio_to_ceiling"] is None
         assert c["catch_all_deliveries"] == 300
         assert c["catch_all_duplicates"] == 0

@@ -132,3 +132,12 @@ def test_repeat_below_one_is_a_usage_error(value: str) -> None:
     assert "greater than or equal to 1" in result.output
     with pytest.raises(ValueError, match="repeat"):
         run(BenchOptions(repeat=int(value), progress=False))
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_ceiling_factor_below_one_is_a_usage_error(value: str) -> None:
+    result = CliRunner().invoke(app, ["bench", "--ceiling-factor", value, "--quiet"])
+    assert result.exit_code == 2
+    assert "--ceiling-factor" in result.output
+    with pytest.raises(ValueError, match="ceiling_factor"):
+        run(BenchOptions(ceiling_factor=int(value), progress=False))
