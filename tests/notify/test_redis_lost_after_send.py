@@ -232,12 +232,11 @@ async def test_webhook_sent_before_redis_died_is_not_sent_again(
     await n.aclose()
 
 
-async def test_two_batches_meeting_the_same_own_orphan_claim_send_it_once(
+async def _orphaned_claims(
     redis: Redis, settings: NotifySettings, tmp_path: Path
-) -> None:
-    """An attempt of this replica claimed the keys and failed before sending; two batches of the same
-    process (two consumers, or a claim pass next to a read) then meet the entries at once. Only one
-    of them may take the orphaned claims back and send; the other waits and finds them sent."""
+) -> tuple[Notifier, list[AlertClassified], str, Path]:
+    """A notifier, 3 alerts for one JSONL subscriber, and their deliveries' keys claimed in this
+    notifier's name by an attempt that failed before sending: (notifier, alerts, channel URL, file)."""
     out = tmp_path / "out.jsonl"
     url = f"jsonl://{out}"
     await SubscriptionStore(redis).put(make_sub("desk", [url], include_non_threats=True))
@@ -245,6 +244,16 @@ async def test_two_batches_meeting_the_same_own_orphan_claim_send_it_once(
     alerts = batch(3)
     for k in keys_of(alerts, "desk", url):
         assert await n.deliverer.ledger.claim(k) == "claimed"  # the failed attempt's claims
+    return n, alerts, url, out
+
+
+async def test_two_batches_meeting_the_same_own_orphan_claim_send_it_once(
+    redis: Redis, settings: NotifySettings, tmp_path: Path
+) -> None:
+    """An attempt of this replica claimed the keys and failed before sending; two batches of the same
+    process (two consumers, or a claim pass next to a read) then meet the entries at once. Only one
+    of them may take the orphaned claims back and send; the other waits and finds them sent."""
+    n, alerts, _url, out = await _orphaned_claims(redis, settings, tmp_path)
     a, b = await asyncio.gather(n.process_many(alerts), n.process_many(alerts))
     assert jsonl_counts(out) == Counter({x.alert.alert_id: 1 for x in alerts}), "sent twice"
     statuses = sorted(o.status for r in results_ok(a) + results_ok(b) for o in r.outcomes)
@@ -260,13 +269,7 @@ async def test_a_batch_whose_claim_states_went_stale_does_not_send_again(
     claims (this owner's orphans) before the first has sent, and looks at them only after the first
     batch sent, marked and let go of them. Its states are stale: the keys are no longer this owner's
     claims, so it must not take them as orphans and send again (the claim's renewal says so)."""
-    out = tmp_path / "out.jsonl"
-    url = f"jsonl://{out}"
-    await SubscriptionStore(redis).put(make_sub("desk", [url], include_non_threats=True))
-    n = notifier(redis, settings.model_copy(update={"in_flight_wait_s": 5.0}))
-    alerts = batch(3)
-    for k in keys_of(alerts, "desk", url):
-        assert await n.deliverer.ledger.claim(k) == "claimed"  # the failed attempt's claims
+    n, alerts, url, out = await _orphaned_claims(redis, settings, tmp_path)
     ledger = n.deliverer.ledger
     real_claim_many = ledger.claim_many
     first_done = asyncio.Event()
