@@ -29,7 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -48,12 +49,34 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def callgrind_process(env: dict[str, str], workdir: Path, out: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
-    """``vigil run ingest`` under callgrind, instrumentation off until switched on, logging to
-    ``workdir/ingest.log`` (:func:`vigil_shared.demo.service_process`; a minute to stop: valgrind
-    writes its profile then)."""
-    prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
-    return service_process("ingest", env, workdir, prefix=prefix, stop_timeout_s=60)
+@contextmanager
+def callgrind_process(env: dict[str, str], workdir: Path, out: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``vigil run ingest`` under callgrind, instrumentation off until switched on (as
+    :func:`vigil_shared.demo.service_process`, logging to ``workdir/ingest.log``)."""
+    log = (workdir / "ingest.log").open("wb")
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        "-m",
+        "vigil_shared.cli",
+        "run",
+        "ingest",
+    ]
+    proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=log, stderr=log)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        log.close()
 
 
 def callgrind_control(pid: int, *args: str) -> None:
