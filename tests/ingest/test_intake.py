@@ -26,7 +26,7 @@ async def test_failed_publish_undoes_registration_so_a_retry_is_new(
     async def broken(*_a: Any, **_k: Any) -> list[bytes]:
         raise ConnectionError("redis went away mid-publish")
 
-    monkeypatch.setattr(intake, "publish_events", broken)
+    monkeypatch.setattr(intake, "publish_entries", broken)
     with pytest.raises(ConnectionError):
         await accept(redis, [_draft(), _draft(url="https://x.test/a")])
     assert await stream_alerts(redis) == []
@@ -45,7 +45,7 @@ async def test_failed_publish_of_a_revision_keeps_the_first_revision(
     async def broken(*_a: Any, **_k: Any) -> list[bytes]:
         raise ConnectionError("down")
 
-    monkeypatch.setattr(intake, "publish_events", broken)
+    monkeypatch.setattr(intake, "publish_entries", broken)
     with pytest.raises(ConnectionError):
         await accept(redis, [_draft("Changed text.", url="https://x.test/a")])
     monkeypatch.undo()

@@ -8,8 +8,14 @@ of ``--batch``, ``--inflight`` requests at a time, then prints the ingest proces
 (VmHWM). Nothing consumes the stream: this is ingest only.
 
 Run: ``uv run python services/ingest/benchmarks/bench_http_batch.py [-n 6000] [--batch 500]
-[--inflight 2] [--profile OUT.raw]`` (``--profile`` attaches py-spy to the ingest process for the
-posting and writes raw stacks).
+[--inflight 2] [--profile OUT.raw] [--callgrind OUT]`` (``--profile`` attaches py-spy to the
+ingest process for the posting and writes raw stacks).
+
+``--callgrind OUT``: ingest runs under ``valgrind --tool=callgrind --instr-atstart=no`` and
+``callgrind_control -i on/off`` switches its instrumentation on for the posting only (after a warm-up
+batch of ``--batch`` other alerts), so OUT holds ingest's instructions for exactly the ``-n`` alerts
+(``callgrind_annotate OUT``; the total is printed, per alert too): repeatable to ~0.1%, for A/B.
+Valgrind is ~50x slower: use ``-n 2000`` or so.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -39,6 +46,28 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def callgrind_process(env: dict[str, str], workdir: Path, out: Path) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """``vigil run ingest`` under callgrind, instrumentation off until switched on, logging to
+    ``workdir/ingest.log`` (:func:`vigil_shared.demo.service_process`; a minute to stop: valgrind
+    writes its profile then)."""
+    prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    return service_process("ingest", env, workdir, prefix=prefix, stop_timeout_s=60)
+
+
+def callgrind_control(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
+
+
+def callgrind_total(out: Path) -> int:
+    """The instruction total (``summary:``/``totals:`` line) of a callgrind output file."""
+    total = 0
+    for path in [out, *out.parent.glob(out.name + ".*")]:
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total = max(total, int(line.split()[1]))
+    return total
 
 
 async def post_all(port: int, key: str, bodies: list[bytes], inflight: int) -> list[float]:
@@ -66,19 +95,23 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500, help="alerts per request")
     ap.add_argument("--inflight", type=int, default=2, help="requests in flight")
     ap.add_argument("--profile", type=Path, default=None, help="py-spy raw output file")
+    ap.add_argument("--callgrind", type=Path, default=None, help="callgrind output file (ingest under valgrind)")
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()
 
-    texts = make_texts(args.n, seed=args.seed)
-    bodies = [
-        orjson.dumps(
-            [
-                {"id": f"bench-{j:07d}", "title": t, "text": x, "issuer": "Benchmark Desk"}
-                for j, (t, x) in enumerate(texts[i : i + args.batch], start=i)
-            ]
-        )
-        for i in range(0, len(texts), args.batch)
-    ]
+    def batches(texts: list[tuple[str, str]], prefix: str) -> list[bytes]:
+        return [
+            orjson.dumps(
+                [
+                    {"id": f"{prefix}-{j:07d}", "title": t, "text": x, "issuer": "Benchmark Desk"}
+                    for j, (t, x) in enumerate(texts[i : i + args.batch], start=i)
+                ]
+            )
+            for i in range(0, len(texts), args.batch)
+        ]
+
+    bodies = batches(make_texts(args.n, seed=args.seed), "bench")
+    warm_up = batches(make_texts(args.batch, seed=args.seed + 1), "warm-up") if args.callgrind else []
     key, line = new_api_key()
     with EmbeddedRedis() as server, tempfile.TemporaryDirectory(prefix="vigil-ingest-bench-") as tmp:
         workdir = Path(tmp)
@@ -96,8 +129,15 @@ def main() -> None:
             "VIGIL_HTTP_HOST": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
         }
-        with service_process("ingest", env, workdir) as proc:
-            deadline = time.monotonic() + 120
+        if args.callgrind is not None:
+            args.callgrind = args.callgrind.resolve()
+            for old in [args.callgrind, *args.callgrind.parent.glob(args.callgrind.name + ".*")]:
+                old.unlink(missing_ok=True)
+            started = callgrind_process(env, workdir, args.callgrind)
+        else:
+            started = service_process("ingest", env, workdir)
+        with started as proc:
+            deadline = time.monotonic() + (900 if args.callgrind else 120)
             while True:
                 if proc.poll() is not None:
                     sys.exit((workdir / "ingest.log").read_text()[-3000:])
@@ -111,6 +151,8 @@ def main() -> None:
                 time.sleep(0.2)
             time.sleep(0.5)
             pid = proc.pid
+            if warm_up:
+                asyncio.run(post_all(port, key, warm_up, args.inflight))
             idle_rss, idle_peak = rss_mb(pid), peak_rss_mb(pid)
             spy = None
             if args.profile is not None and shutil.which("py-spy"):
@@ -120,11 +162,16 @@ def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )
                 time.sleep(1.0)
+            if args.callgrind is not None:
+                callgrind_control(pid, "--instr=on")
             cpu0 = cpu_seconds(pid)
             t0 = time.perf_counter()
             times = asyncio.run(post_all(port, key, bodies, args.inflight))
             wall = time.perf_counter() - t0
             cpu = cpu_seconds(pid) - cpu0
+            if args.callgrind is not None:
+                callgrind_control(pid, "--instr=off")
+                callgrind_control(pid, "--dump")
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
@@ -132,7 +179,7 @@ def main() -> None:
             anon, mapped = rss_mb(pid, "RssAnon"), rss_mb(pid, "RssFile")
             import redis
 
-            published = redis.Redis.from_url(server.url).xlen(streams.ALERTS_RECEIVED)
+            published = redis.Redis.from_url(server.url).xlen(streams.ALERTS_RECEIVED) - len(warm_up) * args.batch
     times.sort()
     print(
         f"alerts {args.n} (batches of {args.batch}, {args.inflight} in flight), published {published}\n"
@@ -143,6 +190,10 @@ def main() -> None:
         f" peak {peak:.0f} MB\n"
         f"ingest RSS after: {anon:.0f} MB anonymous, {mapped:.0f} MB file-backed (mapped files, shared)"
     )
+    if args.callgrind is not None:
+        total = callgrind_total(args.callgrind)
+        per_alert = total / args.n / 1e3
+        print(f"callgrind: {total:,} instructions = {total / 1e6:,.1f}M, {per_alert:,.1f}k per alert", args.callgrind)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,20 @@ def say(msg: str) -> None:
 
 @contextmanager
 def service_process(
-    name: str, env: dict[str, str], workdir: Path, log_name: str | None = None
+    name: str,
+    env: dict[str, str],
+    workdir: Path,
+    log_name: str | None = None,
+    *,
+    prefix: Sequence[str] = (),
+    stop_timeout_s: float = 15.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``vigil run NAME`` as a child process logging to ``workdir/<log_name or name>.log``; SIGTERM on exit."""
+    """``vigil run NAME`` as a child process logging to ``workdir/<log_name or name>.log``; SIGTERM on exit
+    (killed if it has not stopped ``stop_timeout_s`` later). ``prefix``: a command it runs under (a
+    profiler such as ``valgrind --tool=callgrind``)."""
     log = (workdir / f"{log_name or name}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vigil_shared.cli", "run", name], env=env, cwd=workdir, stdout=log, stderr=log
+        [*prefix, sys.executable, "-m", "vigil_shared.cli", "run", name], env=env, cwd=workdir, stdout=log, stderr=log
     )
     try:
         yield proc
@@ -49,7 +57,7 @@ def service_process(
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(15)
+                proc.wait(stop_timeout_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+import orjson
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -93,13 +94,20 @@ def _accepted(r: IntakeResult) -> AlertAccepted:
 
 
 def batch_json(results: list[IntakeResult]) -> bytes:
-    """``BatchAccepted`` of ``results`` as FastAPI's ``JSONResponse`` would render it."""
+    """``BatchAccepted`` of ``results`` as FastAPI's ``JSONResponse`` would render it: orjson writes
+    the same bytes as its ``json.dumps(ensure_ascii=False, separators=(",", ":"))`` for these strings,
+    ints and nulls (tested on every code point); a string orjson refuses (a lone surrogate) takes
+    ``json.dumps``, and its error."""
     body = {
         "results": [r.as_dict() for r in results],
         "new": sum(r.status == "new" for r in results),
         "revisions": sum(r.status == "revision" for r in results),
         "duplicates": sum(r.status == "duplicate" for r in results),
     }
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        pass
     return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
 
 
@@ -165,6 +173,9 @@ def _stamp(drafts: list[AlertDraft], principal: Principal) -> list[AlertDraft]:
         return drafts
     out = []
     for d in drafts:
+        if d.source_name == principal.name:  # stamped when parsed (JSON), or its own: as it would be made
+            out.append(d)
+            continue
         update: dict[str, Any] = {"source_name": principal.name}
         if d.source_name and d.source_name != principal.name:
             update["extra"] = {**d.extra, "claimed_source": d.source_name}
@@ -201,7 +212,9 @@ def build_router(redis: Redis, settings: IngestSettings) -> APIRouter:
                 raise refuse(request, 413, f"body exceeds the limit of {limit} bytes", source)
         return bytes(body)
 
-    async def drafts_from(request: Request, source: str | None, *, batch: bool) -> list[AlertDraft]:
+    async def drafts_from(
+        request: Request, source: str | None, *, batch: bool, stamp: str | None = None
+    ) -> list[AlertDraft]:
         media = media_type(request.headers.get("content-type"))
         if not media:
             raise refuse(request, 415, f"Content-Type is missing; send one of {ACCEPTED_TYPES}", source)
@@ -222,7 +235,7 @@ def build_router(redis: Redis, settings: IngestSettings) -> APIRouter:
         name = source or (settings.source_name if plain else None)
         try:
             parsed = await run_in_threadpool(
-                parse_input, body, content_type=media, source_name=name, max_bytes=limit
+                parse_input, body, content_type=media, source_name=name, max_bytes=limit, stamp=stamp
             )
         except InvalidInput as exc:
             raise refuse(request, exc.status_code, str(exc), source) from None
@@ -280,7 +293,7 @@ def build_router(redis: Redis, settings: IngestSettings) -> APIRouter:
     async def post_alert(
         request: Request, source: str | None = source_param, principal: Principal = ingest_key
     ) -> AlertAccepted:
-        drafts = _stamp(await drafts_from(request, source, batch=False), principal)
+        drafts = _stamp(await drafts_from(request, source, batch=False, stamp=principal.name), principal)
         return _accepted((await ingest(request, drafts, source))[0])
 
     @router.post(
@@ -294,7 +307,7 @@ def build_router(redis: Redis, settings: IngestSettings) -> APIRouter:
     async def post_batch(
         request: Request, source: str | None = source_param, principal: Principal = ingest_key
     ) -> Response:
-        drafts = _stamp(await drafts_from(request, source, batch=True), principal)
+        drafts = _stamp(await drafts_from(request, source, batch=True, stamp=principal.name), principal)
         results = await ingest(request, drafts, source)
         del drafts
         # BatchAccepted's JSON, written directly: through response_model FastAPI would dump, validate

@@ -79,6 +79,8 @@ def normalize_for_hash(text: str) -> str:
 
 
 def _is_absolute_url(value: str) -> bool:
+    if ":" not in value:  # no scheme: urlsplit's answer without its cost (most feed and API ids)
+        return False
     try:
         parts = urlsplit(value.strip())
     except ValueError:

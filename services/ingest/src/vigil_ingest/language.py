@@ -298,6 +298,14 @@ def _features(m: LanguageModel, datas: Sequence[bytes]) -> tuple[np.ndarray[Any,
     lengths = sorted((len(d) for d in datas), reverse=True)
     if n < _LOCKSTEP_MIN or lengths[_LOCKSTEP_MIN - 1] == 0:
         walks = [np.asarray(_walk(m, 0, data)[1], dtype=np.int32) for data in datas]
+    elif lengths[0] <= lengths[_LOCKSTEP_MIN - 1]:
+        # every text ends within the lockstep walk (texts cut at the same length): the features are
+        # read from the whole walk at once, text after text (row-major), positions past an end dropped
+        steps = lengths[0]
+        per_text, _ = _lockstep(m, datas, steps)
+        emitted = per_text >= 0
+        emitted &= np.arange(steps) < np.fromiter(map(len, datas), dtype=np.int64, count=n)[:, None]
+        return per_text[emitted], np.repeat(np.arange(n, dtype=np.int64), emitted.sum(axis=1))
     else:
         walks = _walk_lockstep(m, datas, lengths[_LOCKSTEP_MIN - 1])
     sizes = [len(w) for w in walks]
@@ -311,12 +319,27 @@ def _walk_lockstep(m: LanguageModel, datas: Sequence[bytes], steps: int) -> list
     Python from where they are. Positions past a text's end walk on byte 0 (valid transitions) and
     are dropped. Three calls per step, nothing allocated; the states' features are read after the
     walk, in one call."""
-    n = len(datas)
-    grid = np.zeros((n, steps), dtype=np.uint8)
+    per_text, last = _lockstep(m, datas, steps)
+    walks = []
     for k, data in enumerate(datas):
-        head = data[:steps]
-        grid[k, : len(head)] = np.frombuffer(head, dtype=np.uint8)
-    columns = np.ascontiguousarray(grid.T)  # one row of bytes per step
+        walked = per_text[k, : min(len(data), steps)]
+        features = walked[walked >= 0]
+        if len(data) > steps:
+            _, rest = _walk(m, int(last[k]), data[steps:])
+            features = np.concatenate([features, np.asarray(rest, dtype=np.int32)])
+        walks.append(features)
+    return walks
+
+
+def _lockstep(
+    m: LanguageModel, datas: Sequence[bytes], steps: int
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The lockstep walk of :func:`_walk_lockstep`: per text (row) the feature (or -1) of each step's
+    state, and each text's state after the last step."""
+    n = len(datas)
+    # one row of bytes per text, padded with byte 0 (one join, not a numpy call per text)
+    grid = np.frombuffer(b"".join([d[:steps].ljust(steps, b"\0") for d in datas]), dtype=np.uint8)
+    columns = np.ascontiguousarray(grid.reshape(n, steps).T)  # one row of bytes per step
     del grid
     nm, rb = m.nextmove_array, m.rowbase_array
     states = np.empty((steps, n), dtype=nm.dtype)
@@ -327,17 +350,7 @@ def _walk_lockstep(m: LanguageModel, datas: Sequence[bytes], steps: int) -> list
         np.take(rb, states[i], out=position)
     del columns, position
     per_text = np.ascontiguousarray(np.take(m.out_array, states).T)
-    last = states[-1]
-    del states
-    walks = []
-    for k, data in enumerate(datas):
-        walked = per_text[k, : min(len(data), steps)]
-        features = walked[walked >= 0]
-        if len(data) > steps:
-            _, rest = _walk(m, int(last[k]), data[steps:])
-            features = np.concatenate([features, np.asarray(rest, dtype=np.int32)])
-        walks.append(features)
-    return walks
+    return per_text, states[-1]
 
 
 def _hits(m: LanguageModel, datas: Sequence[bytes]) -> list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
@@ -379,6 +392,18 @@ def classify_many(texts: Sequence[str]) -> list[tuple[str, float]]:
     return results
 
 
+_LOG1P = np.log1p(np.arange(4096, dtype=np.float32))
+"""``np.log1p`` of the float32 counts 0..4095, made once by the same call on the same type (so the
+same bits): a feature's weight is read here instead of computed per feature of every text."""
+
+
+def _log1p(counts: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``np.log1p(counts)`` of whole float32 counts, from :data:`_LOG1P` when they are all within it."""
+    if len(counts) and counts.max() < len(_LOG1P):
+        return np.asarray(_LOG1P[counts.astype(np.intp)])
+    return np.asarray(np.log1p(counts))
+
+
 def _classify_chunk(m: LanguageModel, datas: Sequence[bytes]) -> list[tuple[str, float]]:
     n = len(datas)
     counted = _counted_many(*_features(m, datas), n)
@@ -392,14 +417,18 @@ def _classify_chunk(m: LanguageModel, datas: Sequence[bytes]) -> list[tuple[str,
     row_of = np.empty(m.ptc.shape[0], dtype=np.intp)
     row_of[union] = np.arange(len(union), dtype=np.intp)
     block_rows = row_of[counted.features]
-    weights = np.log1p(counted.counts)
+    weights = _log1p(counted.counts)
     bounds = counted.bounds.tolist()
     # a text without any feature scores 0 everywhere (uniform), like py3langid under norm_probs
     scores = np.zeros((n, len(m.classes)), dtype=np.float32)
+    # each text's rows gathered in turn into one buffer (np.take of whole rows into its head: a copy
+    # per row, no fancy-indexing iterator, no array per text), then py3langid's product of them
+    gathered = np.empty((int(np.diff(counted.bounds).max()), rows.shape[1]), dtype=np.float32)
     for k in range(n):
         a, b = bounds[k], bounds[k + 1]
         if b > a:  # py3langid's sum, term by term in its order: log1p(counts) @ ptc[features] + pc
-            np.add(weights[a:b] @ rows[block_rows[a:b]], m.pc, out=scores[k])
+            text_rows = np.take(rows, block_rows[a:b], axis=0, out=gathered[: b - a], mode="clip")
+            np.add(weights[a:b] @ text_rows, m.pc, out=scores[k])
     # py3langid's normalisation, for all texts at once: x 1/sqrt(bytes), softmax, aliases folded
     scores *= np.array([1.0 / math.sqrt(len(d) or 1) for d in datas], dtype=np.float32)[:, None]
     scores -= scores.max(axis=1, keepdims=True)
