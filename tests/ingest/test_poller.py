@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -331,3 +332,34 @@ def test_the_example_feeds_file_is_valid() -> None:
     assert set(feeds) == {"embassy-moscow", "travel-advice-turkey", "civil-protection-cap", "paused-feed"}
     assert feeds["civil-protection-cap"].kind == "cap"
     assert feeds["paused-feed"].enabled is False
+
+
+async def test_the_loop_stops_when_a_tick_swallowed_its_cancellation(
+    redis: Redis, feed_server: Any, feed_bytes: ReadFeed, poller_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancellation lost inside a tick (redis-py's asyncio client sometimes swallows one under load)
+    must still stop the loop: the task's pending cancel request is checked after every tick."""
+    poller = poller_factory(_serve_samples(feed_server, feed_bytes))
+    in_tick = asyncio.Event()
+    ticks = 0
+
+    async def tick_that_swallows(*, force: bool = False) -> list[Any]:
+        nonlocal ticks
+        ticks += 1
+        in_tick.set()
+        if ticks == 1:
+            with contextlib.suppress(asyncio.CancelledError):  # loses the first cancellation, as redis-py can
+                await asyncio.sleep(3600)
+        else:
+            await asyncio.sleep(3600)
+        return []
+
+    monkeypatch.setattr(poller, "run_once", tick_that_swallows)
+    task = asyncio.create_task(poller.run())
+    await asyncio.wait_for(in_tick.wait(), 5)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=5)
+    assert done, "the loop went on polling after its cancellation"
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ticks == 1
