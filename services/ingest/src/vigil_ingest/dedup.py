@@ -33,25 +33,32 @@ for i = 1, n do
   local a = 2 + (i - 1) * 5
   local h = KEYS[i]
   local fp_field = 'fp:' .. ARGV[a + 1]
+  local id = ARGV[a + 2]
   local seen = redis.call('HGET', h, fp_field)
   if seen then
     redis.call('EXPIRE', h, ttl)
     local cid = redis.call('HGET', h, 'cid:' .. seen) or ''
-    res[i] = '0 ' .. seen .. ' ' .. redis.call('HGET', h, 'alert_id') .. ' ' .. cid
+    res[i] = '0 ' .. seen .. ' ' .. id .. ' ' .. cid
   else
     local rev = redis.call('HINCRBY', h, 'revision', '1')
+    local cid = ARGV[a + 3]
     local rs = '1'
     if rev == 1 then
-      redis.call('HSET', h, 'alert_id', ARGV[a + 2])
+      if cid ~= '' then
+        redis.call('HSET', h, 'alert_id', id, fp_field, '1', 'cid:1', cid)
+      else
+        redis.call('HSET', h, 'alert_id', id, fp_field, '1')
+      end
     else
       rs = string.format('%d', rev)
-    end
-    redis.call('HSET', h, fp_field, rs)
-    if ARGV[a + 3] ~= '' then
-      redis.call('HSET', h, 'cid:' .. rs, ARGV[a + 3])
+      if cid ~= '' then
+        redis.call('HSET', h, fp_field, rs, 'cid:' .. rs, cid)
+      else
+        redis.call('HSET', h, fp_field, rs)
+      end
     end
     redis.call('EXPIRE', h, ttl)
-    res[i] = '1 ' .. rs .. ' ' .. redis.call('HGET', h, 'alert_id') .. ' ' .. ARGV[a + 3]
+    res[i] = '1 ' .. rs .. ' ' .. id .. ' ' .. cid
   end
   local t = tonumber(ARGV[a + 4])
   if t > 0 then
