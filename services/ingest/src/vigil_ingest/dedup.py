@@ -28,6 +28,9 @@ DEFAULT_TTL_S: Final = 30 * 24 * 3600
 _REGISTER_LUA: Final = """
 local ttl = ARGV[1]
 local n = tonumber(ARGV[2])
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local deadline = string.format('%.0f', now_ms + tonumber(ttl) * 1000)
 local res = {}
 for i = 1, n do
   local a = 2 + (i - 1) * 5
@@ -36,7 +39,7 @@ for i = 1, n do
   local id = ARGV[a + 2]
   local seen = redis.call('HGET', h, fp_field)
   if seen then
-    redis.call('EXPIRE', h, ttl)
+    redis.call('PEXPIREAT', h, deadline)
     local cid = redis.call('HGET', h, 'cid:' .. seen) or ''
     res[i] = '0 ' .. seen .. ' ' .. id .. ' ' .. cid
   else
@@ -57,7 +60,7 @@ for i = 1, n do
         redis.call('HSET', h, fp_field, rs)
       end
     end
-    redis.call('EXPIRE', h, ttl)
+    redis.call('PEXPIREAT', h, deadline)
     res[i] = '1 ' .. rs .. ' ' .. id .. ' ' .. cid
   end
   local t = tonumber(ARGV[a + 4])
