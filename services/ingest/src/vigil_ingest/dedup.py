@@ -35,7 +35,7 @@ local res = {}
 for i = 1, n do
   local a = 2 + (i - 1) * 5
   local h = KEYS[i]
-  local fp_field = 'fp:' .. ARGV[a + 1]
+  local fp_field = ARGV[a + 1]
   local id = ARGV[a + 2]
   local seen = redis.call('HGET', h, fp_field)
   if seen then
@@ -72,10 +72,11 @@ return table.concat(res, '\\n')
 """
 """Registers sightings in order, each exactly as one atomic registration would (the whole call is one
 script, so atomic too). KEYS: the dedup hash of each sighting, then the title keys to remember.
-ARGV: ttl, n, then per sighting: fingerprint, alert id, correlation id (remembered as ``cid:<rev>``
-for a new revision; '' for none), index in KEYS of its title key (0: none), identity key (the title
-key's value). Returns one line per sighting, ``created revision alert_id correlation_id`` (the last
-empty if unknown): one bulk string is far cheaper for the client to read than nested arrays.
+ARGV: ttl, n, then per sighting: its fingerprint's field (``fp:<fingerprint>``), alert id,
+correlation id (remembered as ``cid:<rev>`` for a new revision; '' for none), index in KEYS of its
+title key (0: none), identity key (the title key's value). Returns one line per sighting,
+``created revision alert_id correlation_id`` (the last empty if unknown): one bulk string is far
+cheaper for the client to read than nested arrays.
 
 Numbers are handed to ``redis.call`` and concatenated as strings (the TTL as given, a revision as
 ``'1'`` or formatted once): Redis formats a Lua number argument with ``snprintf("%.17g")`` and Lua
@@ -172,7 +173,7 @@ async def register_many(
         if s.title_key is not None:
             keys.append(redis_key("dedup", s.title_key))
             title_index = len(keys)
-        args += (s.fingerprint, alert_id, s.correlation_id or "", title_index, s.key)
+        args += ("fp:" + s.fingerprint, alert_id, s.correlation_id or "", title_index, s.key)
     raw = await redis.register_script(_REGISTER_LUA)(keys=keys, args=args)  # EVALSHA, loaded on NOSCRIPT
     out: list[Registration] = []
     for s, line in zip(sightings, _str(raw).split("\n"), strict=True):
