@@ -66,6 +66,32 @@ def callgrind_process(env: dict[str, str], workdir: Path, out: Path) -> Abstract
     return service_process("ingest", env, workdir, prefix=prefix, stop_timeout_s=60)
 
 
+def mappings_mb(pid: int) -> dict[str, tuple[float, float]]:
+    """RSS and anonymous MB per mapped file (``[heap]``, ``[anon]`` for unnamed) of a process (smaps)."""
+    rss: dict[str, float] = {}
+    anon: dict[str, float] = {}
+    name = "[anon]"
+    with open(f"/proc/{pid}/smaps") as fh:
+        for line in fh:
+            parts = line.split()
+            if parts and "-" in parts[0] and not parts[0].endswith(":"):
+                name = parts[5] if len(parts) > 5 else "[anon]"
+            elif parts[0] == "Rss:":
+                rss[name] = rss.get(name, 0.0) + int(parts[1]) / 1024
+            elif parts[0] == "Anonymous:":
+                anon[name] = anon.get(name, 0.0) + int(parts[1]) / 1024
+    return {k: (v, anon.get(k, 0.0)) for k, v in rss.items()}
+
+
+def print_mappings(label: str, pid: int, top: int) -> None:
+    maps = mappings_mb(pid)
+    print(
+        f"{label}: {sum(v for v, _ in maps.values()):.1f} MB in {len(maps)} mappings; the largest (RSS, anonymous MB):"
+    )
+    for name, (rss, anon) in sorted(maps.items(), key=lambda kv: -kv[1][0])[:top]:
+        print(f"  {rss:7.1f} {anon:7.1f}  {name}")
+
+
 def redis_under_callgrind(workdir: Path, out: Path) -> str:
     """A redis-server launcher (for ``VIGIL_REDIS_SERVER``) that runs it under callgrind with
     instrumentation off at start."""
@@ -145,6 +171,7 @@ def main() -> None:
         action="store_true",
         help="post the bodies once before the measured posting: every measured alert is a duplicate",
     )
+    ap.add_argument("--smaps", type=int, default=0, help="print the N largest mappings by RSS, idle and after")
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()
 
@@ -233,6 +260,8 @@ def run_once(
         if args.duplicates:
             asyncio.run(post_all(port, key, bodies, args.inflight))
         idle_rss, idle_peak = rss_mb(pid), peak_rss_mb(pid)
+        if args.smaps:
+            print_mappings("ingest idle", pid, args.smaps)
         spy = None
         if args.profile is not None and shutil.which("py-spy"):
             spy = subprocess.Popen(
@@ -266,6 +295,8 @@ def run_once(
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
         peak, after = peak_rss_mb(pid), rss_mb(pid)
+        if args.smaps:
+            print_mappings("ingest after the posting", pid, args.smaps)
         anon, mapped = rss_mb(pid, "RssAnon"), rss_mb(pid, "RssFile")
         published = admin.xlen(streams.ALERTS_RECEIVED) - len(warm_up) * args.batch
         if args.duplicates:
