@@ -24,7 +24,10 @@ exactly the ``-n`` alerts' registration, title lookups and publishing. Every run
 Redis's CPU and its per-command statistics (``INFO commandstats``, reset after the warm-up) per
 alert of the posting. ``--duplicates``: the bodies are posted once before the measured posting, so
 every measured alert is a duplicate (the feed poller's usual case: a changed feed re-registers
-every item it still lists).
+every item it still lists). ``--warm-up N``: N other alerts posted before the measurement (default:
+one batch under the callgrind options, else none; the language model's rows are read as texts first
+reach them, so a steady-state A/B of ingest wants a few thousand). ``--smaps N``: the N largest
+mappings of the ingest process by RSS, idle and after the posting.
 """
 
 from __future__ import annotations
@@ -171,6 +174,13 @@ def main() -> None:
         action="store_true",
         help="post the bodies once before the measured posting: every measured alert is a duplicate",
     )
+    ap.add_argument(
+        "--warm-up",
+        type=int,
+        default=None,
+        help="alerts (other than the measured ones) posted before the measurement (default: one batch under"
+        " --callgrind/--redis-callgrind, else none)",
+    )
     ap.add_argument("--smaps", type=int, default=0, help="print the N largest mappings by RSS, idle and after")
     ap.add_argument("--seed", type=int, default=11)
     args = ap.parse_args()
@@ -188,7 +198,8 @@ def main() -> None:
 
     bodies = batches(make_texts(args.n, seed=args.seed), "bench")
     warmed = args.callgrind is not None or args.redis_callgrind is not None
-    warm_up = batches(make_texts(args.batch, seed=args.seed + 1), "warm-up") if warmed else []
+    warm_n = args.warm_up if args.warm_up is not None else (args.batch if warmed else 0)
+    warm_up = batches(make_texts(warm_n, seed=args.seed + 1), "warm-up") if warm_n else []
     key, line = new_api_key()
     with tempfile.TemporaryDirectory(prefix="vigil-ingest-bench-") as tmp:
         workdir = Path(tmp)
@@ -298,7 +309,7 @@ def run_once(
         if args.smaps:
             print_mappings("ingest after the posting", pid, args.smaps)
         anon, mapped = rss_mb(pid, "RssAnon"), rss_mb(pid, "RssFile")
-        published = admin.xlen(streams.ALERTS_RECEIVED) - len(warm_up) * args.batch
+        published = admin.xlen(streams.ALERTS_RECEIVED) - sum(len(orjson.loads(b)) for b in warm_up)
         if args.duplicates:
             published -= args.n
         admin.close()
