@@ -331,7 +331,8 @@ def _load_service_commands() -> None:
 
 
 def main() -> None:
-    _load_service_commands()
+    if sys.argv[1:2] != ["run"]:  # ``vigil run`` is built in: no other service's commands in a service process
+        _load_service_commands()
     app()
 
 

@@ -7,13 +7,16 @@ folding of aliased labels; only how the model is held and how the sums are compu
 * **Loaded once per process, on first use, by one thread** (:func:`model`). The HTTP API parses
   bodies in worker threads: without the lock, two batches in flight loaded the model twice at once
   (~100 MB each while loading, ~1 CPU-second each).
-* **Memory-mapped, not copied.** The first load extracts the model's arrays (``.npy`` members of
-  py3langid's ``model.npz.xz``) into a cache directory (``VIGIL_INGEST_LANGID_CACHE_DIR``, default
-  ``<tmp>/vigil-langid-<uid>``, created 0700; one others can write to is refused) and maps them
-  read-only: only the pages the texts actually reach are resident (English alerts touch ~15 of the
-  66 MB), and every replica on a host shares one copy in the page cache. The container image ships
-  the extracted arrays (``/app/langid-cache``, read-only). Without a usable cache directory the
-  arrays are read into memory instead (66 MB, no transient copies).
+* **Read row by row, as texts first reach them.** The first load extracts the model's arrays
+  (``.npy`` members of py3langid's ``model.npz.xz``) into a cache directory
+  (``VIGIL_INGEST_LANGID_CACHE_DIR``, default ``<tmp>/vigil-langid-<uid>``, created 0700; one others
+  can write to is refused); the two large ones (DFA transitions 39 MB, feature weights 27 MB) are then
+  read a row at a time (``pread``) into compact tables when a walk first reaches a row
+  (:class:`_RowCache`): alerts in a few languages reach few rows (20,000 bench alerts: 2,387 of
+  38,346 DFA rows, 2,426 of 100,053 feature rows; ~3 MB). They used to be memory-mapped, but each
+  page fault of a mapping maps the 16 pages around the row touched: ~30 MB resident for those rows.
+  The container image ships the extracted arrays (``/app/langid-cache``, read-only). Without a usable
+  cache directory the arrays are read into memory instead (66 MB, no transient copies).
 * **Batch scoring** (:func:`classify_many`): the model's per-feature table is float16, and
   converting the rows a text hits to float32 (what ``numpy`` does inside py3langid's ``@``) cost
   more than the whole rest of the scoring. The rows hit by a batch of texts are converted once,
@@ -30,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import lzma
 import math
+import mmap
 import os
 import shutil
 import stat
@@ -48,35 +52,216 @@ import structlog
 log = structlog.get_logger("vigil.ingest.language")
 
 _MEMBERS = ("ptc", "pc", "classes", "nextmove", "nextmove_row", "out_feat")
-_MAPPED = ("ptc", "nextmove")
-"""The two large arrays (27 + 39 MB); the others are small and read into memory."""
+_ON_DEMAND = ("ptc", "nextmove")
+"""The two large arrays (27 + 39 MB): their rows are read when first used; the others are small
+and read into memory."""
 _COMPLETE = "complete"
+_ROW = 256
+"""Transitions per DFA row (one per byte value)."""
+
+
+class _RowSource:
+    """The rows of a 2-D array, read on request: from its ``.npy`` file in the cache by ``pread``
+    (nothing mapped: a mapping's page faults map the 16 pages around each row touched, ~30 MB
+    for rows that hold ~3 MB) or from an array in memory."""
+
+    def __init__(self, shape: tuple[int, int], dtype: np.dtype[Any], *, path: Path | None = None,
+                 offset: int = 0, array: np.ndarray[Any, Any] | None = None) -> None:  # fmt: skip
+        self.shape = shape
+        self.dtype = dtype
+        self.array = array
+        self.row_bytes = shape[1] * dtype.itemsize
+        self.offset = offset
+        self.file = open(path, "rb", buffering=0) if path is not None else None  # noqa: SIM115 (the model's)
+
+    @classmethod
+    def from_npy(cls, path: Path, width: int | None = None) -> _RowSource:
+        """The rows of the array in ``path`` (C order; a 1-D array as rows of ``width``)."""
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            fmt = np.lib.format
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            offset = fh.tell()
+        size = int(np.prod(shape))
+        cols = width if width is not None else (int(shape[1]) if len(shape) == 2 else 0)
+        if fortran or not cols or size % cols:
+            raise ValueError(f"unexpected array in {path.name}")
+        if os.path.getsize(path) < offset + size * np.dtype(dtype).itemsize:
+            raise ValueError(f"{path.name} is truncated")
+        return cls((size // cols, cols), np.dtype(dtype), path=path, offset=offset)
+
+    @classmethod
+    def in_memory(cls, array: np.ndarray[Any, Any], width: int | None = None) -> _RowSource:
+        rows = np.ascontiguousarray(array).reshape(-1, width if width is not None else array.shape[-1])
+        return cls((int(rows.shape[0]), int(rows.shape[1])), rows.dtype, array=rows)
+
+    def read_row(self, row: int) -> np.ndarray[Any, Any]:
+        """Row ``row`` (its values, any array-like of them)."""
+        out: np.ndarray[Any, Any]
+        if self.array is not None:
+            out = self.array[row]
+            return out
+        assert self.file is not None
+        data = os.pread(self.file.fileno(), self.row_bytes, self.offset + row * self.row_bytes)
+        if len(data) != self.row_bytes:
+            raise OSError(f"short read from {self.file.name!r}")
+        out = np.frombuffer(data, dtype=self.dtype)
+        return out
+
+    def read(self, rows: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Rows ``rows`` (ascending, distinct), as an array (len(rows), width); one ``pread`` per run
+        of consecutive rows."""
+        out: np.ndarray[Any, Any]
+        if self.array is not None:
+            out = self.array[rows]
+            return out
+        assert self.file is not None
+        out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
+        flat = out.reshape(-1).view(np.uint8)
+        wanted = rows.tolist()
+        i = 0
+        while i < len(wanted):
+            j = i + 1
+            while j < len(wanted) and wanted[j] == wanted[j - 1] + 1:
+                j += 1
+            size = (j - i) * self.row_bytes
+            data = os.pread(self.file.fileno(), size, self.offset + wanted[i] * self.row_bytes)
+            if len(data) != size:
+                raise OSError(f"short read from {self.file.name!r}")
+            flat[i * self.row_bytes : j * self.row_bytes] = np.frombuffer(data, dtype=np.uint8)
+            i = j
+        return out
+
+
+def _distinct(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The distinct values, ascending (``np.unique``, whose first call costs ~10 MB of imports)."""
+    ordered = np.sort(values)
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    out: np.ndarray[Any, Any] = ordered[keep]
+    return out
+
+
+def _anonymous(rows: int, width: int, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    """A zeroed (rows, width) array in its own anonymous mapping: a page is resident only once
+    written, so a table sized for every row costs only the rows copied into it."""
+    size = max(1, rows * width * dtype.itemsize)
+    table: np.ndarray[Any, Any] = np.frombuffer(mmap.mmap(-1, size), dtype=dtype, count=rows * width)
+    return table.reshape(rows, width)
+
+
+class _RowCache:
+    """The rows of a :class:`_RowSource` used so far, copied into a compact table in the order they
+    were first needed: ``slot[r]`` is row ``r``'s index in ``table`` (-1: not yet read). The first
+    ``reserved`` rows of the table are the caller's. Readers may run in any thread: rows are written
+    before their slots, under a lock."""
+
+    def __init__(self, source: _RowSource, dtype: np.dtype[Any], reserved: int = 0) -> None:
+        self.source = source
+        self.shape = source.shape
+        self.table = _anonymous(source.shape[0] + reserved, source.shape[1], dtype)
+        self.slot = np.full(source.shape[0], -1, dtype=np.int64)
+        self.used = reserved
+        self.lock = threading.Lock()
+
+    def slots(self, rows: np.ndarray[Any, Any], on_load: Any = None) -> np.ndarray[Any, Any]:
+        """The table slots of ``rows``, reading those not read yet (``on_load(rows, slots)`` is then
+        called with the new ones, under the lock, before anyone else can read them)."""
+        found: np.ndarray[Any, Any] = self.slot[rows]
+        if (found >= 0).all():
+            return found
+        with self.lock:
+            missing = _distinct(rows[self.slot[rows] < 0])
+            missing = missing[self.slot[missing] < 0]
+            if len(missing):
+                start = self.used
+                self.table[start : start + len(missing)] = self.source.read(missing)
+                new = np.arange(start, start + len(missing), dtype=np.int64)
+                self.used = start + len(missing)
+                if on_load is not None:
+                    on_load(missing, new)
+                self.slot[missing] = new
+        found = self.slot[rows]
+        return found
 
 
 @dataclass(frozen=True)
 class LanguageModel:
-    """py3langid's model in the form the walk and the scoring use."""
+    """py3langid's model in the form the walk and the scoring use.
+
+    The DFA's transition rows and the feature rows are read on first use (:class:`_RowCache`): the
+    texts a service sees reach few of them (20,000 bench alerts: 2,387 of 38,346 DFA rows, 2,426 of
+    100,053 feature rows). A state whose row is not read yet has the offset of the *trap* row, whose
+    transitions all lead to the trap state (which has no feature and stays trapped): a walk that
+    ends trapped reached a row not read yet, and is walked again, reading rows as it reaches them.
+    """
 
     nextmove: Any
-    """DFA transitions (state row << 8 | byte -> next state), uint32, indexable (memoryview)."""
+    """DFA transitions (row offset | byte -> next state), uint32, indexable (memoryview of the
+    compact table ``moves.table``: row 0 is the trap row)."""
     rowbase: list[int]
-    """Per state: the offset of its row in ``nextmove`` (a list: its ints exist once, the walk
-    indexing it allocates nothing)."""
+    """Per state: the offset of its row in ``nextmove`` (0: not read yet; a list: its ints exist
+    once, the walk indexing it allocates nothing)."""
     out: list[int]
-    """Per state: the feature row it emits, or -1."""
+    """Per state: the feature row it emits, or -1 (the trap state: -1)."""
     nextmove_array: np.ndarray[Any, Any]
     """``nextmove`` as an array, ``rowbase`` and ``out`` as arrays: for the walk in lockstep."""
     rowbase_array: np.ndarray[Any, Any]
     out_array: np.ndarray[Any, Any]
-    ptc: np.ndarray[Any, Any]
-    """Per feature row: log P(feature | language), float16, (features, languages)."""
+    moves: _RowCache
+    """The DFA rows read so far (``nextmove``'s table)."""
+    state_row: np.ndarray[Any, Any]
+    """Per state: its row in the model's transition table."""
+    states_by_row: np.ndarray[Any, Any]
+    row_starts: np.ndarray[Any, Any]
+    """The states of model row ``r``: ``states_by_row[row_starts[r] : row_starts[r + 1]]``."""
+    trap: int
+    """The trap state (the number of real states)."""
+    ptc: _RowCache
+    """Per feature row: log P(feature | language), float16, (features, languages): the rows read so far."""
     pc: np.ndarray[Any, Any]
     """log P(language), float32."""
     classes: list[str]
     alias_pairs: tuple[tuple[int, int], ...]
     """(first, duplicate) columns of labels the model lists twice (script aliases)."""
     mapped: bool
-    """Whether the large arrays are memory-mapped from the cache (else in memory)."""
+    """Whether the large arrays' rows are read from the cache's files (else they are in memory)."""
+
+
+def _read_states(m: LanguageModel, states: np.ndarray[Any, Any]) -> None:
+    """Read the DFA rows of ``states`` not read yet, and point every state of each such row at it."""
+
+    def point(rows: np.ndarray[Any, Any], slots: np.ndarray[Any, Any]) -> None:
+        for row, slot in zip(rows.tolist(), slots.tolist(), strict=True):
+            _point(m, row, slot)
+
+    m.moves.slots(_distinct(m.state_row[states]), point)
+
+
+def _read_state(m: LanguageModel, state: int) -> None:
+    """:func:`_read_states` of one state (the one-by-one walk's case: no arrays to set up)."""
+    moves = m.moves
+    row = int(m.state_row[state])
+    with moves.lock:
+        if moves.slot[row] >= 0:  # read meanwhile (its states were pointed at it before its slot was set)
+            return
+        slot = moves.used
+        moves.table[slot] = moves.source.read_row(row)
+        moves.used = slot + 1
+        _point(m, row, slot)
+        moves.slot[row] = slot
+
+
+def _point(m: LanguageModel, row: int, slot: int) -> None:
+    """Every state of model row ``row`` at its copy, table row ``slot``."""
+    offset = slot * _ROW
+    members = m.states_by_row[m.row_starts[row] : m.row_starts[row + 1]]
+    m.rowbase_array[members] = offset
+    rowbase = m.rowbase
+    for state in members.tolist():
+        rowbase[state] = offset
 
 
 _lock = threading.Lock()
@@ -146,7 +331,7 @@ def _cache_key(source: Path) -> str:
     return hashlib.sha256(source.read_bytes()).hexdigest()[:16]
 
 
-def _arrays_from_cache() -> dict[str, np.ndarray[Any, Any]] | None:
+def _arrays_from_cache() -> dict[str, Any] | None:
     source = _model_file()
     folder = cache_dir()
     if not _trusted_dir(folder):
@@ -159,7 +344,11 @@ def _arrays_from_cache() -> dict[str, np.ndarray[Any, Any]] | None:
                 _extract_npz(source, folder, suffix)
                 marker.touch()
             return {
-                name: np.load(folder / f"{name}{suffix}", mmap_mode="r" if name in _MAPPED else None)
+                name: (
+                    _RowSource.from_npy(folder / f"{name}{suffix}", _ROW if name == "nextmove" else None)
+                    if name in _ON_DEMAND
+                    else np.load(folder / f"{name}{suffix}")
+                )
                 for name in _MEMBERS
             }
         except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
@@ -171,13 +360,16 @@ def _arrays_from_cache() -> dict[str, np.ndarray[Any, Any]] | None:
     return None
 
 
-def _arrays_in_memory() -> dict[str, np.ndarray[Any, Any]]:
+def _arrays_in_memory() -> dict[str, Any]:
     with tempfile.TemporaryFile() as tmp:
         with lzma.open(_model_file()) as src:
             shutil.copyfileobj(src, tmp, 1 << 20)
         tmp.seek(0)
         with np.load(tmp, allow_pickle=False) as data:
-            return {name: data[name] for name in _MEMBERS}
+            arrays: dict[str, Any] = {name: data[name] for name in _MEMBERS}
+    arrays["nextmove"] = _RowSource.in_memory(arrays["nextmove"], _ROW)
+    arrays["ptc"] = _RowSource.in_memory(arrays["ptc"])
+    return arrays
 
 
 def _load() -> LanguageModel:
@@ -185,13 +377,19 @@ def _load() -> LanguageModel:
     mapped = arrays is not None
     if arrays is None:
         arrays = _arrays_in_memory()
-    nextmove = np.ascontiguousarray(arrays["nextmove"])
-    if nextmove.dtype != np.uint32 and nextmove.dtype != np.uint16:
-        nextmove = nextmove.astype(np.uint32)
-    rows = np.asarray(arrays["nextmove_row"]).astype(np.int64)
+    moves_source: _RowSource = arrays["nextmove"]
+    ptc_source: _RowSource = arrays["ptc"]
+    state_row = np.asarray(arrays["nextmove_row"]).astype(np.int64)
     out = np.asarray(arrays["out_feat"]).astype(np.int32)
-    ptc = arrays["ptc"]
-    if ptc.ndim != 2 or len(out) != len(rows) or nextmove.size % 256:
+    if (
+        len(out) != len(state_row)
+        or moves_source.shape[1] != _ROW
+        or moves_source.dtype.kind != "u"
+        or len(state_row) == 0
+        or int(state_row.min()) < 0
+        or int(state_row.max()) >= moves_source.shape[0]
+        or len(ptc_source.shape) != 2
+    ):
         raise ValueError("unexpected py3langid model layout")
     classes = [str(c) for c in np.asarray(arrays["classes"]).tolist()]
     first: dict[str, int] = {}
@@ -201,19 +399,32 @@ def _load() -> LanguageModel:
             pairs.append((first[c], i))
         else:
             first[c] = i
-    return LanguageModel(
-        nextmove=memoryview(nextmove.data),
-        rowbase=(rows << 8).tolist(),
-        out=out.tolist(),
-        nextmove_array=np.asarray(nextmove),  # a plain ndarray view (memmap indexing is slower)
-        rowbase_array=rows << 8,
-        out_array=out,
-        ptc=ptc,
+    trap = len(state_row)
+    moves = _RowCache(moves_source, np.dtype(np.uint32), reserved=1)
+    moves.table[0] = trap  # the trap row: every byte leads to the trap state
+    flat = moves.table.reshape(-1)
+    states_by_row = np.argsort(state_row, kind="stable")
+    row_starts = np.searchsorted(state_row[states_by_row], np.arange(moves_source.shape[0] + 1))
+    m = LanguageModel(
+        nextmove=memoryview(flat.data),
+        rowbase=[0] * (trap + 1),
+        out=[*out.tolist(), -1],
+        nextmove_array=flat,
+        rowbase_array=np.zeros(trap + 1, dtype=np.int64),
+        out_array=np.append(out, np.int32(-1)),
+        moves=moves,
+        state_row=state_row,
+        states_by_row=states_by_row,
+        row_starts=row_starts,
+        trap=trap,
+        ptc=_RowCache(ptc_source, ptc_source.dtype),
         pc=np.asarray(arrays["pc"], dtype=np.float32),
         classes=classes,
         alias_pairs=tuple(pairs),
         mapped=mapped,
     )
+    _read_states(m, np.zeros(1, dtype=np.int64))  # the start state's row
+    return m
 
 
 def _encode(text: str) -> bytes:
@@ -226,7 +437,26 @@ def _encode(text: str) -> bytes:
 def _walk(m: LanguageModel, s: int, data: bytes) -> tuple[int, list[int]]:
     """The DFA walk over ``data`` from state ``s``: the end state and the features emitted, in order."""
     nm, rb, out = m.nextmove, m.rowbase, m.out
-    return s, [f for b in data if (f := out[(s := nm[rb[s] + b])]) >= 0]
+    start = s
+    features = [f for b in data if (f := out[(s := nm[rb[s] + b])]) >= 0]
+    if s == m.trap:  # it reached a row not read yet: again, reading rows as it reaches them
+        return _walk_reading(m, start, data)
+    return s, features
+
+
+def _walk_reading(m: LanguageModel, s: int, data: bytes) -> tuple[int, list[int]]:
+    """:func:`_walk`, reading each state's row first if it is not read yet."""
+    nm, rb, out = m.nextmove, m.rowbase, m.out
+    features = []
+    for b in data:
+        offset = rb[s]
+        if not offset:  # only the trap row is at offset 0
+            _read_state(m, s)
+            offset = rb[s]
+        s = nm[offset + b]
+        if (f := out[s]) >= 0:
+            features.append(f)
+    return s, features
 
 
 def _counted(features: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -302,10 +532,26 @@ def _features(m: LanguageModel, datas: Sequence[bytes]) -> tuple[np.ndarray[Any,
         # every text ends within the lockstep walk (texts cut at the same length): the features are
         # read from the whole walk at once, text after text (row-major), positions past an end dropped
         steps = lengths[0]
-        per_text, _ = _lockstep(m, datas, steps)
+        per_text, _, resume = _lockstep(m, datas, steps)
         emitted = per_text >= 0
         emitted &= np.arange(steps) < np.fromiter(map(len, datas), dtype=np.int64, count=n)[:, None]
-        return per_text[emitted], np.repeat(np.arange(n, dtype=np.int64), emitted.sum(axis=1))
+        if not resume:
+            return per_text[emitted], np.repeat(np.arange(n, dtype=np.int64), emitted.sum(axis=1))
+        # a few texts reached rows not read yet: each goes on one by one from where it was trapped
+        for k, (step, _) in resume.items():
+            emitted[k, step:] = False
+        sizes = emitted.sum(axis=1)
+        walked = per_text[emitted]
+        ends = np.cumsum(sizes).tolist()
+        pieces: list[np.ndarray[Any, Any]] = []
+        done = 0
+        for k, (step, state) in sorted(resume.items()):
+            rest = np.asarray(_walk_reading(m, state, datas[k][step:])[1], dtype=np.int32)
+            pieces += (walked[done : ends[k]], rest)
+            done = ends[k]
+            sizes[k] += len(rest)
+        pieces.append(walked[done:])
+        return np.concatenate(pieces), np.repeat(np.arange(n, dtype=np.int64), sizes)
     else:
         walks = _walk_lockstep(m, datas, lengths[_LOCKSTEP_MIN - 1])
     sizes = [len(w) for w in walks]
@@ -319,9 +565,15 @@ def _walk_lockstep(m: LanguageModel, datas: Sequence[bytes], steps: int) -> list
     Python from where they are. Positions past a text's end walk on byte 0 (valid transitions) and
     are dropped. Three calls per step, nothing allocated; the states' features are read after the
     walk, in one call."""
-    per_text, last = _lockstep(m, datas, steps)
+    per_text, last, resume = _lockstep(m, datas, steps)
     walks = []
     for k, data in enumerate(datas):
+        if k in resume:  # it reached a row not read yet: on one by one from where it was trapped
+            step, state = resume[k]
+            walked = per_text[k, :step]
+            rest = _walk_reading(m, state, data[step:])[1]
+            walks.append(np.concatenate([walked[walked >= 0], np.asarray(rest, dtype=np.int32)]))
+            continue
         walked = per_text[k, : min(len(data), steps)]
         features = walked[walked >= 0]
         if len(data) > steps:
@@ -333,24 +585,56 @@ def _walk_lockstep(m: LanguageModel, datas: Sequence[bytes], steps: int) -> list
 
 def _lockstep(
     m: LanguageModel, datas: Sequence[bytes], steps: int
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], dict[int, tuple[int, int]]]:
     """The lockstep walk of :func:`_walk_lockstep`: per text (row) the feature (or -1) of each step's
-    state, and each text's state after the last step."""
+    state, each text's state after the last step, and for each text that reached a row not read yet
+    within its own bytes (trapped: the trap state has no feature and keeps it) the step it was
+    trapped at and the state it came from, to go on from (``{text: (step, state)}``)."""
     n = len(datas)
     # one row of bytes per text, padded with byte 0 (one join, not a numpy call per text)
     grid = np.frombuffer(b"".join([d[:steps].ljust(steps, b"\0") for d in datas]), dtype=np.uint8)
     columns = np.ascontiguousarray(grid.reshape(n, steps).T)  # one row of bytes per step
     del grid
+    states = np.empty((steps, n), dtype=m.nextmove_array.dtype)
+    _steps(m, columns, states)
+    ends = np.fromiter((min(len(d), steps) - 1 for d in datas), dtype=np.int64, count=n)
+    trapped = states[ends.clip(0), np.arange(n)] == m.trap  # the trap state absorbs: at the end is enough
+    trapped &= ends >= 0
+    resume: dict[int, tuple[int, int]] = {}
+    if trapped.sum() > max(_LOCKSTEP_MIN, n // 4):
+        # a model that has read few rows yet (a new process): walking that many texts one by one
+        # costs more than walking them all again in lockstep, reading the rows at each step
+        _steps(m, columns, states, ends + 1)
+    else:
+        for k in np.flatnonzero(trapped).tolist():
+            step = int(np.argmax(states[:, k] == m.trap))
+            resume[k] = (step, int(states[step - 1, k]) if step else 0)
+    del columns
+    per_text = np.ascontiguousarray(np.take(m.out_array, states).T)
+    return per_text, states[-1], resume
+
+
+def _steps(
+    m: LanguageModel,
+    columns: np.ndarray[Any, Any],
+    states: np.ndarray[Any, Any],
+    reading: np.ndarray[Any, Any] | None = None,
+) -> None:
+    """The lockstep walk's steps (``states[i]``: each text's state after byte ``columns[i]``). With
+    ``reading`` (each text's length in the walk), the rows of states not read yet are read before
+    each step for the texts still within their bytes (two more calls per step)."""
     nm, rb = m.nextmove_array, m.rowbase_array
-    states = np.empty((steps, n), dtype=nm.dtype)
-    position = np.full(n, int(rb[0]), dtype=np.int64)  # the start state's row
-    for i in range(steps):
+    position = np.full(len(states[0]), int(rb[0]), dtype=np.int64)  # the start state's row
+    for i in range(len(states)):
+        if reading is not None and i and not position.all():  # offset 0: the trap row (not read)
+            unread = position == 0
+            unread &= reading > i
+            if unread.any():
+                _read_states(m, states[i - 1][unread].astype(np.int64))
+                np.take(rb, states[i - 1], out=position)
         np.add(position, columns[i], out=position)
         np.take(nm, position, out=states[i])
         np.take(rb, states[i], out=position)
-    del columns, position
-    per_text = np.ascontiguousarray(np.take(m.out_array, states).T)
-    return per_text, states[-1]
 
 
 def _hits(m: LanguageModel, datas: Sequence[bytes]) -> list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
@@ -413,7 +697,7 @@ def _classify_chunk(m: LanguageModel, datas: Sequence[bytes]) -> list[tuple[str,
     hit[counted.features] = True
     union = np.flatnonzero(hit)
     del hit
-    rows = np.asarray(m.ptc[union], dtype=np.float32)  # the one float16 -> float32 conversion
+    rows = np.asarray(m.ptc.table[m.ptc.slots(union)], dtype=np.float32)  # the one float16 -> float32 conversion
     row_of = np.empty(m.ptc.shape[0], dtype=np.intp)
     row_of[union] = np.arange(len(union), dtype=np.intp)
     block_rows = row_of[counted.features]

@@ -20,7 +20,7 @@ class ConfigurationError(RuntimeError):
 
 async def build(ctx: ServiceContext) -> ServiceParts:
     parts = await _build(ctx)
-    # numpy and the language model (memory-mapped) before the first request rather than in it: a
+    # numpy and the language model (its rows read as texts reach them) before the first request: a
     # one-off ~1 CPU-second (more on the very first start on a host, which fills the model cache)
     from vigil_ingest.language import model as language_model
 
