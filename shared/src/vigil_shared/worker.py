@@ -52,6 +52,7 @@ from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.message import ConsumerProtocol, RedisBatchStreamMessage
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from vigil_shared import metrics, streams
@@ -282,8 +283,8 @@ return fenced
 """.replace("__DATA__", DATA_FIELD.decode())
 
 # The fenced commit of a batch whose outputs are large (at least ``_MULTI_FROM`` bytes each on average
-# and ``_MULTI_MIN_BYTES`` in all, such as a batch of classify's ~3.3 KB ``AlertClassified``): one
-# MULTI/EXEC transaction, so their bytes never
+# and ``_MULTI_MIN_BYTES`` in all, such as a batch of classify's ~3.3 KB ``AlertClassified`` or of
+# notify's ~650-byte ``NotificationDelivered``): one MULTI/EXEC transaction, so their bytes never
 # enter Lua (Redis's Lua hashes every byte of every string it is handed, ~11 instructions a byte: 44%
 # of Redis's work for the one-script commit of classify's batches). The transaction holds each
 # output's plain ``XADD stream * __data__ value``, in the batch's order, then this script (EVAL: a
@@ -604,13 +605,16 @@ _U16 = [n.to_bytes(2) for n in range(_SMALL)]
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
 _COMMIT_SHA_BYTES = _COMMIT_SHA.encode()
 _COMMIT_MULTI_LUA_BYTES = _COMMIT_MULTI_LUA.encode()
-_MULTI_FROM = 1024
+_MULTI_FROM = 256
 """The mean output size (bytes) from which a batch is committed by a transaction (:data:`_COMMIT_MULTI_LUA`).
-Measured (``shared/benchmarks/bench_commit_redis.py``, callgrind): per output, a transaction costs the
-client ~11k instructions more (packing, and reading its QUEUED reply through redis-py; ~14k since the
-commit packs its commands itself, which made the script's arguments cheaper: ``bench_worker.py --kind
-received``, 1.6 KB outputs, 86.4k vs 72.4k per entry) and saves Redis ~11 instructions a byte (Lua's
-hashing) and ~1k of ``redis.call`` glue; about even at 1 KB."""
+Measured (``shared/benchmarks/bench_commit_redis.py --outputs 3``, callgrind, 3,000 entries in batches
+of 200, the client's collector off): per output, the transaction costs the client ~2.3k instructions
+more (its packing, and its ``QUEUED`` reply and id read by :func:`_skip_replies` and EXEC's array;
+~14k when each QUEUED reply went through redis-py's ``read_response``, which put the threshold at
+1 KB) and saves Redis ~1.4k of ``redis.call`` glue and ~11.8 instructions a byte (Lua's hashing of
+the script's arguments): Redis 2.6k / 3.7k / 9.1k per output of 100 / 200 / 650 bytes, so about
+even at 100 bytes; 256 leaves a margin. Notify's delivered events (~650 bytes) and classify's
+``AlertClassified`` (~3.3 KB) take the transaction."""
 _MULTI_MIN_BYTES = 8192
 """...and the outputs' bytes a batch needs at least for the transaction: its EVAL costs Redis a SHA1 of
 the script (~120k instructions) and EXEC a few fixed commands, which a batch of one or two outputs
@@ -623,6 +627,21 @@ _CRLF = b"\r\n"
 _FIELD = _header(len(DATA_FIELD)) + DATA_FIELD
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+
+
+def _hiredis_parser() -> tuple[object, Any]:
+    """redis-py's asyncio hiredis parser class, which :func:`_skip_replies` reads directly, and what
+    its reader returns for a reply not yet complete; (a fresh object, None) when this redis-py has
+    neither (each reply is then read by ``read_response``)."""
+    try:
+        from redis._parsers import hiredis
+
+        return hiredis.NOT_ENOUGH_DATA, hiredis._AsyncHiredisParser
+    except (ImportError, AttributeError):  # pragma: no cover - another redis-py
+        return object(), None
+
+
+_NOT_ENOUGH_DATA, _HiredisParser = _hiredis_parser()
 
 
 async def _run_commit(redis: Redis, packed: list[bytes]) -> list[Any]:
@@ -647,10 +666,52 @@ async def _run_commit_multi(redis: Redis, packed: list[bytes], n_outputs: int) -
     result = reply[-1]
     if isinstance(result, Exception):  # the script's error (a bad output key): nothing committed
         raise result
-    for r in reply[:-1]:
-        if isinstance(r, Exception):  # an XADD's error the script did not see (it would have said)
-            raise r
+    if not _BYTES.issuperset(map(type, reply[:-1])):  # (the ids: bytes, checked in one C loop)
+        for r in reply[:-1]:
+            if isinstance(r, Exception):  # an XADD's error the script did not see (it would have said)
+                raise r
     return cast("list[Any]", result)
+
+
+async def _skip_replies(conn: Any, n: int) -> None:
+    """Read ``n`` replies on ``conn`` and drop them; the first error reply is raised, as redis-py's
+    ``read_response`` raises it. A transaction's ``QUEUED`` replies (one per command: a commit of
+    notify's batch has ~600) are taken from the connection's hiredis reader in one loop, where one
+    ``read_response`` each (a coroutine, its timeout and error handling per reply) made the
+    transaction cost the client ~14k instructions per output, ~2.3k now (:data:`_MULTI_FROM`). A
+    push message in between (RESP3) is handed to the parser's handler and not counted, as
+    ``read_response`` does; with another parser than hiredis's, each reply is read by
+    ``read_response``."""
+    parser: Any = getattr(conn, "_parser", None)
+    if type(parser) is not _HiredisParser or not parser._connected:
+        for _ in range(n):
+            await conn.read_response(timeout=math.inf)
+        return
+    gets = parser._reader.gets
+    for _ in range(n):
+        reply = gets()
+        if type(reply) is not bytes:  # (a QUEUED is bytes)
+            await _other_reply(conn, parser, reply)
+
+
+async def _other_reply(conn: Any, parser: Any, reply: Any) -> None:
+    """:func:`_skip_replies` of a reply that is not a plain string: the rest of it read from the
+    socket, a push message handled and the next reply read, an error reply raised."""
+    gets = parser._reader.gets
+    push_type = getattr(parser, "_hiredis_PushNotificationType", None)
+    while True:
+        if reply is _NOT_ENOUGH_DATA:
+            try:
+                await parser.read_from_socket()
+            except OSError as exc:  # what read_response makes of it (the caller disconnects)
+                raise RedisConnectionError(f"Error while reading from {conn._host_error()} : {exc.args}") from exc
+        elif push_type is not None and isinstance(reply, push_type):
+            await parser.handle_push_response(reply)
+        elif isinstance(reply, Exception):  # a ResponseError, a ConnectionError (LOADING, ...)
+            raise reply
+        else:
+            return
+        reply = gets()
 
 
 async def _round_trip(redis: Redis, packed: list[bytes], skip: int) -> Any:
@@ -667,8 +728,8 @@ async def _round_trip(redis: Redis, packed: list[bytes], skip: int) -> Any:
         read = conn.read_response
         # one deadline for all the replies (the connection's socket timeout), not one timer per reply
         async with asyncio.timeout(conn.socket_timeout):
-            for _ in range(skip):
-                await read(timeout=math.inf)
+            if skip:
+                await _skip_replies(conn, skip)
             return await read(timeout=math.inf)
 
     async def failed(error: Exception) -> None:
