@@ -1,5 +1,6 @@
 """Host.stop against a real Redis: once stopping has begun, no worker's watchdog restarts the consume
-loop the broker is stopping (a restart would read new entries during shutdown)."""
+loop the broker is stopping (a restart would read new entries during shutdown); a cancelled background
+loop is not restarted by its supervisor."""
 
 from __future__ import annotations
 
@@ -55,3 +56,43 @@ async def test_a_slow_broker_stop_is_not_undone_by_the_watchdog(redis_url: str) 
     assert not [e for e in logs if str(e.get("event", "")).startswith("consume loop restart")], logs
     assert worker.stats.restarts == 0
     assert not worker.subscriber_running
+
+
+async def test_a_cancellation_that_comes_back_as_a_redis_error_is_not_restarted_as_a_crash(redis_url: str) -> None:
+    """The supervisor of a background loop: when the loop's Redis client turns the task's cancellation
+    into one of its errors, the loop is not restarted (it went on for ever when the cancellation came
+    from outside Host.stop, e.g. asyncio.run's final cancel, and with a stop's back-off of up to 30 s)."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    settings = VigilSettings(redis_url=redis_url, consumer_name="sup", retention_interval_s=0, http_port=0)
+    host = Host([], settings)
+    running = asyncio.Event()
+    calls = 0
+
+    async def loop_whose_redis_turns_the_cancel_into_an_error() -> None:
+        nonlocal calls
+        calls += 1
+        while True:
+            await host.redis.ping()
+            running.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError as exc:
+                raise RedisTimeoutError("Timeout reading from socket") from exc
+
+    with capture_logs() as logs:
+        task = asyncio.create_task(host._supervise(loop_whose_redis_turns_the_cancel_into_an_error))
+        await asyncio.wait_for(running.wait(), 5)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=2.5)  # the restart back-off is 1 s
+    try:
+        assert done, "the supervisor restarted the cancelled loop"
+        assert task.cancelled()
+        assert calls == 1
+        assert not [e for e in logs if "crashed" in str(e.get("event", ""))], logs
+    finally:
+        if not done:  # the loop's second run is cancelled again; give it its Redis error and stop it
+            host._stop.set()
+            task.cancel()
+            await asyncio.wait([task], timeout=5)
+        await host.redis.aclose()

@@ -26,6 +26,7 @@ from faststream.redis import RedisBroker
 from hiredis import pack_command as hiredis_pack_command
 from redis.asyncio import Redis
 
+from vigil_shared.cancellation import raise_if_cancel_requested
 from vigil_shared.health import build_http_app
 from vigil_shared.logging import configure_logging
 from vigil_shared.retention import retention_loop
@@ -242,6 +243,9 @@ class Host:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                # not a crash when the task was cancelled: the loop's Redis client can turn a cancellation
+                # that lands on one of its timeouts into one of its errors (vigil_shared.cancellation)
+                raise_if_cancel_requested()
                 log.exception(
                     "background loop crashed; restarting", loop=getattr(bg, "__name__", "bg"), in_s=delay
                 )
