@@ -5,6 +5,7 @@ loop is not restarted by its supervisor."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from structlog.testing import capture_logs
@@ -96,3 +97,38 @@ async def test_a_cancellation_that_comes_back_as_a_redis_error_is_not_restarted_
             task.cancel()
             await asyncio.wait([task], timeout=5)
         await host.redis.aclose()
+
+
+async def test_stop_names_a_loop_that_ran_on_after_its_cancellation_and_cancels_it_again(redis_url: str) -> None:
+    """A background loop without the check that loses its cancellation inside a tick: Host.stop waits
+    3 s for it, names it in a warning, cancels it again, and stops (before: the same wait, silently)."""
+    settings = VigilSettings(redis_url=redis_url, consumer_name="stubborn", retention_interval_s=0, http_port=0)
+    running = asyncio.Event()
+    ticks = 0
+
+    async def stubborn() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await host.redis.ping()
+            running.set()
+            if ticks == 1:
+                with contextlib.suppress(asyncio.CancelledError):  # lost, and nothing checks
+                    await asyncio.sleep(3600)
+            await asyncio.sleep(0.01)
+
+    async def build(ctx: ServiceContext) -> ServiceParts:
+        return ServiceParts(background=[stubborn])
+
+    host = Host([Service(name="stubborn", build=build)], settings)
+    await host.start()
+    await asyncio.wait_for(running.wait(), 5)
+    (task,) = host.tasks
+    with capture_logs() as logs:
+        started = asyncio.get_running_loop().time()
+        await host.stop()
+        took = asyncio.get_running_loop().time() - started
+    late = [e for e in logs if str(e.get("event", "")).startswith("still running after the stop")]
+    assert [e["tasks"] for e in late] == [["stubborn"]], logs
+    assert task.cancelled()
+    assert 3.0 <= took < 5.5
