@@ -110,11 +110,13 @@ async def test_stop_names_a_loop_that_ran_on_after_its_cancellation_and_cancels_
         nonlocal ticks
         while True:
             ticks += 1
-            await host.redis.ping()
-            running.set()
             if ticks == 1:
+                await host.redis.ping()
+                running.set()
                 with contextlib.suppress(asyncio.CancelledError):  # lost, and nothing checks
                     await asyncio.sleep(3600)
+            # no Redis call from here on: the second cancellation must not be lost as well (a ping
+            # every 10 ms loses one now and then, which is what the loops' checks are for)
             await asyncio.sleep(0.01)
 
     async def build(ctx: ServiceContext) -> ServiceParts:
