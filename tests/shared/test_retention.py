@@ -317,3 +317,37 @@ async def test_the_loop_stops_when_a_cancellation_comes_back_as_a_redis_error(
     done, _ = await asyncio.wait([loop], timeout=2)
     assert done, "the retention loop kept running after it was cancelled"
     assert loop.cancelled()
+
+
+async def test_the_loop_stops_when_a_pass_swallowed_its_cancellation(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancellation lost inside a pass (redis-py's asyncio client loses one that lands while a command
+    is being written, vigil_shared.cancellation) still stops the loop after that pass."""
+    import asyncio
+    import contextlib
+
+    from vigil_shared import retention
+    from vigil_shared.settings import VigilSettings
+
+    started = asyncio.Event()
+    passes = 0
+    real_trim_all = retention.trim_all
+
+    async def trim_all_that_swallows(redis: Redis, settings: VigilSettings, names: object = ()) -> list[object]:
+        nonlocal passes
+        passes += 1
+        await real_trim_all(redis, settings)
+        started.set()
+        with contextlib.suppress(asyncio.CancelledError):  # the first cancellation is lost
+            await asyncio.sleep(10)
+        return []
+
+    monkeypatch.setattr(retention, "trim_all", trim_all_that_swallows)
+    loop = asyncio.create_task(retention.retention_loop(redis, VigilSettings(retention_interval_s=0.05)))
+    await asyncio.wait_for(started.wait(), 5)
+    loop.cancel()
+    done, _ = await asyncio.wait([loop], timeout=2)
+    assert done, "the retention loop kept running after its pass swallowed the cancellation"
+    assert loop.cancelled()
+    assert passes == 1

@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from vigil_shared import streams
+from vigil_shared.cancellation import raise_if_cancel_requested
 from vigil_shared.settings import VigilSettings
 
 log = structlog.get_logger("vigil.retention")
@@ -240,13 +241,11 @@ async def retention_loop(redis: Redis, settings: VigilSettings, names: Sequence[
     if interval <= 0:
         return
     lease_ms = max(1, int(interval * 800))
-    task = asyncio.current_task()
     while True:
-        if task is not None and task.cancelling():
-            # cancelled, but the CancelledError did not come out of the pass: the Redis client can turn
-            # a cancellation that lands on one of its own timeouts into an error, which the except
-            # below retries; the loop must still stop (a test's or a shutdown's gather waits for it)
-            raise asyncio.CancelledError
+        # cancelled, but the CancelledError did not come out of the pass (the Redis client lost it, or
+        # turned it into one of its errors, which the except below retries): the loop must still stop
+        # (a test's or a shutdown's gather waits for it); see vigil_shared.cancellation
+        raise_if_cancel_requested()
         await asyncio.sleep(interval * random.uniform(0.8, 1.2))
         try:
             # one pass per interval among the processes sharing this Redis (see LEASE_KEY)

@@ -56,6 +56,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from vigil_shared import metrics, streams
+from vigil_shared.cancellation import raise_if_cancel_requested
 from vigil_shared.envelope import (
     DATA_FIELD,
     MalformedEntry,
@@ -1380,6 +1381,7 @@ class StreamWorker(Generic[E]):
             if next_id in (b"0-0", "0-0"):
                 return total
             start = next_id
+            raise_if_cancel_requested()  # a cancellation this page's calls lost: no further page
         return total
 
     async def _delivery_counts(self, ids: list[bytes]) -> dict[bytes, int]:
@@ -1411,6 +1413,9 @@ class StreamWorker(Generic[E]):
     async def _claim_loop(self) -> None:
         backoff = self.settings.claim_interval_s
         while not self._stopping:
+            # cancelled while not stopping (asyncio.run's final cancel, a caller's), and the pass lost the
+            # cancellation or the excepts below took it as an error: end here (vigil_shared.cancellation)
+            raise_if_cancel_requested()
             await self._pause(backoff)
             if self._stopping:
                 return
@@ -1443,6 +1448,7 @@ class StreamWorker(Generic[E]):
     async def _watchdog(self) -> None:
         delay = 1.0
         while not self._stopping:
+            raise_if_cancel_requested()  # as in _claim_loop
             await self._pause(delay)
             if self._stopping or self.subscriber_running:
                 delay = 1.0

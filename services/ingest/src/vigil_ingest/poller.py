@@ -33,6 +33,7 @@ import httpx
 import structlog
 from redis.asyncio import Redis
 from vigil_shared import metrics
+from vigil_shared.cancellation import raise_if_cancel_requested
 from vigil_shared.netguard import guarded_client
 from vigil_shared.streams import key as redis_key
 
@@ -79,17 +80,6 @@ class FeedPollOutcome:
     @property
     def published(self) -> int:
         return sum(1 for r in self.results if r.published)
-
-
-def _raise_if_cancel_requested() -> None:
-    """Raise :class:`asyncio.CancelledError` when this task has a cancellation pending that an await
-    inside the tick swallowed: redis-py 8.1's asyncio client sometimes loses one under load (a loop of
-    ``MGET`` and a 50 ms sleep, cancelled at random moments with two CPU hogs beside it: 6 of 300
-    cancellations lost), and the loop would then poll on until its task is cancelled again (a service
-    stopping only at its shutdown timeout). The request count (``Task.cancelling()``) survives."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class FeedPoller:
@@ -265,7 +255,7 @@ class FeedPoller:
                 raise
             except Exception as exc:
                 log.error("feed poller tick failed; retrying", error=repr(exc))
-            _raise_if_cancel_requested()
+            raise_if_cancel_requested()  # a cancellation the tick swallowed still stops the loop
             await asyncio.sleep(self.settings.poll_tick_s)
 
     async def aclose(self) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import structlog
 from redis.exceptions import RedisError
 from vigil_shared import metrics, streams
+from vigil_shared.cancellation import raise_if_cancel_requested
 from vigil_shared.events import AlertClassified
 from vigil_shared.runtime import Service, ServiceContext, ServiceParts
 from vigil_shared.worker import Publication, StreamWorker, publish_events
@@ -136,6 +137,27 @@ def batch_handler(
     return handle_batch
 
 
+async def housekeeping_loop(notifier: Notifier, redis: Redis, interval_s: float, maxlen: int) -> None:
+    """The background loop (until cancelled): every ``interval_s``, the "sent" marks that Redis failed
+    to take, then the due quiet-hour deferrals and digests, their outcomes published. A Redis error
+    outside the marks ends it (the runtime restarts it, :meth:`vigil_shared.runtime.Host._supervise`)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        # the "sent" marks of deliveries made just before Redis failed, as soon as it answers
+        # again (also written before the next batch's claims; here in case no batch comes)
+        try:
+            await notifier.deliverer.write_unmarked()
+        except Exception as exc:  # kept for the next try; the digests and deferrals go on
+            log.warning("could not record deliveries sent before Redis failed", error=str(exc))
+        for result in (await notifier.due_deferred(), await notifier.flush_digests()):
+            pubs = _publications(result)
+            if pubs:
+                await publish_events(redis, pubs, maxlen)
+        # a cancellation that a Redis call of this tick lost, or that write_unmarked's except took as
+        # a Redis error, still stops the loop (vigil_shared.cancellation)
+        raise_if_cancel_requested()
+
+
 async def build(ctx: ServiceContext) -> ServiceParts:
     settings = NotifySettings()
     notifier = Notifier(ctx.redis, settings=settings, owner=ctx.settings.consumer_name)
@@ -154,18 +176,7 @@ async def build(ctx: ServiceContext) -> ServiceParts:
     handle_batch = batch_handler(notifier, ctx.redis, ctx.settings.stream_maxlen)
 
     async def housekeeping() -> None:
-        while True:
-            await asyncio.sleep(settings.housekeeping_interval_s)
-            # the "sent" marks of deliveries made just before Redis failed, as soon as it answers
-            # again (also written before the next batch's claims; here in case no batch comes)
-            try:
-                await notifier.deliverer.write_unmarked()
-            except Exception as exc:  # kept for the next try; the digests and deferrals go on
-                log.warning("could not record deliveries sent before Redis failed", error=str(exc))
-            for result in (await notifier.due_deferred(), await notifier.flush_digests()):
-                pubs = _publications(result)
-                if pubs:
-                    await publish_events(ctx.redis, pubs, ctx.settings.stream_maxlen)
+        await housekeeping_loop(notifier, ctx.redis, settings.housekeeping_interval_s, ctx.settings.stream_maxlen)
 
     # several consumers of the group in this process (VIGIL_NOTIFY_CONSUMERS): while one batch waits on
     # Redis (its dedup/throttle/claim/mark scripts run one after the other), another is matched and
