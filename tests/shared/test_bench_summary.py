@@ -17,6 +17,7 @@ from vigil_shared.bench import (
     BenchReport,
     CaseResult,
     Spread,
+    native_warnings,
     render_table,
     run,
     spread,
@@ -141,3 +142,17 @@ def test_ceiling_factor_below_one_is_a_usage_error(value: str) -> None:
     assert "--ceiling-factor" in result.output
     with pytest.raises(ValueError, match="ceiling_factor"):
         run(BenchOptions(ceiling_factor=int(value), progress=False))
+
+
+def test_a_service_measured_without_its_compiled_build_is_warned_about() -> None:
+    compiled = _case(STREAM, 8_000.0, None)
+    compiled.classify_native, compiled.notify_native = True, True
+    stale = _case("http batch API, 1 classify", 6_000.0, None)
+    stale.classify_native, stale.notify_native = True, False
+    unknown = _case(CEILING, 30_000.0, None)  # no services: neither flag known
+    report = BenchReport(options={}, cases=[unknown, compiled, stale], machine={})
+    warnings = native_warnings(report)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("warning: notify ran its pure-Python modules (1 case(s))")
+    assert "make native" in warnings[0]
+    assert native_warnings(BenchReport(options={}, cases=[unknown, compiled], machine={})) == []

@@ -1146,6 +1146,21 @@ def render_table(report: BenchReport) -> str:
     return "\n".join(lines)
 
 
+def native_warnings(report: BenchReport) -> list[str]:
+    """A warning per service that ran its pure-Python modules in some case: no compiled build matched
+    its current source (never built, or a file of it changed since), so the figures understate it."""
+    out = []
+    for service, attr in (("classify", "classify_native"), ("notify", "notify_native")):
+        cases = [c.case for c in report.cases if getattr(c, attr) is False]
+        if cases:
+            out.append(
+                f"warning: {service} ran its pure-Python modules ({len(cases)} case(s)): no compiled build "
+                "matches its current source, so these figures understate it. Run `make native` (what "
+                "`make bench` does first) and measure again."
+            )
+    return out
+
+
 def summary_lines(report: BenchReport) -> list[str]:
     """One line per case over the rounds of a repeated run (none for a single round)."""
     repeat = int(report.options.get("repeat", 1))
@@ -1264,6 +1279,8 @@ def bench_command(
                     for name, f in c.redis_commands.items()
                 )
                 typer.echo(f"  Redis time per alert by command, µs: {per_alert}")
+    for line in native_warnings(report):
+        typer.echo(line, err=True)
     if json_out is not None:
         json_out.write_text(to_json(report), encoding="utf-8")
         typer.echo(f"figures written to {json_out}")
