@@ -6,13 +6,13 @@ feeds are polled every second, while retention passes every 50 ms."""
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from shutdown_support import assert_stopped_cleanly, terminate_within
 from vigil_shared.demo import service_process, wait_ready
 from vigil_shared.embedded_redis import free_port
 
@@ -46,16 +46,5 @@ def test_a_polling_ingest_process_stops_on_sigterm_within_its_budget(
         while sum(feed_server.hits.values()) < 12:  # every feed polled twice or so: the poller is busy
             assert time.monotonic() < deadline, f"the feeds were not polled: {feed_server.hits}"
             time.sleep(0.05)
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_WITHIN_S)
-        except Exception:
-            pytest.fail(f"ingest had not stopped {STOP_WITHIN_S} s after SIGTERM")
-        took = time.monotonic() - started
-    log = (tmp_path / "ingest.log").read_text(errors="replace")
-    assert proc.returncode == 0, log[-3000:]
-    assert took < STOP_WITHIN_S
-    assert "stopped" in log
-    assert "background loop crashed" not in log, log[-3000:]
-    assert "still running after the stop" not in log, log[-3000:]
+        took = terminate_within(proc, "ingest", STOP_WITHIN_S)
+    assert_stopped_cleanly(proc, tmp_path / "ingest.log", took, STOP_WITHIN_S)

@@ -6,7 +6,6 @@ landing inside a Redis call (where redis-py can lose it, vigil_shared.cancellati
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 import yaml
+from shutdown_support import assert_stopped_cleanly, terminate_within
 from vigil_shared import streams
 from vigil_shared.demo import service_process, wait_ready
 from vigil_shared.envelope import encode_event_sync
@@ -72,21 +72,10 @@ def test_a_busy_notify_process_stops_on_sigterm_within_its_budget(redis_url: str
             while not (out.exists() and len(out.read_text().splitlines()) >= 200):  # busy delivering
                 assert time.monotonic() < deadline, "notify never delivered"
                 time.sleep(0.05)
-            started = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_WITHIN_S)
-            except Exception:
-                pytest.fail(f"notify had not stopped {STOP_WITHIN_S} s after SIGTERM")
-            took = time.monotonic() - started
+            took = terminate_within(proc, "notify", STOP_WITHIN_S)
         finally:
             feeding.clear()
             feeder.join(10)
-    log = (tmp_path / "notify.log").read_text(errors="replace")
-    assert proc.returncode == 0, log[-3000:]
-    assert took < STOP_WITHIN_S
-    assert "stopped" in log
-    assert "background loop crashed" not in log, log[-3000:]
     # no loop ran on after its cancellation (Host.stop would have waited 3 s for it and named it)
-    assert "still running after the stop" not in log, log[-3000:]
+    assert_stopped_cleanly(proc, tmp_path / "notify.log", took, STOP_WITHIN_S)
     client.close()
