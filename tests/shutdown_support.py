@@ -1,12 +1,15 @@
-"""Shared by the shutdown tests (tests/ingest/test_shutdown.py, tests/notify/test_shutdown.py): stop a
-real service process with SIGTERM and check it stopped cleanly within its budget."""
+"""Shared by the shutdown tests: stop a real service process with SIGTERM and check it stopped cleanly
+within its budget (tests/ingest/test_shutdown.py, tests/notify/test_shutdown.py); cancel a long-lived
+loop and check it ended (the lost-cancellation tests, vigil_shared.cancellation)."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +34,11 @@ def assert_stopped_cleanly(proc: subprocess.Popen[bytes], log: Path, took: float
     assert "stopped" in text
     assert "background loop crashed" not in text, text[-3000:]
     assert "still running after the stop" not in text, text[-3000:]
+
+
+async def cancel_and_expect_end(task: asyncio.Task[Any], timeout_s: float, why: str) -> None:
+    """Cancel ``task`` and assert it ended within ``timeout_s``, cancelled (``why``: the failure's message)."""
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=timeout_s)
+    assert done, why
+    assert task.cancelled()

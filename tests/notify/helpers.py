@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import yaml
 from vigil_notify.subscriptions import Subscription
 from vigil_shared.events import (
     AlertClassified,
@@ -79,3 +81,14 @@ def make_alert(
 def make_sub(sub_id: str, channels: list[str] | None = None, **filt: Any) -> Subscription:
     return Subscription(id=sub_id, name=sub_id.replace("-", " ").title(), owner=f"{sub_id}@example.com",
                         channels=channels or ["console://"], filter=filt)  # fmt: skip
+
+
+def write_catch_all(folder: Path) -> tuple[Path, Path]:
+    """A subscriptions file in ``folder`` with one catch-all (every alert, threat or not, to a JSONL
+    file): returns (the subscriptions file, the JSONL file it delivers to)."""
+    out = folder / "all.jsonl"
+    catch_all = {"id": "everything", "name": "Everything", "channels": [f"jsonl://{out}"],
+                 "filter": {"include_non_threats": True}}  # fmt: skip
+    subs = folder / "subscriptions.yaml"
+    subs.write_text(yaml.safe_dump({"subscriptions": [catch_all]}))
+    return subs, out

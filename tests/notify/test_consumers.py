@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 import redis as redis_sync
-import yaml
 from vigil_notify.settings import NotifySettings
 from vigil_shared import streams
 from vigil_shared.demo import service_process, wait_ready
 from vigil_shared.envelope import encode_event_sync
 
-from .helpers import free_port, make_alert
+from .helpers import free_port, make_alert, write_catch_all
 
 pytestmark = pytest.mark.e2e
 
@@ -28,11 +27,7 @@ def test_default_is_two_consumers_per_process() -> None:
 def test_two_consumers_in_one_process_split_the_group_and_deliver_each_alert_once(
     redis_url: str, tmp_path: Path
 ) -> None:
-    out = tmp_path / "all.jsonl"
-    catch_all = {"id": "everything", "name": "Everything", "channels": [f"jsonl://{out}"],
-                 "filter": {"include_non_threats": True}}  # fmt: skip
-    subs = tmp_path / "subscriptions.yaml"
-    subs.write_text(yaml.safe_dump({"subscriptions": [catch_all]}))
+    subs, out = write_catch_all(tmp_path)
     client = redis_sync.Redis.from_url(redis_url)
     client.flushall()
     port = free_port()

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from shutdown_support import cancel_and_expect_end
 from vigil_notify.service import housekeeping_loop
 
 from .test_notifier import notifier
@@ -43,9 +44,6 @@ async def test_the_loop_stops_when_a_tick_lost_its_cancellation(
     monkeypatch.setattr(n.deliverer, "write_unmarked", write_unmarked_that_loses_the_cancel)
     task = asyncio.create_task(housekeeping_loop(n, redis, 0.01, 1000))
     await asyncio.wait_for(in_tick.wait(), 5)
-    task.cancel()
-    done, _ = await asyncio.wait([task], timeout=2)
-    assert done, "housekeeping went on ticking after its cancellation"
-    assert task.cancelled()
+    await cancel_and_expect_end(task, 2, "housekeeping went on ticking after its cancellation")
     assert ticks == 1
     await n.aclose()

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 import redis as redis_sync
-import yaml
 from shutdown_support import assert_stopped_cleanly, terminate_within
 from vigil_shared import streams
 from vigil_shared.demo import service_process, wait_ready
 from vigil_shared.envelope import encode_event_sync
 
-from .helpers import free_port, make_alert
+from .helpers import free_port, make_alert, write_catch_all
 
 pytestmark = pytest.mark.e2e
 
@@ -30,11 +29,7 @@ STOP_WITHIN_S = SHUTDOWN_TIMEOUT_S + 6.0
 
 
 def test_a_busy_notify_process_stops_on_sigterm_within_its_budget(redis_url: str, tmp_path: Path) -> None:
-    out = tmp_path / "all.jsonl"
-    catch_all = {"id": "everything", "name": "Everything", "channels": [f"jsonl://{out}"],
-                 "filter": {"include_non_threats": True}}  # fmt: skip
-    subs = tmp_path / "subscriptions.yaml"
-    subs.write_text(yaml.safe_dump({"subscriptions": [catch_all]}))
+    subs, out = write_catch_all(tmp_path)
     client = redis_sync.Redis.from_url(redis_url)
     port = free_port()
     env = {

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from redis.asyncio import Redis
+from shutdown_support import cancel_and_expect_end
 from vigil_shared.groups import GroupExists, add_group, list_groups, remove_group
 from vigil_shared.retention import trim_stream
 
@@ -313,10 +314,7 @@ async def test_the_loop_stops_when_a_cancellation_comes_back_as_a_redis_error(
     monkeypatch.setattr(retention, "trim_all", trim_all_that_loses_the_cancel)
     loop = asyncio.create_task(retention.retention_loop(redis, VigilSettings(retention_interval_s=0.05)))
     await asyncio.wait_for(started.wait(), 5)
-    loop.cancel()
-    done, _ = await asyncio.wait([loop], timeout=2)
-    assert done, "the retention loop kept running after it was cancelled"
-    assert loop.cancelled()
+    await cancel_and_expect_end(loop, 2, "the retention loop kept running after it was cancelled")
 
 
 async def test_the_loop_stops_when_a_pass_swallowed_its_cancellation(
@@ -346,8 +344,5 @@ async def test_the_loop_stops_when_a_pass_swallowed_its_cancellation(
     monkeypatch.setattr(retention, "trim_all", trim_all_that_swallows)
     loop = asyncio.create_task(retention.retention_loop(redis, VigilSettings(retention_interval_s=0.05)))
     await asyncio.wait_for(started.wait(), 5)
-    loop.cancel()
-    done, _ = await asyncio.wait([loop], timeout=2)
-    assert done, "the retention loop kept running after its pass swallowed the cancellation"
-    assert loop.cancelled()
+    await cancel_and_expect_end(loop, 2, "the retention loop kept running after its pass swallowed the cancellation")
     assert passes == 1

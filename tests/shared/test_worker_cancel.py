@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from shutdown_support import cancel_and_expect_end
 from test_worker import GROUP, IN, alert, relay, workers  # noqa: F401  (workers: the fixture)
 from vigil_shared.events import AlertReceived
 from vigil_shared.settings import VigilSettings
@@ -50,10 +51,7 @@ async def test_the_claim_loop_stops_when_a_claim_pass_lost_its_cancellation(
     claim_loop = worker._tasks[0]
     assert claim_loop.get_name().startswith("claim:")
     await asyncio.wait_for(in_pass.wait(), 5)
-    claim_loop.cancel()
-    done, _ = await asyncio.wait([claim_loop], timeout=2)
-    assert done, "the claim loop went on after its cancellation"
-    assert claim_loop.cancelled()
+    await cancel_and_expect_end(claim_loop, 2, "the claim loop went on after its cancellation")
     assert passes == 1
     assert not worker._stopping  # ended by its cancellation, not by a stop
 
@@ -78,10 +76,8 @@ async def test_the_watchdog_stops_when_a_restart_lost_its_cancellation(
     watchdog = worker._tasks[1]
     assert watchdog.get_name().startswith("watchdog:")
     await asyncio.wait_for(in_restart.wait(), 5)
-    watchdog.cancel()
-    done, _ = await asyncio.wait([watchdog], timeout=2.5)  # the watchdog ticks every 1 s
-    assert done, "the watchdog went on after its cancellation"
-    assert watchdog.cancelled()
+    # the watchdog ticks every 1 s
+    await cancel_and_expect_end(watchdog, 2.5, "the watchdog went on after its cancellation")
     assert restarts == 1
     assert not worker._stopping
 
